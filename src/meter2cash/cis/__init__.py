@@ -1,0 +1,1 @@
+"""Customer information and billing: parties, agreements, tariffs, bills, ledger."""

@@ -1,0 +1,195 @@
+"""CIS tables: people and contracts, tariffs, bills, and the double-entry ledger."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, Date, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from meter2cash.core.timeutil import utcnow
+from meter2cash.db import Base, Money, Quantity, Rate, UTCDateTime
+
+CUSTOMER_CLASSES = ("residential", "commercial", "industrial", "agricultural", "public")
+PAYMENT_MODES = ("postpaid", "prepaid")
+
+
+class Person(Base):
+    __tablename__ = "person"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(32), default="")
+    email: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Account(Base):
+    __tablename__ = "account"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    customer_class: Mapped[str] = mapped_column(String(16), default="residential")
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    person: Mapped[Person] = relationship()
+
+
+class Premise(Base):
+    __tablename__ = "premise"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    address: Mapped[str] = mapped_column(String(300), default="")
+    city: Mapped[str] = mapped_column(String(100), default="")
+    postcode: Mapped[str] = mapped_column(String(16), default="")
+
+
+class ServicePoint(Base):
+    """Where service is delivered and measured; hangs below a distribution transformer."""
+
+    __tablename__ = "service_point"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    premise_id: Mapped[int] = mapped_column(ForeignKey("premise.id"), index=True)
+    dt_id: Mapped[int | None] = mapped_column(ForeignKey("distribution_transformer.id"), index=True)
+    service_type: Mapped[str] = mapped_column(String(16), default="electric")
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    premise: Mapped[Premise] = relationship()
+
+
+class ServiceAgreement(Base):
+    """Account × service point × tariff, prepaid or postpaid, over a period."""
+
+    __tablename__ = "service_agreement"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    service_point_id: Mapped[int] = mapped_column(ForeignKey("service_point.id"), index=True)
+    tariff_code: Mapped[str] = mapped_column(String(64))
+    payment_mode: Mapped[str] = mapped_column(String(16), default="postpaid")
+    sanctioned_load_kw: Mapped[Decimal] = mapped_column(Quantity, default=Decimal(0))
+    contract_demand_kva: Mapped[Decimal | None] = mapped_column(Quantity)
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    account: Mapped[Account] = relationship()
+    service_point: Mapped[ServicePoint] = relationship()
+
+
+class TariffVersion(Base):
+    """A tariff version as loaded from its file, kept so any bill can be re-rated exactly."""
+
+    __tablename__ = "tariff_version"
+    __table_args__ = (UniqueConstraint("code", "effective_from"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    effective_from: Mapped[date] = mapped_column(Date)
+    effective_to: Mapped[date | None] = mapped_column(Date)
+    currency: Mapped[str] = mapped_column(String(3))
+    #: The parsed definition (JSON) and the source text it came from.
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    source: Mapped[str] = mapped_column(Text, default="")
+    sha256: Mapped[str] = mapped_column(String(64))
+    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BillRun(Base):
+    __tablename__ = "bill_run"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period: Mapped[str] = mapped_column(String(7), index=True)
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    bills: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+class Bill(Base):
+    __tablename__ = "bill"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    bill_run_id: Mapped[int | None] = mapped_column(ForeignKey("bill_run.id"), index=True)
+    service_agreement_id: Mapped[int] = mapped_column(ForeignKey("service_agreement.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    #: ``postpaid`` (a bill to pay) or ``prepaid`` (a statement charged to the wallet).
+    kind: Mapped[str] = mapped_column(String(16), default="postpaid")
+    status: Mapped[str] = mapped_column(String(16), default="issued")
+    period: Mapped[str] = mapped_column(String(7))
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    due_date: Mapped[date | None] = mapped_column(Date)
+    tariff_code: Mapped[str] = mapped_column(String(64))
+    tariff_version_id: Mapped[int | None] = mapped_column(ForeignKey("tariff_version.id"))
+    currency: Mapped[str] = mapped_column(String(3))
+    total_kwh: Mapped[Decimal] = mapped_column(Quantity, default=Decimal(0))
+    estimated_share: Mapped[float] = mapped_column(Float, default=0.0)
+    subtotal: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    tax: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    total: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    determinants: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    journal_entry_id: Mapped[int | None] = mapped_column(ForeignKey("journal_entry.id"))
+    lines: Mapped[list[BillLine]] = relationship(back_populates="bill", order_by="BillLine.seq")
+    account: Mapped[Account] = relationship()
+    service_agreement: Mapped[ServiceAgreement] = relationship()
+
+
+class BillLine(Base):
+    __tablename__ = "bill_line"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bill_id: Mapped[int] = mapped_column(ForeignKey("bill.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    #: ``fixed``, ``energy``, ``tou``, ``demand``, ``tax``, ``adjustment``…
+    component: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(String(200))
+    quantity: Mapped[Decimal | None] = mapped_column(Quantity)
+    unit: Mapped[str] = mapped_column(String(16), default="")
+    rate: Mapped[Decimal | None] = mapped_column(Rate)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    ledger_account: Mapped[str] = mapped_column(String(32))
+    bill: Mapped[Bill] = relationship(back_populates="lines")
+
+
+# --- ledger ------------------------------------------------------------------------------------
+
+LEDGER_TYPES = ("asset", "liability", "equity", "revenue", "expense")
+
+
+class LedgerAccount(Base):
+    __tablename__ = "ledger_account"
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(16))
+
+
+class JournalEntry(Base):
+    """An immutable journal entry; corrections are new entries that reverse old ones."""
+
+    __tablename__ = "journal_entry"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    posted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    effective_date: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(32))
+    reference: Mapped[str] = mapped_column(String(64), default="", index=True)
+    memo: Mapped[str] = mapped_column(String(200), default="")
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("journal_entry.id"))
+    lines: Mapped[list[JournalLine]] = relationship(back_populates="entry")
+
+
+class JournalLine(Base):
+    """One leg of an entry: debit positive, credit negative; a customer account as sub-ledger."""
+
+    __tablename__ = "journal_line"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("journal_entry.id"), index=True)
+    ledger_account: Mapped[str] = mapped_column(ForeignKey("ledger_account.code"), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    entry: Mapped[JournalEntry] = relationship(back_populates="lines")

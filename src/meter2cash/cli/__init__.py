@@ -1,0 +1,28 @@
+"""The ``m2c`` command line. Each sub-module adds one group of commands."""
+
+from __future__ import annotations
+
+import typer
+
+from meter2cash.cli import billing, db, demo, ingest, masterdata, serve, vee
+
+app = typer.Typer(
+    name="m2c",
+    help="meter2cash: meter data management and billing, from meter reads to cash.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(masterdata.app, name="masterdata")
+app.add_typer(vee.app, name="vee")
+app.add_typer(billing.tariff_app, name="tariff")
+app.add_typer(billing.ledger_app, name="ledger")
+app.add_typer(billing.bill_app, name="bill")
+app.command("bill-run")(billing.bill_run)
+app.command("ingest")(ingest.ingest)
+app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
+
+
+def main() -> None:
+    app()

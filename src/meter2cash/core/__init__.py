@@ -1,0 +1,1 @@
+"""Pure building blocks: money, time, quality flags, errors. No I/O."""

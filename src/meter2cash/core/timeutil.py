@@ -1,0 +1,98 @@
+"""Time: UTC storage, utility-local calendars, and the UTC-day slot grid of interval data.
+
+Interval data is stored per channel per UTC day; slot ``i`` of a day with interval length ``s``
+seconds covers ``[day + i*s, day + (i+1)*s)``. Timestamps are interval *starts*.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+SECONDS_PER_DAY = 86_400
+EPOCH_DAY0 = date(1970, 1, 1)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def ensure_aware(ts: datetime, name: str = "timestamp") -> datetime:
+    """Return ``ts`` in UTC; refuse naive datetimes with a clear error."""
+    if ts.tzinfo is None or ts.tzinfo.utcoffset(ts) is None:
+        raise ValueError(f"{name} {ts.isoformat()} has no time zone; give an offset such as +05:30 or Z")
+    return ts.astimezone(UTC)
+
+
+def slots_per_day(interval_s: int) -> int:
+    if interval_s <= 0 or SECONDS_PER_DAY % interval_s:
+        raise ValueError(f"interval length {interval_s} s does not divide a day")
+    return SECONDS_PER_DAY // interval_s
+
+
+def day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def day_ordinal(day: date) -> int:
+    """Days since 1970-01-01."""
+    return (day - EPOCH_DAY0).days
+
+
+def ordinal_day(n: int) -> date:
+    return EPOCH_DAY0 + timedelta(days=int(n))
+
+
+def utc_days(start: datetime, end: datetime) -> list[date]:
+    """UTC days touched by the half-open window ``[start, end)``."""
+    start, end = ensure_aware(start, "start"), ensure_aware(end, "end")
+    if end <= start:
+        return []
+    first = start.date()
+    last = (end - timedelta(microseconds=1)).date()
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def epoch_seconds(ts: datetime) -> int:
+    return int(ensure_aware(ts).timestamp())
+
+
+def slot_starts(start: datetime, n: int, interval_s: int) -> npt.NDArray[np.int64]:
+    """Epoch seconds of ``n`` consecutive interval starts from ``start``."""
+    return epoch_seconds(start) + np.arange(n, dtype=np.int64) * interval_s
+
+
+def local_frame(epoch_s: npt.NDArray[np.int64], tz: ZoneInfo | str) -> pd.DataFrame:
+    """Local calendar fields of UTC epoch seconds, vectorised (handles DST).
+
+    Columns: ``date`` (datetime64 local midnight), ``minute_of_day`` (0..1439), ``weekday`` (Mon=0),
+    ``month`` (1..12), ``year``.
+    """
+    idx = pd.to_datetime(epoch_s, unit="s", utc=True).tz_convert(str(tz))
+    return pd.DataFrame(
+        {
+            "date": idx.tz_localize(None).normalize(),
+            "minute_of_day": (idx.hour * 60 + idx.minute).to_numpy(np.int16),
+            "weekday": idx.weekday.to_numpy(np.int8),
+            "month": idx.month.to_numpy(np.int8),
+            "year": idx.year.to_numpy(np.int16),
+        }
+    )
+
+
+def local_month_bounds(period: str, tz: ZoneInfo | str) -> tuple[datetime, datetime]:
+    """UTC bounds ``[start, end)`` of a local calendar month given as ``YYYY-MM``."""
+    try:
+        year, month = (int(p) for p in period.split("-"))
+        first = date(year, month, 1)
+    except ValueError as exc:
+        raise ValueError(f"period {period!r} is not YYYY-MM") from exc
+    nxt = date(year + (month == 12), month % 12 + 1, 1)
+    zone = ZoneInfo(str(tz))
+    start = datetime(first.year, first.month, 1, tzinfo=zone).astimezone(UTC)
+    end = datetime(nxt.year, nxt.month, 1, tzinfo=zone).astimezone(UTC)
+    return start, end

@@ -1,0 +1,1 @@
+"""Integration: input/output formats, the outbox and message bus, webhooks, audit."""

@@ -1,0 +1,1 @@
+"""Meter data management: devices, measurements, VEE, TOU and bill determinants."""

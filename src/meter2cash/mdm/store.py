@@ -1,0 +1,354 @@
+"""The measurement store: interval data per channel per UTC day, as NumPy arrays.
+
+Reads return dense ``(channels, intervals)`` arrays for any window, across day borders. Writes
+are merges: received values go into ``raw_values`` (never touched by VEE); VEE results go into
+``values``/``flags``. Every change bumps the day's version and keeps the old row in history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from meter2cash.core.quality import FLAG_DTYPE, Quality
+from meter2cash.core.timeutil import (
+    day_start,
+    ensure_aware,
+    epoch_seconds,
+    slots_per_day,
+    utc_days,
+    utcnow,
+)
+from meter2cash.mdm.models import ChannelDay, ChannelDayHistory
+
+F64 = np.dtype("<f8")
+U16 = np.dtype("<u2")
+CHUNK = 2000
+
+FloatArray = npt.NDArray[np.float64]
+FlagArray = npt.NDArray[np.uint16]
+
+
+def encode_values(a: FloatArray) -> bytes:
+    return np.ascontiguousarray(a, dtype=F64).tobytes()
+
+
+def encode_flags(a: npt.NDArray[np.integer]) -> bytes:
+    return np.ascontiguousarray(a, dtype=U16).tobytes()
+
+
+def decode_values(b: bytes) -> FloatArray:
+    return np.frombuffer(b, dtype=F64).astype(np.float64)
+
+
+def decode_flags(b: bytes) -> FlagArray:
+    return np.frombuffer(b, dtype=U16).astype(FLAG_DTYPE)
+
+
+@dataclass(slots=True)
+class DayArrays:
+    """One channel-day in memory. ``version`` 0 means not stored yet."""
+
+    channel_id: int
+    day: date
+    interval_s: int
+    raw: FloatArray
+    values: FloatArray
+    flags: FlagArray
+    version: int = 0
+    vee_status: str = "raw"
+    vee_run_id: int | None = None
+    batch_id: int | None = None
+
+    @classmethod
+    def empty(cls, channel_id: int, day: date, interval_s: int) -> DayArrays:
+        n = slots_per_day(interval_s)
+        return cls(
+            channel_id,
+            day,
+            interval_s,
+            raw=np.full(n, np.nan),
+            values=np.full(n, np.nan),
+            flags=np.full(n, Quality.MISSING, dtype=FLAG_DTYPE),
+        )
+
+    @classmethod
+    def from_row(cls, row: ChannelDay) -> DayArrays:
+        return cls(
+            row.channel_id,
+            row.day,
+            row.interval_s,
+            raw=decode_values(row.raw_values),
+            values=decode_values(row.values),
+            flags=decode_flags(row.flags),
+            version=row.version,
+            vee_status=row.vee_status,
+            vee_run_id=row.vee_run_id,
+            batch_id=row.batch_id,
+        )
+
+
+@dataclass(slots=True)
+class Window:
+    """Dense interval data of several channels over ``[start, start + n*interval_s)``.
+
+    ``values``/``flags``/``raw`` have shape ``(len(channel_ids), n)``; missing intervals are NaN
+    with :attr:`Quality.MISSING`. ``versions`` maps ``(channel_id, day)`` to the version read.
+    """
+
+    channel_ids: list[int]
+    start: datetime
+    interval_s: int
+    values: FloatArray
+    flags: FlagArray
+    raw: FloatArray
+    versions: dict[tuple[int, date], int]
+
+    @property
+    def n_intervals(self) -> int:
+        return int(self.values.shape[1])
+
+    def starts(self) -> npt.NDArray[np.int64]:
+        """Epoch seconds of every interval start."""
+        return epoch_seconds(self.start) + np.arange(self.n_intervals, dtype=np.int64) * self.interval_s
+
+    def row(self, channel_id: int) -> int:
+        return self.channel_ids.index(channel_id)
+
+
+@dataclass(slots=True)
+class MergeCounts:
+    """What a merge of received values did, in intervals."""
+
+    new: int = 0
+    changed: int = 0
+    duplicate: int = 0
+    days_written: int = 0
+
+    def __iadd__(self, other: MergeCounts) -> MergeCounts:
+        self.new += other.new
+        self.changed += other.changed
+        self.duplicate += other.duplicate
+        self.days_written += other.days_written
+        return self
+
+
+def merge_received(
+    day: DayArrays, slots: npt.NDArray[np.intp], values: FloatArray
+) -> tuple[DayArrays | None, MergeCounts]:
+    """Merge received ``values`` at ``slots`` into ``day`` (pure).
+
+    A value equal to the one already received is a duplicate and changes nothing; a differing
+    value replaces the earlier one (the newer receipt wins; the older stays in history and IMD).
+    Returns the new day (``None`` if nothing changed) and the counts.
+    """
+    old = day.raw[slots]
+    had = ~np.isnan(old)
+    same = had & np.isclose(old, values, rtol=0.0, atol=1e-9)
+    counts = MergeCounts(new=int((~had).sum()), changed=int((had & ~same).sum()), duplicate=int(same.sum()))
+    if counts.new == 0 and counts.changed == 0:
+        return None, counts
+    raw = day.raw.copy()
+    raw[slots] = values
+    flags = np.where(np.isnan(raw), Quality.MISSING, Quality.RAW).astype(FLAG_DTYPE)
+    merged = DayArrays(
+        day.channel_id,
+        day.day,
+        day.interval_s,
+        raw=raw,
+        values=raw.copy(),
+        flags=flags,
+        version=day.version,
+        vee_status="raw",
+    )
+    counts.days_written = 1
+    return merged, counts
+
+
+class MeasurementStore:
+    """Reads and writes channel-days through a SQLAlchemy session (the caller owns the transaction)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def load_days(
+        self, keys: Iterable[tuple[int, date]], *, for_update: bool = False
+    ) -> dict[tuple[int, date], DayArrays]:
+        """Stored channel-days for the given ``(channel_id, day)`` keys (absent keys are skipped)."""
+        keys = list(keys)
+        found: dict[tuple[int, date], DayArrays] = {}
+        for i in range(0, len(keys), CHUNK):
+            part = keys[i : i + CHUNK]
+            stmt = select(ChannelDay).where(tuple_(ChannelDay.channel_id, ChannelDay.day).in_(part))
+            if for_update:
+                stmt = stmt.with_for_update()
+            for row in self.session.scalars(stmt):
+                found[(row.channel_id, row.day)] = DayArrays.from_row(row)
+                self.session.expunge(row)
+        return found
+
+    def days_between(self, channel_ids: Sequence[int], first: date, last: date) -> list[DayArrays]:
+        """Every stored channel-day of ``channel_ids`` from ``first`` to ``last`` inclusive."""
+        out: list[DayArrays] = []
+        ids = list(channel_ids)
+        for i in range(0, len(ids), CHUNK):
+            stmt = select(ChannelDay).where(
+                ChannelDay.channel_id.in_(ids[i : i + CHUNK]),
+                ChannelDay.day >= first,
+                ChannelDay.day <= last,
+            )
+            for row in self.session.scalars(stmt):
+                out.append(DayArrays.from_row(row))
+                self.session.expunge(row)
+        return out
+
+    def read_window(
+        self, channel_ids: Sequence[int], start: datetime, end: datetime, interval_s: int
+    ) -> Window:
+        """Dense arrays for ``channel_ids`` over ``[start, end)`` at ``interval_s`` resolution.
+
+        ``start`` and ``end`` must fall on interval boundaries. Channels stored at another
+        interval length are refused (convert them explicitly).
+        """
+        start, end = ensure_aware(start, "start"), ensure_aware(end, "end")
+        spd = slots_per_day(interval_s)
+        days = utc_days(start, end)
+        ids = list(channel_ids)
+        n_rows = len(ids)
+        if not days:
+            empty = np.empty((n_rows, 0))
+            return Window(ids, start, interval_s, empty, empty.astype(FLAG_DTYPE), empty.copy(), {})
+        first = days[0]
+        offset = (epoch_seconds(start) - epoch_seconds(day_start(first))) // interval_s
+        n = (epoch_seconds(end) - epoch_seconds(start)) // interval_s
+        if (epoch_seconds(start) - epoch_seconds(day_start(first))) % interval_s or (
+            epoch_seconds(end) - epoch_seconds(start)
+        ) % interval_s:
+            raise ValueError(f"window {start}..{end} is not aligned to {interval_s} s intervals")
+        total = len(days) * spd
+        values = np.full((n_rows, total), np.nan)
+        raw = np.full((n_rows, total), np.nan)
+        flags = np.full((n_rows, total), Quality.MISSING, dtype=FLAG_DTYPE)
+        row_of = {cid: r for r, cid in enumerate(ids)}
+        versions: dict[tuple[int, date], int] = {}
+        for d in self.days_between(ids, first, days[-1]):
+            if d.interval_s != interval_s:
+                raise ValueError(f"channel {d.channel_id} is stored at {d.interval_s} s, not {interval_s} s")
+            r, c = row_of[d.channel_id], (d.day - first).days * spd
+            values[r, c : c + spd] = d.values
+            raw[r, c : c + spd] = d.raw
+            flags[r, c : c + spd] = d.flags
+            versions[(d.channel_id, d.day)] = d.version
+        sl = slice(int(offset), int(offset + n))
+        return Window(ids, start, interval_s, values[:, sl], flags[:, sl], raw[:, sl], versions)
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def save(self, days: Sequence[DayArrays], *, reason: str) -> None:
+        """Store changed channel-days: insert new ones, supersede stored ones (old row → history).
+
+        ``reason`` is recorded in history (``ingest``, ``vee``, ``edit``…).
+        """
+        if not days:
+            return
+        now = utcnow()
+        new = [d for d in days if d.version == 0]
+        old = [d for d in days if d.version > 0]
+        if old:
+            keys = [(d.channel_id, d.day) for d in old]
+            for i in range(0, len(keys), CHUNK):
+                part = keys[i : i + CHUNK]
+                cols = [c for c in ChannelDay.__table__.c if c.name != "updated_at"]
+                rows = self.session.execute(
+                    select(*cols).where(tuple_(ChannelDay.channel_id, ChannelDay.day).in_(part))
+                ).mappings()
+                hist = [{**dict(r), "superseded_at": now, "reason": reason} for r in rows]
+                if hist:
+                    self.session.execute(insert(ChannelDayHistory), hist)
+            self.session.execute(
+                update(ChannelDay),
+                [
+                    {
+                        "channel_id": d.channel_id,
+                        "day": d.day,
+                        **self._columns(d, now),
+                        "version": d.version + 1,
+                    }
+                    for d in old
+                ],
+            )
+        if new:
+            self.session.execute(
+                insert(ChannelDay),
+                [
+                    {"channel_id": d.channel_id, "day": d.day, **self._columns(d, now), "version": 1}
+                    for d in new
+                ],
+            )
+        for d in days:
+            d.version += 1
+
+    @staticmethod
+    def _columns(d: DayArrays, now: datetime) -> dict[str, object]:
+        return {
+            "interval_s": d.interval_s,
+            "raw_values": encode_values(d.raw),
+            "values": encode_values(d.values),
+            "flags": encode_flags(d.flags),
+            "received": int((~np.isnan(d.raw)).sum()),
+            "vee_status": d.vee_status,
+            "vee_run_id": d.vee_run_id,
+            "batch_id": d.batch_id,
+            "updated_at": now,
+        }
+
+    def merge(
+        self,
+        received: Mapping[tuple[int, date], tuple[npt.NDArray[np.intp], FloatArray]],
+        interval_of: Mapping[int, int],
+        *,
+        batch_id: int | None = None,
+    ) -> MergeCounts:
+        """Merge received values ``{(channel_id, day): (slots, values)}`` into the store."""
+        stored = self.load_days(received.keys(), for_update=True)
+        total = MergeCounts()
+        changed: list[DayArrays] = []
+        for key, (slots, vals) in received.items():
+            day = stored.get(key) or DayArrays.empty(key[0], key[1], interval_of[key[0]])
+            merged, counts = merge_received(day, slots, vals)
+            total += counts
+            if merged is not None:
+                merged.batch_id = batch_id
+                changed.append(merged)
+        self.save(changed, reason="ingest")
+        return total
+
+    def history(self, channel_id: int, day: date) -> list[ChannelDayHistory]:
+        stmt = (
+            select(ChannelDayHistory)
+            .where(ChannelDayHistory.channel_id == channel_id, ChannelDayHistory.day == day)
+            .order_by(ChannelDayHistory.version)
+        )
+        return list(self.session.scalars(stmt))
+
+    def pending_days(self, first: date, last: date) -> list[tuple[int, date]]:
+        """Channel-days in ``[first, last]`` received since their last validation."""
+        stmt = select(ChannelDay.channel_id, ChannelDay.day).where(
+            ChannelDay.vee_status == "raw", ChannelDay.day >= first, ChannelDay.day <= last
+        )
+        return [(r[0], r[1]) for r in self.session.execute(stmt)]
+
+    def delete_channel(self, channel_id: int) -> None:
+        self.session.execute(delete(ChannelDay).where(ChannelDay.channel_id == channel_id))
+
+
+def day_range(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]

@@ -1,0 +1,115 @@
+"""Shared fixtures: a migrated database on SQLite and on PostgreSQL, cleaned after every test.
+
+PostgreSQL runs at 127.0.0.1:5432 (override with ``M2C_TEST_PG_URL``). Each pytest worker creates
+its own database and drops it at the end. Without a reachable server the PostgreSQL tests are
+skipped, except under ``CI=true`` where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session
+
+from meter2cash.bootstrap import Platform, bootstrap
+from meter2cash.config import Settings
+from meter2cash.db import upgrade
+from meter2cash.models import metadata
+
+PG_ADMIN_URL = os.environ.get("M2C_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_data(relative: str) -> Path:
+    """A file from ../shared/data; fails with a clear message when it is not there."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.fail(f"test data {path} is missing: ../shared/data must sit beside the checkout")
+    return path
+
+
+def _pg_admin() -> Engine | None:
+    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+    except Exception as exc:
+        engine.dispose()
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is required under CI=true but unreachable at {PG_ADMIN_URL}: {exc}")
+        return None
+    return engine
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test worker."""
+    admin = _pg_admin()
+    if admin is None:
+        pytest.skip("PostgreSQL not reachable at 127.0.0.1:5432")
+    name = f"m2c_test_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'm2c.db'}"
+    upgrade(url)
+    return url
+
+
+def _clean(engine: Engine) -> None:
+    tables = [t.name for t in reversed(metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(
+                text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+            )
+        else:
+            for t in tables:
+                conn.execute(text(f'DELETE FROM "{t}"'))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """The URL of a migrated database; the test runs once on SQLite and once on PostgreSQL."""
+    return str(request.getfixturevalue("pg_url" if request.param == "postgresql" else "sqlite_url"))
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=db_url, var_dir=tmp_path / "var", timezone="Asia/Kolkata", currency="INR")
+
+
+@pytest.fixture
+def platform(settings: Settings) -> Iterator[Platform]:
+    """A platform on an empty migrated database (emptied again after the test)."""
+    p = bootstrap(settings)
+    _clean(p.engine)
+    try:
+        yield p
+    finally:
+        _clean(p.engine)
+        p.dispose()
+
+
+@pytest.fixture
+def session(platform: Platform) -> Iterator[Session]:
+    """A session on the test database; the test commits what it wants to keep."""
+    with platform.sessions() as s:
+        yield s
