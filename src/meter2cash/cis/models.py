@@ -19,6 +19,8 @@ PAYMENT_MODES = ("postpaid", "prepaid")
 class Person(Base):
     __tablename__ = "person"
     id: Mapped[int] = mapped_column(primary_key=True)
+    #: Natural key from the source system (master-data bundles refer to a person by it).
+    key: Mapped[str | None] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     phone: Mapped[str] = mapped_column(String(32), default="")
     email: Mapped[str] = mapped_column(String(200), default="")

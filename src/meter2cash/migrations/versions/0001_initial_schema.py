@@ -2,13 +2,16 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 17:21:08.945689
+Create Date: 2026-11-22 17:25:55.164036
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+
+import sqlalchemy as sa
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -128,11 +131,13 @@ def upgrade() -> None:
     op.create_table(
         "person",
         sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("key", sa.String(length=64), nullable=True),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("phone", sa.String(length=32), nullable=False),
         sa.Column("email", sa.String(length=200), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_person")),
+        sa.UniqueConstraint("key", name=op.f("uq_person_key")),
     )
     op.create_table(
         "premise",
