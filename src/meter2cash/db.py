@@ -150,6 +150,21 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+def reset_database(url: str) -> None:
+    """Drop every meter2cash table (SQLite: remove the file) and migrate afresh. Destroys all data."""
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            for suffix in ("", "-wal", "-shm"):
+                Path(path + suffix).unlink(missing_ok=True)
+    else:
+        from alembic import command
+
+        command.downgrade(alembic_config(url), "base")
+    upgrade(url)
+
+
 def head_revision() -> str | None:
     from alembic.script import ScriptDirectory
 

@@ -1,10 +1,204 @@
-"""``m2c demo``: the main job on a simulated utility."""
+"""``m2c demo``: the main job on a simulated utility, with a report in tables."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import func, select
+
+from meter2cash.cli.common import console, err_console, platform
+from meter2cash.config import get_settings
+from meter2cash.db import make_engine, reset_database, upgrade
+from meter2cash.demo import DEFAULT_MONTH, DemoConfig, DemoReport, run_demo
 
 
-def demo() -> None:
-    """Simulate a utility and take it from meter reads to bills."""
-    raise typer.Exit(1)
+def demo(
+    meters: int = typer.Option(1000, "--meters", min=1, help="number of consumers (one meter each)"),
+    days: int = typer.Option(
+        30, "--days", min=1, max=366, help="days of 15-minute data, ending at the month's end"
+    ),
+    month: str = typer.Option(DEFAULT_MONTH, "--month", help="last simulated month, YYYY-MM"),
+    seed: int = typer.Option(42, "--seed", help="random seed (same seed, same utility)"),
+    reset: bool = typer.Option(
+        False, "--reset", help="empty the configured database first (destroys its data)"
+    ),
+    json_out: Path | None = typer.Option(None, "--json-out", help="also write the report as JSON here"),
+) -> None:
+    """Simulate a utility and take it from meter reads to bills: ingest, VEE, bill run, ledger."""
+    settings = get_settings()
+    url = settings.database_url
+    if reset:
+        reset_database(url)
+    else:
+        upgrade(url)
+        _refuse_non_empty(url)
+    cfg = DemoConfig(meters=meters, days=days, month=month, seed=seed)
+    console.rule(f"[bold]meter2cash demo[/bold]: {meters:,} consumers, {days} days of 15-minute data")
+    with (
+        platform() as p,
+        Progress(
+            TextColumn("{task.description:<14}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as bar,
+    ):
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        report = run_demo(p, cfg, progress)
+    print_report(report)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report.to_dict(), indent=2, default=str))
+    if report.problems:
+        raise typer.Exit(1)
+
+
+def _refuse_non_empty(url: str) -> None:
+    from meter2cash.cis.models import Account
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            n = conn.scalar(select(func.count()).select_from(Account))
+    finally:
+        engine.dispose()
+    if n:
+        err_console.print(
+            f"[red]error[/red] demo.database_not_empty: the database holds {n} accounts; "
+            "run `m2c demo --reset` to replace them with the demo utility"
+        )
+        raise typer.Exit(2)
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+    t = Table(title=title, title_justify="left", title_style="bold")
+    for i, c in enumerate(columns):
+        t.add_column(c, justify="left" if i == 0 else "right")
+    for r in rows:
+        t.add_row(*[f"{v:,}" if isinstance(v, int) else str(v) for v in r])
+    return t
+
+
+def print_report(r: DemoReport) -> None:
+    md = r.masterdata
+    created = md.get("created", {})
+    console.print(_table("Master data loaded", ["entity", "records"], [[k, v] for k, v in created.items()]))
+    ing = r.ingest
+    cols = [
+        "delivery",
+        "files",
+        "already ingested",
+        "rows",
+        "accepted",
+        "rejected",
+        "new intervals",
+        "duplicate intervals",
+        "changed intervals",
+        "register reads",
+    ]
+    rows = [
+        [
+            name,
+            t["files"],
+            t["duplicate_files"],
+            t["rows_total"],
+            t["rows_accepted"],
+            t["rows_rejected"],
+            t["intervals_new"],
+            t["intervals_duplicate"],
+            t["intervals_changed"],
+            t["registers"],
+        ]
+        for name, t in (("on time", ing["on_time"]), ("late", ing["late"]))
+    ]
+    console.print(_table("Reads ingested", cols, rows))
+    if ing.get("problems"):
+        console.print("[bold]Rejected rows[/bold] (first of them):")
+        for p in ing["problems"][:8]:
+            console.print(f"  {p}")
+    faults = r.faults
+    console.print(
+        _table(
+            "Faults the simulated HES injected",
+            ["fault", "count"],
+            [[k.replace("_", " "), v] for k, v in faults.items()],
+        )
+    )
+    vee_rows = []
+    for name, run in (("first pass", r.vee["first_pass"]), ("after late files", r.vee["after_late_files"])):
+        for rule, counts in sorted(run.get("findings_by_rule", {}).items()):
+            vee_rows.append([name, rule, counts.get("findings", 0), counts.get("intervals", 0)])
+    console.print(_table("VEE findings by rule", ["run", "rule", "findings", "intervals"], vee_rows))
+    est = r.estimation
+    console.print(
+        _table(
+            "Estimation",
+            ["measure", "value"],
+            [
+                ["intervals stored", est["intervals"]],
+                ["estimated intervals", est["estimated_intervals"]],
+                ["estimated share", f"{est['estimated_share']:.3%}"],
+                ["still missing", est["still_missing"]],
+                ["estimate MAE vs truth [kWh]", f"{est['estimate_mae_kwh']:.4f}"],
+                ["mean true value of estimated intervals [kWh]", f"{est['estimate_mean_true_kwh']:.4f}"],
+            ],
+        )
+    )
+    bill_rows = []
+    for run in r.billing["runs"]:
+        for key, v in sorted(run.get("by_class", {}).items()):
+            bill_rows.append([run.get("period", ""), key, v["count"], v["kwh"], v["amount"]])
+        bill_rows.append(
+            [
+                run.get("period", ""),
+                "[bold]total[/bold]",
+                run.get("bills", 0),
+                run.get("total_kwh", ""),
+                run.get("total", ""),
+            ]
+        )
+    console.print(
+        _table("Bills and revenue by class", ["period", "class / mode", "bills", "kWh", "amount"], bill_rows)
+    )
+    e = r.energy
+    console.print(
+        _table(
+            "Energy in = energy billed",
+            ["measure", "kWh"],
+            [
+                ["validated energy in the billing window", e["stored_kwh"]],
+                ["energy on issued bills", e["billed_kwh"]],
+                ["difference", e["difference_kwh"]],
+            ],
+        )
+    )
+    tb = r.ledger
+    console.print(
+        _table(
+            "Ledger trial balance",
+            ["ledger account", "debit", "credit", "balance"],
+            [[f"{a['code']} {a['name']}", a["debit"], a["credit"], a["balance"]] for a in tb["accounts"]]
+            + [["[bold]total[/bold]", tb["total_debit"], tb["total_credit"], tb["total"]]],
+        )
+    )
+    console.print(_table("Timings", ["stage", "seconds"], [[k, f"{v:.2f}"] for k, v in r.timings.items()]))
+    if r.bill_files:
+        console.print(f"Bills written as HTML: {', '.join(r.bill_files[:3])} … ({len(r.bill_files)} files)")
+    if r.problems:
+        for p in r.problems:
+            err_console.print(f"[red]check failed[/red] {p}")
+    else:
+        console.print("[green]checks passed[/green]: energy in = energy billed, trial balance zero")

@@ -1,0 +1,1 @@
+"""The head-end side: the HES interface and a meter/DCU/HES simulator."""
