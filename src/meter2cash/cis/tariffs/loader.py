@@ -1,0 +1,147 @@
+"""Reading tariff files, storing their versions, and finding the version in effect on a day.
+
+``store_tariff`` and ``tariff_version_for`` take a Session and never commit (the caller owns the
+transaction).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from meter2cash.cis.models import TariffVersion
+from meter2cash.cis.tariffs.model import TariffDefinition, TariffVersionDef
+from meter2cash.core.errors import Conflict, InvalidInput, NotFound, Problem
+
+
+class TariffFileError(InvalidInput):
+    """A tariff file that cannot be read or does not validate; ``problems`` name each field."""
+
+    code = "tariff.invalid"
+
+    def __init__(self, message: str, problems: list[Problem], *, code: str | None = None) -> None:
+        super().__init__(message, code=code, problems=[p.to_dict() for p in problems])
+        self.problems = problems
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith("function-") or part in ("constrained-str",):
+            continue
+        else:
+            out += f".{part}" if out else part
+    return out or "(file)"
+
+
+def parse_tariff(text: str, source: str = "<tariff>") -> TariffDefinition:
+    """Parse and validate tariff TOML text; raise :class:`TariffFileError` naming every bad field."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        problem = Problem("tariff.syntax", f"not valid TOML: {exc}", source=source)
+        raise TariffFileError(f"{source}: not valid TOML: {exc}", [problem], code="tariff.syntax") from exc
+    return tariff_from_dict(data, source)
+
+
+def tariff_from_dict(data: dict[str, Any], source: str = "<tariff>") -> TariffDefinition:
+    try:
+        return TariffDefinition.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown field (check the spelling; see docs/tariffs.md)"
+            problems.append(Problem("tariff.invalid", msg, field=_loc(tuple(err["loc"])), source=source))
+        lines = "\n".join(f"  {p.field}: {p.message}" for p in problems)
+        raise TariffFileError(f"{source}: invalid tariff:\n{lines}", problems) from None
+
+
+def load_tariff_file(path: str | Path) -> TariffDefinition:
+    """Read and validate one tariff file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        problem = Problem("tariff.unreadable", str(exc), source=str(path))
+        raise TariffFileError(f"{path}: {exc}", [problem], code="tariff.unreadable") from exc
+    return parse_tariff(text, str(path))
+
+
+def version_json(version: TariffVersionDef) -> dict[str, Any]:
+    return version.model_dump(mode="json")
+
+
+def version_hash(version: TariffVersionDef) -> str:
+    canonical = json.dumps(version_json(version), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def store_tariff(session: Session, definition: TariffDefinition, source_text: str = "") -> list[TariffVersion]:
+    """Store every version of ``definition``; idempotent by content hash.
+
+    A version whose ``code``/``effective_from`` is stored with different content raises
+    :class:`Conflict` (``tariff.conflict``): publish a new version instead of changing one that
+    bills may already use. Flushes, does not commit.
+    """
+    stored = {
+        tv.effective_from: tv
+        for tv in session.scalars(select(TariffVersion).where(TariffVersion.code == definition.code))
+    }
+    out: list[TariffVersion] = []
+    for v in definition.versions:
+        sha = version_hash(v)
+        existing = stored.get(v.effective_from)
+        if existing is not None:
+            if existing.sha256 != sha:
+                raise Conflict(
+                    f"tariff {definition.code} version from {v.effective_from} is already loaded with "
+                    "different content; add a new version with a later effective_from instead",
+                    code="tariff.conflict",
+                    tariff=definition.code,
+                    effective_from=v.effective_from.isoformat(),
+                )
+            out.append(existing)
+            continue
+        row = TariffVersion(
+            code=definition.code,
+            name=v.name,
+            effective_from=v.effective_from,
+            effective_to=v.effective_to,
+            currency=definition.currency,
+            definition=version_json(v),
+            source=source_text,
+            sha256=sha,
+        )
+        session.add(row)
+        out.append(row)
+    session.flush()
+    return out
+
+
+def tariff_version_for(session: Session, code: str, on: date) -> tuple[TariffVersion, TariffVersionDef]:
+    """The stored version of tariff ``code`` in effect on ``on`` (``tariff.not_found`` if none)."""
+    row = session.scalars(
+        select(TariffVersion)
+        .where(
+            TariffVersion.code == code,
+            TariffVersion.effective_from <= on,
+            or_(TariffVersion.effective_to.is_(None), TariffVersion.effective_to >= on),
+        )
+        .order_by(TariffVersion.effective_from.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        raise NotFound(f"no version of tariff {code!r} is in effect on {on}", code="tariff.not_found")
+    return row, TariffVersionDef.model_validate(row.definition)
