@@ -77,7 +77,7 @@ def local_frame(epoch_s: npt.NDArray[np.int64], tz: ZoneInfo | str) -> pd.DataFr
         {
             "date": idx.tz_localize(None).normalize(),
             "minute_of_day": (idx.hour * 60 + idx.minute).to_numpy(np.int16),
-            "weekday": idx.weekday.to_numpy(np.int8),
+            "weekday": idx.day_of_week.to_numpy(np.int8),
             "month": idx.month.to_numpy(np.int8),
             "year": idx.year.to_numpy(np.int16),
         }
