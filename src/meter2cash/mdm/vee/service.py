@@ -1,0 +1,342 @@
+"""The VEE service: load channel-days, run the rule set and the estimators, store the result.
+
+:func:`run_vee` validates whole channel-days from their raw values (never from an earlier
+estimate), so when actual data arrives for an estimated interval — ingestion puts the day back to
+``vee_status = "raw"`` — the next run replaces the estimate with the actual value. Raw values are
+never changed; every validated day is a new version of the day (the old one goes to history).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from meter2cash.core.errors import NotFound
+from meter2cash.core.quality import Quality
+from meter2cash.core.timeutil import day_start, ensure_aware, slots_per_day, utc_days, utcnow
+from meter2cash.integration.models import OutboxMessage
+from meter2cash.integration.outbox import emit
+from meter2cash.mdm.models import Channel, ChannelDay, ReadingType, VeeFinding, VeeRun
+from meter2cash.mdm.store import DayArrays, MeasurementStore
+from meter2cash.mdm.vee.config import RuleSet
+from meter2cash.mdm.vee.estimation import METHOD_NAMES, day_types_for, estimate, quality_flags
+from meter2cash.mdm.vee.rules import Finding, RuleContext, evaluate
+
+TOPIC_COMPLETED = "vee.completed"
+#: Upper bound of intervals per in-memory array (channels x window slots): bounds memory per chunk.
+MAX_CHUNK_SLOTS = 2_000_000
+MAX_CHUNK_CHANNELS = 1000
+_IN_CHUNK = 2000
+#: History intervals not usable as context: nothing received, rejected, or themselves estimates.
+_NOT_ACTUAL = int(Quality.MISSING | Quality.REJECTED | Quality.ESTIMATED)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(slots=True)
+class VeeRunResult:
+    """What a VEE run did (counts of channel-days and intervals)."""
+
+    run_id: int
+    rule_set: str = "default"
+    rule_set_version: str = "1"
+    channel_days: int = 0
+    intervals: int = 0
+    #: rule code → ``{"findings": n, "intervals": n}``
+    findings_by_rule: dict[str, dict[str, int]] = field(default_factory=dict)
+    estimated_by_method: dict[str, int] = field(default_factory=lambda: dict.fromkeys(METHOD_NAMES.values(), 0))
+    estimated_intervals: int = 0
+    #: intervals still missing after estimation
+    missing_after: int = 0
+
+    @property
+    def findings(self) -> int:
+        return sum(v["findings"] for v in self.findings_by_rule.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "findings": self.findings}
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    channel_id: int
+    day: date
+    interval_s: int
+    batch_id: int | None
+    is_import: bool
+
+
+def _candidates(
+    session: Session, first: date, last: date, channel_ids: Sequence[int] | None, only_pending: bool
+) -> list[_Candidate]:
+    base = (
+        select(
+            ChannelDay.channel_id,
+            ChannelDay.day,
+            ChannelDay.interval_s,
+            ChannelDay.batch_id,
+            ReadingType.direction,
+            ReadingType.accumulation,
+        )
+        .join(Channel, Channel.id == ChannelDay.channel_id)
+        .join(ReadingType, ReadingType.id == Channel.reading_type_id)
+        .where(ChannelDay.day >= first, ChannelDay.day <= last, ReadingType.interval_s.is_not(None))
+    )
+    if only_pending:
+        base = base.where(ChannelDay.vee_status == "raw")
+    if channel_ids is None:
+        stmts = [base]
+    else:
+        ids = sorted(set(channel_ids))
+        stmts = [base.where(ChannelDay.channel_id.in_(ids[i : i + _IN_CHUNK])) for i in range(0, len(ids), _IN_CHUNK)]
+    return [
+        _Candidate(r[0], r[1], r[2], r[3], r[4] == "import" and r[5] == "delta")
+        for stmt in stmts
+        for r in session.execute(stmt)
+    ]
+
+
+def run_vee(
+    session: Session,
+    *,
+    start: datetime,
+    end: datetime,
+    channel_ids: Sequence[int] | None = None,
+    rule_set: RuleSet | None = None,
+    only_pending: bool = True,
+    history_days: int = 14,
+    on_progress: Progress | None = None,
+    tz: ZoneInfo | str = "UTC",
+) -> VeeRunResult:
+    """Validate and estimate the channel-days of interval channels in ``[start, end)``.
+
+    Whole UTC days touched by the window are validated (only those still ``raw`` when
+    ``only_pending``). Rules run on the raw values of those days; the ``history_days`` before them
+    give context (typical level, like-days) from their actual validated values. ``tz`` decides
+    the day type (weekday/weekend) of each day. Writes the validated days, a :class:`VeeRun`,
+    its :class:`VeeFinding` rows and a ``vee.completed`` outbox event.
+
+    Does not commit: the caller owns the transaction.
+    """
+    start, end = ensure_aware(start, "start"), ensure_aware(end, "end")
+    rs = rule_set or RuleSet()
+    run = VeeRun(
+        window_start=start, window_end=end, rule_set=rs.name, rule_set_version=rs.version, status="running"
+    )
+    session.add(run)
+    session.flush()
+    result = VeeRunResult(run.id, rs.name, rs.version)
+    days = utc_days(start, end)
+    cands = _candidates(session, days[0], days[-1], channel_ids, only_pending) if days else []
+    by_interval: dict[int, dict[int, list[_Candidate]]] = defaultdict(lambda: defaultdict(list))
+    for c in cands:
+        by_interval[c.interval_s][c.channel_id].append(c)
+    done = 0
+    for interval_s, per_channel in sorted(by_interval.items()):
+        ids = sorted(per_channel)
+        span = (max(c.day for c in cands) - min(c.day for c in cands)).days + 1 + history_days
+        size = max(1, min(MAX_CHUNK_CHANNELS, MAX_CHUNK_SLOTS // (span * slots_per_day(interval_s))))
+        for i in range(0, len(ids), size):
+            chunk = {cid: per_channel[cid] for cid in ids[i : i + size]}
+            done += _process_chunk(session, run.id, chunk, interval_s, rs, history_days, tz, result)
+            if on_progress is not None:
+                on_progress(done, len(cands))
+    run.channel_days = result.channel_days
+    run.findings = result.findings
+    run.estimated_intervals = result.estimated_intervals
+    run.finished_at = utcnow()
+    run.status = "completed"
+    session.flush()
+    emit(session, TOPIC_COMPLETED, result.to_dict(), key=str(run.id))
+    return result
+
+
+def _process_chunk(
+    session: Session,
+    run_id: int,
+    chunk: dict[int, list[_Candidate]],
+    interval_s: int,
+    rs: RuleSet,
+    history_days: int,
+    tz: ZoneInfo | str,
+    result: VeeRunResult,
+) -> int:
+    """Validate the candidate days of a few channels sharing one interval length."""
+    ids = list(chunk)
+    row_of = {cid: r for r, cid in enumerate(ids)}
+    first = min(c.day for cs in chunk.values() for c in cs)
+    last = max(c.day for cs in chunk.values() for c in cs)
+    hist_first = first - timedelta(days=history_days)
+    spd = slots_per_day(interval_s)
+    n_hist = history_days * spd
+    store = MeasurementStore(session)
+    w = store.read_window(ids, day_start(hist_first), day_start(last + timedelta(days=1)), interval_s)
+    hist = np.where((w.flags[:, :n_hist] & _NOT_ACTUAL) == 0, w.values[:, :n_hist], np.nan)
+    raw = w.raw[:, n_hist:]
+    import_rows = np.array([chunk[cid][0].is_import for cid in ids], dtype=bool)
+    ev = evaluate(raw, RuleContext(interval_s, history=hist, import_rows=import_rows), rs)
+
+    series = np.concatenate((hist, np.where(ev.rejected, np.nan, raw)), axis=1)
+    target = np.zeros(series.shape, dtype=bool)
+    target[:, n_hist:] = True
+    all_days = [hist_first + timedelta(days=k) for k in range(series.shape[1] // spd)]
+    est = estimate(
+        series,
+        slots_per_day=spd,
+        day_types=day_types_for(all_days, tz),
+        target=target,
+        max_interp_intervals=int(rs.estimation.max_interp_hours * 3600 // interval_s),
+        min_like_days=rs.estimation.min_like_days,
+    )
+    values = est.values[:, n_hist:]
+    method = est.method[:, n_hist:]
+    flags = quality_flags(values, ev.rejected, ev.suspect, method)
+
+    n_days = (last - first).days + 1
+    save_day = np.zeros((len(ids), n_days), dtype=bool)
+    out: list[DayArrays] = []
+    for cid, cs in chunk.items():
+        r = row_of[cid]
+        for c in cs:
+            d = (c.day - first).days
+            save_day[r, d] = True
+            sl = slice(d * spd, (d + 1) * spd)
+            out.append(
+                DayArrays(
+                    cid,
+                    c.day,
+                    interval_s,
+                    raw=raw[r, sl].copy(),
+                    values=values[r, sl].copy(),
+                    flags=flags[r, sl].copy(),
+                    version=w.versions.get((cid, c.day), 0),
+                    vee_status="validated",
+                    vee_run_id=run_id,
+                    batch_id=c.batch_id,
+                )
+            )
+    saved = np.repeat(save_day, spd, axis=1)
+    result.channel_days += len(out)
+    result.intervals += int(saved.sum())
+    counts = np.bincount(method[saved].astype(np.int64), minlength=len(METHOD_NAMES) + 1)
+    for code, name in METHOD_NAMES.items():
+        result.estimated_by_method[name] += int(counts[code])
+    result.estimated_intervals += int(counts[1:].sum())
+    result.missing_after += int(np.isnan(values[saved]).sum())
+
+    rows = _finding_rows(ev.findings, run_id, ids, first, spd, save_day)
+    for row in rows:
+        agg = result.findings_by_rule.setdefault(row["rule"], {"findings": 0, "intervals": 0})
+        agg["findings"] += 1
+        agg["intervals"] += row["slot_count"]
+    store.save(out, reason="vee")
+    for i in range(0, len(rows), _IN_CHUNK):
+        session.execute(insert(VeeFinding), rows[i : i + _IN_CHUNK])
+    return len(out)
+
+
+def _finding_rows(
+    findings: list[Finding], run_id: int, ids: list[int], first: date, spd: int, save_day: np.ndarray
+) -> list[dict[str, Any]]:
+    """Split window findings at UTC day borders; keep the parts on days being saved."""
+    rows: list[dict[str, Any]] = []
+    for f in findings:
+        end = f.first + f.count
+        for d in range(f.first // spd, (end - 1) // spd + 1):
+            if not save_day[f.row, d]:
+                continue
+            s0, s1 = max(f.first, d * spd), min(end, (d + 1) * spd)
+            data = {**f.data, "intervals": s1 - s0}
+            if s1 - s0 != f.count:
+                data["run_intervals"] = f.count
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "channel_id": ids[f.row],
+                    "day": first + timedelta(days=d),
+                    "rule": f.rule,
+                    "action": f.action,
+                    "first_slot": s0 - d * spd,
+                    "slot_count": s1 - s0,
+                    "data": data,
+                }
+            )
+    return rows
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return None if ts is None else ts.isoformat()
+
+
+def vee_report(session: Session, run_id: int | None = None) -> dict[str, Any]:
+    """Findings by rule (findings, intervals, action) of a run, the latest one by default."""
+    run = (
+        session.get(VeeRun, run_id)
+        if run_id is not None
+        else session.scalars(select(VeeRun).order_by(VeeRun.id.desc()).limit(1)).first()
+    )
+    if run is None:
+        what = f"VEE run {run_id}" if run_id is not None else "any VEE run"
+        raise NotFound(f"there is no {what}", code="vee.run_not_found", run_id=run_id)
+    stmt = (
+        select(VeeFinding.rule, VeeFinding.action, func.count(), func.sum(VeeFinding.slot_count))
+        .where(VeeFinding.run_id == run.id)
+        .group_by(VeeFinding.rule, VeeFinding.action)
+        .order_by(VeeFinding.rule)
+    )
+    by_rule: dict[str, dict[str, Any]] = {}
+    for rule, action, n, slots in session.execute(stmt):
+        agg = by_rule.setdefault(rule, {"findings": 0, "intervals": 0, "action": action})
+        agg["findings"] += int(n)
+        agg["intervals"] += int(slots or 0)
+    event = session.scalars(
+        select(OutboxMessage).where(OutboxMessage.topic == TOPIC_COMPLETED, OutboxMessage.key == str(run.id))
+    ).first()
+    return {
+        "run_id": run.id,
+        "status": run.status,
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "window_start": _iso(run.window_start),
+        "window_end": _iso(run.window_end),
+        "rule_set": run.rule_set,
+        "rule_set_version": run.rule_set_version,
+        "channel_days": run.channel_days,
+        "findings": run.findings,
+        "estimated_intervals": run.estimated_intervals,
+        "findings_by_rule": by_rule,
+        "estimated_by_method": dict(event.payload.get("estimated_by_method", {})) if event else {},
+    }
+
+
+def findings_for(session: Session, channel_id: int, day: date) -> list[dict[str, Any]]:
+    """Findings behind the current version of a channel-day (empty if it was never validated)."""
+    run_id = session.scalar(
+        select(ChannelDay.vee_run_id).where(ChannelDay.channel_id == channel_id, ChannelDay.day == day)
+    )
+    if run_id is None:
+        return []
+    stmt = (
+        select(VeeFinding)
+        .where(VeeFinding.run_id == run_id, VeeFinding.channel_id == channel_id, VeeFinding.day == day)
+        .order_by(VeeFinding.first_slot, VeeFinding.rule)
+    )
+    return [
+        {
+            "rule": f.rule,
+            "action": f.action,
+            "first_slot": f.first_slot,
+            "slot_count": f.slot_count,
+            "data": f.data,
+            "run_id": f.run_id,
+        }
+        for f in session.scalars(stmt)
+    ]
