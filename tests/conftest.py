@@ -66,6 +66,23 @@ def pg_url() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture
+def empty_pg_url() -> Iterator[str]:
+    """A new, empty (unmigrated) PostgreSQL database for one test, dropped afterwards."""
+    admin = _pg_admin()
+    if admin is None:
+        pytest.skip("PostgreSQL not reachable at 127.0.0.1:5432")
+    name = f"m2c_test_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'm2c.db'}"

@@ -1,0 +1,3 @@
+from meter2cash.cli import main
+
+main()
