@@ -1,0 +1,390 @@
+"""Master-data bundle records: the entities, their fields, and validation of one record (pure).
+
+A bundle holds one array per entity; every record names the records it depends on by their natural
+key (a feeder's ``code``, a person's ``key``, a meter's ``serial``…). :func:`validate_record` turns
+one raw record (from JSON or a CSV row) into typed values, or into :class:`Problem` objects with
+the line and field of each fault. Nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from meter2cash.cis.models import (
+    CUSTOMER_CLASSES,
+    PAYMENT_MODES,
+    Account,
+    Person,
+    Premise,
+    ServiceAgreement,
+    ServicePoint,
+)
+from meter2cash.core.errors import Problem
+from meter2cash.db import Base
+from meter2cash.mdm.models import DCU, DistributionTransformer, Feeder, Installation, Meter
+from meter2cash.mdm.reading_types import BY_CODE
+
+PHASES = ("single", "three")
+
+
+class FieldError(ValueError):
+    """One bad field value: a stable code (``masterdata.<reason>``) and a message."""
+
+    def __init__(self, code: str, message: str, **data: Any) -> None:
+        super().__init__(message)
+        self.code = f"masterdata.{code}"
+        self.message = message
+        self.data = data
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """One field of a bundle record.
+
+    ``kind`` is ``str``, ``choice``, ``ref`` (natural key of a record of entity ``ref``),
+    ``decimal`` (``scale`` decimal places at most, never negative), ``date``, ``datetime``
+    (ISO 8601 with an offset) or ``channels``. ``column`` is the model attribute it is stored in.
+    """
+
+    name: str
+    kind: str = "str"
+    required: bool = False
+    column: str | None = None
+    ref: str | None = None
+    choices: tuple[str, ...] = ()
+    scale: int = 3
+    max_len: int = 200
+    default: Any = None
+
+    @property
+    def attr(self) -> str:
+        return self.column or self.name
+
+
+@dataclass(frozen=True, slots=True)
+class EntitySpec:
+    """One array of a bundle: its model, natural key field and fields, in load order."""
+
+    name: str
+    model: type[Base]
+    key: str
+    fields: tuple[FieldSpec, ...]
+    #: Entity name written to the audit log.
+    audit_name: str
+
+    @property
+    def key_attr(self) -> str:
+        return next(f.attr for f in self.fields if f.name == self.key)
+
+    def field(self, name: str) -> FieldSpec:
+        return next(f for f in self.fields if f.name == name)
+
+
+def _key(name: str, max_len: int = 64) -> FieldSpec:
+    return FieldSpec(name, required=True, max_len=max_len)
+
+
+def _text(name: str, max_len: int = 200) -> FieldSpec:
+    return FieldSpec(name, max_len=max_len, default="")
+
+
+ENTITIES: tuple[EntitySpec, ...] = (
+    EntitySpec("feeders", Feeder, "code", (_key("code"), _text("name"), _text("substation")), "feeder"),
+    EntitySpec(
+        "transformers",
+        DistributionTransformer,
+        "code",
+        (
+            _key("code"),
+            _text("name"),
+            FieldSpec("feeder", "ref", required=True, column="feeder_id", ref="feeders"),
+            FieldSpec("capacity_kva", "decimal", scale=6),
+        ),
+        "distribution_transformer",
+    ),
+    EntitySpec(
+        "dcus",
+        DCU,
+        "code",
+        (_key("code"), _text("name"), FieldSpec("transformer", "ref", column="dt_id", ref="transformers")),
+        "dcu",
+    ),
+    EntitySpec(
+        "persons",
+        Person,
+        "key",
+        (
+            _key("key"),
+            FieldSpec("name", required=True),
+            _text("phone", 32),
+            _text("email"),
+        ),
+        "person",
+    ),
+    EntitySpec(
+        "accounts",
+        Account,
+        "number",
+        (
+            _key("number", 32),
+            FieldSpec("person", "ref", required=True, column="person_id", ref="persons"),
+            FieldSpec("customer_class", "choice", choices=CUSTOMER_CLASSES, default="residential"),
+        ),
+        "account",
+    ),
+    EntitySpec(
+        "premises",
+        Premise,
+        "code",
+        (_key("code"), _text("address", 300), _text("city", 100), _text("postcode", 16)),
+        "premise",
+    ),
+    EntitySpec(
+        "service_points",
+        ServicePoint,
+        "code",
+        (
+            _key("code"),
+            FieldSpec("premise", "ref", required=True, column="premise_id", ref="premises"),
+            FieldSpec("transformer", "ref", column="dt_id", ref="transformers"),
+        ),
+        "service_point",
+    ),
+    EntitySpec(
+        "meters",
+        Meter,
+        "serial",
+        (
+            _key("serial"),
+            _text("manufacturer", 100),
+            _text("model", 100),
+            FieldSpec("phase", "choice", choices=PHASES, default="single"),
+            FieldSpec("dcu", "ref", column="dcu_id", ref="dcus"),
+            FieldSpec("channels", "channels", default=()),
+        ),
+        "meter",
+    ),
+    EntitySpec(
+        "installations",
+        Installation,
+        "meter",
+        (
+            FieldSpec("meter", "ref", required=True, column="meter_id", ref="meters"),
+            FieldSpec("service_point", "ref", required=True, column="service_point_id", ref="service_points"),
+            FieldSpec("installed_at", "datetime", required=True),
+            FieldSpec("install_read_kwh", "decimal", scale=3),
+            FieldSpec("removed_at", "datetime"),
+            FieldSpec("removal_read_kwh", "decimal", scale=3),
+        ),
+        "installation",
+    ),
+    EntitySpec(
+        "service_agreements",
+        ServiceAgreement,
+        "number",
+        (
+            _key("number", 32),
+            FieldSpec("account", "ref", required=True, column="account_id", ref="accounts"),
+            FieldSpec(
+                "service_point", "ref", required=True, column="service_point_id", ref="service_points"
+            ),
+            FieldSpec("tariff_code", required=True, max_len=64),
+            FieldSpec("payment_mode", "choice", choices=PAYMENT_MODES, default="postpaid"),
+            FieldSpec("sanctioned_load_kw", "decimal", scale=3, default=Decimal(0)),
+            FieldSpec("contract_demand_kva", "decimal", scale=3),
+            FieldSpec("start_date", "date", required=True),
+            FieldSpec("end_date", "date"),
+        ),
+        "service_agreement",
+    ),
+)
+
+ENTITY: dict[str, EntitySpec] = {e.name: e for e in ENTITIES}
+
+
+# --- field parsers ----------------------------------------------------------------------------
+
+
+def _parse_str(f: FieldSpec, v: Any) -> str:
+    if isinstance(v, bool) or not isinstance(v, str | int):
+        raise FieldError("invalid_value", f"{f.name} must be text, not {type(v).__name__}")
+    s = str(v).strip()
+    if len(s) > f.max_len:
+        raise FieldError("too_long", f"{f.name} has {len(s)} characters; at most {f.max_len} allowed")
+    return s
+
+
+def _parse_choice(f: FieldSpec, v: Any) -> str:
+    s = _parse_str(f, v).lower()
+    if s not in f.choices:
+        raise FieldError(
+            "invalid_choice", f"{f.name} {s!r} is not one of {', '.join(f.choices)}", allowed=list(f.choices)
+        )
+    return s
+
+
+def parse_decimal(name: str, v: Any, scale: int) -> Decimal:
+    """A non-negative decimal from a string or an integer (floats are refused: they are inexact)."""
+    if isinstance(v, float):
+        raise FieldError("invalid_decimal", f"{name} {v!r} is a float; give decimals as strings, e.g. \"{v}\"")
+    if isinstance(v, bool) or not isinstance(v, str | int):
+        raise FieldError("invalid_decimal", f"{name} must be a decimal string or an integer")
+    try:
+        d = Decimal(str(v).strip())
+    except InvalidOperation:
+        raise FieldError("invalid_decimal", f"{name} {v!r} is not a decimal number") from None
+    if not d.is_finite():
+        raise FieldError("invalid_decimal", f"{name} {v!r} is not a finite number")
+    if d < 0:
+        raise FieldError("invalid_decimal", f"{name} {v!r} must not be negative")
+    if d.as_tuple().exponent < -scale:  # type: ignore[operator]
+        raise FieldError("invalid_decimal", f"{name} {v!r} has more than {scale} decimal places")
+    return d
+
+
+def _parse_decimal(f: FieldSpec, v: Any) -> Decimal:
+    return parse_decimal(f.name, v, f.scale)
+
+
+def _parse_date(f: FieldSpec, v: Any) -> date:
+    if isinstance(v, date) and not isinstance(v, datetime):
+        return v
+    try:
+        return date.fromisoformat(str(v).strip())
+    except ValueError:
+        raise FieldError("invalid_date", f"{f.name} {v!r} is not an ISO date (YYYY-MM-DD)") from None
+
+
+def _parse_datetime(f: FieldSpec, v: Any) -> datetime:
+    if isinstance(v, datetime):
+        ts = v
+    else:
+        try:
+            ts = datetime.fromisoformat(str(v).strip())
+        except ValueError:
+            raise FieldError(
+                "invalid_datetime", f"{f.name} {v!r} is not an ISO 8601 timestamp"
+            ) from None
+    if ts.tzinfo is None or ts.utcoffset() is None:
+        raise FieldError(
+            "naive_datetime", f"{f.name} {v!r} has no time zone; give an offset such as +05:30 or Z"
+        )
+    return ts.astimezone(UTC)
+
+
+def _parse_channels(f: FieldSpec, v: Any) -> tuple[dict[str, Any], ...]:
+    """Channels as a list of ``{reading_type, multiplier}`` or the text ``code[:multiplier];…``."""
+    items: list[Any]
+    if isinstance(v, str):
+        items = []
+        for part in v.replace(",", ";").split(";"):
+            if part.strip():
+                code, _, mult = part.strip().partition(":")
+                items.append({"reading_type": code.strip(), "multiplier": mult.strip() or 1})
+    elif isinstance(v, list | tuple):
+        items = list(v)
+    else:
+        raise FieldError("invalid_channels", "channels must be a list of {reading_type, multiplier}")
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for i, item in enumerate(items, 1):
+        if not isinstance(item, dict) or not isinstance(item.get("reading_type"), str):
+            raise FieldError("invalid_channels", f"channel {i} needs a reading_type code", channel=i)
+        code = item["reading_type"].strip()
+        if code not in BY_CODE:
+            raise FieldError(
+                "unknown_reading_type",
+                f"channel {i}: {code!r} is not in the reading-type catalogue",
+                reading_type=code,
+            )
+        if code in seen:
+            raise FieldError("invalid_channels", f"channel {i}: {code} is listed twice", reading_type=code)
+        seen.add(code)
+        mult = item.get("multiplier")
+        mult = Decimal(1) if mult is None or mult == "" else parse_decimal("multiplier", mult, 6)
+        if mult == 0:
+            raise FieldError("invalid_channels", f"channel {i}: multiplier must be above zero")
+        out.append({"reading_type": code, "multiplier": mult})
+    return tuple(out)
+
+
+PARSERS: dict[str, Callable[[FieldSpec, Any], Any]] = {
+    "str": _parse_str,
+    "ref": _parse_str,
+    "choice": _parse_choice,
+    "decimal": _parse_decimal,
+    "date": _parse_date,
+    "datetime": _parse_datetime,
+    "channels": _parse_channels,
+}
+
+
+def _blank(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and not v.strip())
+
+
+def validate_record(
+    spec: EntitySpec, raw: Any, *, line: int, source: str
+) -> tuple[dict[str, Any] | None, list[Problem]]:
+    """Typed values of one raw record, or ``None`` and every problem found in it.
+
+    Blank values (``None``, empty text) count as not given. Unknown fields are ignored.
+    """
+    if not isinstance(raw, dict):
+        msg = f"a {spec.name} record must be an object, not {type(raw).__name__}"
+        return None, [Problem("masterdata.not_an_object", msg, line, None, source)]
+    clean: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for f in spec.fields:
+        v = raw.get(f.name)
+        if _blank(v):
+            if f.required:
+                problems.append(
+                    Problem("masterdata.missing_field", f"{f.name} is required", line, f.name, source)
+                )
+            continue
+        try:
+            clean[f.name] = PARSERS[f.kind](f, v)
+        except FieldError as exc:
+            problems.append(Problem(exc.code, exc.message, line, f.name, source, exc.data))
+    for first, last in (("start_date", "end_date"), ("installed_at", "removed_at")):
+        if first in clean and last in clean and clean[last] < clean[first]:
+            msg = f"{last} {clean[last].isoformat()} is before {first} {clean[first].isoformat()}"
+            problems.append(Problem("masterdata.invalid_period", msg, line, last, source))
+    return (None if problems else clean), problems
+
+
+def record_key(spec: EntitySpec, rec: dict[str, Any]) -> str:
+    """The natural key of a validated record (installations: ``serial@installed_at``)."""
+    if spec.name == "installations":
+        return f"{rec['meter']}@{rec['installed_at'].isoformat()}"
+    return str(rec[spec.key])
+
+
+def raw_key(spec: EntitySpec, raw: Any) -> str | None:
+    """The natural key of a raw record, when it has a usable one (to mark it rejected)."""
+    if spec.name == "installations" or not isinstance(raw, dict):
+        return None
+    v = raw.get(spec.key)
+    return str(v).strip() if isinstance(v, str | int) and not isinstance(v, bool) else None
+
+
+def to_json(value: Any) -> Any:
+    """A JSON-friendly form of a typed value (decimals as plain strings, ISO dates)."""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value else "0"
+    if isinstance(value, float):
+        return to_json(Decimal(repr(value)))
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    return value
