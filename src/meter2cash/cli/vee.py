@@ -2,6 +2,112 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from meter2cash.cli.common import console, err_console, platform
+from meter2cash.db import transaction
+from meter2cash.mdm.models import Channel, ChannelDay, Meter
+from meter2cash.mdm.vee.config import RuleSet
+from meter2cash.mdm.vee.service import run_vee, vee_report
 
 app = typer.Typer(help="Validation, estimation and editing of interval data.", no_args_is_help=True)
+
+
+def _channel_ids(session: Session, serials: list[str]) -> list[int]:
+    rows = session.execute(select(Meter.serial, Channel.id).join(Channel).where(Meter.serial.in_(serials)))
+    found: dict[str, list[int]] = {}
+    for serial, cid in rows:
+        found.setdefault(serial, []).append(cid)
+    unknown = sorted(set(serials) - set(found))
+    if unknown:
+        err_console.print(f"[red]error[/red] vee.unknown_meter: no meter with serial {', '.join(unknown)}")
+        raise typer.Exit(2)
+    return [cid for cids in found.values() for cid in cids]
+
+
+def _day_bounds(session: Session, pending: bool) -> tuple[date, date] | None:
+    stmt = select(func.min(ChannelDay.day), func.max(ChannelDay.day))
+    if pending:
+        stmt = stmt.where(ChannelDay.vee_status == "raw")
+    lo, hi = session.execute(stmt).one()
+    return None if lo is None else (lo, hi)
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+    table = Table(title=title)
+    for i, col in enumerate(columns):
+        table.add_column(col, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*(str(v) for v in row))
+    return table
+
+
+def _show(findings_by_rule: dict[str, dict[str, Any]], by_method: dict[str, int]) -> None:
+    rows = [[rule, agg["findings"], agg["intervals"]] for rule, agg in sorted(findings_by_rule.items())]
+    console.print(_table("Findings by rule", ["rule", "findings", "intervals"], rows))
+    console.print(_table("Estimated intervals", ["method", "intervals"], [[m, n] for m, n in by_method.items()]))
+
+
+@app.command("run")
+def run(
+    from_: datetime | None = typer.Option(None, "--from", formats=["%Y-%m-%d"], help="First UTC day"),
+    to: datetime | None = typer.Option(None, "--to", formats=["%Y-%m-%d"], help="Last UTC day (inclusive)"),
+    meter: list[str] = typer.Option([], "--meter", help="Meter serial (repeatable)"),
+    all_days: bool = typer.Option(False, "--all", help="Re-validate validated days too, not only pending"),
+    rules: Path | None = typer.Option(None, "--rules", help="Rule set TOML file"),
+    history_days: int = typer.Option(14, "--history-days", min=0, help="Days of context before each day"),
+) -> None:
+    """Validate and estimate interval data (default: every pending day)."""
+    with platform() as p, transaction(p.sessions) as session:
+        rule_set = RuleSet.from_toml(rules) if rules else RuleSet()
+        ids = _channel_ids(session, meter) if meter else None
+        bounds = _day_bounds(session, pending=not all_days)
+        first = from_.date() if from_ else (bounds[0] if bounds else None)
+        last = to.date() if to else (bounds[1] if bounds else None)
+        if first is None or last is None or last < first:
+            console.print("nothing to validate")
+            return
+        start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+        end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
+        with Progress(
+            TextColumn("VEE"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        ) as bar:
+            task = bar.add_task("vee", total=None)
+            result = run_vee(
+                session,
+                start=start,
+                end=end,
+                channel_ids=ids,
+                rule_set=rule_set,
+                only_pending=not all_days,
+                history_days=history_days,
+                tz=p.settings.tz,
+                on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    console.print(
+        f"VEE run {result.run_id} ({result.rule_set} v{result.rule_set_version}): "
+        f"{result.channel_days} channel-days, {result.intervals} intervals, "
+        f"{result.estimated_intervals} estimated, {result.missing_after} still missing"
+    )
+    _show(result.findings_by_rule, result.estimated_by_method)
+
+
+@app.command("report")
+def report(run_id: int | None = typer.Option(None, "--run", help="VEE run id (default: the latest)")) -> None:
+    """Findings by rule of a VEE run."""
+    with platform() as p, p.sessions() as session:
+        rep = vee_report(session, run_id)
+    console.print(
+        f"VEE run {rep['run_id']} [{rep['status']}] {rep['window_start']} .. {rep['window_end']} "
+        f"({rep['rule_set']} v{rep['rule_set_version']}): {rep['channel_days']} channel-days, "
+        f"{rep['findings']} findings, {rep['estimated_intervals']} estimated intervals"
+    )
+    _show(rep["findings_by_rule"], rep["estimated_by_method"])
