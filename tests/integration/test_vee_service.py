@@ -204,7 +204,9 @@ def test_cli_run_and_report(session, db_url, monkeypatch):
         assert out.exit_code == 0, out.output
         assert "vee.missing_interval" in out.output and "linear_interpolation" in out.output
         session.expire_all()
-        assert session.scalar(select(ChannelDay.vee_status).where(ChannelDay.channel_id == cid)) == "validated"
+        assert (
+            session.scalar(select(ChannelDay.vee_status).where(ChannelDay.channel_id == cid)) == "validated"
+        )
         rep = runner.invoke(app, ["vee", "report"])
         assert rep.exit_code == 0 and "vee.missing_interval" in rep.output
         missing = runner.invoke(app, ["vee", "report", "--run", "999"])

@@ -53,7 +53,9 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
 def _show(findings_by_rule: dict[str, dict[str, Any]], by_method: dict[str, int]) -> None:
     rows = [[rule, agg["findings"], agg["intervals"]] for rule, agg in sorted(findings_by_rule.items())]
     console.print(_table("Findings by rule", ["rule", "findings", "intervals"], rows))
-    console.print(_table("Estimated intervals", ["method", "intervals"], [[m, n] for m, n in by_method.items()]))
+    console.print(
+        _table("Estimated intervals", ["method", "intervals"], [[m, n] for m, n in by_method.items()])
+    )
 
 
 @app.command("run")

@@ -33,7 +33,10 @@ MethodArray = npt.NDArray[np.int8]
 NOT_ESTIMATED = 0
 LINEAR_INTERPOLATION = 1
 LIKE_DAY_PROFILE = 2
-METHOD_NAMES: dict[int, str] = {LINEAR_INTERPOLATION: "linear_interpolation", LIKE_DAY_PROFILE: "like_day_profile"}
+METHOD_NAMES: dict[int, str] = {
+    LINEAR_INTERPOLATION: "linear_interpolation",
+    LIKE_DAY_PROFILE: "like_day_profile",
+}
 
 WEEKDAY = 0
 WEEKEND = 1
@@ -137,9 +140,9 @@ def like_day_profile(
         count = valid[:, sel].sum(axis=1)
         mean = np.divide(total, count, out=np.full_like(total, np.nan), where=count >= min_days)
         profile[:, sel, :] = mean[:, None, :]
-    profile = profile.reshape(n_rows, n)
-    fill = _target(values, target) & ~np.isnan(profile)
-    out = np.where(fill, profile, values)
+    flat = profile.reshape(n_rows, n)
+    fill = _target(values, target) & ~np.isnan(flat)
+    out = np.where(fill, flat, values)
     return out, fill
 
 

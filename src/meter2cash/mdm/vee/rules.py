@@ -143,7 +143,8 @@ def missing_interval_check(values: FloatArray) -> RuleResult:
     -------
     RuleResult whose findings carry ``intervals`` (run length).
     """
-    mask = np.isnan(np.atleast_2d(values))
+    values = np.atleast_2d(values)
+    mask = np.isnan(values)
     return RuleResult(mask, _findings(MISSING_INTERVAL, mask, values, find_runs(mask)))
 
 

@@ -52,7 +52,9 @@ class VeeRunResult:
     intervals: int = 0
     #: rule code → ``{"findings": n, "intervals": n}``
     findings_by_rule: dict[str, dict[str, int]] = field(default_factory=dict)
-    estimated_by_method: dict[str, int] = field(default_factory=lambda: dict.fromkeys(METHOD_NAMES.values(), 0))
+    estimated_by_method: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(METHOD_NAMES.values(), 0)
+    )
     estimated_intervals: int = 0
     #: intervals still missing after estimation
     missing_after: int = 0
@@ -96,7 +98,10 @@ def _candidates(
         stmts = [base]
     else:
         ids = sorted(set(channel_ids))
-        stmts = [base.where(ChannelDay.channel_id.in_(ids[i : i + _IN_CHUNK])) for i in range(0, len(ids), _IN_CHUNK)]
+        stmts = [
+            base.where(ChannelDay.channel_id.in_(ids[i : i + _IN_CHUNK]))
+            for i in range(0, len(ids), _IN_CHUNK)
+        ]
     return [
         _Candidate(r[0], r[1], r[2], r[3], r[4] == "import" and r[5] == "delta")
         for stmt in stmts
