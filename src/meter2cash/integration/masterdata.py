@@ -50,7 +50,9 @@ class EntityCounts:
 class LoadResult:
     """What a load did, per entity, and every problem found (good records were kept)."""
 
-    counts: dict[str, EntityCounts] = field(default_factory=lambda: {e.name: EntityCounts() for e in ENTITIES})
+    counts: dict[str, EntityCounts] = field(
+        default_factory=lambda: {e.name: EntityCounts() for e in ENTITIES}
+    )
     problems: list[Problem] = field(default_factory=list)
 
     def _total(self, attr: str) -> int:
@@ -79,7 +81,12 @@ class LoadResult:
             "unchanged": self.unchanged,
             "rejected": self.rejected,
             "entities": {
-                name: {"created": c.created, "updated": c.updated, "unchanged": c.unchanged, "rejected": c.rejected}
+                name: {
+                    "created": c.created,
+                    "updated": c.updated,
+                    "unchanged": c.unchanged,
+                    "rejected": c.rejected,
+                }
                 for name, c in self.counts.items()
             },
             "problems": [p.to_dict() for p in self.problems],
@@ -165,7 +172,12 @@ class Loader:
             if key in first_line:
                 msg = f"{key} appears again (first at line {first_line[key]}); this record is ignored"
                 problem = Problem(
-                    "masterdata.duplicate_key", msg, line, spec.key, section.source, {"first_line": first_line[key]}
+                    "masterdata.duplicate_key",
+                    msg,
+                    line,
+                    spec.key,
+                    section.source,
+                    {"first_line": first_line[key]},
                 )
                 self.reject(spec, [problem], None)
                 continue
@@ -198,7 +210,9 @@ class Loader:
                     code = "masterdata.unknown_reference"
                 else:
                     continue
-                problems.append(Problem(code, msg, line, f.name, source, {"entity": target.name, "key": value}))
+                problems.append(
+                    Problem(code, msg, line, f.name, source, {"entity": target.name, "key": value})
+                )
             if problems:
                 self.reject(spec, problems, record_key(spec, rec) if spec.name != "installations" else None)
             else:
@@ -236,7 +250,9 @@ class Loader:
     def load_entity(self, spec: EntitySpec, section: Section) -> None:
         records = self.resolve_refs(spec, self.validated(spec, section), section.source)
         existing = self.existing(spec, [str(r[spec.key]) for _, r in records])
-        channels = self.existing_channels([e["_id"] for e in existing.values()]) if spec.name == "meters" else {}
+        channels = (
+            self.existing_channels([e["_id"] for e in existing.values()]) if spec.name == "meters" else {}
+        )
         counts = self.result.counts[spec.name]
         creates: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
@@ -313,7 +329,11 @@ class Loader:
             for ch in rec["channels"]:
                 if ch["reading_type"] not in have:
                     new.append(
-                        {"meter_id": mid, "reading_type_id": types[ch["reading_type"]].id, "multiplier": ch["multiplier"]}
+                        {
+                            "meter_id": mid,
+                            "reading_type_id": types[ch["reading_type"]].id,
+                            "multiplier": ch["multiplier"],
+                        }
                     )
                 elif have[ch["reading_type"]][1] != ch["multiplier"]:
                     changed.append({"id": have[ch["reading_type"]][0], "multiplier": ch["multiplier"]})
@@ -367,7 +387,11 @@ def export_bundle(session: Session) -> dict[str, list[dict[str, Any]]]:
         rows = [dict(r) for r in session.execute(stmt).mappings()]
         if spec.name == "meters":
             channels: dict[int, list[dict[str, Any]]] = {}
-            stmt = select(Channel.meter_id, ReadingType.code, Channel.multiplier).join(ReadingType).order_by(Channel.id)
+            stmt = (
+                select(Channel.meter_id, ReadingType.code, Channel.multiplier)
+                .join(ReadingType)
+                .order_by(Channel.id)
+            )
             for mid, code, mult in session.execute(stmt):
                 channels.setdefault(mid, []).append({"reading_type": code, "multiplier": mult})
             for r in rows:

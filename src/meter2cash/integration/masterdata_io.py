@@ -70,7 +70,9 @@ def _csv_files(files: dict[str, bytes]) -> Parsed:
         try:
             text = files[source].decode("utf-8")
         except UnicodeDecodeError as exc:
-            problems.append(Problem("masterdata.not_utf8", f"{source} is not UTF-8: {exc}", None, None, source))
+            problems.append(
+                Problem("masterdata.not_utf8", f"{source} is not UTF-8: {exc}", None, None, source)
+            )
             continue
         sections[stem] = section_from_csv(stem, text, Path(source).name)
     return sections, problems

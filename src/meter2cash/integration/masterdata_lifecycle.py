@@ -30,7 +30,7 @@ def _columns(loader: Loader, rec: dict[str, Any], names: tuple[str, ...] | list[
     for name in names:
         v = rec.get(name)
         if name == "service_point":
-            row["service_point_id"] = loader.ids["service_points"][v]
+            row["service_point_id"] = loader.ids["service_points"][str(v)]
         elif isinstance(v, Decimal):
             row[name] = float(v)  # the installation read columns are floats in the schema
         else:
@@ -56,7 +56,9 @@ def load_installations(loader: Loader, spec: EntitySpec, section: Section) -> No
     history: dict[int, list[dict[str, Any]]] = {}
     for i in range(0, len(meter_ids), CHUNK):
         part = meter_ids[i : i + CHUNK]
-        status.update({m: st for m, st in session.execute(select(Meter.id, Meter.status).where(Meter.id.in_(part)))})
+        status.update(
+            {m: st for m, st in session.execute(select(Meter.id, Meter.status).where(Meter.id.in_(part)))}
+        )
         stmt = natural_select(spec).add_columns(Installation.meter_id).where(Installation.meter_id.in_(part))
         for row in session.execute(stmt).mappings():
             history.setdefault(row["meter_id"], []).append(dict(row))
@@ -66,16 +68,19 @@ def load_installations(loader: Loader, spec: EntitySpec, section: Section) -> No
     start_status = dict(status)
 
     def move(mid: int, to: str, at: datetime, reason: str) -> None:
-        moves.append({"meter_id": mid, "from_status": status[mid], "to_status": to, "at": at, "reason": reason})
+        moves.append(
+            {"meter_id": mid, "from_status": status[mid], "to_status": to, "at": at, "reason": reason}
+        )
         status[mid] = to
+
+    def refuse(line: int, code: str, msg: str, **data: Any) -> None:
+        problem = Problem(f"masterdata.{code}", msg, line, "meter", section.source, data)
+        loader.reject(spec, [problem], None)
 
     for line, rec in sorted(records, key=lambda lr: lr[1]["installed_at"]):
         mid, key = loader.ids["meters"][rec["meter"]], record_key(spec, rec)
         mine = history.setdefault(mid, [])
         old = next((h for h in mine if h["installed_at"] == rec["installed_at"]), None)
-
-        def refuse(code: str, msg: str, **data: Any) -> None:
-            loader.reject(spec, [Problem(f"masterdata.{code}", msg, line, "meter", section.source, data)], None)  # noqa: B023
 
         if old is not None:
             changed = [n for n in FIELDS if n in rec and not same(old.get(n), rec[n])]
@@ -93,6 +98,7 @@ def load_installations(loader: Loader, spec: EntitySpec, section: Section) -> No
         if current is not None:
             at = current["installed_at"].isoformat()
             refuse(
+                line,
                 "meter_already_installed",
                 f"meter {rec['meter']} is installed at {current['service_point']} since {at} with no removal",
                 service_point=current["service_point"],
@@ -102,6 +108,7 @@ def load_installations(loader: Loader, spec: EntitySpec, section: Section) -> No
         clash = next((h for h in mine if _overlaps(h, rec)), None)
         if clash is not None:
             refuse(
+                line,
                 "overlapping_installation",
                 f"meter {rec['meter']} was at {clash['service_point']} during this period",
                 service_point=clash["service_point"],
@@ -109,6 +116,7 @@ def load_installations(loader: Loader, spec: EntitySpec, section: Section) -> No
             continue
         if "installed" not in METER_TRANSITIONS.get(status[mid], ()):
             refuse(
+                line,
                 "invalid_transition",
                 f"meter {rec['meter']} is {status[mid]} and cannot be installed",
                 status=status[mid],

@@ -189,9 +189,7 @@ ENTITIES: tuple[EntitySpec, ...] = (
         (
             _key("number", 32),
             FieldSpec("account", "ref", required=True, column="account_id", ref="accounts"),
-            FieldSpec(
-                "service_point", "ref", required=True, column="service_point_id", ref="service_points"
-            ),
+            FieldSpec("service_point", "ref", required=True, column="service_point_id", ref="service_points"),
             FieldSpec("tariff_code", required=True, max_len=64),
             FieldSpec("payment_mode", "choice", choices=PAYMENT_MODES, default="postpaid"),
             FieldSpec("sanctioned_load_kw", "decimal", scale=3, default=Decimal(0)),
@@ -230,7 +228,7 @@ def _parse_choice(f: FieldSpec, v: Any) -> str:
 def parse_decimal(name: str, v: Any, scale: int) -> Decimal:
     """A non-negative decimal from a string or an integer (floats are refused: they are inexact)."""
     if isinstance(v, float):
-        raise FieldError("invalid_decimal", f"{name} {v!r} is a float; give decimals as strings, e.g. \"{v}\"")
+        raise FieldError("invalid_decimal", f'{name} {v!r} is a float; give decimals as strings, e.g. "{v}"')
     if isinstance(v, bool) or not isinstance(v, str | int):
         raise FieldError("invalid_decimal", f"{name} must be a decimal string or an integer")
     try:
@@ -266,9 +264,7 @@ def _parse_datetime(f: FieldSpec, v: Any) -> datetime:
         try:
             ts = datetime.fromisoformat(str(v).strip())
         except ValueError:
-            raise FieldError(
-                "invalid_datetime", f"{f.name} {v!r} is not an ISO 8601 timestamp"
-            ) from None
+            raise FieldError("invalid_datetime", f"{f.name} {v!r} is not an ISO 8601 timestamp") from None
     if ts.tzinfo is None or ts.utcoffset() is None:
         raise FieldError(
             "naive_datetime", f"{f.name} {v!r} has no time zone; give an offset such as +05:30 or Z"
@@ -283,8 +279,8 @@ def _parse_channels(f: FieldSpec, v: Any) -> tuple[dict[str, Any], ...]:
         items = []
         for part in v.replace(",", ";").split(";"):
             if part.strip():
-                code, _, mult = part.strip().partition(":")
-                items.append({"reading_type": code.strip(), "multiplier": mult.strip() or 1})
+                code, _, factor = part.strip().partition(":")
+                items.append({"reading_type": code.strip(), "multiplier": factor.strip() or 1})
     elif isinstance(v, list | tuple):
         items = list(v)
     else:
@@ -304,8 +300,8 @@ def _parse_channels(f: FieldSpec, v: Any) -> tuple[dict[str, Any], ...]:
         if code in seen:
             raise FieldError("invalid_channels", f"channel {i}: {code} is listed twice", reading_type=code)
         seen.add(code)
-        mult = item.get("multiplier")
-        mult = Decimal(1) if mult is None or mult == "" else parse_decimal("multiplier", mult, 6)
+        given = item.get("multiplier")
+        mult = Decimal(1) if given is None or given == "" else parse_decimal("multiplier", given, 6)
         if mult == 0:
             raise FieldError("invalid_channels", f"channel {i}: multiplier must be above zero")
         out.append({"reading_type": code, "multiplier": mult})

@@ -1,0 +1,99 @@
+"""``/bills``: issued bills with their lines and determinants, and the printable HTML bill."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from meter2cash.api.deps import SessionDep
+from meter2cash.api.errors import not_found
+from meter2cash.api.routers.common import Limit, Offset, page
+from meter2cash.api.schemas import BillDetail, BillLineOut, BillOut, Page
+from meter2cash.cis.models import Account, Bill, ServiceAgreement
+
+router = APIRouter(tags=["bills"])
+
+
+def _bill_out(b: Bill, account: str, agreement: str) -> dict[str, object]:
+    return {
+        "number": b.number,
+        "account": account,
+        "service_agreement": agreement,
+        "kind": b.kind,
+        "status": b.status,
+        "period": b.period,
+        "period_start": b.period_start,
+        "period_end": b.period_end,
+        "issued_at": b.issued_at,
+        "due_date": b.due_date,
+        "tariff_code": b.tariff_code,
+        "currency": b.currency,
+        "total_kwh": b.total_kwh,
+        "subtotal": b.subtotal,
+        "tax": b.tax,
+        "total": b.total,
+    }
+
+
+def _bill_stmt() -> Any:
+    return (
+        select(Bill, Account.number, ServiceAgreement.number)
+        .join(Account, Account.id == Bill.account_id)
+        .join(ServiceAgreement, ServiceAgreement.id == Bill.service_agreement_id)
+    )
+
+
+def _bill(session: Session, number: str) -> Bill:
+    bill = session.scalar(select(Bill).where(Bill.number == number))
+    if bill is None:
+        raise not_found("bill", number)
+    return bill
+
+
+@router.get("/bills", response_model=Page[BillOut])
+def list_bills(
+    session: SessionDep,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    account: str | None = None,
+    period: str | None = None,
+) -> Page[BillOut]:
+    """Bills, newest period first, optionally for one account number and/or one period (YYYY-MM)."""
+    stmt = _bill_stmt().order_by(Bill.period.desc(), Bill.number)
+    if account:
+        stmt = stmt.where(Account.number == account)
+    if period:
+        stmt = stmt.where(Bill.period == period)
+    rows, total = page(session, stmt, limit, offset)
+    items = [BillOut.model_validate(_bill_out(b, a, sa)) for b, a, sa in rows]
+    return Page[BillOut](items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/bills/{number}.html", response_class=HTMLResponse)
+def bill_html(number: str, session: SessionDep) -> HTMLResponse:
+    """The printable bill as HTML (error ``bill.not_found``)."""
+    bill = _bill(session, number)
+    from meter2cash.cis.documents import render_bill_html
+
+    return HTMLResponse(render_bill_html(bill))
+
+
+@router.get("/bills/{number}", response_model=BillDetail)
+def get_bill(number: str, session: SessionDep) -> BillDetail:
+    """One bill with its lines and bill determinants (error ``bill.not_found``)."""
+    row = session.execute(_bill_stmt().where(Bill.number == number)).first()
+    if row is None:
+        raise not_found("bill", number)
+    b, acc, sa = row
+    return BillDetail.model_validate(
+        {
+            **_bill_out(b, acc, sa),
+            "estimated_share": b.estimated_share,
+            "lines": [BillLineOut.model_validate(line) for line in b.lines],
+            "determinants": b.determinants or {},
+        }
+    )
