@@ -50,10 +50,13 @@ class Determinants:
         """The determinants of meter ``i`` as a JSON-serialisable dict (kWh and kW to 3 decimals)."""
         return {
             "kwh_total": round(float(self.kwh_total[i]), 3),
-            "kwh_by_period": {n: round(float(v), 3) for n, v in zip(period_names, self.kwh_by_period[i], strict=True)},
+            "kwh_by_period": {
+                n: round(float(v), 3) for n, v in zip(period_names, self.kwh_by_period[i], strict=True)
+            },
             "max_demand_kw": round(float(self.max_demand_kw[i]), 3),
             "max_demand_kw_by_period": {
-                n: round(float(v), 3) for n, v in zip(period_names, self.max_demand_kw_by_period[i], strict=True)
+                n: round(float(v), 3)
+                for n, v in zip(period_names, self.max_demand_kw_by_period[i], strict=True)
             },
             "estimated_share": round(float(self.estimated_share[i]), 4),
             "missing_share": round(float(self.missing_share[i]), 4),
@@ -137,7 +140,9 @@ def daily_kwh(values: F64, epoch_s: npt.NDArray[np.int64], tz: ZoneInfo | str) -
     return [str(d) for d in codes], filled @ onehot
 
 
-def kwh_import_channel(session: Session, service_point_id: int, start: datetime, end: datetime) -> tuple[int, int]:
+def kwh_import_channel(
+    session: Session, service_point_id: int, start: datetime, end: datetime
+) -> tuple[int, int]:
     """``(channel_id, interval_s)`` of the kWh import interval channel of the meter installed at a
     service point during ``[start, end)`` (the latest installation); ``billing.no_meter`` if none."""
     row = session.execute(
@@ -157,7 +162,9 @@ def kwh_import_channel(session: Session, service_point_id: int, start: datetime,
         .limit(1)
     ).first()
     if row is None or row[1] is None:
-        raise NotFound(f"no kWh interval channel at service point {service_point_id}", code="billing.no_meter")
+        raise NotFound(
+            f"no kWh interval channel at service point {service_point_id}", code="billing.no_meter"
+        )
     return int(row[0]), int(row[1])
 
 
@@ -175,5 +182,7 @@ def service_point_determinants(
     pidx = tou_period_index(window.starts(), version.tou, tz)
     names = version.period_names
     demand_s = version.demand.interval_s if version.demand else interval_s
-    det = bill_determinants(window.values, window.flags, pidx, len(names), interval_s, max(demand_s, interval_s))
+    det = bill_determinants(
+        window.values, window.flags, pidx, len(names), interval_s, max(demand_s, interval_s)
+    )
     return {"channel_id": channel_id, "interval_s": interval_s, **det.as_dict(0, names)}

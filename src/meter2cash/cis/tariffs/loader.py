@@ -88,7 +88,9 @@ def version_hash(version: TariffVersionDef) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def store_tariff(session: Session, definition: TariffDefinition, source_text: str = "") -> list[TariffVersion]:
+def store_tariff(
+    session: Session, definition: TariffDefinition, source_text: str = ""
+) -> list[TariffVersion]:
     """Store every version of ``definition``; idempotent by content hash.
 
     A version whose ``code``/``effective_from`` is stored with different content raises

@@ -7,6 +7,7 @@ float is refused (binary floats cannot carry money exactly). Slab limits are kWh
 
 from __future__ import annotations
 
+import itertools
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
@@ -18,6 +19,7 @@ from meter2cash.cis.models import CUSTOMER_CLASSES
 #: Bill-line components a tax may name in ``on``.
 COMPONENTS = ("fixed", "energy", "tou", "demand", "prepaid_discount")
 DAY_TYPES = ("weekday", "weekend", "holiday")
+DayType = Literal["weekday", "weekend", "holiday"]
 
 
 def _decimal(places: int) -> Any:
@@ -25,7 +27,9 @@ def _decimal(places: int) -> Any:
         if isinstance(value, bool):
             raise ValueError(f"expected a number as a quoted string, got {value!r}")
         if isinstance(value, float):
-            raise ValueError(f'{value!r} is a float; quote money and rates so they stay exact, e.g. "{value}"')
+            raise ValueError(
+                f'{value!r} is a float; quote money and rates so they stay exact, e.g. "{value}"'
+            )
         if isinstance(value, Decimal):
             d = value
         elif isinstance(value, (int, str)):
@@ -109,6 +113,10 @@ def _minute(text: str) -> int:
     return h * 60 + m
 
 
+def _all_day_types() -> list[DayType]:
+    return ["weekday", "weekend", "holiday"]
+
+
 class TouPeriod(_Model):
     """A time-of-use period: local ``start``–``end`` (wraps midnight when end ≤ start) on day types.
 
@@ -119,7 +127,7 @@ class TouPeriod(_Model):
     name: str = Field(min_length=1, max_length=32)
     start: str
     end: str
-    days: list[Literal["weekday", "weekend", "holiday"]] = Field(default_factory=lambda: list(DAY_TYPES))
+    days: list[DayType] = Field(default_factory=_all_day_types)
     months: list[int] | None = None
     rate: RateValue | None = None
     adder: RateValue | None = None
@@ -270,7 +278,7 @@ class TariffDefinition(_Model):
     @model_validator(mode="after")
     def _versions(self) -> TariffDefinition:
         vs = sorted(self.versions, key=lambda v: v.effective_from)
-        for a, b in zip(vs, vs[1:], strict=False):
+        for a, b in itertools.pairwise(vs):
             if a.effective_from == b.effective_from:
                 raise ValueError(f"two versions start on {a.effective_from}")
             if a.effective_to is None or a.effective_to >= b.effective_from:

@@ -1,0 +1,160 @@
+"""Bill documents: an HTML utility bill (Jinja2 template ``web/templates/bill.html``) and plain text."""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from meter2cash.cis.models import Account, Bill, ServiceAgreement, ServicePoint
+from meter2cash.cis.rating import RatedBill
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "web" / "templates"
+_env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+
+
+def money(value: Decimal | None, places: int = 2) -> str:
+    """``1,234.50`` (grouped, fixed places); empty for ``None``."""
+    if value is None:
+        return ""
+    return f"{value.quantize(Decimal(1).scaleb(-places)):,}"
+
+
+def _qty(value: Decimal | None) -> str:
+    return "" if value is None else f"{value.normalize():f}" if value == value.to_integral() else f"{value:f}"
+
+
+def _chart(daily: dict[str, Any] | None, width: int = 640, height: int = 160) -> dict[str, Any] | None:
+    """Bar geometry for the daily consumption chart (pure; the template draws the SVG)."""
+    if not daily or not daily.get("kwh"):
+        return None
+    kwh = [float(v) for v in daily["kwh"]]
+    top = max(max(kwh), 1e-9)
+    pad, base = 30, height - 20
+    step = (width - pad) / len(kwh)
+    bars = [
+        {
+            "x": round(pad + i * step + 1, 1),
+            "w": round(max(step - 2, 1), 1),
+            "y": round(base - v / top * (base - 10), 1),
+            "h": round(v / top * (base - 10), 1),
+            "label": f"{d}: {v:.3f} kWh",
+            "day": d[-2:],
+        }
+        for i, (d, v) in enumerate(zip(daily["dates"], kwh, strict=False))
+    ]
+    return {"width": width, "height": height, "base": base, "pad": pad, "bars": bars, "max": f"{top:.1f}"}
+
+
+def _period_label(period: str) -> str:
+    year, month = (int(p) for p in period.split("-"))
+    name, last = calendar.month_abbr[month], calendar.monthrange(year, month)[1]
+    return f"01 {name} {year} – {last:02d} {name} {year}"
+
+
+def render_bill_html(
+    bill: Bill,
+    *,
+    history: list[tuple[str, Decimal]] | None = None,
+    utility_name: str = "meter2cash demo utility",
+) -> str:
+    """A printable utility bill as one self-contained HTML page.
+
+    ``bill`` must be attached to a session (its account, agreement, service point and lines are
+    read); ``history`` lists earlier ``(period, kWh)`` shown beside this period's consumption.
+    """
+    sa: ServiceAgreement = bill.service_agreement
+    sp: ServicePoint = sa.service_point
+    det = bill.determinants or {}
+    periods = [
+        {
+            "name": name,
+            "kwh": _qty(Decimal(str(kwh))),
+            "md": _qty(Decimal(str(det.get("max_demand_kw_by_period", {}).get(name, 0)))),
+        }
+        for name, kwh in (det.get("kwh_by_period") or {}).items()
+    ]
+    lines = [
+        {
+            "description": ln.description,
+            "quantity": _qty(ln.quantity),
+            "unit": ln.unit,
+            "rate": _qty(ln.rate),
+            "amount": money(ln.amount),
+            "tax": ln.component == "tax",
+        }
+        for ln in bill.lines
+    ]
+    return _env.get_template("bill.html").render(
+        utility_name=utility_name,
+        bill=bill,
+        account=bill.account,
+        person=bill.account.person,
+        premise=sp.premise,
+        service_point=sp,
+        agreement=sa,
+        period_label=_period_label(bill.period),
+        periods=periods,
+        det=det,
+        charges=[ln for ln in lines if not ln["tax"]],
+        taxes=[ln for ln in lines if ln["tax"]],
+        subtotal=money(bill.subtotal),
+        tax=money(bill.tax),
+        total=money(bill.total),
+        chart=_chart(det.get("daily_kwh")),
+        history=[(p, _qty(k)) for p, k in (history or [])],
+        payment_reference=f"{bill.account.number}/{bill.number}",
+        estimated_pct=f"{bill.estimated_share * 100:.1f}",
+    )
+
+
+def write_bills_html(session: Session, bill_ids: Sequence[int], out_dir: str | Path) -> list[Path]:
+    """Render bills to ``out_dir/<number>.html`` with up to 6 earlier periods of history."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    ids = list(bill_ids)
+    for i in range(0, len(ids), 500):
+        bills = session.scalars(
+            select(Bill)
+            .where(Bill.id.in_(ids[i : i + 500]))
+            .options(
+                selectinload(Bill.lines),
+                selectinload(Bill.account).selectinload(Account.person),
+                selectinload(Bill.service_agreement).selectinload(ServiceAgreement.service_point),
+            )
+        )
+        for bill in bills:
+            history = [
+                (p, k)
+                for p, k in session.execute(
+                    select(Bill.period, Bill.total_kwh)
+                    .where(Bill.service_agreement_id == bill.service_agreement_id, Bill.period < bill.period)
+                    .order_by(Bill.period.desc())
+                    .limit(6)
+                )
+            ][::-1]
+            path = out / f"{bill.number}.html"
+            path.write_text(render_bill_html(bill, history=history), encoding="utf-8")
+            paths.append(path)
+    return paths
+
+
+def render_bill_text(bill: RatedBill, *, width: int = 78) -> str:
+    """A rated bill as fixed-width plain text lines (golden tests, ``m2c bill calc``)."""
+    head = f"{'Description':<40}{'Qty':>10} {'Unit':<5}{'Rate':>9}{'Amount':>13}"
+    out = [f"Tariff {bill.tariff_code} ({bill.currency})", head, "-" * len(head)]
+    for ln in bill.lines:
+        out.append(
+            f"{ln.description[:40]:<40}{_qty(ln.quantity):>10} {ln.unit:<5}{_qty(ln.rate):>9}{ln.amount:>13}"
+        )
+    out.append("-" * len(head))
+    for label, value in (("Subtotal", bill.subtotal), ("Taxes", bill.tax), ("Total", bill.total)):
+        out.append(f"{label:<65}{value:>13}")
+    return "\n".join(line.rstrip() for line in out) + "\n"

@@ -1,0 +1,272 @@
+"""The double-entry ledger: chart of accounts, immutable journal entries, trial balance.
+
+A journal line carries a signed amount (debit positive, credit negative) on a ledger account and,
+for receivables and wallets, the customer account as sub-ledger. Every entry sums to zero. Entries
+are never updated; a correction is a new entry that reverses an old one. Sums are taken in SQL on
+the raw scaled-integer column, so they are exact on SQLite and PostgreSQL.
+
+Every function takes a Session and flushes; none commits (the caller owns the transaction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, case, func, insert, select, type_coerce
+from sqlalchemy.orm import Session
+
+from meter2cash.cis.models import JournalEntry, JournalLine, LedgerAccount
+from meter2cash.core.errors import Conflict, InvalidInput, NotFound
+
+#: The chart of accounts seeded by :func:`ensure_chart`: code → (name, type).
+CHART: dict[str, tuple[str, str]] = {
+    "1000": ("Cash and bank", "asset"),
+    "1100": ("Accounts receivable", "asset"),
+    "2100": ("Prepaid wallet liability", "liability"),
+    "2200": ("Taxes and duties payable", "liability"),
+    "4100": ("Energy revenue", "revenue"),
+    "4200": ("Fixed charge revenue", "revenue"),
+    "4300": ("Demand charge revenue", "revenue"),
+    "4900": ("Adjustments, discounts and rounding", "revenue"),
+}
+MONEY_SCALE = 4
+#: The raw scaled-integer amount column (10⁻⁴ units), for exact SQL sums.
+_RAW = type_coerce(JournalLine.__table__.c.amount, BigInteger)
+
+Leg = tuple[str, Decimal, int | None]
+
+
+def _dec(raw: Any) -> Decimal:
+    return Decimal(int(raw or 0)).scaleb(-MONEY_SCALE)
+
+
+def ensure_chart(session: Session) -> dict[str, LedgerAccount]:
+    """Create any missing account of :data:`CHART`; return every ledger account by code."""
+    existing = {a.code: a for a in session.scalars(select(LedgerAccount))}
+    for code, (name, kind) in CHART.items():
+        if code not in existing:
+            existing[code] = LedgerAccount(code=code, name=name, type=kind)
+            session.add(existing[code])
+    session.flush()
+    return existing
+
+
+@dataclass(slots=True)
+class EntrySpec:
+    """A journal entry to post: ``lines`` are ``(ledger_account, amount, account_id)`` legs."""
+
+    kind: str
+    effective_date: date
+    reference: str
+    memo: str
+    lines: Sequence[Leg]
+    currency: str
+    reverses_id: int | None = None
+
+
+def _check(spec: EntrySpec, known: set[str]) -> None:
+    if not spec.lines:
+        raise InvalidInput(f"journal entry {spec.reference!r} has no lines", code="ledger.empty")
+    total = Decimal(0)
+    for code, amount, _ in spec.lines:
+        if code not in known:
+            raise InvalidInput(
+                f"unknown ledger account {code!r}", code="ledger.unknown_account", account=code
+            )
+        if not isinstance(amount, Decimal):
+            raise InvalidInput(f"amount {amount!r} must be a Decimal", code="ledger.not_decimal")
+        total += amount
+    if total != 0:
+        raise InvalidInput(
+            f"journal entry {spec.reference!r} does not balance: debits − credits = {total}",
+            code="ledger.unbalanced",
+            difference=str(total),
+        )
+
+
+def post_many(session: Session, specs: Sequence[EntrySpec]) -> list[JournalEntry]:
+    """Post many balanced entries with bulk inserts; refuses the lot if any is unbalanced."""
+    if not specs:
+        return []
+    known = set(session.scalars(select(LedgerAccount.code)))
+    for spec in specs:
+        _check(spec, known)
+    entries = [
+        JournalEntry(
+            kind=s.kind,
+            effective_date=s.effective_date,
+            reference=s.reference,
+            memo=s.memo[:200],
+            reverses_id=s.reverses_id,
+        )
+        for s in specs
+    ]
+    session.add_all(entries)
+    session.flush()
+    rows = [
+        {
+            "entry_id": e.id,
+            "ledger_account": code,
+            "account_id": acct,
+            "amount": amount,
+            "currency": s.currency,
+        }
+        for e, s in zip(entries, specs, strict=True)
+        for code, amount, acct in s.lines
+    ]
+    session.execute(insert(JournalLine), rows)
+    return entries
+
+
+def post(
+    session: Session,
+    *,
+    kind: str,
+    effective_date: date,
+    reference: str,
+    memo: str,
+    lines: Sequence[Leg],
+    currency: str,
+) -> JournalEntry:
+    """Post one entry; ``ledger.unbalanced`` unless the amounts sum to zero,
+    ``ledger.unknown_account`` for a ledger account not in the chart."""
+    return post_many(session, [EntrySpec(kind, effective_date, reference, memo, lines, currency)])[0]
+
+
+def reverse(
+    session: Session, entry_id: int, reason: str, *, effective_date: date | None = None
+) -> JournalEntry:
+    """Post the reversing entry of ``entry_id`` (every leg negated); an entry reverses only once."""
+    entry = session.get(JournalEntry, entry_id)
+    if entry is None:
+        raise NotFound(f"journal entry {entry_id} does not exist", code="ledger.not_found")
+    if session.scalar(select(JournalEntry.id).where(JournalEntry.reverses_id == entry_id)) is not None:
+        raise Conflict(f"journal entry {entry_id} is already reversed", code="ledger.already_reversed")
+    legs = session.execute(
+        select(
+            JournalLine.ledger_account, JournalLine.amount, JournalLine.account_id, JournalLine.currency
+        ).where(JournalLine.entry_id == entry_id)
+    ).all()
+    spec = EntrySpec(
+        kind="reversal",
+        effective_date=effective_date or entry.effective_date,
+        reference=entry.reference,
+        memo=f"reverses #{entry_id}: {reason}",
+        lines=[(code, -amount, acct) for code, amount, acct, _ in legs],
+        currency=legs[0][3] if legs else "",
+        reverses_id=entry_id,
+    )
+    return post_many(session, [spec])[0]
+
+
+@dataclass(slots=True)
+class TrialBalanceRow:
+    code: str
+    name: str
+    type: str
+    debit: Decimal
+    credit: Decimal
+
+    @property
+    def balance(self) -> Decimal:
+        return self.debit - self.credit
+
+
+@dataclass(slots=True)
+class TrialBalance:
+    """Debits and credits per ledger account; ``total`` (debits − credits, all lines) must be 0."""
+
+    rows: list[TrialBalanceRow]
+    total_debit: Decimal
+    total_credit: Decimal
+    total: Decimal
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": [
+                {
+                    "code": r.code,
+                    "name": r.name,
+                    "type": r.type,
+                    "debit": str(r.debit),
+                    "credit": str(r.credit),
+                    "balance": str(r.balance),
+                }
+                for r in self.rows
+            ],
+            "total_debit": str(self.total_debit),
+            "total_credit": str(self.total_credit),
+            "total": str(self.total),
+        }
+
+
+def trial_balance(session: Session) -> TrialBalance:
+    """The trial balance, summed exactly in SQL."""
+    debit = func.sum(case((_RAW > 0, _RAW), else_=0))
+    credit = func.sum(case((_RAW < 0, -_RAW), else_=0))
+    sums = {
+        r[0]: (r[1], r[2])
+        for r in session.execute(
+            select(JournalLine.ledger_account, debit, credit).group_by(JournalLine.ledger_account)
+        )
+    }
+    rows = [
+        TrialBalanceRow(
+            a.code, a.name, a.type, _dec(sums.get(a.code, (0, 0))[0]), _dec(sums.get(a.code, (0, 0))[1])
+        )
+        for a in session.scalars(select(LedgerAccount).order_by(LedgerAccount.code))
+    ]
+    tot = session.execute(select(debit, credit, func.sum(_RAW))).one()
+    return TrialBalance(rows, _dec(tot[0]), _dec(tot[1]), _dec(tot[2]))
+
+
+def account_balance(session: Session, account_id: int, ledger_account: str = "1100") -> Decimal:
+    """Balance of a customer account on one ledger account (debit positive) [currency]."""
+    raw = session.scalar(
+        select(func.sum(_RAW)).where(
+            JournalLine.account_id == account_id, JournalLine.ledger_account == ledger_account
+        )
+    )
+    return _dec(raw)
+
+
+@dataclass(slots=True)
+class StatementLine:
+    entry_id: int
+    effective_date: date
+    kind: str
+    reference: str
+    memo: str
+    ledger_account: str
+    amount: Decimal
+    balance: Decimal
+
+
+def statement(session: Session, account_id: int, ledger_account: str | None = None) -> list[StatementLine]:
+    """Every ledger line of a customer account, oldest first, with the running balance."""
+    stmt = (
+        select(
+            JournalEntry.id,
+            JournalEntry.effective_date,
+            JournalEntry.kind,
+            JournalEntry.reference,
+            JournalEntry.memo,
+            JournalLine.ledger_account,
+            JournalLine.amount,
+        )
+        .join(JournalLine, JournalLine.entry_id == JournalEntry.id)
+        .where(JournalLine.account_id == account_id)
+        .order_by(JournalEntry.effective_date, JournalEntry.id, JournalLine.id)
+    )
+    if ledger_account is not None:
+        stmt = stmt.where(JournalLine.ledger_account == ledger_account)
+    out: list[StatementLine] = []
+    running = Decimal(0).scaleb(-MONEY_SCALE)
+    for eid, eff, kind, ref, memo, code, amount in session.execute(stmt):
+        running += amount
+        out.append(StatementLine(eid, eff, kind, ref, memo, code, amount, running))
+    return out

@@ -1,0 +1,195 @@
+"""The bill run end to end on SQLite and PostgreSQL: a small fleet, October 2026 in Asia/Kolkata."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import func, select
+
+from meter2cash.cis.billing import run_bills
+from meter2cash.cis.documents import render_bill_html, write_bills_html
+from meter2cash.cis.ledger import account_balance, trial_balance
+from meter2cash.cis.models import (
+    Account,
+    Bill,
+    BillLine,
+    JournalLine,
+    Person,
+    Premise,
+    ServiceAgreement,
+    ServicePoint,
+)
+from meter2cash.cis.tariffs import load_tariff_file, store_tariff
+from meter2cash.core.timeutil import local_month_bounds
+from meter2cash.integration.models import OutboxMessage
+from meter2cash.mdm.models import Channel, Installation, Meter
+from meter2cash.mdm.reading_types import ensure_catalogue
+from meter2cash.mdm.store import MeasurementStore
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "tariffs"
+TZ = "Asia/Kolkata"
+PERIOD = "2026-10"
+
+#: number, tariff, mode, class, sanctioned kW, start date, has meter, has data
+FLEET = [
+    ("SA-1", "RES-LT1", "postpaid", "residential", "2", date(2025, 1, 1), True, True),
+    ("SA-2", "RES-LT1", "postpaid", "residential", "3.5", date(2026, 10, 15), True, True),
+    ("SA-3", "COM-TOU", "postpaid", "commercial", "20", date(2025, 1, 1), True, True),
+    ("SA-4", "RES-PP", "prepaid", "residential", "1", date(2025, 1, 1), True, True),
+    ("SA-5", "RES-LT1", "postpaid", "residential", "2", date(2025, 1, 1), False, False),
+    ("SA-6", "RES-LT1", "postpaid", "residential", "2", date(2025, 1, 1), True, False),
+]
+
+
+def build_fleet(session, seed: int = 7) -> dict[str, int]:
+    """Master data, tariffs and 15-minute data for October 2026; returns agreement number → channel id."""
+    for f in ("res-lt1", "com-tou", "res-pp"):
+        path = EXAMPLES / f"{f}.toml"
+        store_tariff(session, load_tariff_file(path), path.read_text())
+    rts = ensure_catalogue(session)
+    rng = np.random.default_rng(seed)
+    channels: dict[str, int] = {}
+    received = {}
+    for i, (number, tariff, mode, cls, kw, start, has_meter, has_data) in enumerate(FLEET):
+        person = Person(name=f"Customer {i}")
+        premise = Premise(code=f"P-{i}", address=f"{i} MG Road", city="Pune", postcode="411001")
+        session.add_all([person, premise])
+        session.flush()
+        account = Account(number=f"A-{i}", person_id=person.id, customer_class=cls)
+        sp = ServicePoint(code=f"SP-{i}", premise_id=premise.id)
+        session.add_all([account, sp])
+        session.flush()
+        session.add(
+            ServiceAgreement(
+                number=number,
+                account_id=account.id,
+                service_point_id=sp.id,
+                tariff_code=tariff,
+                payment_mode=mode,
+                sanctioned_load_kw=Decimal(kw),
+                start_date=start,
+            )
+        )
+        if not has_meter:
+            continue
+        meter = Meter(serial=f"M-{i}", status="installed")
+        session.add(meter)
+        session.flush()
+        ch = Channel(meter_id=meter.id, reading_type_id=rts["kwh_import_15m"].id)
+        session.add(ch)
+        session.flush()
+        session.add(
+            Installation(
+                meter_id=meter.id, service_point_id=sp.id, installed_at=datetime(2025, 1, 1, tzinfo=UTC)
+            )
+        )
+        channels[number] = ch.id
+        if has_data:
+            scale = 2000 if tariff == "COM-TOU" else 400
+            for d in range(33):  # UTC days 2026-09-30 .. 2026-11-01 cover the local month
+                day = date(2026, 9, 30) + timedelta(days=d)
+                received[(ch.id, day)] = (np.arange(96), rng.integers(0, scale, 96) / 1000)
+    session.flush()
+    MeasurementStore(session).merge(received, {cid: 900 for cid, _ in received})
+    session.commit()
+    return channels
+
+
+def _window_kwh(session, channel_id: int) -> np.ndarray:
+    start, end = local_month_bounds(PERIOD, TZ)
+    return MeasurementStore(session).read_window([channel_id], start, end, 900).values[0]
+
+
+def test_bill_run_bills_posts_and_balances(session):
+    channels = build_fleet(session)
+    result = run_bills(session, PERIOD, tz=TZ, currency="INR")
+    session.commit()
+
+    assert len(result.bills) == 4
+    assert sorted(e["code"] for e in result.errors) == ["billing.no_data", "billing.no_meter"]
+    assert {e["service_agreement"] for e in result.errors} == {"SA-5", "SA-6"}
+    bills = {b.service_agreement.number: b for b in session.scalars(select(Bill))}
+    assert sorted(b.number for b in bills.values()) == [f"B-2026-10-{i:06d}" for i in range(1, 5)]
+
+    for number, bill in bills.items():
+        stored = _window_kwh(session, channels[number])
+        assert bill.total_kwh == Decimal(str(round(float(np.nansum(stored)), 3)))
+        assert bill.total == sum(ln.amount for ln in bill.lines)
+        assert bill.journal_entry_id is not None
+        legs = session.scalars(select(JournalLine).where(JournalLine.entry_id == bill.journal_entry_id)).all()
+        assert sum(leg.amount for leg in legs) == 0
+        debit = [leg for leg in legs if leg.account_id == bill.account_id]
+        assert [(d.ledger_account, d.amount) for d in debit] == [
+            ("2100" if bill.kind == "prepaid" else "1100", bill.total)
+        ]
+    assert bills["SA-4"].kind == "prepaid" and bills["SA-4"].due_date is None
+    assert any(ln.component == "prepaid_discount" for ln in bills["SA-4"].lines)
+    assert "(17/31 days)" in bills["SA-2"].lines[0].description
+    assert bills["SA-1"].lines[0].description == "Fixed charge"
+
+    tb = trial_balance(session)
+    assert tb.total == 0 and tb.total_debit == tb.total_credit
+    by_code = {r.code: r for r in tb.rows}
+    postpaid = sum(b.total for b in bills.values() if b.kind == "postpaid")
+    assert by_code["1100"].balance == postpaid
+    assert by_code["2100"].balance == bills["SA-4"].total
+    assert account_balance(session, bills["SA-4"].account_id, "2100") == bills["SA-4"].total
+    assert account_balance(session, bills["SA-1"].account_id) == bills["SA-1"].total
+    assert session.scalar(select(func.count()).where(OutboxMessage.topic == "bill.issued")) == 4
+    totals = result.to_dict()["totals"]
+    assert {(t["customer_class"], t["kind"]): t["count"] for t in totals} == {
+        ("commercial", "postpaid"): 1,
+        ("residential", "postpaid"): 2,
+        ("residential", "prepaid"): 1,
+    }
+
+
+def test_tou_determinants_follow_local_time_and_holidays(session):
+    channels = build_fleet(session)
+    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    session.commit()
+    bill = session.scalars(select(Bill).where(Bill.tariff_code == "COM-TOU")).one()
+    start, end = local_month_bounds(PERIOD, TZ)
+    values = _window_kwh(session, channels["SA-3"])
+    local = pd.date_range(start, end, freq="15min", inclusive="left").tz_convert(TZ)
+    holidays = [date(2026, 10, 2), date(2026, 10, 20)]  # Gandhi Jayanti (Fri), Dussehra (Tue)
+    weekday = (local.day_of_week < 5) & ~np.isin(local.date, holidays)
+    peak = weekday & (local.hour >= 18) & (local.hour < 22)
+    night = (local.hour >= 22) | (local.hour < 6)
+    det = bill.determinants
+    assert det["kwh_by_period"]["peak"] == round(float(values[peak].sum()), 3)
+    assert det["kwh_by_period"]["night"] == round(float(values[night].sum()), 3)
+    assert det["max_demand_kw"] == round(float(values.max() * 4), 3)
+    assert len(det["daily_kwh"]["dates"]) == 31 and det["daily_kwh"]["dates"][0] == "2026-10-01"
+    peak_line = next(ln for ln in bill.lines if ln.description == "ToD peak surcharge")
+    assert peak_line.quantity == Decimal(str(det["kwh_by_period"]["peak"]))
+
+
+def test_rerun_changes_nothing(session):
+    build_fleet(session)
+    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    session.commit()
+    counts = [session.scalar(select(func.count()).select_from(t)) for t in (Bill, BillLine, JournalLine)]
+    again = run_bills(session, PERIOD, tz=TZ, currency="INR")
+    session.commit()
+    assert again.bills == [] and again.skipped == 4
+    assert [
+        session.scalar(select(func.count()).select_from(t)) for t in (Bill, BillLine, JournalLine)
+    ] == counts
+    assert trial_balance(session).total == 0
+
+
+def test_bill_html_document(session, tmp_path):
+    build_fleet(session)
+    result = run_bills(session, PERIOD, tz=TZ, currency="INR")
+    session.commit()
+    bill = session.scalars(select(Bill).where(Bill.tariff_code == "COM-TOU")).one()
+    html = render_bill_html(bill, history=[("2026-09", Decimal("812.500"))])
+    assert bill.number in html and "1 MG Road" not in html and "2 MG Road" in html
+    assert "<svg" in html and "ToD peak surcharge" in html and f"{bill.total:,.2f}" in html
+    paths = write_bills_html(session, result.bills, tmp_path)
+    assert len(paths) == 4 and all(p.read_text().startswith("<!DOCTYPE html>") for p in paths)
