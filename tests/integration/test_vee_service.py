@@ -213,3 +213,23 @@ def test_cli_run_and_report(session, db_url, monkeypatch):
         assert missing.exit_code == 2
     finally:
         get_settings.cache_clear()
+
+
+def test_channels_are_processed_in_chunks_with_progress(session, monkeypatch):
+    import meter2cash.mdm.vee.service as service
+
+    monkeypatch.setattr(service, "MAX_CHUNK_CHANNELS", 1)
+    ids = [_channel(session, f"M-{i}") for i in range(3)]
+    for cid in ids:
+        values = _profile(DAY)
+        values[20 + cid] = np.nan
+        _merge(session, cid, DAY, values)
+    session.commit()
+    seen: list[tuple[int, int]] = []
+    res = run_vee(session, **_window(DAY), on_progress=lambda done, total: seen.append((done, total)))
+    session.commit()
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    assert res.estimated_by_method["linear_interpolation"] == 3
+    for cid in ids:
+        day = _stored(session, cid, DAY)
+        assert day.flags[20 + cid] == Quality.ESTIMATED and (np.delete(day.flags, 20 + cid) == 0).all()
