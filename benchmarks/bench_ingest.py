@@ -57,7 +57,8 @@ def prepare(url: str, meters: int) -> None:
         rt = ensure_catalogue(s)["kwh_import_15m"].id
         s.execute(insert(Meter), [{"serial": f"BM{i:06d}", "status": "installed"} for i in range(meters)])
         ids = s.scalars(select(Meter.id)).all()
-        s.execute(insert(Channel), [{"meter_id": m, "reading_type_id": rt, "multiplier": Decimal(1)} for m in ids])
+        channels = [{"meter_id": m, "reading_type_id": rt, "multiplier": Decimal(1)} for m in ids]
+        s.execute(insert(Channel), channels)
     engine.dispose()
 
 
@@ -133,9 +134,11 @@ def main() -> None:
 
         base = median_of(args.repeat, read_csv)
         results = [("pandas.read_csv (baseline)", base)]
-        results.append(("ingest → SQLite", median_of(args.repeat, lambda i: sqlite_run(tmp, args.meters, data, i))))
+        lite = median_of(args.repeat, lambda i: sqlite_run(tmp, args.meters, data, i))
+        results.append(("ingest → SQLite", lite))
         if not args.no_postgres and pg_reachable():
-            results.append(("ingest → PostgreSQL", median_of(args.repeat, lambda i: pg_run(args.meters, data, i))))
+            pg = median_of(args.repeat, lambda i: pg_run(args.meters, data, i))
+            results.append(("ingest → PostgreSQL", pg))
         else:
             console.print("PostgreSQL not reachable at 127.0.0.1:5432: skipped")
     table = Table(title=f"Ingest, median of {args.repeat}")

@@ -184,7 +184,7 @@ def ingest_bytes(
         format=parsed.format,
         received_at=received,
         size_bytes=len(data),
-        payload=gzip.compress(data, compresslevel=6),
+        payload=gzip.compress(data, compresslevel=3),
     )
     session.add(batch)
     session.flush()

@@ -25,22 +25,28 @@ from meter2cash.integration.formats.readings import (
 
 REQUIRED = ("meter", "channel", "start", "value")
 OPTIONAL = ("quality",)
-_WS = np.array([32, 9, 13, 10], dtype=np.uint8)
 
 
-def _lines(arr: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.int64], ...]:
-    """Per physical line: start offset, length incl. newline, separator count, non-blank flag."""
-    quote = arr == ord('"')
-    outside = (np.cumsum(quote) % 2 == 0) if quote.any() else np.ones(len(arr), bool)
-    nl = np.flatnonzero((arr == ord("\n")) & outside)
+def _lines(body: bytes, arr: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.int64], ...]:
+    """Per physical line: start offset, length incl. newline, separator count, non-blank flag.
+
+    Works on the positions of newlines, commas and quotes only (a quote toggles "inside a field",
+    so separators inside quotes do not count).
+    """
+    nl = np.flatnonzero(arr == ord("\n"))
+    commas = np.flatnonzero(arr == ord(","))
+    quotes = np.flatnonzero(arr == ord('"'))
+    if len(quotes):
+        nl = nl[np.searchsorted(quotes, nl) % 2 == 0]
+        commas = commas[np.searchsorted(quotes, commas) % 2 == 0]
     starts = np.concatenate([[0], nl + 1]).astype(np.int64)
     ends = np.concatenate([nl, [len(arr)]]).astype(np.int64)
     lengths = np.diff(np.concatenate([starts, [len(arr)]]))
-    comma_cum = np.concatenate([[0], np.cumsum((arr == ord(",")) & outside)])
-    solid_cum = np.concatenate([[0], np.cumsum(~np.isin(arr, _WS))])
-    commas = comma_cum[ends] - comma_cum[starts]
-    solid = solid_cum[ends] - solid_cum[starts]
-    return starts, lengths, commas, solid > 0
+    n_commas = np.searchsorted(commas, ends) - np.searchsorted(commas, starts)
+    solid = np.ones(len(starts), bool)
+    for i in np.flatnonzero(n_commas == 0):  # only lines without a separator can be blank
+        solid[i] = bool(body[starts[i] : ends[i]].strip())
+    return starts, lengths, n_commas, solid
 
 
 def _quality(raw: pd.Series) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
@@ -63,12 +69,18 @@ def _quality(raw: pd.Series) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool
     return bits[codes], bad[codes]
 
 
+def _stripped(col: pd.Series) -> pd.Series:
+    """``col.str.strip()``, computed once per distinct value."""
+    codes, uniques = pd.factorize(col)
+    return pd.Series(pd.Series(uniques, dtype=object).str.strip().to_numpy(object)[codes], dtype=object)
+
+
 def parse_csv(data: bytes, *, source: str = "") -> ParsedReadings:
     """Parse a CSV reading file; bad lines become problems, a bad header raises ``ingest.bad_file``."""
     decode_text(data, source)
     body = data.removeprefix(b"\xef\xbb\xbf")
     arr = np.frombuffer(body, dtype=np.uint8)
-    starts, lengths, commas, solid = _lines(arr)
+    starts, lengths, commas, solid = _lines(body, arr)
     filled = np.flatnonzero(solid)
     if not len(filled):
         raise M2CError(
@@ -120,14 +132,14 @@ def parse_csv(data: bytes, *, source: str = "") -> ParsedReadings:
     df.columns = names
     line_no = data_lines[ok].astype(np.int64) + 1
 
-    meter = df["meter"].str.strip()
-    channel = df["channel"].str.strip()
+    meter, channel = _stripped(df["meter"]), _stripped(df["channel"])
     ts_us, ts_bad, ts_naive = parse_timestamps(df["start"])
     quality, q_bad = _quality(df["quality"]) if "quality" in names else (np.zeros(len(df), np.int64),) * 2
     q_bad = q_bad.astype(bool)
     value, v_bad = parse_numbers(df["value"])
     missing = (quality & int(Quality.MISSING)) != 0
-    v_bad &= ~(missing & (df["value"].str.strip() == "").to_numpy(bool))
+    if missing.any():  # a MISSING row may leave the value empty
+        v_bad &= ~(missing & (df["value"].str.strip() == "").to_numpy(bool))
     value = np.where(missing, np.nan, value)
     no_meter = (meter == "").to_numpy(bool)
     no_channel = (channel == "").to_numpy(bool)
