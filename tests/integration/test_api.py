@@ -190,12 +190,14 @@ def billed(loaded, platform):
         sa = s.scalar(select(ServiceAgreement).where(ServiceAgreement.number == "SA-1001"))
         bill = Bill(
             number="B-2026-02-0001", service_agreement_id=sa.id, account_id=sa.account_id, period="2026-02",
-            period_start=datetime(2026, 1, 31, 18, 30, tzinfo=UTC), period_end=datetime(2026, 2, 28, 18, 30, tzinfo=UTC),
+            period_start=datetime(2026, 1, 31, 18, 30, tzinfo=UTC),
+            period_end=datetime(2026, 2, 28, 18, 30, tzinfo=UTC),
             tariff_code="RES-LT1", currency="INR", total_kwh=Decimal("123.5"), subtotal=Decimal("900"),
             tax=Decimal("45"), total=Decimal("945"), determinants={"kwh": "123.5"},
         )  # fmt: skip
         bill.lines = [
-            BillLine(seq=1, component="fixed", description="Fixed charge", amount=Decimal("100"), ledger_account="4000"),
+            BillLine(seq=1, component="fixed", description="Fixed charge", amount=Decimal("100"),
+                     ledger_account="4000"),
             BillLine(seq=2, component="energy", description="Energy", quantity=Decimal("123.5"), unit="kWh",
                      rate=Decimal("6.477733"), amount=Decimal("800"), ledger_account="4000"),
         ]  # fmt: skip

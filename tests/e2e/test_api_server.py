@@ -1,0 +1,83 @@
+"""``m2c serve`` as a real process: health, master data, an account, OpenAPI; refusal when unmigrated."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from meter2cash.db import upgrade
+
+pytestmark = pytest.mark.e2e
+M2C = str(Path(sys.executable).with_name("m2c"))
+BUNDLE = Path(__file__).resolve().parents[2] / "examples" / "masterdata" / "small.json"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def env_for(url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("M2C_")}
+    return {**env, "M2C_DATABASE_URL": url}
+
+
+def test_served_api_end_to_end(tmp_path):
+    url = f"sqlite:///{tmp_path / 'served.db'}"
+    upgrade(url)
+    port = free_port()
+    proc = subprocess.Popen(
+        [M2C, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env_for(url),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else "server exited"
+            try:
+                if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not answer /api/v1/health within 30 s"
+            time.sleep(0.2)
+        with httpx.Client(base_url=base, timeout=10) as c:
+            r = c.post("/api/v1/masterdata", json=json.loads(BUNDLE.read_text()))
+            assert r.status_code == 200 and r.json()["created"] == 25
+            acc = c.get("/api/v1/accounts/ACC-1002").json()
+            assert acc["person"]["name"] == "Lakshmi Stores"
+            assert acc["service_agreements"][0]["tariff_code"] == "COM-TOU"
+            assert "/api/v1/masterdata" in c.get("/openapi.json").json()["paths"]
+            assert "swagger" in c.get("/docs").text.lower()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        if proc.stdout:
+            proc.stdout.close()
+
+
+def test_serve_refuses_an_unmigrated_database(tmp_path):
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    r = subprocess.run(
+        [M2C, "serve", "--port", str(free_port())],
+        env=env_for(url),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2
+    assert "m2c db upgrade" in r.stderr.replace("\n", " ")
