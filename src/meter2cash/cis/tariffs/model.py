@@ -275,9 +275,10 @@ class TariffDefinition(_Model):
             raise ValueError(f"customer_class must be one of {', '.join(CUSTOMER_CLASSES)}")
         return v
 
-    @model_validator(mode="after")
-    def _versions(self) -> TariffDefinition:
-        vs = sorted(self.versions, key=lambda v: v.effective_from)
+    @field_validator("versions")
+    @classmethod
+    def _no_overlap(cls, versions: list[TariffVersionDef]) -> list[TariffVersionDef]:
+        vs = sorted(versions, key=lambda v: v.effective_from)
         for a, b in itertools.pairwise(vs):
             if a.effective_from == b.effective_from:
                 raise ValueError(f"two versions start on {a.effective_from}")
@@ -286,6 +287,10 @@ class TariffDefinition(_Model):
                     f"version from {a.effective_from} overlaps the one from {b.effective_from}; "
                     "give it an effective_to before the next version starts"
                 )
+        return vs
+
+    @model_validator(mode="after")
+    def _fill_versions(self) -> TariffDefinition:
         filled = [
             v.model_copy(
                 update={
@@ -296,7 +301,7 @@ class TariffDefinition(_Model):
                     "rounding": v.rounding or self.rounding,
                 }
             )
-            for v in vs
+            for v in self.versions
         ]
         object.__setattr__(self, "versions", filled)
         return self
