@@ -85,7 +85,7 @@ def render_bill_html(
             "description": ln.description,
             "quantity": _qty(ln.quantity),
             "unit": ln.unit,
-            "rate": _qty(ln.rate),
+            "rate": "" if ln.rate is None else f"{ln.rate:f}",
             "amount": money(ln.amount),
             "tax": ln.component == "tax",
         }
@@ -146,15 +146,14 @@ def write_bills_html(session: Session, bill_ids: Sequence[int], out_dir: str | P
     return paths
 
 
-def render_bill_text(bill: RatedBill, *, width: int = 78) -> str:
+def render_bill_text(bill: RatedBill) -> str:
     """A rated bill as fixed-width plain text lines (golden tests, ``m2c bill calc``)."""
-    head = f"{'Description':<40}{'Qty':>10} {'Unit':<5}{'Rate':>9}{'Amount':>13}"
+    head = f"{'Description':<52}{'Qty':>10} {'Unit':<5}{'Rate':>9}{'Amount':>13}"
     out = [f"Tariff {bill.tariff_code} ({bill.currency})", head, "-" * len(head)]
     for ln in bill.lines:
-        out.append(
-            f"{ln.description[:40]:<40}{_qty(ln.quantity):>10} {ln.unit:<5}{_qty(ln.rate):>9}{ln.amount:>13}"
-        )
+        rate = "" if ln.rate is None else f"{ln.rate:f}"
+        out.append(f"{ln.description[:52]:<52}{_qty(ln.quantity):>10} {ln.unit:<5}{rate:>9}{ln.amount:>13}")
     out.append("-" * len(head))
     for label, value in (("Subtotal", bill.subtotal), ("Taxes", bill.tax), ("Total", bill.total)):
-        out.append(f"{label:<65}{value:>13}")
+        out.append(f"{label:<77}{value:>13}")
     return "\n".join(line.rstrip() for line in out) + "\n"
