@@ -80,4 +80,4 @@ def test_serve_refuses_an_unmigrated_database(tmp_path):
         timeout=60,
     )
     assert r.returncode == 2
-    assert "m2c db upgrade" in r.stderr.replace("\n", " ")
+    assert "m2c db upgrade" in " ".join(r.stderr.split())

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import func, select
 
@@ -29,7 +30,7 @@ def _print_result(result: LoadResult) -> None:
     for p in result.problems:
         where = ":".join(str(x) for x in (p.source, p.line) if x is not None)
         col = f" [{p.field}]" if p.field else ""
-        console.print(f"[red]{where}{col}[/red] {p.code} {p.message}", markup=True, highlight=False)
+        console.print(f"[red]{escape(where + col)}[/red] {p.code} {escape(p.message)}", highlight=False)
 
 
 @app.command("load")
