@@ -127,9 +127,7 @@ def run_demo(platform: Platform, cfg: DemoConfig, progress: Progress | None = No
     with _timed(report, "master data"):
         fleet = build_fleet(FleetConfig(meters=cfg.meters, seed=cfg.seed), first_local, tz)
         for sa in fleet.bundle["service_agreements"]:
-            sa["start_date"] = min(date.fromisoformat(sa["start_date"]), first_local).isoformat()
-            if cfg.days < 28:
-                sa["start_date"] = first_local.isoformat()
+            sa["start_date"] = first_local.isoformat()  # billing starts with the simulated data
         with platform.sessions() as s, s.begin():
             for path in sorted((examples_dir() / "tariffs").glob("*.toml")):
                 store_tariff(s, load_tariff_file(path), path.read_text())
@@ -280,8 +278,8 @@ def _energy_check(session: Any, start: datetime, end: datetime) -> dict[str, Any
     """
     ids, _ = _kwh_channels(session)
     w = MeasurementStore(session).read_window(ids, start, end, INTERVAL_S)
-    per_channel = np.round(np.nansum(w.values, axis=1), 3)
-    stored = sum((Decimal(f"{v:.3f}") for v in per_channel), Decimal(0))
+    per_channel_wh = np.rint(np.nansum(w.values, axis=1) * 1000).astype(np.int64)
+    stored = Decimal(int(per_channel_wh.sum())).scaleb(-3)
     billed = Decimal(
         session.scalar(select(func.coalesce(func.sum(Bill.total_kwh), 0)).where(Bill.status == "issued")) or 0
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -99,8 +100,13 @@ def build_fleet(session, seed: int = 7) -> dict[str, int]:
     return channels
 
 
-def _window_kwh(session, channel_id: int) -> np.ndarray:
+def _window_kwh(session, channel_id: int, from_day: date | None = None) -> np.ndarray:
+    """Stored kWh of the local billing month, from ``from_day`` (local) on when given."""
     start, end = local_month_bounds(PERIOD, TZ)
+    if from_day is not None:
+        start = max(
+            start, datetime(from_day.year, from_day.month, from_day.day, tzinfo=ZoneInfo(TZ)).astimezone(UTC)
+        )
     return MeasurementStore(session).read_window([channel_id], start, end, 900).values[0]
 
 
@@ -115,8 +121,10 @@ def test_bill_run_bills_posts_and_balances(session):
     bills = {b.service_agreement.number: b for b in session.scalars(select(Bill))}
     assert sorted(b.number for b in bills.values()) == [f"B-2026-10-{i:06d}" for i in range(1, 5)]
 
+    starts = {f[0]: f[5] for f in FLEET}
     for number, bill in bills.items():
-        stored = _window_kwh(session, channels[number])
+        # Energy before an agreement's start date belongs to no bill of it.
+        stored = _window_kwh(session, channels[number], starts[number])
         assert bill.total_kwh == Decimal(str(round(float(np.nansum(stored)), 3)))
         assert bill.total == sum(ln.amount for ln in bill.lines)
         assert bill.journal_entry_id is not None

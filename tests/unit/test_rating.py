@@ -155,3 +155,22 @@ def test_telescopic_energy_charge_is_monotonic(a, b):
     lo, hi = sorted((a, b))
     charges = [energy(TELE, Decimal(x).scaleb(-3)) for x in (lo, hi)]
     assert charges[0] <= charges[1]
+
+
+@given(
+    st.lists(
+        st.lists(st.floats(0, 5000, allow_nan=False), min_size=1, max_size=5).map(
+            lambda r: [*r, *([0.0] * (5 - len(r)))]
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_split_wh_adds_up_to_the_rounded_total(rows):
+    from meter2cash.cis.rating import split_wh
+
+    kwh = np.array(rows)
+    wh = split_wh(kwh)
+    np.testing.assert_array_equal(wh.sum(axis=1), np.rint(kwh.sum(axis=1) * 1000).astype(np.int64))
+    exact = kwh * 1000
+    assert ((wh >= np.floor(exact) - 1e-9) & (wh <= np.floor(exact) + 1)).all()

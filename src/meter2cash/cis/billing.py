@@ -25,7 +25,8 @@ from meter2cash.cis.rating import RatedBill, RatingInput, rate_arrays
 from meter2cash.cis.tariffs.loader import tariff_version_for
 from meter2cash.cis.tariffs.model import TariffVersionDef
 from meter2cash.core.errors import NotFound
-from meter2cash.core.timeutil import local_month_bounds, utcnow
+from meter2cash.core.quality import Quality
+from meter2cash.core.timeutil import local_frame, local_month_bounds, utcnow
 from meter2cash.integration.models import OutboxMessage
 from meter2cash.mdm.determinants import bill_determinants, daily_kwh
 from meter2cash.mdm.models import Channel, Installation, ReadingType
@@ -225,7 +226,7 @@ def run_bills(
             if pidx is None:
                 pidx = tou_period_index(starts, vdef.tou, tz)
             rows_of = np.asarray([window.row(a.channel_id) for a in chunk], dtype=np.int64)
-            values, flags = window.values[rows_of], window.flags[rows_of]
+            values, flags = active_only(window.values[rows_of], window.flags[rows_of], starts, chunk, tz)
             has_data: np.ndarray = np.any(~np.isnan(values), axis=1)
             for a, ok in zip(chunk, has_data.tolist(), strict=True):
                 if not ok:
@@ -245,6 +246,7 @@ def run_bills(
                     days_in_period,
                     days_active,
                     [a.kind == "prepaid" for a in kept],
+                    kwh_total=det.kwh_total,
                 )
                 rated = rate_arrays(vdef, inp).bills()
                 extras = []
@@ -288,6 +290,22 @@ def run_bills(
     run.errors = result.errors[:1000]
     session.flush()
     return result
+
+
+def active_only(
+    values: np.ndarray, flags: np.ndarray, starts: np.ndarray, agreements: list[_Agreement], tz: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Blank out intervals outside each agreement's local start and end dates (inclusive).
+
+    Consumption before an agreement starts or after it ends belongs to no bill of it.
+    """
+    local_day = local_frame(starts, tz)["date"].to_numpy().astype("datetime64[D]")
+    first = np.array([a.start for a in agreements], dtype="datetime64[D]")
+    last = np.array([a.end or date.max for a in agreements], dtype="datetime64[D]")
+    active = (local_day[None, :] >= first[:, None]) & (local_day[None, :] <= last[:, None])
+    if active.all():
+        return values, flags
+    return np.where(active, values, np.nan), np.where(active, flags, Quality.MISSING).astype(flags.dtype)
 
 
 def bill_entry_legs(bill: RatedBill, kind: str, account_id: int) -> list[tuple[str, Decimal, int | None]]:

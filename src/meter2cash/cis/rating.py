@@ -55,6 +55,26 @@ def scaled(value: Decimal, places: int) -> int:
     return int(out)
 
 
+def split_wh(kwh_by_period: npt.NDArray[np.float64], kwh_total: npt.ArrayLike | None = None) -> I64:
+    """Whole Wh per period whose row sums equal each row's total rounded to Wh (largest remainder).
+
+    ``kwh_by_period`` is ``(n, P)`` [kWh], non-negative import energy. Rounding each period on
+    its own could bill a Wh more or less than was measured; this never does. ``kwh_total`` (n,)
+    [kWh], when given, is the measured total (the row sum of the interval data) to round.
+    """
+    wh = np.asarray(kwh_by_period, dtype=np.float64) * 1000.0
+    floor = np.floor(wh)
+    total = (
+        wh.sum(axis=1) if kwh_total is None else np.asarray(kwh_total, dtype=np.float64).reshape(-1) * 1000.0
+    )
+    target = np.rint(total).astype(np.int64)
+    deficit = target - floor.sum(axis=1).astype(np.int64)
+    order = np.argsort(-(wh - floor), axis=1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(wh.shape[1])[None, :].repeat(wh.shape[0], axis=0), axis=1)
+    return (floor.astype(np.int64) + (rank < deficit[:, None])).astype(np.int64)
+
+
 @dataclass(slots=True)
 class RatingInput:
     """Determinants of ``n`` agreements as exact integers.
@@ -88,13 +108,18 @@ class RatingInput:
         days_in_period: npt.ArrayLike,
         days_active: npt.ArrayLike | None = None,
         prepaid: npt.ArrayLike | None = None,
+        kwh_total: npt.ArrayLike | None = None,
     ) -> RatingInput:
-        """From measured kWh/kW (float): rounded to 3 decimals (Wh, W) first."""
+        """From measured kWh/kW (float), in whole Wh and W.
+
+        The total is rounded to Wh once and shared out over the TOU periods by largest remainder
+        (:func:`split_wh`), so the periods always add up to the rounded total energy.
+        """
         by_period = np.atleast_2d(np.asarray(kwh_by_period, dtype=np.float64))
         n = by_period.shape[0]
         days = np.broadcast_to(np.asarray(days_in_period, dtype=np.int64), (n,)).copy()
         return cls(
-            wh_by_period=np.rint(by_period * 1000).astype(np.int64),
+            wh_by_period=split_wh(by_period, kwh_total),
             demand_w=np.rint(np.asarray(max_demand_kw, dtype=np.float64) * 1000).astype(np.int64).reshape(n),
             sanctioned_w=np.rint(np.asarray(sanctioned_kw, dtype=np.float64) * 1000)
             .astype(np.int64)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy import func, select
 
 from meter2cash.cli.common import console, err_console, platform
 from meter2cash.config import get_settings
+from meter2cash.core.money import round_money
 from meter2cash.db import make_engine, reset_database, upgrade
 from meter2cash.demo import DEFAULT_MONTH, DemoConfig, DemoReport, run_demo
 
@@ -58,10 +60,10 @@ def demo(
             bar.update(tasks[stage], completed=done, total=total)
 
         report = run_demo(p, cfg, progress)
-    print_report(report)
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(report.to_dict(), indent=2, default=str))
+    print_report(report)
     if report.problems:
         raise typer.Exit(1)
 
@@ -92,10 +94,20 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
     return t
 
 
+def _m(amount: str) -> str:
+    """A ledger amount for display, rounded to the currency's minor unit."""
+    return f"{round_money(Decimal(amount)):,}"
+
+
 def print_report(r: DemoReport) -> None:
-    md = r.masterdata
-    created = md.get("created", {})
-    console.print(_table("Master data loaded", ["entity", "records"], [[k, v] for k, v in created.items()]))
+    entities = r.masterdata.get("entities", {})
+    console.print(
+        _table(
+            "Master data loaded",
+            ["entity", "created", "updated", "rejected"],
+            [[k.replace("_", " "), v["created"], v["updated"], v["rejected"]] for k, v in entities.items()],
+        )
+    )
     ing = r.ingest
     cols = [
         "delivery",
@@ -159,16 +171,13 @@ def print_report(r: DemoReport) -> None:
     )
     bill_rows = []
     for run in r.billing["runs"]:
-        for key, v in sorted(run.get("by_class", {}).items()):
-            bill_rows.append([run.get("period", ""), key, v["count"], v["kwh"], v["amount"]])
+        for v in run.get("totals", []):
+            bill_rows.append(
+                [run["period"], f"{v['customer_class']} {v['kind']}", v["count"], v["kwh"], _m(v["amount"])]
+            )
+        kwh = sum((Decimal(v["kwh"]) for v in run.get("totals", [])), Decimal(0))
         bill_rows.append(
-            [
-                run.get("period", ""),
-                "[bold]total[/bold]",
-                run.get("bills", 0),
-                run.get("total_kwh", ""),
-                run.get("total", ""),
-            ]
+            [run["period"], "[bold]total[/bold]", run.get("bills", 0), kwh, _m(run["total_amount"])]
         )
     console.print(
         _table("Bills and revenue by class", ["period", "class / mode", "bills", "kWh", "amount"], bill_rows)
@@ -190,8 +199,11 @@ def print_report(r: DemoReport) -> None:
         _table(
             "Ledger trial balance",
             ["ledger account", "debit", "credit", "balance"],
-            [[f"{a['code']} {a['name']}", a["debit"], a["credit"], a["balance"]] for a in tb["accounts"]]
-            + [["[bold]total[/bold]", tb["total_debit"], tb["total_credit"], tb["total"]]],
+            [
+                [f"{a['code']} {a['name']}", _m(a["debit"]), _m(a["credit"]), _m(a["balance"])]
+                for a in tb["rows"]
+            ]
+            + [["[bold]total[/bold]", _m(tb["total_debit"]), _m(tb["total_credit"]), _m(tb["total"])]],
         )
     )
     console.print(_table("Timings", ["stage", "seconds"], [[k, f"{v:.2f}"] for k, v in r.timings.items()]))

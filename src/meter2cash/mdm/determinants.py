@@ -121,7 +121,7 @@ def bill_determinants(
             md_by_period[:, p] = demand[:, sel].max(axis=1)
     denom = max(t, 1)
     return Determinants(
-        kwh_total=kwh_by_period.sum(axis=1),
+        kwh_total=filled.sum(axis=1),
         kwh_by_period=kwh_by_period,
         max_demand_kw=demand.max(axis=1) if blocks else np.zeros(n),
         max_demand_kw_by_period=md_by_period,
