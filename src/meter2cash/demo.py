@@ -160,11 +160,11 @@ def run_demo(platform: Platform, cfg: DemoConfig, progress: Progress | None = No
     with _timed(report, "ingest"):
         on_time = ingest_files(files.on_time, "ingest")
     with _timed(report, "VEE"), platform.sessions() as s, s.begin():
-        vee1 = run_vee(s, start=utc0, end=utc0 + timedelta(days=n_days))
+        vee1 = run_vee(s, start=utc0, end=utc0 + timedelta(days=n_days), tz=tz)
     with _timed(report, "late files + VEE"):
         late = ingest_files(files.late, "late files")
         with platform.sessions() as s, s.begin():
-            vee2 = run_vee(s, start=utc0, end=utc0 + timedelta(days=n_days))
+            vee2 = run_vee(s, start=utc0, end=utc0 + timedelta(days=n_days), tz=tz)
     say("VEE", 1, 1)
     report.ingest = _ingest_totals(on_time, late)
     report.vee = {"first_pass": vee1.to_dict(), "after_late_files": vee2.to_dict()}

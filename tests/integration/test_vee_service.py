@@ -233,3 +233,51 @@ def test_channels_are_processed_in_chunks_with_progress(session, monkeypatch):
     for cid in ids:
         day = _stored(session, cid, DAY)
         assert day.flags[20 + cid] == Quality.ESTIMATED and (np.delete(day.flags, 20 + cid) == 0).all()
+
+
+def test_a_day_with_nothing_received_is_found_estimated_and_later_replaced(session):
+    from meter2cash.cis.models import Premise, ServicePoint
+    from meter2cash.mdm.models import Installation
+
+    cid = _channel(session)
+    meter_id = session.get(Channel, cid).meter_id
+    premise = Premise(code="PR-1")
+    session.add(premise)
+    session.flush()
+    sp = ServicePoint(code="SP-1", premise_id=premise.id)
+    session.add(sp)
+    session.flush()
+    session.add(
+        Installation(meter_id=meter_id, service_point_id=sp.id, installed_at=datetime(2026, 1, 1, tzinfo=UTC))
+    )
+    days = [DAY - timedelta(days=k) for k in range(14, 0, -1)] + [DAY, DAY + timedelta(days=1)]
+    for d in days:
+        if d != DAY:  # the meter delivered nothing at all on DAY
+            _merge(session, cid, d, _profile(d))
+    session.commit()
+
+    result = run_vee(session, start=_window(days[0])["start"], end=_window(days[-1])["end"])
+    session.commit()
+    assert result.channel_days == len(days)
+    gap = [f for f in findings_for(session, cid, DAY) if f["rule"] == "vee.missing_interval"]
+    assert [(f["first_slot"], f["slot_count"]) for f in gap] == [(0, SPD)]
+    day = _stored(session, cid, DAY)
+    assert np.isnan(day.raw).all() and not np.isnan(day.values).any()
+    assert ((day.flags & Quality.ESTIMATED) != 0).all()
+
+    # Nothing is expected before the installation or for a meter not installed.
+    other = _channel(session, serial="M-2")
+    _merge(session, other, DAY - timedelta(days=1), _profile(DAY))
+    session.commit()
+    again = run_vee(session, **_window(DAY))
+    session.commit()
+    assert again.channel_days == 0
+
+    _merge(session, cid, DAY, _profile(DAY))  # the day arrives late
+    session.commit()
+    late = run_vee(session, **_window(DAY))
+    session.commit()
+    day = _stored(session, cid, DAY)
+    assert late.channel_days == 1 and late.estimated_intervals == 0
+    np.testing.assert_allclose(day.values, _profile(DAY))
+    assert (day.flags == 0).all()

@@ -161,7 +161,12 @@ def print_report(r: DemoReport) -> None:
             ["measure", "value"],
             [
                 ["intervals stored", est["intervals"]],
-                ["estimated intervals", est["estimated_intervals"]],
+                ["estimated in the first VEE pass", r.vee["first_pass"]["estimated_intervals"]],
+                [
+                    "estimates replaced by late actual reads",
+                    r.vee["first_pass"]["estimated_intervals"] - est["estimated_intervals"],
+                ],
+                ["estimated intervals now", est["estimated_intervals"]],
                 ["estimated share", f"{est['estimated_share']:.3%}"],
                 ["still missing", est["still_missing"]],
                 ["estimate MAE vs truth [kWh]", f"{est['estimate_mae_kwh']:.4f}"],

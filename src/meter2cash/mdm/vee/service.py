@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from meter2cash.core.errors import NotFound
@@ -24,7 +24,7 @@ from meter2cash.core.quality import Quality
 from meter2cash.core.timeutil import day_start, ensure_aware, slots_per_day, utc_days, utcnow
 from meter2cash.integration.models import OutboxMessage
 from meter2cash.integration.outbox import emit
-from meter2cash.mdm.models import Channel, ChannelDay, ReadingType, VeeFinding, VeeRun
+from meter2cash.mdm.models import Channel, ChannelDay, Installation, ReadingType, VeeFinding, VeeRun
 from meter2cash.mdm.store import DayArrays, MeasurementStore
 from meter2cash.mdm.vee.config import RuleSet
 from meter2cash.mdm.vee.estimation import METHOD_NAMES, day_types_for, estimate, quality_flags
@@ -109,6 +109,64 @@ def _candidates(
     ]
 
 
+def _absent_days(
+    session: Session,
+    first: date,
+    last: date,
+    channel_ids: Sequence[int] | None,
+    present: set[tuple[int, date]],
+) -> list[_Candidate]:
+    """Channel-days with nothing received at all, where something was expected.
+
+    Expected means: an active interval channel of a meter installed for the whole UTC day, and a
+    day that is over. Such days are validated like any other (the missing-interval rule reports
+    them, estimation fills them); data that arrives later replaces the estimate.
+    """
+    today = utcnow().date()
+    last = min(last, today - timedelta(days=1))
+    if last < first:
+        return []
+    stmt = (
+        select(
+            Channel.id,
+            ReadingType.interval_s,
+            ReadingType.direction,
+            ReadingType.accumulation,
+            Installation.installed_at,
+            Installation.removed_at,
+        )
+        .join(ReadingType, ReadingType.id == Channel.reading_type_id)
+        .join(Installation, Installation.meter_id == Channel.meter_id)
+        .where(
+            Channel.active.is_(True),
+            ReadingType.interval_s.is_not(None),
+            Installation.installed_at < day_start(last + timedelta(days=1)),
+            or_(Installation.removed_at.is_(None), Installation.removed_at > day_start(first)),
+        )
+    )
+    wanted = None if channel_ids is None else set(channel_ids)
+    out: list[_Candidate] = []
+    for cid, interval_s, direction, accumulation, installed_at, removed_at in session.execute(stmt):
+        if wanted is not None and cid not in wanted:
+            continue
+        d0 = max(first, installed_at.date() + timedelta(days=installed_at != day_start(installed_at.date())))
+        d1 = last if removed_at is None else min(last, removed_at.date() - timedelta(days=1))
+        is_import = direction == "import" and accumulation == "delta"
+        out.extend(
+            _Candidate(cid, d0 + timedelta(days=k), interval_s, None, is_import)
+            for k in range((d1 - d0).days + 1)
+            if (cid, d0 + timedelta(days=k)) not in present
+        )
+    return out
+
+
+def _stored_days(session: Session, first: date, last: date) -> set[tuple[int, date]]:
+    rows = session.execute(
+        select(ChannelDay.channel_id, ChannelDay.day).where(ChannelDay.day >= first, ChannelDay.day <= last)
+    )
+    return {(r[0], r[1]) for r in rows}
+
+
 def run_vee(
     session: Session,
     *,
@@ -124,7 +182,8 @@ def run_vee(
     """Validate and estimate the channel-days of interval channels in ``[start, end)``.
 
     Whole UTC days touched by the window are validated (only those still ``raw`` when
-    ``only_pending``). Rules run on the raw values of those days; the ``history_days`` before them
+    ``only_pending``), and so are days on which nothing at all arrived from an installed meter
+    (see :func:`_absent_days`). Rules run on the raw values of those days; the ``history_days`` before them
     give context (typical level, like-days) from their actual validated values. ``tz`` decides
     the day type (weekday/weekend) of each day. Writes the validated days, a :class:`VeeRun`,
     its :class:`VeeFinding` rows and a ``vee.completed`` outbox event.
@@ -141,6 +200,10 @@ def run_vee(
     result = VeeRunResult(run.id, rs.name, rs.version)
     days = utc_days(start, end)
     cands = _candidates(session, days[0], days[-1], channel_ids, only_pending) if days else []
+    if days:
+        cands += _absent_days(
+            session, days[0], days[-1], channel_ids, _stored_days(session, days[0], days[-1])
+        )
     by_interval: dict[int, dict[int, list[_Candidate]]] = defaultdict(lambda: defaultdict(list))
     for c in cands:
         by_interval[c.interval_s][c.channel_id].append(c)
