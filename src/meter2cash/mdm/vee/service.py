@@ -147,9 +147,10 @@ def _absent_days(
     wanted = None if channel_ids is None else set(channel_ids)
     out: list[_Candidate] = []
     for cid, interval_s, direction, accumulation, installed_at, removed_at in session.execute(stmt):
-        if wanted is not None and cid not in wanted:
+        if interval_s is None or (wanted is not None and cid not in wanted):
             continue
-        d0 = max(first, installed_at.date() + timedelta(days=installed_at != day_start(installed_at.date())))
+        starts_midday = installed_at != day_start(installed_at.date())
+        d0 = max(first, installed_at.date() + timedelta(days=1 if starts_midday else 0))
         d1 = last if removed_at is None else min(last, removed_at.date() - timedelta(days=1))
         is_import = direction == "import" and accumulation == "delta"
         out.extend(
