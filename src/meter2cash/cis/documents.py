@@ -85,7 +85,7 @@ def render_bill_html(
             "description": ln.description,
             "quantity": _qty(ln.quantity),
             "unit": ln.unit,
-            "rate": "" if ln.rate is None else f"{ln.rate:f}",
+            "rate": "" if ln.rate is None else _rate(ln.rate),
             "amount": money(ln.amount),
             "tax": ln.component == "tax",
         }
@@ -144,6 +144,13 @@ def write_bills_html(session: Session, bill_ids: Sequence[int], out_dir: str | P
             path.write_text(render_bill_html(bill, history=history), encoding="utf-8")
             paths.append(path)
     return paths
+
+
+def _rate(rate: Decimal) -> str:
+    """A unit rate as printed: trailing zeros dropped, at least two decimals (4.6 → 4.60)."""
+    text = f"{rate.normalize():f}"
+    whole, _, frac = text.partition(".")
+    return f"{whole}.{frac.ljust(2, '0')}"
 
 
 def render_bill_text(bill: RatedBill) -> str:
