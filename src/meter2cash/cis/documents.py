@@ -85,7 +85,7 @@ def render_bill_html(
             "description": ln.description,
             "quantity": _qty(ln.quantity),
             "unit": ln.unit,
-            "rate": "" if ln.rate is None else _rate(ln.rate),
+            "rate": "" if ln.rate is None else format_rate(ln.rate),
             "amount": money(ln.amount),
             "tax": ln.component == "tax",
         }
@@ -146,8 +146,11 @@ def write_bills_html(session: Session, bill_ids: Sequence[int], out_dir: str | P
     return paths
 
 
-def _rate(rate: Decimal) -> str:
-    """A unit rate as printed: trailing zeros dropped, at least two decimals (4.6 → 4.60)."""
+def format_rate(rate: Decimal) -> str:
+    """A rate or amount as printed: trailing zeros dropped, at least two decimals (4.6 → 4.60).
+
+    Stored amounts carry 4 decimals; a line rounded per bill may use them, every other shows 2.
+    """
     text = f"{rate.normalize():f}"
     whole, _, frac = text.partition(".")
     return f"{whole}.{frac.ljust(2, '0')}"

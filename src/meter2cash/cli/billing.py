@@ -185,6 +185,8 @@ def _find_bill(s: Session, number: str) -> Bill:
 @bill_app.command("show")
 def bill_show(number: str) -> None:
     """Show a stored bill and its lines."""
+    from meter2cash.cis.documents import format_rate
+
     with platform() as p, p.sessions() as s:
         b = _find_bill(s, number)
         console.print(
@@ -196,15 +198,18 @@ def bill_show(number: str) -> None:
         lines = [
             {
                 "description": ln.description,
-                "quantity": None if ln.quantity is None else str(ln.quantity),
+                "quantity": None if ln.quantity is None else f"{ln.quantity.normalize():f}",
                 "unit": ln.unit,
-                "rate": None if ln.rate is None else str(ln.rate),
-                "amount": str(ln.amount),
+                "rate": None if ln.rate is None else format_rate(ln.rate),
+                "amount": format_rate(ln.amount),
             }
             for ln in b.lines
         ]
         console.print(_lines_table(b.number, lines, b.currency))
-        console.print(f"Subtotal {b.subtotal}  Taxes {b.tax}  [bold]Total {b.currency} {b.total}[/bold]")
+        console.print(
+            f"Subtotal {format_rate(b.subtotal)}  Taxes {format_rate(b.tax)}"
+            f"  [bold]Total {b.currency} {format_rate(b.total)}[/bold]"
+        )
 
 
 @bill_app.command("html")
