@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -79,7 +80,8 @@ class DayArrays:
         )
 
     @classmethod
-    def from_row(cls, row: ChannelDay) -> DayArrays:
+    def from_row(cls, row: Any) -> DayArrays:
+        """From a ``channel_day`` row (an ORM object or a Core row with the same names)."""
         return cls(
             row.channel_id,
             row.day,
@@ -92,6 +94,10 @@ class DayArrays:
             vee_run_id=row.vee_run_id,
             batch_id=row.batch_id,
         )
+
+
+#: The columns a :class:`DayArrays` is built from, selected as plain rows (no ORM objects).
+_DAY_COLUMNS = tuple(c for c in ChannelDay.__table__.c if c.name not in ("received", "updated_at"))
 
 
 @dataclass(slots=True)
@@ -187,12 +193,11 @@ class MeasurementStore:
         found: dict[tuple[int, date], DayArrays] = {}
         for i in range(0, len(keys), CHUNK):
             part = keys[i : i + CHUNK]
-            stmt = select(ChannelDay).where(tuple_(ChannelDay.channel_id, ChannelDay.day).in_(part))
+            stmt = select(*_DAY_COLUMNS).where(tuple_(ChannelDay.channel_id, ChannelDay.day).in_(part))
             if for_update:
                 stmt = stmt.with_for_update()
-            for row in self.session.scalars(stmt):
+            for row in self.session.execute(stmt):
                 found[(row.channel_id, row.day)] = DayArrays.from_row(row)
-                self.session.expunge(row)
         return found
 
     def days_between(self, channel_ids: Sequence[int], first: date, last: date) -> list[DayArrays]:
@@ -200,14 +205,12 @@ class MeasurementStore:
         out: list[DayArrays] = []
         ids = list(channel_ids)
         for i in range(0, len(ids), CHUNK):
-            stmt = select(ChannelDay).where(
+            stmt = select(*_DAY_COLUMNS).where(
                 ChannelDay.channel_id.in_(ids[i : i + CHUNK]),
                 ChannelDay.day >= first,
                 ChannelDay.day <= last,
             )
-            for row in self.session.scalars(stmt):
-                out.append(DayArrays.from_row(row))
-                self.session.expunge(row)
+            out.extend(DayArrays.from_row(row) for row in self.session.execute(stmt))
         return out
 
     def read_window(
