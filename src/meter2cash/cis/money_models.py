@@ -1,0 +1,3 @@
+"""Money-in tables: payments, wallets, gateway orders, collections, notifications."""
+
+from __future__ import annotations
