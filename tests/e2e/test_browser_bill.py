@@ -1,0 +1,123 @@
+"""A bill as a consumer sees it: served by the API, opened in a real headless Chromium.
+
+Chromium comes from the system (`apt-get install chromium`); Playwright drives it. Without a
+Chromium the test is skipped, unless M2C_REQUIRE_BROWSER=1 (CI sets it) where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _need_browser() -> str:
+    if CHROMIUM:
+        return CHROMIUM
+    if os.environ.get("M2C_REQUIRE_BROWSER") == "1":
+        pytest.fail("M2C_REQUIRE_BROWSER=1 but no chromium on PATH (apt-get install chromium)")
+    pytest.skip("no chromium on PATH (apt-get install chromium)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _m2c(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "meter2cash.cli", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture
+def billed_utility(tmp_path):
+    """The small example utility, ingested, validated and billed through the CLI."""
+    env = {**os.environ, "M2C_DATABASE_URL": f"sqlite:///{tmp_path / 'm2c.db'}", "M2C_VAR_DIR": str(tmp_path)}
+    steps = [
+        ("db", "upgrade"),
+        ("masterdata", "load", str(EXAMPLES / "masterdata" / "small.json")),
+        ("tariff", "load", *map(str, sorted((EXAMPLES / "tariffs").glob("*.toml")))),
+        ("ingest", str(EXAMPLES / "readings" / "small-2026-09.json")),
+        ("vee", "run"),
+        ("bill-run", "--period", "2026-09"),
+    ]
+    for step in steps:
+        proc = _m2c(env, *step)
+        assert proc.returncode == 0, f"{step}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+    port = _free_port()
+    log = (tmp_path / "serve.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "meter2cash.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the API did not come up")
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        log.close()
+
+
+def test_a_commercial_bill_renders_in_chromium(billed_utility, tmp_path):
+    executable = _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    base = billed_utility
+    bill = httpx.get(f"{base}/api/v1/bills/B-2026-09-000002").json()
+    assert bill["tariff_code"] == "COM-TOU"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1000, "height": 1400})
+        response = page.goto(f"{base}/api/v1/bills/B-2026-09-000002.html")
+        assert response is not None and response.status == 200
+        text = page.inner_text("body")
+        total = f"{float(bill['total']):,.2f}"
+        assert total in text, f"total {total} not on the page"
+        for words in (
+            "Lakshmi Stores",
+            "B-2026-09-000002",
+            "COM-TOU",
+            "peak",
+            "Demand charge",
+            "Payment reference",
+        ):
+            assert words in text
+        bars = page.locator("svg rect")
+        assert bars.count() >= 28  # one bar a day in the consumption chart
+        page.screenshot(path=str(tmp_path / "bill.png"), full_page=True)
+        browser.close()
+    assert (tmp_path / "bill.png").stat().st_size > 10_000
