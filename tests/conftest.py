@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -47,28 +48,9 @@ def _pg_admin() -> Engine | None:
     return engine
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database for this test worker."""
-    admin = _pg_admin()
-    if admin is None:
-        pytest.skip("PostgreSQL not reachable at 127.0.0.1:5432")
-    name = f"m2c_test_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@pytest.fixture
-def empty_pg_url() -> Iterator[str]:
-    """A new, empty (unmigrated) PostgreSQL database for one test, dropped afterwards."""
+@contextmanager
+def _new_pg_database() -> Iterator[str]:
+    """Create an empty PostgreSQL database; drop it (forcibly) afterwards."""
     admin = _pg_admin()
     if admin is None:
         pytest.skip("PostgreSQL not reachable at 127.0.0.1:5432")
@@ -81,6 +63,21 @@ def empty_pg_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test worker."""
+    with _new_pg_database() as url:
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture
+def empty_pg_url() -> Iterator[str]:
+    """A new, empty (unmigrated) PostgreSQL database for one test, dropped afterwards."""
+    with _new_pg_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
