@@ -17,8 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from meter2cash.core.errors import InvalidInput
 
 #: ``info``: record the finding only. ``flag``: also mark the intervals SUSPECT, keep the value.
-#: ``reject``: mark the intervals REJECTED and estimate them.
-Action = Literal["info", "flag", "reject"]
+#: ``reject``: mark the intervals REJECTED and estimate them. ``exception``: mark them SUSPECT and
+#: open an exception in the work queue for a person to resolve.
+Action = Literal["info", "flag", "reject", "exception"]
 
 
 class _Strict(BaseModel):
@@ -70,12 +71,90 @@ class ZeroRunRule(RuleConfig):
     min_hours: float = Field(4.0, gt=0.0)
 
 
+class RegisterIncreaseRule(RuleConfig):
+    """``vee.register_decrease`` / ``vee.register_rollover``: cumulative registers never decrease."""
+
+    action: Action = "exception"
+    #: Register capacity (e.g. 1e6 for six digits); a wrap from >90% to <10% of it is a rollover.
+    rollover: float | None = Field(1_000_000.0, gt=0.0)
+
+
+class SumCheckRule(RuleConfig):
+    """``vee.sum_check``: a complete day's interval sum against the register advance."""
+
+    action: Action = "flag"
+    tolerance: float = Field(0.01, ge=0.0)
+    tolerance_rel: float = Field(0.02, ge=0.0)
+
+
+class HighLowUsageRule(RuleConfig):
+    """``vee.high_usage`` / ``vee.low_usage``: a day's use against the channel's history."""
+
+    action: Action = "info"
+    high_factor: float = Field(3.0, gt=1.0)
+    low_factor: float = Field(0.2, ge=0.0, lt=1.0)
+    min_history_days: int = Field(3, ge=1)
+
+
+class DynamicComparisonRule(RuleConfig):
+    """``vee.dynamic_comparison``: an interval against mean and deviation of its slot of day."""
+
+    action: Action = "info"
+    z: float = Field(6.0, gt=0.0)
+    floor_per_hour: float = Field(1.0, ge=0.0)
+    min_history_days: int = Field(5, ge=2)
+
+
+class MetadataRule(RuleConfig):
+    """``vee.interval_size``, ``vee.unit_of_measure``, ``vee.multiplier``: channel set-up checks."""
+
+    action: Action = "exception"
+    #: Multipliers (CT/PT ratios) a channel may have; empty = any positive one.
+    allowed_multipliers: tuple[float, ...] = ()
+
+
+class InactiveMeasurementRule(RuleConfig):
+    """``vee.inactive_measurement``: data while the meter was not installed."""
+
+    action: Action = "reject"
+
+
+class DuplicateImdRule(RuleConfig):
+    """``vee.duplicate_imd``: an interval received twice with differing values."""
+
+    action: Action = "flag"
+
+
+class ReplacementRule(RuleConfig):
+    """Final measurement replacement: ``vee.estimate_replaced`` and ``vee.edit_kept``."""
+
+    action: Action = "info"
+    #: Keep a person's edit when newer data arrives for the interval (the edit wins).
+    keep_edits: bool = True
+
+
+class ProlongedEstimationRule(RuleConfig):
+    """``vee.prolonged_estimation``: a channel estimated for too long."""
+
+    action: Action = "exception"
+    max_hours: float = Field(72.0, gt=0.0)
+
+
 class Rules(_Strict):
     missing_interval: MissingIntervalRule = MissingIntervalRule()
     negative_consumption: NegativeConsumptionRule = NegativeConsumptionRule()
     interval_spike: IntervalSpikeRule = IntervalSpikeRule()
     stuck_register: StuckRegisterRule = StuckRegisterRule()
     zero_run: ZeroRunRule = ZeroRunRule()
+    register_increase: RegisterIncreaseRule = RegisterIncreaseRule()
+    sum_check: SumCheckRule = SumCheckRule()
+    high_low_usage: HighLowUsageRule = HighLowUsageRule()
+    dynamic_comparison: DynamicComparisonRule = DynamicComparisonRule()
+    metadata: MetadataRule = MetadataRule()
+    inactive_measurement: InactiveMeasurementRule = InactiveMeasurementRule()
+    duplicate_imd: DuplicateImdRule = DuplicateImdRule()
+    replacement: ReplacementRule = ReplacementRule()
+    prolonged_estimation: ProlongedEstimationRule = ProlongedEstimationRule()
 
 
 class EstimationConfig(_Strict):
@@ -83,6 +162,12 @@ class EstimationConfig(_Strict):
     max_interp_hours: float = Field(2.0, ge=0.0)
     #: A like-day estimate needs at least this many valid days of the same day type.
     min_like_days: int = Field(1, ge=1)
+    #: Holidays (``holidays`` package country code, optional subdivision) count as weekend days.
+    holiday_country: str | None = "IN"
+    holiday_subdiv: str | None = None
+    #: Use the learned estimator (trained on the channel's own history) for gaps beyond
+    #: ``max_interp_hours`` when there is enough history; like-day otherwise.
+    learned: bool = True
 
 
 class RuleSet(_Strict):

@@ -71,6 +71,18 @@ class RuleContext:
     interval_s: int
     history: FloatArray | None = None
     import_rows: BoolArray | None = None
+    #: Intervals inside a recorded power outage (zeros there are valid), shape of ``values``.
+    outage: BoolArray | None = None
+    #: Intervals in which the meter was installed and the channel active, shape of ``values``.
+    active: BoolArray | None = None
+    #: Raw values of the earliest stored receipt of each day (duplicate IMD), shape of ``values``.
+    earlier_raw: FloatArray | None = None
+    #: Flags of the version being superseded (replacement rules), shape of ``values``.
+    prev_flags: npt.NDArray[np.uint16] | None = None
+    #: Register advance per UTC day ``(channels, days)`` for the sum check; NaN = unknown.
+    day_advance: FloatArray | None = None
+    #: Per row: stored interval length, reading type's interval length, unit, multiplier.
+    metadata: tuple[list[int], list[int | None], list[str], list[float]] | None = None
 
 
 # --- run helpers -------------------------------------------------------------------------------
@@ -219,13 +231,19 @@ def stuck_register_check(values: FloatArray, *, min_intervals: int = 16) -> Rule
     return RuleResult(mask, _findings(STUCK_REGISTER, mask, values, runs))
 
 
-def zero_run_check(values: FloatArray, *, min_intervals: int = 16) -> RuleResult:
+def zero_run_check(
+    values: FloatArray, *, min_intervals: int = 16, outage: BoolArray | None = None
+) -> RuleResult:
     """``vee.zero_run`` (zero consumption): ``min_intervals`` or more consecutive zeros.
 
-    Zeros can be real (an outage, a vacant premise), so this is information by default.
+    Zeros inside a recorded power outage (``outage``, the shape of ``values``) are valid and
+    never found; other zeros can be real too (a vacant premise), so this is information by default.
     """
     values = np.atleast_2d(values)
-    runs = find_runs(values == 0, min_intervals)
+    zeros = values == 0
+    if outage is not None:
+        zeros &= ~np.asarray(outage, dtype=bool)
+    runs = find_runs(zeros, min_intervals)
     mask = runs_to_mask(values.shape, *runs)
     return RuleResult(mask, _findings(ZERO_RUN, mask, values, runs))
 
@@ -272,14 +290,17 @@ def evaluate(values: FloatArray, ctx: RuleContext, rule_set: RuleSet | None = No
         results.append((cfg.stuck_register.action, stuck_register_check(values, min_intervals=n)))
     if cfg.zero_run.enabled:
         n = intervals_for(cfg.zero_run.min_hours, ctx.interval_s)
-        results.append((cfg.zero_run.action, zero_run_check(values, min_intervals=n)))
+        results.append((cfg.zero_run.action, zero_run_check(values, min_intervals=n, outage=ctx.outage)))
+    from meter2cash.mdm.vee.engine import context_rules  # engine imports this module
+
+    results.extend(context_rules(values, ctx, rs))
     rejected = np.zeros(values.shape, dtype=bool)
     suspect = np.zeros(values.shape, dtype=bool)
     findings: list[Finding] = []
     for action, res in results:
         if action == "reject":
             rejected |= res.mask
-        elif action == "flag":
+        elif action in ("flag", "exception"):
             suspect |= res.mask
         findings.extend(dataclasses.replace(f, action=action) for f in res.findings)
     missing = np.isnan(values)
