@@ -33,9 +33,17 @@ MethodArray = npt.NDArray[np.int8]
 NOT_ESTIMATED = 0
 LINEAR_INTERPOLATION = 1
 LIKE_DAY_PROFILE = 2
+LEARNED = 3
+SCALAR_ADJUSTED = 4
+AVERAGE_DAILY_USE = 5
+OUTAGE_ZERO = 6
 METHOD_NAMES: dict[int, str] = {
     LINEAR_INTERPOLATION: "linear_interpolation",
     LIKE_DAY_PROFILE: "like_day_profile",
+    LEARNED: "learned",
+    SCALAR_ADJUSTED: "scalar_adjusted",
+    AVERAGE_DAILY_USE: "average_daily_use",
+    OUTAGE_ZERO: "outage_zero",
 }
 
 WEEKDAY = 0
@@ -108,8 +116,12 @@ def like_day_profile(
     day_types: Sequence[int] | npt.NDArray[np.integer],
     target: BoolArray | None = None,
     min_days: int = 1,
+    window_days: int | None = None,
 ) -> tuple[FloatArray, BoolArray]:
     """Fill each gap with the mean of the same slot on valid days of the same day type.
+
+    With ``window_days`` only like-days within that many days before or after count (recent
+    weeks); without, every day of the array does.
 
     ``values`` covers whole days: ``intervals == len(day_types) * slots_per_day``, column
     ``d * slots_per_day + s`` being slot ``s`` of day ``d``. For every channel, day type and slot
@@ -128,22 +140,98 @@ def like_day_profile(
     """
     values = np.atleast_2d(np.asarray(values, dtype=np.float64))
     types = np.asarray(day_types, dtype=np.int64)
-    n_rows, n = values.shape
+    n = values.shape[1]
     if n != len(types) * slots_per_day:
         raise ValueError(f"{n} intervals are not {len(types)} days of {slots_per_day} slots")
-    cube = values.reshape(n_rows, len(types), slots_per_day)
-    valid = ~np.isnan(cube)
-    profile = np.full_like(cube, np.nan)
-    for t in np.unique(types):  # a handful of day types, each a whole-array operation
-        sel = types == t
-        total = np.where(valid[:, sel], cube[:, sel], 0.0).sum(axis=1)
-        count = valid[:, sel].sum(axis=1)
-        mean = np.divide(total, count, out=np.full_like(total, np.nan), where=count >= min_days)
-        profile[:, sel, :] = mean[:, None, :]
-    flat = profile.reshape(n_rows, n)
+    flat = profile_of(
+        values, slots_per_day=slots_per_day, day_types=types, min_days=min_days, window_days=window_days
+    )
     fill = _target(values, target) & ~np.isnan(flat)
     out = np.where(fill, flat, values)
     return out, fill
+
+
+def profile_of(
+    values: FloatArray,
+    *,
+    slots_per_day: int,
+    day_types: npt.NDArray[np.integer],
+    min_days: int = 1,
+    window_days: int | None = None,
+) -> FloatArray:
+    """The like-day profile value of every interval (NaN where fewer than ``min_days`` like-days).
+
+    The mean of the same slot over the valid days of the same type, over the whole array or
+    within ``window_days`` days on either side (cumulative sums over days: no loop over days).
+    """
+    n_rows, n = values.shape
+    types = np.asarray(day_types, dtype=np.int64)
+    n_days = len(types)
+    cube = values.reshape(n_rows, n_days, slots_per_day)
+    valid = ~np.isnan(cube)
+    vz = np.where(valid, cube, 0.0)
+    profile = np.full_like(cube, np.nan)
+    for t in np.unique(types):  # a handful of day types, each a whole-array operation
+        sel = types == t
+        if window_days is None:
+            total = vz[:, sel].sum(axis=1, keepdims=True)
+            count = valid[:, sel].sum(axis=1, keepdims=True)
+        else:
+            w = np.where(sel[None, :, None], vz, 0.0)
+            c = (valid & sel[None, :, None]).astype(np.float64)
+            cs = np.concatenate((np.zeros((n_rows, 1, slots_per_day)), np.cumsum(w, axis=1)), axis=1)
+            cc = np.concatenate((np.zeros((n_rows, 1, slots_per_day)), np.cumsum(c, axis=1)), axis=1)
+            days = np.flatnonzero(sel)
+            lo = np.clip(days - window_days, 0, n_days)
+            hi = np.clip(days + window_days + 1, 0, n_days)
+            total = cs[:, hi] - cs[:, lo]
+            count = cc[:, hi] - cc[:, lo]
+        mean = np.divide(total, count, out=np.full(total.shape, np.nan), where=count >= min_days)
+        profile[:, sel, :] = mean
+    return profile.reshape(n_rows, n)
+
+
+def average_daily_use(
+    values: FloatArray, *, slots_per_day: int, target: BoolArray | None = None, min_days: int = 1
+) -> tuple[FloatArray, BoolArray]:
+    """Scalar estimation from average daily use: each gap gets the channel's mean use per interval
+    over its complete (fully valid) days, i.e. average daily use / slots per day."""
+    values = np.atleast_2d(values)
+    cube = values.reshape(values.shape[0], -1, slots_per_day)
+    day_sum = cube.sum(axis=2)
+    ok = ~np.isnan(day_sum)
+    n_ok = ok.sum(axis=1)
+    per_interval = np.where(
+        n_ok >= min_days, np.where(ok, day_sum, 0.0).sum(axis=1) / np.maximum(n_ok, 1), np.nan
+    )
+    per_interval = per_interval / slots_per_day
+    fill = _target(values, target) & ~np.isnan(per_interval)[:, None]
+    return np.where(fill, per_interval[:, None], values), fill
+
+
+def adjust_to_scalar(
+    values: FloatArray, estimated: BoolArray, day_advance: FloatArray, *, slots_per_day: int
+) -> tuple[FloatArray, BoolArray]:
+    """Interval adjustment from scalar: scale a day's estimated intervals so the day sums to the
+    register advance ``day_advance`` ``(channels, days)`` [unit per day].
+
+    Only days whose every interval has a value and whose estimates sum to more than zero are
+    scaled; the received intervals are kept, so the estimates share ``advance - received sum``
+    in proportion to their profile (never below zero). Returns the values and the intervals scaled.
+    """
+    values = np.atleast_2d(values)
+    n_rows = values.shape[0]
+    cube = values.reshape(n_rows, -1, slots_per_day)
+    est = np.atleast_2d(estimated).reshape(cube.shape)
+    est_sum = np.where(est, cube, 0.0).sum(axis=2)
+    actual_sum = np.where(est, 0.0, cube).sum(axis=2)  # NaN when an interval is missing
+    residual = day_advance - actual_sum
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok = (est_sum > 0) & ~np.isnan(residual) & (residual >= 0) & est.any(axis=2)
+        factor = np.where(ok, residual / np.where(est_sum > 0, est_sum, 1.0), 1.0)
+    scaled = est & ok[:, :, None]
+    out = np.where(scaled, cube * factor[:, :, None], cube)
+    return out.reshape(values.shape), scaled.reshape(values.shape)
 
 
 def estimate(
@@ -154,22 +242,52 @@ def estimate(
     target: BoolArray | None = None,
     max_interp_intervals: int = 8,
     min_like_days: int = 1,
+    outage: BoolArray | None = None,
+    learned: FloatArray | None = None,
+    day_advance: FloatArray | None = None,
 ) -> Estimate:
-    """Linear interpolation for short gaps, then like-day profiles for everything else.
+    """Estimate the gaps: outage zeros, linear interpolation, learned, like-day, average use.
+
+    In that order, each method fills what the earlier ones left: a gap inside a recorded power
+    outage (``outage``) is zero; short gaps between two values are interpolated; ``learned``
+    (predictions of :mod:`.learned` for every interval, NaN where it has none) fills longer gaps;
+    then like-day profiles; then the average daily use. Finally, on days with a register advance
+    (``day_advance``, ``(channels, days)``), the estimates are scaled to match it.
 
     Profiles are computed from the valid values only (never from other estimates). Valid
     (non-NaN) values are returned unchanged; intervals nothing could fill stay NaN with method 0.
     """
     values = np.atleast_2d(np.asarray(values, dtype=np.float64))
     method = np.zeros(values.shape, dtype=np.int8)
-    lin, lin_mask = linear_interpolation(values, max_interp_intervals=max_interp_intervals, target=target)
+    remaining = _target(values, target)
+    out = values.copy()
+    if outage is not None:
+        zero = remaining & np.asarray(outage, dtype=bool)
+        out[zero] = 0.0
+        method[zero] = OUTAGE_ZERO
+        remaining &= ~zero
+    lin, lin_mask = linear_interpolation(values, max_interp_intervals=max_interp_intervals, target=remaining)
+    out[lin_mask] = lin[lin_mask]
     method[lin_mask] = LINEAR_INTERPOLATION
-    remaining = _target(values, target) & ~lin_mask
+    remaining &= ~lin_mask
+    if learned is not None:
+        fill = remaining & ~np.isnan(learned)
+        out[fill] = np.maximum(learned[fill], 0.0)
+        method[fill] = LEARNED
+        remaining &= ~fill
     prof, prof_mask = like_day_profile(
         values, slots_per_day=slots_per_day, day_types=day_types, target=remaining, min_days=min_like_days
     )
+    out[prof_mask] = prof[prof_mask]
     method[prof_mask] = LIKE_DAY_PROFILE
-    return Estimate(np.where(prof_mask, prof, lin), method)
+    remaining &= ~prof_mask
+    avg, avg_mask = average_daily_use(values, slots_per_day=slots_per_day, target=remaining)
+    out[avg_mask] = avg[avg_mask]
+    method[avg_mask] = AVERAGE_DAILY_USE
+    if day_advance is not None:
+        out, scaled = adjust_to_scalar(out, method != NOT_ESTIMATED, day_advance, slots_per_day=slots_per_day)
+        method[scaled] = SCALAR_ADJUSTED
+    return Estimate(out, method)
 
 
 def quality_flags(
@@ -188,8 +306,23 @@ def quality_flags(
     return flags
 
 
-def day_types_for(days: Sequence[date], tz: ZoneInfo | str = "UTC") -> npt.NDArray[np.int8]:
-    """Day type of each UTC day: WEEKEND (1) if its midpoint falls on a local Saturday or Sunday."""
+def day_types_for(
+    days: Sequence[date],
+    tz: ZoneInfo | str = "UTC",
+    *,
+    holiday_country: str | None = None,
+    holiday_subdiv: str | None = None,
+) -> npt.NDArray[np.int8]:
+    """Day type of each UTC day: WEEKEND (1) if its midpoint falls on a local Saturday or Sunday,
+    or on a public holiday of ``holiday_country`` (``holidays`` package, e.g. ``"IN"``, ``"GB"``);
+    WEEKDAY (0) otherwise."""
     zone = ZoneInfo(str(tz))
-    noon = [datetime(d.year, d.month, d.day, 12, tzinfo=UTC).astimezone(zone).weekday() for d in days]
-    return (np.asarray(noon, dtype=np.int64) >= 5).astype(np.int8)
+    local = [datetime(d.year, d.month, d.day, 12, tzinfo=UTC).astimezone(zone) for d in days]
+    kind = np.asarray([t.weekday() >= 5 for t in local], dtype=bool)
+    if holiday_country and days:
+        import holidays
+
+        years = sorted({t.year for t in local})
+        cal = holidays.country_holidays(holiday_country, subdiv=holiday_subdiv, years=years)
+        kind |= np.asarray([t.date() in cal for t in local], dtype=bool)
+    return kind.astype(np.int8)
