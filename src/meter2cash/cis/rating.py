@@ -16,8 +16,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from meter2cash.cis import rating_adjust as adjust
+from meter2cash.cis import rating_components as comp
+from meter2cash.cis.rating_components import PCT_PLACES, QTY_PLACES, RATE_PLACES, div_round, scaled
 from meter2cash.cis.tariffs.model import TariffVersionDef
-from meter2cash.core.money import minor_exponent, quantum, round_half_up_int
+from meter2cash.core.money import minor_exponent, quantum
 
 I64 = npt.NDArray[np.int64]
 
@@ -28,31 +31,16 @@ LEDGER_ACCOUNT = {
     "tou": "4100",
     "demand": "4300",
     "prepaid_discount": "4900",
+    "fuel": "4100",
+    "power_factor": "4100",
+    "minimum": "4200",
+    "export_credit": "4900",
+    "net_metering": "4900",
     "tax": "2200",
     "rounding": "4900",
+    "adjustment": "4900",
 }
-RATE_PLACES, QTY_PLACES, PCT_PLACES = 6, 3, 4
-
-
-def div_round(numer: npt.ArrayLike, denom: npt.ArrayLike, mode: str = "half_up") -> I64:
-    """``numer / denom`` rounded to an integer (half away from zero, or half to even), exactly."""
-    n = np.asarray(numer, dtype=np.int64)
-    d = np.asarray(denom, dtype=np.int64)
-    if mode == "half_up" and d.ndim == 0:
-        return round_half_up_int(n, int(d))
-    q, r = np.divmod(np.abs(n), d)
-    twice = 2 * r
-    up = (twice > d) | ((twice == d) & ((q % 2 == 1) if mode == "half_even" else True))
-    q = q + up
-    return np.where(n < 0, -q, q).astype(np.int64)
-
-
-def scaled(value: Decimal, places: int) -> int:
-    """An exact decimal as an integer count of 10^-places (the models guarantee no remainder)."""
-    out = value.scaleb(places)
-    if out != out.to_integral_value():
-        raise ValueError(f"{value} has more than {places} decimal places")
-    return int(out)
+__all__ = ["PCT_PLACES", "QTY_PLACES", "RATE_PLACES", "div_round", "rate_arrays", "rate_one", "scaled"]
 
 
 def split_wh(kwh_by_period: npt.NDArray[np.float64], kwh_total: npt.ArrayLike | None = None) -> I64:
@@ -81,7 +69,11 @@ class RatingInput:
 
     wh_by_period (n, P) [Wh]; demand_w (n,) maximum demand [W]; sanctioned_w (n,) [W];
     days_in_period and days_active (n,) [days] (fixed charges prorate by their ratio);
-    prepaid (n,) bool.
+    prepaid (n,) bool. Optional (``None``: not measured / not applicable): kvah_vah (n,) [VAh];
+    export_wh (n,) [Wh] exported; bank_wh (n,) [Wh] banked export carried in; demand_w_by_period
+    (n, P) [W]; contract_va (n,) contract demand [VA]; ratchet_w (n,) highest maximum demand of
+    the ratchet months [W]; months (n,) months in the period (2 for a bimonthly cycle);
+    period ``YYYY-MM`` billing month (fuel adjustment, true-up).
     """
 
     wh_by_period: I64
@@ -90,6 +82,18 @@ class RatingInput:
     days_in_period: I64
     days_active: I64
     prepaid: npt.NDArray[np.bool_]
+    kvah_vah: I64 | None = None
+    export_wh: I64 | None = None
+    bank_wh: I64 | None = None
+    demand_w_by_period: I64 | None = None
+    contract_va: I64 | None = None
+    ratchet_w: I64 | None = None
+    months: I64 | None = None
+    period: str | None = None
+
+    @property
+    def months_or_one(self) -> I64:
+        return np.ones(self.n, np.int64) if self.months is None else self.months
 
     @property
     def wh_total(self) -> I64:
@@ -109,15 +113,32 @@ class RatingInput:
         days_active: npt.ArrayLike | None = None,
         prepaid: npt.ArrayLike | None = None,
         kwh_total: npt.ArrayLike | None = None,
+        *,
+        kvah: npt.ArrayLike | None = None,
+        export_kwh: npt.ArrayLike | None = None,
+        bank_kwh: npt.ArrayLike | None = None,
+        max_demand_kw_by_period: npt.ArrayLike | None = None,
+        contract_kva: npt.ArrayLike | None = None,
+        ratchet_kw: npt.ArrayLike | None = None,
+        months: npt.ArrayLike | None = None,
+        period: str | None = None,
     ) -> RatingInput:
         """From measured kWh/kW (float), in whole Wh and W.
 
         The total is rounded to Wh once and shared out over the TOU periods by largest remainder
-        (:func:`split_wh`), so the periods always add up to the rounded total energy.
+        (:func:`split_wh`), so the periods always add up to the rounded total energy. The
+        keyword-only determinants are optional (see the class).
         """
         by_period = np.atleast_2d(np.asarray(kwh_by_period, dtype=np.float64))
         n = by_period.shape[0]
         days = np.broadcast_to(np.asarray(days_in_period, dtype=np.int64), (n,)).copy()
+
+        def milli(v: npt.ArrayLike | None, shape: tuple[int, ...] = (n,)) -> I64 | None:
+            if v is None:
+                return None
+            arr = np.nan_to_num(np.asarray(v, dtype=np.float64))
+            return np.broadcast_to(np.rint(arr * 1000).astype(np.int64), shape).copy()
+
         return cls(
             wh_by_period=split_wh(by_period, kwh_total),
             demand_w=np.rint(np.asarray(max_demand_kw, dtype=np.float64) * 1000).astype(np.int64).reshape(n),
@@ -129,6 +150,14 @@ class RatingInput:
             if days_active is None
             else np.asarray(days_active, dtype=np.int64).reshape(n),
             prepaid=np.zeros(n, bool) if prepaid is None else np.asarray(prepaid, dtype=bool).reshape(n),
+            kvah_vah=milli(kvah),
+            export_wh=milli(export_kwh),
+            bank_wh=milli(bank_kwh),
+            demand_w_by_period=milli(max_demand_kw_by_period, by_period.shape),
+            contract_va=milli(contract_kva),
+            ratchet_w=milli(ratchet_kw),
+            months=None if months is None else np.broadcast_to(np.asarray(months, np.int64), (n,)).copy(),
+            period=period,
         )
 
 
@@ -164,6 +193,8 @@ class RatedBill:
     subtotal: Decimal
     tax: Decimal
     total: Decimal
+    #: Payment terms (prompt-payment rebate, late-payment surcharge) and net-metering bank.
+    terms: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -173,6 +204,7 @@ class RatedBill:
             "subtotal": str(self.subtotal),
             "tax": str(self.tax),
             "total": str(self.total),
+            "terms": self.terms,
         }
 
 
@@ -206,7 +238,26 @@ class RatedArrays:
     tax: I64
     total: I64
     inputs: RatingInput
+    #: Banked export carried to the next period [Wh] (net metering; zeros otherwise).
+    bank_wh: I64 | None = None
     _cache: dict[str, Any] = field(default_factory=dict)
+
+    def terms(self, j: int, total: Decimal) -> dict[str, Any]:
+        """Payment terms and the net-metering bank of bill ``j``, as JSON-ready strings."""
+        v = self.version
+        out: dict[str, Any] = {}
+        pt = v.payment_terms
+        q = quantum(v.currency)
+        if pt.prompt_percent and total > 0:
+            out["prompt_payment_rebate"] = str((total * pt.prompt_percent / 100).quantize(q))
+            out["prompt_payment_days"] = pt.prompt_days
+        if pt.late_percent:
+            out["late_payment_surcharge_percent"] = f"{pt.late_percent.normalize():f}"
+            out["late_payment_surcharge"] = str((max(total, Decimal(0)) * pt.late_percent / 100).quantize(q))
+            out["late_payment_grace_days"] = pt.late_grace_days
+        if v.net_metering is not None and self.bank_wh is not None:
+            out["banked_kwh"] = str(Decimal(int(self.bank_wh[j])).scaleb(-3))
+        return out
 
     def money(self, v: int) -> Decimal:
         return Decimal(v).scaleb(-self.scale)
@@ -236,6 +287,10 @@ class RatedArrays:
         sub, tax, tot = self.subtotal[sel].tolist(), self.tax[sel].tolist(), self.total[sel].tolist()
         out: list[RatedBill] = []
         s = self.scale
+        v0 = self.version
+        has_terms = bool(
+            v0.payment_terms.prompt_percent or v0.payment_terms.late_percent or v0.net_metering is not None
+        )
         for j in range(len(idx)):
             lines = []
             for ln, present, amount, qty, choice in cols:
@@ -262,148 +317,47 @@ class RatedArrays:
                 )
             v = self.version
             total = self.money(tot[j]).quantize(quantum(v.currency))
-            out.append(RatedBill(v.code, v.currency, lines, self.money(sub[j]), self.money(tax[j]), total))
+            rb = RatedBill(v.code, v.currency, lines, self.money(sub[j]), self.money(tax[j]), total)
+            if has_terms:
+                rb.terms = self.terms(idx[j], total)
+            out.append(rb)
         return out
 
 
-def _kwh(wh: Decimal) -> str:
-    return f"{wh.normalize():f}"
-
-
 def rate_arrays(version: TariffVersionDef, inp: RatingInput) -> RatedArrays:
-    """Rate ``inp.n`` agreements of one tariff version (vectorised, exact)."""
+    """Rate ``inp.n`` agreements of one tariff version (vectorised, exact).
+
+    Lines in order: fixed charges, net-metering set-off, energy (slabs, slab tables or TOU
+    rates), TOU surcharges/rebates, demand, fuel adjustment, power factor, prepaid discount,
+    minimum-charge top-up, export credits, taxes, and a rounding line for per-bill rounding.
+    """
     rounding = version.rounding
     mode = rounding.mode if rounding else "half_up"
     minor = minor_exponent(version.currency)
     scale = minor if (rounding is None or rounding.level == "line") else 4
-    to_amount = 10 ** (RATE_PLACES + QTY_PLACES - scale)  # (milli-unit × micro-rate) → amount units
-    n = inp.n
-    always = np.ones(n, bool)
-    wh = inp.wh_total
-    lines: list[LineArray] = []
-
-    def add(
-        component: str,
-        unit: str,
-        desc: str,
-        rate: Decimal | None,
-        qty: I64 | None,
-        amount: I64,
-        present: npt.NDArray[np.bool_] = always,
-        prorated: bool = False,
-    ) -> None:
-        lines.append(
-            LineArray(
-                component, unit, [desc], [rate], qty, np.where(present, amount, 0), present, prorated=prorated
-            )
-        )
-
-    fx = version.fixed
-    if fx.per_month:
-        r = scaled(fx.per_month, RATE_PLACES)
-        amt = div_round(r * inp.days_active, inp.days_in_period * 10 ** (RATE_PLACES - scale), mode)
-        add("fixed", "month", "Fixed charge", fx.per_month, np.full(n, 1000, np.int64), amt, prorated=True)
-    if fx.per_kw_month:
-        r = scaled(fx.per_kw_month, RATE_PLACES)
-        amt = div_round(r * inp.sanctioned_w * inp.days_active, inp.days_in_period * to_amount, mode)
-        add(
-            "fixed",
-            "kW",
-            "Fixed charge on sanctioned load",
-            fx.per_kw_month,
-            inp.sanctioned_w,
-            amt,
-            prorated=True,
-        )
-
-    if version.energy is not None:
-        slabs = version.energy.slabs
-        uppers = [scaled(s.upto, QTY_PLACES) for s in slabs if s.upto is not None]
-        lowers = [0, *uppers]
-        labels = [
-            f"{_kwh(Decimal(lo).scaleb(-3))}–{_kwh(Decimal(hi).scaleb(-3))} kWh"
-            for lo, hi in zip(lowers, uppers, strict=False)
-        ] + [f"above {_kwh(Decimal(lowers[-1]).scaleb(-3))} kWh"]
-        if version.energy.method == "telescopic":
-            for k, s in enumerate(slabs):
-                hi = uppers[k] if k < len(uppers) else np.iinfo(np.int64).max // 4
-                q = np.clip(wh - lowers[k], 0, hi - lowers[k])
-                amt = div_round(q * scaled(s.rate, RATE_PLACES), to_amount, mode)
-                add("energy", "kWh", f"Energy {labels[k]}", s.rate, q, amt, (q > 0) | (k == 0))
-        else:
-            reached = np.searchsorted(np.asarray(uppers, dtype=np.int64), wh, side="left").astype(np.int64)
-            micro = np.asarray([scaled(s.rate, RATE_PLACES) for s in slabs], dtype=np.int64)[reached]
-            amt = div_round(wh * micro, to_amount, mode)
-            lines.append(
-                LineArray(
-                    "energy",
-                    "kWh",
-                    [f"Energy, all units at slab {lab}" for lab in labels],
-                    [s.rate for s in slabs],
-                    wh.copy(),
-                    amt,
-                    always,
-                    choice=reached,
-                )
-            )
-    tou = version.tou
-    if tou is not None:
-        names = tou.period_names
-        if tou.priced_by_rate:
-            rates = [tou.default_rate, *(p.rate for p in tou.periods)]
-            for p, (name, rate) in enumerate(zip(names, rates, strict=True)):
-                assert rate is not None
-                q = inp.wh_by_period[:, p]
-                add(
-                    "energy",
-                    "kWh",
-                    f"Energy, {name}",
-                    rate,
-                    q,
-                    div_round(q * scaled(rate, RATE_PLACES), to_amount, mode),
-                )
-        else:
-            for p, period in enumerate(tou.periods, start=1):
-                assert period.adder is not None
-                q = inp.wh_by_period[:, p]
-                kind = "rebate" if period.adder < 0 else "surcharge"
-                amt = div_round(q * scaled(period.adder, RATE_PLACES), to_amount, mode)
-                add("tou", "kWh", f"ToD {period.name} {kind}", period.adder, q, amt)
-
-    if version.demand is not None:
-        dm = version.demand
-        floor = div_round(
-            inp.sanctioned_w * scaled(dm.floor_percent, PCT_PLACES), 10 ** (PCT_PLACES + 2), mode
-        )
-        billing_w = np.maximum(inp.demand_w, floor)
-        amt = div_round(billing_w * scaled(dm.rate_per_kw, RATE_PLACES), to_amount, mode)
-        add("demand", "kW", "Demand charge on maximum demand", dm.rate_per_kw, billing_w, amt)
-
-    if version.prepaid_discount_per_kwh:
-        d = version.prepaid_discount_per_kwh
-        amt = -div_round(wh * scaled(d, RATE_PLACES), to_amount, mode)
-        add("prepaid_discount", "kWh", "Prepaid discount", -d, wh.copy(), amt, inp.prepaid)
-
-    subtotal = np.zeros(n, np.int64)
-    for ln in lines:
+    c = comp.Ctx(version, inp, scale, mode)
+    comp.fixed_charges(c)
+    comp.net_metering(c)
+    comp.energy_slabs(c)
+    comp.tou_charges(c)
+    comp.demand_charges(c)
+    adjust.fuel_adjustment(c)
+    adjust.power_factor(c)
+    adjust.prepaid_discount(c)
+    adjust.minimum_charge(c)
+    comp.export_credits(c)
+    subtotal = np.zeros(inp.n, np.int64)
+    for ln in c.lines:
         subtotal += ln.amount
-    tax_total = np.zeros(n, np.int64)
-    for t in version.taxes:
-        base = np.zeros(n, np.int64)
-        for ln in lines:
-            if ln.component in t.on:
-                base += ln.amount
-        amt = div_round(base * scaled(t.percent, PCT_PLACES), 10 ** (PCT_PLACES + 2), mode)
-        add("tax", "%", f"{t.name} {t.percent.normalize():f}% on {', '.join(t.on)}", t.percent, None, amt)
-        tax_total += amt
+    tax_total = adjust.taxes(c)
     total = subtotal + tax_total
     if scale != minor:
         step = 10 ** (scale - minor)
         rounded = div_round(total, step, mode) * step
         diff = rounded - total
-        add("rounding", "", "Rounding", None, None, diff, diff != 0)
+        c.add("rounding", "", "Rounding", None, None, diff, diff != 0)
         total = rounded
-    return RatedArrays(version, scale, lines, subtotal, tax_total, total, inp)
+    return RatedArrays(version, scale, c.lines, subtotal, tax_total, total, inp, bank_wh=c.bank_out)
 
 
 def _dec(value: Any, name: str) -> Decimal:
@@ -419,7 +373,9 @@ def input_from_dict(version: TariffVersionDef, det: dict[str, Any]) -> RatingInp
 
     Keys: ``kwh_total`` or ``kwh_by_period`` ({period name: kWh}), ``max_demand_kw``,
     ``sanctioned_load_kw``, ``days_in_period`` (default 30), ``days_active`` (default all),
-    ``prepaid`` (bool). Quantities round to 3 decimals.
+    ``prepaid`` (bool); optional ``kvah_total``, ``kwh_export``, ``banked_kwh``,
+    ``max_demand_kw_by_period`` ({period: kW}), ``contract_demand_kva``, ``ratchet_demand_kw``,
+    ``months`` (2 for bimonthly), ``period`` (``YYYY-MM``). Quantities round to 3 decimals.
     """
     names = version.period_names
     by_name = det.get("kwh_by_period")
@@ -433,6 +389,17 @@ def input_from_dict(version: TariffVersionDef, det: dict[str, Any]) -> RatingInp
     else:
         wh = [scaled(_dec(det.get("kwh_total", 0), "kwh_total"), 3)] + [0] * (len(names) - 1)
     days = int(det.get("days_in_period", 30))
+
+    def opt(key: str) -> I64 | None:
+        if det.get(key) is None:
+            return None
+        return np.asarray([scaled(_dec(det[key], key), 3)], dtype=np.int64)
+
+    md_by = det.get("max_demand_kw_by_period")
+    if md_by is not None:
+        unknown = set(md_by) - set(names)
+        if unknown:
+            raise ValueError(f"max_demand_kw_by_period names unknown TOU periods {sorted(unknown)}")
     return RatingInput(
         wh_by_period=np.asarray([wh], dtype=np.int64),
         demand_w=np.asarray([scaled(_dec(det.get("max_demand_kw", 0), "max_demand_kw"), 3)], dtype=np.int64),
@@ -442,6 +409,16 @@ def input_from_dict(version: TariffVersionDef, det: dict[str, Any]) -> RatingInp
         days_in_period=np.asarray([days], dtype=np.int64),
         days_active=np.asarray([int(det.get("days_active", days))], dtype=np.int64),
         prepaid=np.asarray([bool(det.get("prepaid", False))]),
+        kvah_vah=opt("kvah_total"),
+        export_wh=opt("kwh_export"),
+        bank_wh=opt("banked_kwh"),
+        demand_w_by_period=None
+        if md_by is None
+        else np.asarray([[scaled(_dec(md_by.get(p, 0), p), 3) for p in names]], dtype=np.int64),
+        contract_va=opt("contract_demand_kva"),
+        ratchet_w=opt("ratchet_demand_kw"),
+        months=None if det.get("months") is None else np.asarray([int(det["months"])], dtype=np.int64),
+        period=det.get("period"),
     )
 
 

@@ -4,7 +4,8 @@ Periods are defined in local wall-clock time (see :class:`~meter2cash.cis.tariff
 An interval belongs to the period containing its local *start* time. Index 0 is the default
 period; index ``i`` (1-based) is the ``i``-th listed period. Where listed periods overlap, the
 first listed wins. The day type of an interval is that of its local date: ``holiday`` (when the
-calendar names a holiday country and the date is a public holiday), else ``weekend``, else
+calendar names a holiday country and the date is a public holiday, or the date is in the
+calendar's own ``holiday_dates``), else ``weekend``, else
 ``weekday``.
 """
 
@@ -41,11 +42,14 @@ def day_types(
 ) -> npt.NDArray[np.int8]:
     """Day type code per element (0 weekday, 1 weekend, 2 holiday) for local dates."""
     out = np.where(np.isin(weekdays, calendar.weekend_days), DAY_WEEKEND, DAY_WEEKDAY).astype(np.int8)
-    if calendar.holidays and local_dates.size:
+    if local_dates.size and (calendar.holidays or calendar.holiday_dates):
         days = local_dates.astype("datetime64[D]")
-        years = np.unique(days.astype("datetime64[Y]").astype(np.int64) + 1970)
-        hol = _holiday_days(calendar.holidays, calendar.holidays_subdiv, tuple(int(y) for y in years))
-        out[np.isin(days, hol)] = DAY_HOLIDAY
+        if calendar.holidays:
+            years = np.unique(days.astype("datetime64[Y]").astype(np.int64) + 1970)
+            hol = _holiday_days(calendar.holidays, calendar.holidays_subdiv, tuple(int(y) for y in years))
+            out[np.isin(days, hol)] = DAY_HOLIDAY
+        if calendar.holiday_dates:
+            out[np.isin(days, np.array(calendar.holiday_dates, dtype="datetime64[D]"))] = DAY_HOLIDAY
     return out
 
 

@@ -9,51 +9,26 @@ from __future__ import annotations
 
 import itertools
 from datetime import date
-from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Literal
+from decimal import Decimal
+from typing import Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from meter2cash.cis.models import CUSTOMER_CLASSES
+from meter2cash.cis.tariffs.components import (
+    Component,
+    FuelAdjustment,
+    MinimumCharge,
+    NetMetering,
+    PaymentTerms,
+    PowerFactor,
+)
+from meter2cash.cis.tariffs.values import KwhValue, PercentValue, RateValue
 
 #: Bill-line components a tax may name in ``on``.
-COMPONENTS = ("fixed", "energy", "tou", "demand", "prepaid_discount")
+COMPONENTS: tuple[str, ...] = get_args(Component)
 DAY_TYPES = ("weekday", "weekend", "holiday")
 DayType = Literal["weekday", "weekend", "holiday"]
-
-
-def _decimal(places: int) -> Any:
-    def parse(value: Any) -> Decimal:
-        if isinstance(value, bool):
-            raise ValueError(f"expected a number as a quoted string, got {value!r}")
-        if isinstance(value, float):
-            raise ValueError(
-                f'{value!r} is a float; quote money and rates so they stay exact, e.g. "{value}"'
-            )
-        if isinstance(value, Decimal):
-            d = value
-        elif isinstance(value, (int, str)):
-            try:
-                d = Decimal(str(value).strip())
-            except InvalidOperation:
-                raise ValueError(f"{value!r} is not a decimal number") from None
-        else:
-            raise ValueError(f"expected a decimal number as a string, got {type(value).__name__}")
-        if not d.is_finite():
-            raise ValueError(f"{value!r} is not a finite number")
-        if d != d.quantize(Decimal(1).scaleb(-places)):
-            raise ValueError(f"{value!r} has more than {places} decimal places")
-        return d
-
-    return BeforeValidator(parse)
-
-
-#: A money amount or unit rate [currency or currency/unit], at most 6 decimals.
-RateValue = Annotated[Decimal, _decimal(6)]
-#: An energy quantity [kWh], at most 3 decimals.
-KwhValue = Annotated[Decimal, _decimal(3)]
-#: A percentage [%], at most 4 decimals.
-PercentValue = Annotated[Decimal, _decimal(4)]
 
 
 class _Model(BaseModel):
@@ -68,10 +43,13 @@ class Rounding(_Model):
 
 
 class FixedCharges(_Model):
-    """Fixed charges per month [currency] and per kW of sanctioned load per month."""
+    """Fixed charges [currency]: per month, per day of supply, per kW of sanctioned load per
+    month, per kVA of contract demand per month. Monthly charges prorate by active days."""
 
     per_month: RateValue = Decimal(0)
+    per_day: RateValue = Decimal(0)
     per_kw_month: RateValue = Decimal(0)
+    per_kva_month: RateValue = Decimal(0)
 
 
 class Slab(_Model):
@@ -81,25 +59,69 @@ class Slab(_Model):
     rate: RateValue
 
 
-class EnergyCharge(_Model):
-    """Energy charge by slabs; ``telescopic``: each slab at its rate; ``non_telescopic``: the
-    whole consumption at the rate of the slab reached."""
+def check_slabs(slabs: list[Slab]) -> list[Slab]:
+    """Slab limits: increasing, only the last without ``upto``."""
+    for i, s in enumerate(slabs[:-1]):
+        if s.upto is None:
+            raise ValueError(f"slab {i + 1} has no upper limit but is not the last slab")
+    if slabs[-1].upto is not None:
+        raise ValueError("the last slab must have no upper limit (leave out `upto`)")
+    limits = [s.upto for s in slabs[:-1] if s.upto is not None]
+    if any(b <= a for a, b in zip([Decimal(0), *limits], limits, strict=False)):
+        raise ValueError("slab limits `upto` must be positive and increasing")
+    return slabs
 
+
+class SlabTable(_Model):
+    """A slab table used when the period's total consumption is at most ``upto`` kWh
+    (inclusive; the last table has no limit)."""
+
+    upto: KwhValue | None = None
     method: Literal["telescopic", "non_telescopic"] = "telescopic"
     slabs: list[Slab] = Field(min_length=1)
 
     @field_validator("slabs")
     @classmethod
     def _ordered(cls, slabs: list[Slab]) -> list[Slab]:
-        for i, s in enumerate(slabs[:-1]):
-            if s.upto is None:
-                raise ValueError(f"slab {i + 1} has no upper limit but is not the last slab")
-        if slabs[-1].upto is not None:
-            raise ValueError("the last slab must have no upper limit (leave out `upto`)")
-        limits = [s.upto for s in slabs[:-1] if s.upto is not None]
-        if any(b <= a for a, b in zip([Decimal(0), *limits], limits, strict=False)):
-            raise ValueError("slab limits `upto` must be positive and increasing")
-        return slabs
+        return check_slabs(slabs)
+
+
+class EnergyCharge(_Model):
+    """Energy charge by slabs; ``telescopic``: each slab at its rate; ``non_telescopic``: the
+    whole consumption at the rate of the slab reached."""
+
+    method: Literal["telescopic", "non_telescopic"] = "telescopic"
+    slabs: list[Slab] = Field(default_factory=list)
+    #: ``kwh`` (default) or ``kvah``: the energy quantity billed (kVAh billing).
+    basis: Literal["kwh", "kvah"] = "kwh"
+    #: Slab tables chosen by the period's total consumption (instead of ``slabs``).
+    tables: list[SlabTable] = Field(default_factory=list)
+    #: Scale slab limits by active days / days in the period (partial periods, segments).
+    prorate_slabs: bool = False
+
+    @model_validator(mode="after")
+    def _slabs_or_tables(self) -> EnergyCharge:
+        if bool(self.slabs) == bool(self.tables):
+            raise ValueError("give either `slabs` or `tables` (slab tables chosen by total consumption)")
+        if self.tables:
+            limits = [t.upto for t in self.tables[:-1]]
+            if any(u is None for u in limits) or self.tables[-1].upto is not None:
+                raise ValueError("every table but the last needs `upto`; the last has none")
+            if any(b <= a for a, b in itertools.pairwise([Decimal(0), *limits])):  # type: ignore[operator]
+                raise ValueError("table limits `upto` must be positive and increasing")
+        return self
+
+    @property
+    def all_tables(self) -> list[SlabTable]:
+        """The slab tables, the plain ``slabs`` being one table for all consumption."""
+        return self.tables or [SlabTable(method=self.method, slabs=self.slabs)]
+
+    @field_validator("slabs")
+    @classmethod
+    def _ordered(cls, slabs: list[Slab]) -> list[Slab]:
+        if not slabs:
+            return slabs
+        return check_slabs(slabs)
 
 
 def _minute(text: str) -> int:
@@ -131,6 +153,8 @@ class TouPeriod(_Model):
     months: list[int] | None = None
     rate: RateValue | None = None
     adder: RateValue | None = None
+    #: The period's own rate for each energy slab (a period × slab rate table, as SAM's).
+    slab_rates: list[RateValue] | None = None
 
     @field_validator("start", "end")
     @classmethod
@@ -147,9 +171,14 @@ class TouPeriod(_Model):
 
     @model_validator(mode="after")
     def _one_price(self) -> TouPeriod:
-        if (self.rate is None) == (self.adder is None):
-            raise ValueError(f"period {self.name!r} needs exactly one of `rate` or `adder`")
+        if sum(x is not None for x in (self.rate, self.adder, self.slab_rates)) != 1:
+            raise ValueError(f"period {self.name!r} needs exactly one of `rate`, `adder` or `slab_rates`")
         return self
+
+    @property
+    def pricing(self) -> str:
+        """``rate``, ``adder`` or ``slab_rates``."""
+        return "rate" if self.rate is not None else "adder" if self.adder is not None else "slab_rates"
 
     @property
     def start_minute(self) -> int:
@@ -170,6 +199,12 @@ class TouCalendar(_Model):
     holidays_subdiv: str | None = None
     #: Local weekdays that are weekend days (Monday = 0).
     weekend_days: list[int] = Field(default_factory=lambda: [5, 6])
+    #: The utility's own holiday list (added to the country's).
+    holiday_dates: list[date] = Field(default_factory=list)
+    #: With ``slab_rates``: ``proportional`` (slab limits apply to the month's total and each
+    #: slab's kWh split across periods in proportion to their use, as NREL SAM does) or
+    #: ``per_period`` (each period's kWh runs through the slab limits on its own).
+    tier_split: Literal["proportional", "per_period"] = "proportional"
     periods: list[TouPeriod] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -177,9 +212,10 @@ class TouCalendar(_Model):
         names = [self.default_period, *(p.name for p in self.periods)]
         if len(set(names)) != len(names):
             raise ValueError(f"period names must be unique: {names}")
+        kinds = {p.pricing for p in self.periods}
+        if len(kinds) > 1:
+            raise ValueError("every period needs the same kind of price: `rate`, `adder` or `slab_rates`")
         by_rate = {p.rate is not None for p in self.periods}
-        if len(by_rate) > 1:
-            raise ValueError("either every period has a `rate` or every period has an `adder`")
         if by_rate == {True} and self.default_rate is None:
             raise ValueError("periods priced by `rate` need `default_rate` for the default period")
         if by_rate == {False} and self.default_rate is not None:
@@ -198,19 +234,30 @@ class TouCalendar(_Model):
         return self.periods[0].rate is not None
 
     @property
+    def pricing(self) -> str:
+        return self.periods[0].pricing
+
+    @property
     def period_names(self) -> list[str]:
         return [self.default_period, *(p.name for p in self.periods)]
 
 
 class DemandCharge(_Model):
-    """Demand charge per kW of maximum demand over ``interval_s`` blocks (900 or 1800 s).
+    """Demand charges on maximum demand over ``interval_s`` blocks (900, 1800 or 3600 s).
 
-    Billing demand = max(maximum demand, ``floor_percent`` % of sanctioned load).
+    ``rate_per_kw`` applies to the billing demand = max(maximum demand, ``floor_percent`` % of
+    sanctioned load, ``contract_percent`` % of contract demand, ``ratchet_percent`` % of the
+    highest maximum demand of the previous ``ratchet_months`` bills). ``by_period`` charges the
+    maximum demand inside each named TOU period at its own rate per kW.
     """
 
-    rate_per_kw: RateValue
-    interval_s: Literal[900, 1800] = 900
+    rate_per_kw: RateValue = Decimal(0)
+    interval_s: Literal[900, 1800, 3600] = 900
     floor_percent: PercentValue = Decimal(0)
+    contract_percent: PercentValue = Decimal(0)
+    ratchet_percent: PercentValue = Decimal(0)
+    ratchet_months: int = Field(default=11, ge=0, le=36)
+    by_period: dict[str, RateValue] = Field(default_factory=dict)
 
 
 class Tax(_Model):
@@ -219,7 +266,7 @@ class Tax(_Model):
     code: str = Field(min_length=1, max_length=32)
     name: str
     percent: PercentValue
-    on: list[Literal["fixed", "energy", "tou", "demand", "prepaid_discount"]] = Field(min_length=1)
+    on: list[Component] = Field(min_length=1)
 
 
 class TariffVersionDef(_Model):
@@ -239,6 +286,11 @@ class TariffVersionDef(_Model):
     taxes: list[Tax] = Field(default_factory=list)
     #: Discount for prepaid agreements [currency/kWh], shown as a negative line.
     prepaid_discount_per_kwh: RateValue = Decimal(0)
+    power_factor: PowerFactor | None = None
+    minimum: MinimumCharge | None = None
+    fuel_adjustment: FuelAdjustment | None = None
+    payment_terms: PaymentTerms = PaymentTerms()
+    net_metering: NetMetering | None = None
 
     @model_validator(mode="after")
     def _priced(self) -> TariffVersionDef:
@@ -251,6 +303,17 @@ class TariffVersionDef(_Model):
             raise ValueError("TOU periods with a `rate` replace the energy slabs; use `adder` with slabs")
         if len({t.code for t in self.taxes}) != len(self.taxes):
             raise ValueError("tax codes must be unique")
+        if self.tou is not None and self.tou.pricing == "slab_rates":
+            tables = self.energy.all_tables if self.energy else []
+            if len(tables) != 1 or tables[0].method != "telescopic":
+                raise ValueError("TOU `slab_rates` need one telescopic [versions.energy] slab table")
+            n = len(tables[0].slabs)
+            if any(len(p.slab_rates or []) != n for p in self.tou.periods):
+                raise ValueError(f"every period's `slab_rates` needs one rate per energy slab ({n})")
+        if self.demand is not None:
+            unknown = set(self.demand.by_period) - set(self.period_names)
+            if unknown:
+                raise ValueError(f"demand.by_period names unknown TOU periods {sorted(unknown)}")
         return self
 
     @property
