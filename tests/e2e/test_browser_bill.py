@@ -121,3 +121,19 @@ def test_a_commercial_bill_renders_in_chromium(billed_utility, tmp_path):
         page.screenshot(path=str(tmp_path / "bill.png"), full_page=True)
         browser.close()
     assert (tmp_path / "bill.png").stat().st_size > 10_000
+
+
+def test_the_api_documentation_works_without_a_network(billed_utility):
+    executable = _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=LAUNCH_ARGS)
+        page = browser.new_page()
+        external: list[str] = []
+        page.on("request", lambda r: external.append(r.url) if "127.0.0.1" not in r.url else None)
+        page.goto(f"{billed_utility}/docs")
+        page.get_by_text("/api/v1/bills/{number}", exact=True).first.wait_for(timeout=15_000)
+        assert "meter2cash" in page.title()
+        browser.close()
+    assert external == [], f"the docs page fetched {external}"

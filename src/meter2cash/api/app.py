@@ -16,6 +16,47 @@ from meter2cash.bootstrap import Platform, bootstrap
 PREFIX = "/api/v1"
 
 
+DOCS_STATIC = "/static/docs"
+
+
+def install_local_docs(app: FastAPI) -> None:
+    """Serve the OpenAPI pages (/docs, /redoc) from packaged assets, not from a CDN.
+
+    Utility networks are often closed; the API's documentation must work inside them. The
+    Swagger UI and ReDoc bundles come with the ``fastapi-offline`` package.
+    """
+    from pathlib import Path
+
+    import fastapi_offline
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    app.mount(DOCS_STATIC, StaticFiles(directory=assets), name="docs-static")
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title="meter2cash API",
+            swagger_js_url=f"{DOCS_STATIC}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_STATIC}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_STATIC}/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=openapi_url,
+            title="meter2cash API",
+            redoc_js_url=f"{DOCS_STATIC}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_STATIC}/favicon.png",
+            with_google_fonts=False,
+        )
+
+
 def create_app(platform: Platform | None = None) -> FastAPI:
     """The API over ``platform``; without one, bootstrap from settings (refuses an unmigrated database).
 
@@ -35,7 +76,10 @@ def create_app(platform: Platform | None = None) -> FastAPI:
         version=meter2cash.__version__,
         description="Meter data management and billing: master data, readings, bills.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    install_local_docs(app)
     app.state.platform = platform
     install_error_handlers(app)
     app.include_router(health.router, prefix=PREFIX)
