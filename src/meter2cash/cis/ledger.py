@@ -28,11 +28,18 @@ CHART: dict[str, tuple[str, str]] = {
     "1100": ("Accounts receivable", "asset"),
     "2100": ("Prepaid wallet liability", "liability"),
     "2200": ("Taxes and duties payable", "liability"),
+    "2300": ("Customer security deposits", "liability"),
     "4100": ("Energy revenue", "revenue"),
     "4200": ("Fixed charge revenue", "revenue"),
     "4300": ("Demand charge revenue", "revenue"),
+    "4400": ("Late-payment surcharge revenue", "revenue"),
+    "4500": ("Fees and service charges", "revenue"),
     "4900": ("Adjustments, discounts and rounding", "revenue"),
+    "6100": ("Bad debts written off", "expense"),
 }
+#: Ledger accounts by role, for the money-in services.
+CASH, RECEIVABLE, WALLET, TAXES, DEPOSITS = "1000", "1100", "2100", "2200", "2300"
+SURCHARGE, FEES, WRITE_OFF = "4400", "4500", "6100"
 MONEY_SCALE = 4
 #: The raw scaled-integer amount column (10⁻⁴ units), for exact SQL sums.
 _RAW = type_coerce(JournalLine.__table__.c.amount, BigInteger)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 17:25:55.164036
+Create Date: 2026-11-22 17:45:12.769019
 """
 
 from collections.abc import Sequence
@@ -84,6 +84,18 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_feeder")),
         sa.UniqueConstraint("code", name=op.f("uq_feeder_code")),
     )
+    op.create_table(
+        "gateway_event",
+        sa.Column("event_id", sa.String(length=64), nullable=False),
+        sa.Column("type", sa.String(length=40), nullable=False),
+        sa.Column("order_id", sa.String(length=64), nullable=False),
+        sa.Column("outcome", sa.String(length=40), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("event_id", name=op.f("pk_gateway_event")),
+    )
+    with op.batch_alter_table("gateway_event", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_gateway_event_order_id"), ["order_id"], unique=False)
+
     op.create_table(
         "journal_entry",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -272,6 +284,23 @@ def upgrade() -> None:
         sa.UniqueConstraint("code", name=op.f("uq_dcu_code")),
     )
     op.create_table(
+        "dunning_step",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("step", sa.String(length=16), nullable=False),
+        sa.Column("taken_on", sa.Date(), nullable=False),
+        sa.Column("debt", sa.BigInteger(), nullable=False),
+        sa.Column("oldest_due", sa.Date(), nullable=True),
+        sa.Column("data", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["account.id"], name=op.f("fk_dunning_step_account_id_account")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_dunning_step")),
+    )
+    with op.batch_alter_table("dunning_step", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_dunning_step_account_id"), ["account_id"], unique=False)
+
+    op.create_table(
         "journal_line",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("entry_id", sa.Integer(), nullable=False),
@@ -298,6 +327,73 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_journal_line_ledger_account"), ["ledger_account"], unique=False)
 
     op.create_table(
+        "notification",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=True),
+        sa.Column("channel", sa.String(length=8), nullable=False),
+        sa.Column("recipient", sa.String(length=200), nullable=False),
+        sa.Column("template", sa.String(length=64), nullable=False),
+        sa.Column("context", sa.JSON(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("error", sa.String(length=200), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["account.id"], name=op.f("fk_notification_account_id_account")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notification")),
+    )
+    with op.batch_alter_table("notification", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_notification_account_id"), ["account_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_notification_status"), ["status"], unique=False)
+
+    op.create_table(
+        "payment",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("receipt_number", sa.String(length=32), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("purpose", sa.String(length=16), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("received_on", sa.Date(), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reference", sa.String(length=100), nullable=False),
+        sa.Column("external_id", sa.String(length=100), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("journal_entry_id", sa.Integer(), nullable=True),
+        sa.Column("office", sa.String(length=64), nullable=False),
+        sa.ForeignKeyConstraint(["account_id"], ["account.id"], name=op.f("fk_payment_account_id_account")),
+        sa.ForeignKeyConstraint(
+            ["journal_entry_id"], ["journal_entry.id"], name=op.f("fk_payment_journal_entry_id_journal_entry")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_payment")),
+        sa.UniqueConstraint("external_id", name=op.f("uq_payment_external_id")),
+        sa.UniqueConstraint("receipt_number", name=op.f("uq_payment_receipt_number")),
+    )
+    with op.batch_alter_table("payment", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_payment_account_id"), ["account_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_payment_channel"), ["channel"], unique=False)
+        batch_op.create_index(batch_op.f("ix_payment_received_on"), ["received_on"], unique=False)
+
+    op.create_table(
+        "promise_to_pay",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("due_on", sa.Date(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["account.id"], name=op.f("fk_promise_to_pay_account_id_account")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_promise_to_pay")),
+    )
+    with op.batch_alter_table("promise_to_pay", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_promise_to_pay_account_id"), ["account_id"], unique=False)
+
+    op.create_table(
         "service_point",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("code", sa.String(length=64), nullable=False),
@@ -319,6 +415,30 @@ def upgrade() -> None:
     with op.batch_alter_table("service_point", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_service_point_dt_id"), ["dt_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_service_point_premise_id"), ["premise_id"], unique=False)
+
+    op.create_table(
+        "gateway_order",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("order_id", sa.String(length=64), nullable=False),
+        sa.Column("gateway", sa.String(length=32), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("purpose", sa.String(length=16), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("payment_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["account.id"], name=op.f("fk_gateway_order_account_id_account")
+        ),
+        sa.ForeignKeyConstraint(
+            ["payment_id"], ["payment.id"], name=op.f("fk_gateway_order_payment_id_payment")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_gateway_order")),
+        sa.UniqueConstraint("order_id", name=op.f("uq_gateway_order_order_id")),
+    )
+    with op.batch_alter_table("gateway_order", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_gateway_order_account_id"), ["account_id"], unique=False)
 
     op.create_table(
         "meter",
@@ -431,6 +551,31 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_channel_meter_id"), ["meter_id"], unique=False)
 
     op.create_table(
+        "connection_command",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("service_agreement_id", sa.Integer(), nullable=False),
+        sa.Column("action", sa.String(length=16), nullable=False),
+        sa.Column("reason", sa.String(length=40), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("acknowledged_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("detail", sa.String(length=200), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["service_agreement_id"],
+            ["service_agreement.id"],
+            name=op.f("fk_connection_command_service_agreement_id_service_agreement"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_connection_command")),
+    )
+    with op.batch_alter_table("connection_command", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_connection_command_service_agreement_id"), ["service_agreement_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_connection_command_status"), ["status"], unique=False)
+
+    op.create_table(
         "installation",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("meter_id", sa.Integer(), nullable=False),
@@ -489,6 +634,30 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_meter_status_change_meter_id"), ["meter_id"], unique=False)
 
     op.create_table(
+        "wallet",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("service_agreement_id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("supply", sa.String(length=24), nullable=False),
+        sa.Column("last_recharge", sa.BigInteger(), nullable=False),
+        sa.Column("alert_level", sa.Integer(), nullable=False),
+        sa.Column("emergency_credit", sa.BigInteger(), nullable=False),
+        sa.Column("grace_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_charged_on", sa.Date(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["account_id"], ["account.id"], name=op.f("fk_wallet_account_id_account")),
+        sa.ForeignKeyConstraint(
+            ["service_agreement_id"],
+            ["service_agreement.id"],
+            name=op.f("fk_wallet_service_agreement_id_service_agreement"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_wallet")),
+        sa.UniqueConstraint("service_agreement_id", name=op.f("uq_wallet_service_agreement_id")),
+    )
+    with op.batch_alter_table("wallet", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_wallet_account_id"), ["account_id"], unique=False)
+
+    op.create_table(
         "bill_line",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("bill_id", sa.Integer(), nullable=False),
@@ -529,6 +698,68 @@ def upgrade() -> None:
         batch_op.create_index("ix_channel_day_day", ["day"], unique=False)
 
     op.create_table(
+        "payment_allocation",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("payment_id", sa.Integer(), nullable=False),
+        sa.Column("item_entry_id", sa.Integer(), nullable=True),
+        sa.Column("bill_id", sa.Integer(), nullable=True),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["account.id"], name=op.f("fk_payment_allocation_account_id_account")
+        ),
+        sa.ForeignKeyConstraint(["bill_id"], ["bill.id"], name=op.f("fk_payment_allocation_bill_id_bill")),
+        sa.ForeignKeyConstraint(
+            ["item_entry_id"],
+            ["journal_entry.id"],
+            name=op.f("fk_payment_allocation_item_entry_id_journal_entry"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["payment_id"], ["payment.id"], name=op.f("fk_payment_allocation_payment_id_payment")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_payment_allocation")),
+    )
+    with op.batch_alter_table("payment_allocation", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_payment_allocation_account_id"), ["account_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_payment_allocation_bill_id"), ["bill_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_payment_allocation_item_entry_id"), ["item_entry_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_payment_allocation_payment_id"), ["payment_id"], unique=False)
+
+    op.create_table(
+        "prepaid_charge",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("wallet_id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("tariff_code", sa.String(length=64), nullable=False),
+        sa.Column("wh", sa.BigInteger(), nullable=False),
+        sa.Column("mtd_wh", sa.JSON(), nullable=False),
+        sa.Column("mtd_demand_w", sa.BigInteger(), nullable=False),
+        sa.Column("mtd_days", sa.Integer(), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("journal_entry_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["account.id"], name=op.f("fk_prepaid_charge_account_id_account")
+        ),
+        sa.ForeignKeyConstraint(
+            ["journal_entry_id"],
+            ["journal_entry.id"],
+            name=op.f("fk_prepaid_charge_journal_entry_id_journal_entry"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["wallet_id"], ["wallet.id"], name=op.f("fk_prepaid_charge_wallet_id_wallet")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_prepaid_charge")),
+        sa.UniqueConstraint("wallet_id", "day", name=op.f("uq_prepaid_charge_wallet_id_day")),
+    )
+    with op.batch_alter_table("prepaid_charge", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_prepaid_charge_account_id"), ["account_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_prepaid_charge_day"), ["day"], unique=False)
+        batch_op.create_index(batch_op.f("ix_prepaid_charge_wallet_id"), ["wallet_id"], unique=False)
+
+    op.create_table(
         "register_read",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("channel_id", sa.Integer(), nullable=False),
@@ -548,6 +779,19 @@ def upgrade() -> None:
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
     op.drop_table("register_read")
+    with op.batch_alter_table("prepaid_charge", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_prepaid_charge_wallet_id"))
+        batch_op.drop_index(batch_op.f("ix_prepaid_charge_day"))
+        batch_op.drop_index(batch_op.f("ix_prepaid_charge_account_id"))
+
+    op.drop_table("prepaid_charge")
+    with op.batch_alter_table("payment_allocation", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_payment_allocation_payment_id"))
+        batch_op.drop_index(batch_op.f("ix_payment_allocation_item_entry_id"))
+        batch_op.drop_index(batch_op.f("ix_payment_allocation_bill_id"))
+        batch_op.drop_index(batch_op.f("ix_payment_allocation_account_id"))
+
+    op.drop_table("payment_allocation")
     with op.batch_alter_table("channel_day", schema=None) as batch_op:
         batch_op.drop_index("ix_channel_day_day")
 
@@ -556,6 +800,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_bill_line_bill_id"))
 
     op.drop_table("bill_line")
+    with op.batch_alter_table("wallet", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_wallet_account_id"))
+
+    op.drop_table("wallet")
     with op.batch_alter_table("meter_status_change", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_meter_status_change_meter_id"))
 
@@ -569,6 +817,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_installation_meter_id"))
 
     op.drop_table("installation")
+    with op.batch_alter_table("connection_command", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_connection_command_status"))
+        batch_op.drop_index(batch_op.f("ix_connection_command_service_agreement_id"))
+
+    op.drop_table("connection_command")
     with op.batch_alter_table("channel", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_channel_meter_id"))
 
@@ -585,17 +838,40 @@ def downgrade() -> None:
 
     op.drop_table("service_agreement")
     op.drop_table("meter")
+    with op.batch_alter_table("gateway_order", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_gateway_order_account_id"))
+
+    op.drop_table("gateway_order")
     with op.batch_alter_table("service_point", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_service_point_premise_id"))
         batch_op.drop_index(batch_op.f("ix_service_point_dt_id"))
 
     op.drop_table("service_point")
+    with op.batch_alter_table("promise_to_pay", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_promise_to_pay_account_id"))
+
+    op.drop_table("promise_to_pay")
+    with op.batch_alter_table("payment", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_payment_received_on"))
+        batch_op.drop_index(batch_op.f("ix_payment_channel"))
+        batch_op.drop_index(batch_op.f("ix_payment_account_id"))
+
+    op.drop_table("payment")
+    with op.batch_alter_table("notification", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_notification_status"))
+        batch_op.drop_index(batch_op.f("ix_notification_account_id"))
+
+    op.drop_table("notification")
     with op.batch_alter_table("journal_line", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_journal_line_ledger_account"))
         batch_op.drop_index(batch_op.f("ix_journal_line_entry_id"))
         batch_op.drop_index(batch_op.f("ix_journal_line_account_id"))
 
     op.drop_table("journal_line")
+    with op.batch_alter_table("dunning_step", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_dunning_step_account_id"))
+
+    op.drop_table("dunning_step")
     op.drop_table("dcu")
     with op.batch_alter_table("vee_finding", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_vee_finding_run_id"))
@@ -627,6 +903,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_journal_entry_reference"))
 
     op.drop_table("journal_entry")
+    with op.batch_alter_table("gateway_event", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_gateway_event_order_id"))
+
+    op.drop_table("gateway_event")
     op.drop_table("feeder")
     op.drop_table("consumed_message")
     with op.batch_alter_table("channel_day_history", schema=None) as batch_op:

@@ -1,0 +1,207 @@
+"""The prepaid engine on SQLite and PostgreSQL: daily charges from interval data, recharges,
+alerts, disconnect and reconnect requests, migration between payment modes."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import func, select
+
+from meter2cash.cis.ledger import account_balance, trial_balance
+from meter2cash.cis.migration import migrate_payment_mode
+from meter2cash.cis.models import Account, Person, Premise, ServiceAgreement, ServicePoint
+from meter2cash.cis.money_models import ConnectionCommand, Notification, PrepaidCharge, Wallet
+from meter2cash.cis.payments import receive
+from meter2cash.cis.prepaid import local_midnight, run_daily
+from meter2cash.cis.prepaid_policy import PrepaidPolicy
+from meter2cash.cis.prepaid_wallet import (
+    advance_command,
+    recharge_account,
+    reconnect_report,
+    wallet_balance,
+)
+from meter2cash.cis.rating import RatingInput, rate_arrays
+from meter2cash.cis.tariffs import load_tariff_file, store_tariff
+from meter2cash.cis.tariffs.loader import tariff_version_for
+from meter2cash.mdm.models import Channel, Installation, Meter
+from meter2cash.mdm.reading_types import ensure_catalogue
+from meter2cash.mdm.store import MeasurementStore
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "tariffs"
+TZ = "Asia/Kolkata"
+D = Decimal
+#: never forbidden: the tests choose when disconnection is allowed
+ANYTIME = PrepaidPolicy(quiet_from=0, quiet_until=0, sundays=False, holiday_country="", grace_hours=0)
+
+
+def build_prepaid(session, n: int = 3, tariff: str = "res-pp", kwh_per_slot: float = 0.1, seed: int = 3):
+    """``n`` prepaid agreements with 15-minute data for October 2026; returns account ids."""
+    path = EXAMPLES / f"{tariff}.toml"
+    store_tariff(session, load_tariff_file(path), path.read_text())
+    rts = ensure_catalogue(session)
+    rng = np.random.default_rng(seed)
+    received, accounts = {}, []
+    for i in range(n):
+        person = Person(name=f"Customer {i}", phone=f"+9198000000{i:02d}", email=f"c{i}@example.org")
+        premise = Premise(code=f"P-{i}")
+        session.add_all([person, premise])
+        session.flush()
+        acct = Account(number=f"A-{i}", person_id=person.id)
+        sp = ServicePoint(code=f"SP-{i}", premise_id=premise.id)
+        meter = Meter(serial=f"M-{i}", status="installed")
+        session.add_all([acct, sp, meter])
+        session.flush()
+        session.add(
+            ServiceAgreement(
+                number=f"SA-{i}",
+                account_id=acct.id,
+                service_point_id=sp.id,
+                tariff_code=tariff.upper(),
+                payment_mode="prepaid",
+                sanctioned_load_kw=D("2"),
+                start_date=date(2026, 1, 1),
+            )
+        )
+        ch = Channel(meter_id=meter.id, reading_type_id=rts["kwh_import_15m"].id)
+        session.add(ch)
+        session.flush()
+        session.add(
+            Installation(
+                meter_id=meter.id, service_point_id=sp.id, installed_at=datetime(2026, 1, 1, tzinfo=UTC)
+            )
+        )
+        for d in range(33):
+            day = date(2026, 9, 30) + timedelta(days=d)
+            received[(ch.id, day)] = (np.arange(96), rng.uniform(0, 2 * kwh_per_slot, 96).round(3))
+        accounts.append(acct.id)
+    session.flush()
+    MeasurementStore(session).merge(received, {cid: 900 for cid, _ in received})
+    session.commit()
+    return accounts
+
+
+def test_daily_charges_add_up_to_the_month_and_the_ledger_reconciles(session):
+    accounts = build_prepaid(session)
+    for acct in accounts:
+        recharge_account(session, acct, D("5000.00"), channel="cash", currency="INR", tz=TZ, policy=ANYTIME)
+    for d in range(1, 32):
+        result = run_daily(session, date(2026, 10, d), tz=TZ, currency="INR", policy=ANYTIME)
+        assert result.charged == 3 and not result.errors
+    session.commit()
+    again = run_daily(session, date(2026, 10, 31), tz=TZ, currency="INR", policy=ANYTIME)
+    assert again.charged == 0 and again.already == 3
+
+    # month rating of the same data, as the monthly statement would rate it
+    _, vdef = tariff_version_for(session, "RES-PP", date(2026, 10, 1))
+    last = {
+        c.wallet_id: c
+        for c in session.scalars(select(PrepaidCharge).where(PrepaidCharge.day == date(2026, 10, 31)))
+    }
+    wh = np.asarray([c.mtd_wh for c in last.values()], dtype=np.int64)
+    n = len(last)
+    month = rate_arrays(
+        vdef,
+        RatingInput(
+            wh, np.zeros(n, np.int64), np.full(n, 2000), np.full(n, 31), np.full(n, 31), np.ones(n, bool)
+        ),
+    )
+    totals = dict(
+        session.execute(
+            select(PrepaidCharge.wallet_id, func.sum(PrepaidCharge.amount)).group_by(PrepaidCharge.wallet_id)
+        ).all()
+    )
+    for k, wid in enumerate(last):
+        assert totals[wid] == Decimal(int(month.total[k])).scaleb(-month.scale)
+    assert all(c.mtd_days == 31 for c in last.values())
+    # every wallet equals the sum of its ledger entries; the books balance
+    for acct in accounts:
+        wallet = session.scalars(select(Wallet).where(Wallet.account_id == acct)).one()
+        charged = session.scalar(
+            select(func.sum(PrepaidCharge.amount)).where(PrepaidCharge.account_id == acct)
+        )
+        assert (
+            wallet_balance(session, wallet)
+            == D("5000.00") - charged
+            == -account_balance(session, acct, "2100")
+        )
+    assert trial_balance(session).total == 0
+
+
+def test_missing_day_is_caught_up_next_day(session):
+    accounts = build_prepaid(session, n=1)
+    run_daily(session, date(2026, 10, 1), tz=TZ, currency="INR", policy=ANYTIME)
+    # day 3 without day 2: the run covers both days
+    run_daily(session, date(2026, 10, 3), tz=TZ, currency="INR", policy=ANYTIME)
+    charge = session.scalars(select(PrepaidCharge).where(PrepaidCharge.day == date(2026, 10, 3))).one()
+    assert charge.mtd_days == 3
+    assert charge.account_id == accounts[0]
+
+
+def test_alerts_fire_once_per_crossing_and_disconnect_then_reconnect(session):
+    policy = PrepaidPolicy(
+        alerts=("50%", "0%"),
+        quiet_from=0,
+        quiet_until=0,
+        sundays=False,
+        holiday_country="",
+        grace_hours=0,
+        emergency_credit=D("0"),
+    )
+    (acct,) = build_prepaid(session, n=1, kwh_per_slot=0.2)
+    recharge_account(session, acct, D("200.00"), channel="cash", currency="INR", tz=TZ, policy=policy)
+    alerts = []
+    for d in range(1, 8):
+        run_daily(session, date(2026, 10, d), tz=TZ, currency="INR", policy=policy)
+        alerts.append(session.scalar(select(func.count(Notification.id))))
+    wallet = session.scalars(select(Wallet)).one()
+    assert wallet_balance(session, wallet) < 0
+    assert alerts[-1] == 2  # 50% and 0% each fired once, though the balance kept falling
+    cmd = session.scalars(select(ConnectionCommand)).one()
+    assert (cmd.action, cmd.reason, cmd.status) == ("disconnect", "prepaid.no_credit", "requested")
+    requested = cmd.requested_at
+    for status in ("sent", "acknowledged", "executed"):
+        advance_command(session, cmd.id, status, at=requested + timedelta(minutes=5))
+    assert wallet.supply == "disconnected"
+    # a recharge bringing the balance positive requests reconnection at once
+    at = datetime(2026, 10, 8, 21, 0, tzinfo=UTC)  # inside the default quiet hours: reconnection is allowed
+    recharge_account(session, acct, D("500.00"), channel="online", currency="INR", tz=TZ, at=at)
+    session.refresh(wallet)
+    rc = session.scalars(select(ConnectionCommand).where(ConnectionCommand.action == "reconnect")).one()
+    assert rc.requested_at == at and wallet.supply == "reconnect_pending"
+    advance_command(session, rc.id, "sent", at=at + timedelta(minutes=1))
+    advance_command(session, rc.id, "executed", at=at + timedelta(minutes=45))
+    assert reconnect_report(session) == {
+        "executed": 1,
+        "median_min": 45.0,
+        "max_min": 45.0,
+        "within_target": 1.0,
+    }
+    assert trial_balance(session).total == 0
+
+
+def test_no_disconnect_in_quiet_hours(session):
+    (_acct,) = build_prepaid(session, n=1)
+    policy = PrepaidPolicy(grace_hours=0, emergency_credit=D("0"))
+    late = local_midnight(date(2026, 10, 7), TZ) + timedelta(hours=20)  # Wednesday 20:00 local
+    result = run_daily(session, date(2026, 10, 6), tz=TZ, currency="INR", policy=policy, at=late)
+    assert result.evaluation["disconnect_requests"] == 0
+    assert result.evaluation["disconnects_deferred"] == 1
+    assert session.scalar(select(func.count(ConnectionCommand.id))) == 0
+
+
+def test_migration_moves_debt_into_the_wallet_and_back(session):
+    (acct,) = build_prepaid(session, n=1)
+    sa = session.scalars(select(ServiceAgreement)).one()
+    sa.payment_mode = "postpaid"
+    receive(session, acct, D("120.00"), channel="cash", currency="INR")  # credit on receivables
+    migrate_payment_mode(session, sa.id, "prepaid", on=date(2026, 10, 1), currency="INR")
+    wallet = session.scalars(select(Wallet)).one()
+    assert wallet_balance(session, wallet) == D("120.00")
+    assert account_balance(session, acct, "1100") == 0
+    migrate_payment_mode(session, sa.id, "postpaid", on=date(2026, 10, 2), currency="INR")
+    assert account_balance(session, acct, "1100") == D("-120.00")
+    assert wallet_balance(session, wallet) == 0 and sa.payment_mode == "postpaid"
+    assert trial_balance(session).total == 0
