@@ -141,10 +141,12 @@ class RatingInput:
 
         return cls(
             wh_by_period=split_wh(by_period, kwh_total),
-            demand_w=np.rint(np.asarray(max_demand_kw, dtype=np.float64) * 1000).astype(np.int64).reshape(n),
-            sanctioned_w=np.rint(np.asarray(sanctioned_kw, dtype=np.float64) * 1000)
-            .astype(np.int64)
-            .reshape(n),
+            demand_w=np.broadcast_to(
+                np.rint(np.asarray(max_demand_kw, dtype=np.float64) * 1000).astype(np.int64).ravel(), (n,)
+            ).copy(),
+            sanctioned_w=np.broadcast_to(
+                np.rint(np.asarray(sanctioned_kw, dtype=np.float64) * 1000).astype(np.int64).ravel(), (n,)
+            ).copy(),
             days_in_period=days,
             days_active=days.copy()
             if days_active is None
