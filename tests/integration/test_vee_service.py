@@ -82,7 +82,17 @@ def test_actual_data_replaces_an_estimate(session):
     assert (day.flags == 0).all()
     # each superseded version is kept with the reason it was superseded
     assert [h.reason for h in MeasurementStore(session).history(cid, DAY)] == ["vee", "ingest", "vee"]
-    assert findings_for(session, cid, DAY) == []
+    found = findings_for(session, cid, DAY)
+    assert [(f["rule"], f["first_slot"], f["slot_count"]) for f in found] == [
+        ("vee.estimate_replaced", 40, 4)
+    ]
+    # billing hears of it: one event per run listing the channel-days whose estimates were replaced
+    event = session.scalars(select(OutboxMessage).where(OutboxMessage.topic == "vee.estimate_replaced")).one()
+    assert event.payload == {
+        "run_id": second.run_id,
+        "intervals": 4,
+        "channel_days": [{"channel_id": cid, "day": DAY.isoformat(), "intervals": 4}],
+    }
 
 
 def test_spike_is_rejected_estimated_and_raw_kept(session):

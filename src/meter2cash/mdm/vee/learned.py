@@ -83,8 +83,10 @@ def features(
     """
     values = np.atleast_2d(values)
     spd = slots_per_day
-    level = np.nanmean(np.where(np.isnan(values), np.nan, values), axis=1) if values.size else np.zeros(0)
-    level = np.where(np.isfinite(level) & (level > 0), level, 1.0)
+    valid = ~np.isnan(values)
+    got = valid.sum(axis=1)
+    level = np.where(valid, values, 0.0).sum(axis=1) / np.maximum(got, 1)
+    level = np.where((got > 0) & (level > 0), level, 1.0)
     scaled = values / level[:, None]
     before, after, db, da = _edges(scaled)
     prof_all = profile_of(scaled, slots_per_day=spd, day_types=day_types)

@@ -8,6 +8,7 @@ never changed; every validated day is a new version of the day (the old one goes
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -16,21 +17,34 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
-from meter2cash.core.errors import NotFound
 from meter2cash.core.quality import Quality
 from meter2cash.core.timeutil import day_start, ensure_aware, slots_per_day, utc_days, utcnow
-from meter2cash.integration.models import OutboxMessage
 from meter2cash.integration.outbox import emit
 from meter2cash.mdm.models import Channel, ChannelDay, Installation, ReadingType, VeeFinding, VeeRun
 from meter2cash.mdm.store import DayArrays, MeasurementStore
-from meter2cash.mdm.vee.config import RuleSet
+from meter2cash.mdm.vee import checks
+from meter2cash.mdm.vee.config import RuleSet, intervals_for
+from meter2cash.mdm.vee.context import load_context
 from meter2cash.mdm.vee.estimation import METHOD_NAMES, day_types_for, estimate, quality_flags
+from meter2cash.mdm.vee.learned import train
+from meter2cash.mdm.vee.reports import findings_for, vee_report
 from meter2cash.mdm.vee.rules import Finding, RuleContext, evaluate
 
+__all__ = [
+    "TOPIC_COMPLETED",
+    "TOPIC_ESTIMATE_REPLACED",
+    "VeeRunResult",
+    "findings_for",
+    "run_vee",
+    "vee_report",
+]
+
 TOPIC_COMPLETED = "vee.completed"
+#: Raised once per run when actual data replaced estimates (billing may need to rebill).
+TOPIC_ESTIMATE_REPLACED = "vee.estimate_replaced"
 #: Upper bound of intervals per in-memory array (channels x window slots): bounds memory per chunk.
 MAX_CHUNK_SLOTS = 2_000_000
 MAX_CHUNK_CHANNELS = 1000
@@ -58,13 +72,19 @@ class VeeRunResult:
     estimated_intervals: int = 0
     #: intervals still missing after estimation
     missing_after: int = 0
+    #: estimated intervals that actual data replaced in this run
+    replaced_intervals: int = 0
+    #: ``{"channel_id", "day", "intervals"}`` per channel-day whose estimates were replaced
+    replaced: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def findings(self) -> int:
         return sum(v["findings"] for v in self.findings_by_rule.values())
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "findings": self.findings}
+        out = {**asdict(self), "findings": self.findings}
+        del out["replaced"]
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +245,9 @@ def run_vee(
     run.status = "completed"
     session.flush()
     emit(session, TOPIC_COMPLETED, result.to_dict(), key=str(run.id))
+    if result.replaced:
+        payload = {"run_id": run.id, "intervals": result.replaced_intervals, "channel_days": result.replaced}
+        emit(session, TOPIC_ESTIMATE_REPLACED, payload, key=str(run.id))
     return result
 
 
@@ -251,23 +274,67 @@ def _process_chunk(
     hist = np.where((w.flags[:, :n_hist] & _NOT_ACTUAL) == 0, w.values[:, :n_hist], np.nan)
     raw = w.raw[:, n_hist:]
     import_rows = np.array([chunk[cid][0].is_import for cid in ids], dtype=bool)
-    ev = evaluate(raw, RuleContext(interval_s, history=hist, import_rows=import_rows), rs)
+    cx = load_context(session, ids, first, last, interval_s, rs)
+    ctx = RuleContext(
+        interval_s,
+        history=hist,
+        import_rows=import_rows,
+        outage=cx.outage,
+        active=cx.active,
+        earlier_raw=cx.earlier_raw,
+        prev_flags=cx.prev_flags,
+        day_advance=cx.day_advance,
+        metadata=cx.metadata,
+    )
+    ev = evaluate(raw, ctx, rs)
 
     series = np.concatenate((hist, np.where(ev.rejected, np.nan, raw)), axis=1)
     target = np.zeros(series.shape, dtype=bool)
     target[:, n_hist:] = True
     all_days = [hist_first + timedelta(days=k) for k in range(series.shape[1] // spd)]
+    types = day_types_for(
+        all_days,
+        tz,
+        holiday_country=rs.estimation.holiday_country,
+        holiday_subdiv=rs.estimation.holiday_subdiv,
+    )
+    learned = None
+    if rs.estimation.learned:
+        model = train(series, slots_per_day=spd, day_types=types, rounds=2)
+        if model is not None:
+            learned = model.predict(series, np.isnan(series) & target, slots_per_day=spd, day_types=types)
+    no_hist = np.zeros((len(ids), n_hist), dtype=bool)
     est = estimate(
         series,
         slots_per_day=spd,
-        day_types=day_types_for(all_days, tz),
+        day_types=types,
         target=target,
         max_interp_intervals=int(rs.estimation.max_interp_hours * 3600 // interval_s),
         min_like_days=rs.estimation.min_like_days,
+        outage=np.concatenate((no_hist, cx.outage), axis=1),
+        learned=learned,
+        day_advance=np.concatenate((np.full((len(ids), history_days), np.nan), cx.day_advance), axis=1),
     )
     values = est.values[:, n_hist:]
     method = est.method[:, n_hist:]
-    flags = quality_flags(values, ev.rejected, ev.suspect, method)
+    kept = np.zeros(values.shape, dtype=bool)
+    if rs.rules.replacement.enabled and rs.rules.replacement.keep_edits:
+        kept = (cx.prev_flags & int(Quality.EDITED)) != 0
+        values = np.where(kept, cx.prev_values, values)
+        method = np.where(kept, 0, method).astype(np.int8)
+    flags = quality_flags(values, ev.rejected & ~kept, ev.suspect & ~kept, method)
+    flags = np.where(kept, cx.prev_flags, flags).astype(flags.dtype)
+    flags[cx.outage] |= np.uint16(Quality.OUTAGE)
+    flags[checks.duplicate_imd_check(raw, cx.earlier_raw).mask] |= np.uint16(Quality.DUPLICATE)
+    pe = rs.rules.prolonged_estimation
+    if pe.enabled:
+        was_estimated = (w.flags[:, :n_hist] & int(Quality.ESTIMATED)) != 0
+        res = checks.prolonged_estimation_check(
+            np.concatenate((was_estimated, method != 0), axis=1),
+            min_intervals=intervals_for(pe.max_hours, interval_s),
+            offset=n_hist,
+        )
+        ev.findings.extend(dataclasses.replace(f, action=pe.action) for f in res.findings)
 
     n_days = (last - first).days + 1
     save_day = np.zeros((len(ids), n_days), dtype=bool)
@@ -302,6 +369,13 @@ def _process_chunk(
     result.missing_after += int(np.isnan(values[saved]).sum())
 
     rows = _finding_rows(ev.findings, run_id, ids, first, spd, save_day)
+    rows += [{**r, "run_id": run_id} for r in cx.register_rows]
+    for fr in rows:
+        if fr["rule"] == checks.ESTIMATE_REPLACED:
+            result.replaced_intervals += fr["slot_count"]
+            result.replaced.append(
+                {"channel_id": fr["channel_id"], "day": fr["day"].isoformat(), "intervals": fr["slot_count"]}
+            )
     for row in rows:
         agg = result.findings_by_rule.setdefault(row["rule"], {"findings": 0, "intervals": 0})
         agg["findings"] += 1
@@ -339,73 +413,3 @@ def _finding_rows(
                 }
             )
     return rows
-
-
-def _iso(ts: datetime | None) -> str | None:
-    return None if ts is None else ts.isoformat()
-
-
-def vee_report(session: Session, run_id: int | None = None) -> dict[str, Any]:
-    """Findings by rule (findings, intervals, action) of a run, the latest one by default."""
-    run = (
-        session.get(VeeRun, run_id)
-        if run_id is not None
-        else session.scalars(select(VeeRun).order_by(VeeRun.id.desc()).limit(1)).first()
-    )
-    if run is None:
-        what = f"VEE run {run_id}" if run_id is not None else "any VEE run"
-        raise NotFound(f"there is no {what}", code="vee.run_not_found", run_id=run_id)
-    stmt = (
-        select(VeeFinding.rule, VeeFinding.action, func.count(), func.sum(VeeFinding.slot_count))
-        .where(VeeFinding.run_id == run.id)
-        .group_by(VeeFinding.rule, VeeFinding.action)
-        .order_by(VeeFinding.rule)
-    )
-    by_rule: dict[str, dict[str, Any]] = {}
-    for rule, action, n, slots in session.execute(stmt):
-        agg = by_rule.setdefault(rule, {"findings": 0, "intervals": 0, "action": action})
-        agg["findings"] += int(n)
-        agg["intervals"] += int(slots or 0)
-    event = session.scalars(
-        select(OutboxMessage).where(OutboxMessage.topic == TOPIC_COMPLETED, OutboxMessage.key == str(run.id))
-    ).first()
-    return {
-        "run_id": run.id,
-        "status": run.status,
-        "started_at": _iso(run.started_at),
-        "finished_at": _iso(run.finished_at),
-        "window_start": _iso(run.window_start),
-        "window_end": _iso(run.window_end),
-        "rule_set": run.rule_set,
-        "rule_set_version": run.rule_set_version,
-        "channel_days": run.channel_days,
-        "findings": run.findings,
-        "estimated_intervals": run.estimated_intervals,
-        "findings_by_rule": by_rule,
-        "estimated_by_method": dict(event.payload.get("estimated_by_method", {})) if event else {},
-    }
-
-
-def findings_for(session: Session, channel_id: int, day: date) -> list[dict[str, Any]]:
-    """Findings behind the current version of a channel-day (empty if it was never validated)."""
-    run_id = session.scalar(
-        select(ChannelDay.vee_run_id).where(ChannelDay.channel_id == channel_id, ChannelDay.day == day)
-    )
-    if run_id is None:
-        return []
-    stmt = (
-        select(VeeFinding)
-        .where(VeeFinding.run_id == run_id, VeeFinding.channel_id == channel_id, VeeFinding.day == day)
-        .order_by(VeeFinding.first_slot, VeeFinding.rule)
-    )
-    return [
-        {
-            "rule": f.rule,
-            "action": f.action,
-            "first_slot": f.first_slot,
-            "slot_count": f.slot_count,
-            "data": f.data,
-            "run_id": f.run_id,
-        }
-        for f in session.scalars(stmt)
-    ]
