@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Date, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from meter2cash.core.timeutil import utcnow
@@ -119,9 +119,22 @@ class Bill(Base):
     bill_run_id: Mapped[int | None] = mapped_column(ForeignKey("bill_run.id"), index=True)
     service_agreement_id: Mapped[int] = mapped_column(ForeignKey("service_agreement.id"), index=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
-    #: ``postpaid`` (a bill to pay) or ``prepaid`` (a statement charged to the wallet).
+    #: ``postpaid`` (a bill to pay) or ``prepaid`` (a monthly statement; the prepaid engine
+    #: charges the wallet daily, so a statement posts nothing to the ledger).
     kind: Mapped[str] = mapped_column(String(16), default="postpaid")
+    #: ``issued``, ``statement`` (prepaid), ``cancelled`` (replaced by a rebill) or ``shadow``.
     status: Mapped[str] = mapped_column(String(16), default="issued")
+    #: True when the period's data was incomplete or estimated (the bill is an estimate).
+    estimated: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The bill this one replaces (cancel/rebill) and, on a cancelled bill, when and why.
+    replaces_bill_id: Mapped[int | None] = mapped_column(ForeignKey("bill.id"), index=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancel_reason: Mapped[str] = mapped_column(String(200), default="")
+    #: Adjustment for the cancelled bill this one replaces (minus its total) [currency]; the
+    #: amount due is ``total + adjustment``. The ledger reversal of that bill posts it.
+    adjustment: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    #: Bill cycle code (``monthly``, ``bimonthly-odd``…).
+    cycle: Mapped[str] = mapped_column(String(32), default="monthly")
     period: Mapped[str] = mapped_column(String(7))
     period_start: Mapped[datetime] = mapped_column(UTCDateTime)
     period_end: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -155,7 +168,46 @@ class BillLine(Base):
     rate: Mapped[Decimal | None] = mapped_column(Rate)
     amount: Mapped[Decimal] = mapped_column(Money)
     ledger_account: Mapped[str] = mapped_column(String(32))
+    #: Segment of the bill the line belongs to (1 unless the period was split).
+    segment: Mapped[int] = mapped_column(Integer, default=1)
     bill: Mapped[Bill] = relationship(back_populates="lines")
+
+
+class BillSegment(Base):
+    """A part of a bill's period rated under one tariff version (a version change inside the
+    period splits it); fixed charges and (optionally) slab limits prorate by its days."""
+
+    __tablename__ = "bill_segment"
+    __table_args__ = (UniqueConstraint("bill_id", "seq"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bill_id: Mapped[int] = mapped_column(ForeignKey("bill.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date] = mapped_column(Date)
+    tariff_version_id: Mapped[int | None] = mapped_column(ForeignKey("tariff_version.id"))
+    total_kwh: Mapped[Decimal] = mapped_column(Quantity, default=Decimal(0))
+    total: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+
+
+class BillCycle(Base):
+    """A bill cycle: ``monthly`` or ``bimonthly`` periods (bimonthly ones start in odd or even
+    months), billed on ``bill_day`` of the month after the period (date-driven) or by command."""
+
+    __tablename__ = "bill_cycle"
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    frequency: Mapped[str] = mapped_column(String(16), default="monthly")
+    #: For bimonthly cycles: 1 = periods start in odd months (Jan–Feb, Mar–Apr…), 2 = even.
+    start_month_parity: Mapped[int] = mapped_column(Integer, default=1)
+    bill_day: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class BillCycleAssignment(Base):
+    """Which bill cycle a service agreement is billed in (none: the monthly default)."""
+
+    __tablename__ = "bill_cycle_assignment"
+    service_agreement_id: Mapped[int] = mapped_column(ForeignKey("service_agreement.id"), primary_key=True)
+    cycle_code: Mapped[str] = mapped_column(ForeignKey("bill_cycle.code"), index=True)
 
 
 # --- ledger ------------------------------------------------------------------------------------

@@ -2,13 +2,16 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 17:45:12.769019
+Create Date: 2026-11-22 17:49:44.028642
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+
+import sqlalchemy as sa
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -29,6 +32,15 @@ def upgrade() -> None:
         sa.Column("before", sa.JSON(), nullable=True),
         sa.Column("after", sa.JSON(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
+    )
+    op.create_table(
+        "bill_cycle",
+        sa.Column("code", sa.String(length=32), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("frequency", sa.String(length=16), nullable=False),
+        sa.Column("start_month_parity", sa.Integer(), nullable=False),
+        sa.Column("bill_day", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("code", name=op.f("pk_bill_cycle")),
     )
     op.create_table(
         "bill_run",
@@ -493,6 +505,12 @@ def upgrade() -> None:
         sa.Column("account_id", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("estimated", sa.Boolean(), nullable=False),
+        sa.Column("replaces_bill_id", sa.Integer(), nullable=True),
+        sa.Column("cancelled_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("cancel_reason", sa.String(length=200), nullable=False),
+        sa.Column("adjustment", sa.BigInteger(), nullable=False),
+        sa.Column("cycle", sa.String(length=32), nullable=False),
         sa.Column("period", sa.String(length=7), nullable=False),
         sa.Column("period_start", sa.DateTime(timezone=True), nullable=False),
         sa.Column("period_end", sa.DateTime(timezone=True), nullable=False),
@@ -514,6 +532,9 @@ def upgrade() -> None:
             ["journal_entry_id"], ["journal_entry.id"], name=op.f("fk_bill_journal_entry_id_journal_entry")
         ),
         sa.ForeignKeyConstraint(
+            ["replaces_bill_id"], ["bill.id"], name=op.f("fk_bill_replaces_bill_id_bill")
+        ),
+        sa.ForeignKeyConstraint(
             ["service_agreement_id"],
             ["service_agreement.id"],
             name=op.f("fk_bill_service_agreement_id_service_agreement"),
@@ -529,9 +550,27 @@ def upgrade() -> None:
     with op.batch_alter_table("bill", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_bill_account_id"), ["account_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_bill_bill_run_id"), ["bill_run_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_bill_replaces_bill_id"), ["replaces_bill_id"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_bill_service_agreement_id"), ["service_agreement_id"], unique=False
         )
+
+    op.create_table(
+        "bill_cycle_assignment",
+        sa.Column("service_agreement_id", sa.Integer(), nullable=False),
+        sa.Column("cycle_code", sa.String(length=32), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["cycle_code"], ["bill_cycle.code"], name=op.f("fk_bill_cycle_assignment_cycle_code_bill_cycle")
+        ),
+        sa.ForeignKeyConstraint(
+            ["service_agreement_id"],
+            ["service_agreement.id"],
+            name=op.f("fk_bill_cycle_assignment_service_agreement_id_service_agreement"),
+        ),
+        sa.PrimaryKeyConstraint("service_agreement_id", name=op.f("pk_bill_cycle_assignment")),
+    )
+    with op.batch_alter_table("bill_cycle_assignment", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_bill_cycle_assignment_cycle_code"), ["cycle_code"], unique=False)
 
     op.create_table(
         "channel",
@@ -669,11 +708,34 @@ def upgrade() -> None:
         sa.Column("rate", sa.BigInteger(), nullable=True),
         sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.Column("ledger_account", sa.String(length=32), nullable=False),
+        sa.Column("segment", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(["bill_id"], ["bill.id"], name=op.f("fk_bill_line_bill_id_bill")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_bill_line")),
     )
     with op.batch_alter_table("bill_line", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_bill_line_bill_id"), ["bill_id"], unique=False)
+
+    op.create_table(
+        "bill_segment",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("bill_id", sa.Integer(), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("start_date", sa.Date(), nullable=False),
+        sa.Column("end_date", sa.Date(), nullable=False),
+        sa.Column("tariff_version_id", sa.Integer(), nullable=True),
+        sa.Column("total_kwh", sa.BigInteger(), nullable=False),
+        sa.Column("total", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(["bill_id"], ["bill.id"], name=op.f("fk_bill_segment_bill_id_bill")),
+        sa.ForeignKeyConstraint(
+            ["tariff_version_id"],
+            ["tariff_version.id"],
+            name=op.f("fk_bill_segment_tariff_version_id_tariff_version"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_bill_segment")),
+        sa.UniqueConstraint("bill_id", "seq", name=op.f("uq_bill_segment_bill_id_seq")),
+    )
+    with op.batch_alter_table("bill_segment", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_bill_segment_bill_id"), ["bill_id"], unique=False)
 
     op.create_table(
         "channel_day",
@@ -796,6 +858,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_channel_day_day")
 
     op.drop_table("channel_day")
+    with op.batch_alter_table("bill_segment", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_bill_segment_bill_id"))
+
+    op.drop_table("bill_segment")
     with op.batch_alter_table("bill_line", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_bill_line_bill_id"))
 
@@ -826,8 +892,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_channel_meter_id"))
 
     op.drop_table("channel")
+    with op.batch_alter_table("bill_cycle_assignment", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_bill_cycle_assignment_cycle_code"))
+
+    op.drop_table("bill_cycle_assignment")
     with op.batch_alter_table("bill", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_bill_service_agreement_id"))
+        batch_op.drop_index(batch_op.f("ix_bill_replaces_bill_id"))
         batch_op.drop_index(batch_op.f("ix_bill_bill_run_id"))
         batch_op.drop_index(batch_op.f("ix_bill_account_id"))
 
@@ -917,5 +988,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_bill_run_period"))
 
     op.drop_table("bill_run")
+    op.drop_table("bill_cycle")
     op.drop_table("audit_log")
     # ### end Alembic commands ###
