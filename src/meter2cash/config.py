@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     var_dir: Path = Path("./var")
     #: Comma-separated API keys accepted in ``X-API-Key``; empty means the API is open (development).
     api_keys: str = ""
+    #: NATS JetStream server for the event bus (``m2c outbox relay``); empty: in-process only.
+    nats_url: str = ""
     environment: str = "development"
     sql_echo: bool = False
 
