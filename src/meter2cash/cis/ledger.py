@@ -36,10 +36,11 @@ CHART: dict[str, tuple[str, str]] = {
     "4500": ("Fees and service charges", "revenue"),
     "4900": ("Adjustments, discounts and rounding", "revenue"),
     "6100": ("Bad debts written off", "expense"),
+    "6200": ("Payment gateway fees", "expense"),
 }
 #: Ledger accounts by role, for the money-in services.
 CASH, RECEIVABLE, WALLET, TAXES, DEPOSITS = "1000", "1100", "2100", "2200", "2300"
-SURCHARGE, FEES, WRITE_OFF = "4400", "4500", "6100"
+SURCHARGE, FEES, WRITE_OFF, GATEWAY_FEES = "4400", "4500", "6100", "6200"
 MONEY_SCALE = 4
 #: The raw scaled-integer amount column (10⁻⁴ units), for exact SQL sums.
 _RAW = type_coerce(JournalLine.__table__.c.amount, BigInteger)

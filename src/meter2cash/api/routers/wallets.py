@@ -1,0 +1,110 @@
+"""``/wallets``: prepaid wallets by account number: balance, daily charges, recharge, emergency credit."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from meter2cash.api.deps import PlatformDep, SessionDep
+from meter2cash.api.routers.common import Limit
+from meter2cash.cis.money_models import ConnectionCommand, PrepaidCharge, Wallet
+from meter2cash.cis.payments import account_by_number
+from meter2cash.cis.prepaid_policy import PrepaidPolicy
+from meter2cash.cis.prepaid_wallet import grant_emergency_credit, recharge_account, wallet_balance, wallet_for
+
+router = APIRouter(tags=["wallets"])
+
+
+class RechargeIn(BaseModel):
+    amount: Decimal = Field(gt=0)
+    channel: str = Field("cash", description="cash, cheque, agent or online")
+    reference: str = ""
+
+
+def _wallet(session: Any, number: str) -> tuple[str, Wallet]:
+    acct = account_by_number(session, number)
+    return acct.number, wallet_for(session, account_id=acct.id)
+
+
+def _view(session: Any, number: str, wallet: Wallet) -> dict[str, Any]:
+    last_cmd = session.scalars(
+        select(ConnectionCommand)
+        .where(ConnectionCommand.service_agreement_id == wallet.service_agreement_id)
+        .order_by(ConnectionCommand.id.desc())
+    ).first()
+    return {
+        "account": number,
+        "balance": str(wallet_balance(session, wallet)),
+        "supply": wallet.supply,
+        "last_recharge": str(wallet.last_recharge),
+        "emergency_credit": str(wallet.emergency_credit),
+        "alert_level": wallet.alert_level,
+        "grace_until": wallet.grace_until.isoformat() if wallet.grace_until else None,
+        "last_charged_on": wallet.last_charged_on.isoformat() if wallet.last_charged_on else None,
+        "last_command": None
+        if last_cmd is None
+        else {
+            "action": last_cmd.action,
+            "status": last_cmd.status,
+            "requested_at": last_cmd.requested_at.isoformat(),
+        },
+    }
+
+
+@router.get("/wallets/{account}", response_model=dict[str, Any])
+def get_wallet(account: str, session: SessionDep) -> dict[str, Any]:
+    """The prepaid wallet of an account: balance (from the ledger), supply state, alerts
+    (errors ``account.not_found``, ``wallet.not_found``)."""
+    number, wallet = _wallet(session, account)
+    return _view(session, number, wallet)
+
+
+@router.get("/wallets/{account}/charges", response_model=list[dict[str, Any]])
+def wallet_charges(account: str, session: SessionDep, limit: Limit = 31) -> list[dict[str, Any]]:
+    """Daily charges, newest first: day, kWh and amount."""
+    _, wallet = _wallet(session, account)
+    rows = session.scalars(
+        select(PrepaidCharge)
+        .where(PrepaidCharge.wallet_id == wallet.id)
+        .order_by(PrepaidCharge.day.desc())
+        .limit(limit)
+    )
+    return [
+        {
+            "day": c.day.isoformat(),
+            "kwh": str(Decimal(c.wh).scaleb(-3)),
+            "amount": str(c.amount),
+            "tariff": c.tariff_code,
+        }
+        for c in rows
+    ]
+
+
+@router.post("/wallets/{account}/recharge", response_model=dict[str, Any], status_code=201)
+def recharge(account: str, body: RechargeIn, session: SessionDep, platform: PlatformDep) -> dict[str, Any]:
+    """Top up the wallet; reconnection is requested at once when the balance turns positive."""
+    number, wallet = _wallet(session, account)
+    s = platform.settings
+    pay = recharge_account(
+        session,
+        wallet.account_id,
+        body.amount,
+        channel=body.channel,
+        currency=s.currency,
+        reference=body.reference,
+        tz=s.timezone,
+    )
+    session.refresh(wallet)
+    return {"receipt_number": pay.receipt_number, "wallet": _view(session, number, wallet)}
+
+
+@router.post("/wallets/{account}/emergency-credit", response_model=dict[str, Any])
+def emergency_credit(account: str, session: SessionDep) -> dict[str, Any]:
+    """Grant emergency credit until the next recharge (``wallet.emergency_in_use`` if already granted)."""
+    number, wallet = _wallet(session, account)
+    grant_emergency_credit(session, wallet.id, PrepaidPolicy())
+    return _view(session, number, wallet)
