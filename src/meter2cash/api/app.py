@@ -10,7 +10,17 @@ from fastapi import APIRouter, Depends, FastAPI
 import meter2cash
 from meter2cash.api.deps import require_api_key
 from meter2cash.api.errors import install_error_handlers
-from meter2cash.api.routers import accounts, bills, health, masterdata, meters, readings, service_points
+from meter2cash.api.routers import (
+    accounts,
+    bills,
+    health,
+    masterdata,
+    meters,
+    payments,
+    readings,
+    service_points,
+    wallets,
+)
 from meter2cash.bootstrap import Platform, bootstrap
 
 PREFIX = "/api/v1"
@@ -84,7 +94,8 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router, prefix=PREFIX)
     protected = APIRouter(prefix=PREFIX, dependencies=[Depends(require_api_key)])
-    for module in (accounts, service_points, meters, readings, bills, masterdata):
+    for module in (accounts, service_points, meters, readings, bills, masterdata, payments, wallets):
         protected.include_router(module.router)
+    app.include_router(payments.public_router, prefix=PREFIX)
     app.include_router(protected)
     return app
