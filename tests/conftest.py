@@ -8,6 +8,7 @@ skipped, except under ``CI=true`` where they fail.
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 from meter2cash.bootstrap import Platform, bootstrap
 from meter2cash.config import Settings
 from meter2cash.db import upgrade
+from meter2cash.integration.nats_bus import NatsConfig, delete_stream
 from meter2cash.models import metadata
 
 PG_ADMIN_URL = os.environ.get("M2C_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -78,6 +80,36 @@ def empty_pg_url() -> Iterator[str]:
     """A new, empty (unmigrated) PostgreSQL database for one test, dropped afterwards."""
     with _new_pg_database() as url:
         yield url
+
+
+NATS_URL = os.environ.get("M2C_TEST_NATS_URL", "nats://127.0.0.1:4222")
+
+
+def _nats_reachable(url: str) -> bool:
+    host, port = url.rsplit("//", 1)[-1].split(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def nats_stream() -> Iterator[NatsConfig]:
+    """A JetStream stream and subject prefix of this test's own, deleted afterwards.
+
+    NATS runs at 127.0.0.1:4222 (override with ``M2C_TEST_NATS_URL``); mandatory under CI=true.
+    """
+    if not _nats_reachable(NATS_URL):
+        if IN_CI:
+            pytest.fail(f"NATS is required under CI=true but unreachable at {NATS_URL}")
+        pytest.skip(f"NATS not reachable at {NATS_URL}")
+    tag = uuid.uuid4().hex[:10]
+    cfg = NatsConfig(url=NATS_URL, stream=f"M2C_TEST_{tag}", prefix=f"m2ctest{tag}")
+    try:
+        yield cfg
+    finally:
+        delete_stream(cfg)
 
 
 @pytest.fixture(scope="session")

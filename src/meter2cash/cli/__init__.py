@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from meter2cash.cli import billing, db, demo, ingest, masterdata, outbox, serve, vee
+from meter2cash.cli import billing, db, demo, hes, ingest, masterdata, outbox, serve, vee
 
 app = typer.Typer(
     name="m2c",
@@ -16,6 +16,8 @@ app.add_typer(db.app, name="db")
 app.add_typer(masterdata.app, name="masterdata")
 app.add_typer(vee.app, name="vee")
 app.add_typer(outbox.app, name="outbox")
+app.add_typer(hes.hes_app, name="hes")
+app.add_typer(hes.worker_app, name="worker")
 app.add_typer(billing.tariff_app, name="tariff")
 app.add_typer(billing.ledger_app, name="ledger")
 app.add_typer(billing.bill_app, name="bill")

@@ -46,7 +46,7 @@ def relay(
     interval: float = typer.Option(1.0, help="seconds between polls with --follow"),
     batch: int = typer.Option(1000, min=1, help="messages per transaction"),
 ) -> None:
-    """Publish committed events to NATS JetStream subjects m2c.<topic> (each exactly once)."""
+    """Publish committed events to NATS JetStream subjects m2c.events.<topic> (each exactly once)."""
     from meter2cash.integration.nats_bus import NatsConfig, relay_outbox
 
     with platform() as p:

@@ -1,6 +1,6 @@
 """The outbox on NATS JetStream: the production event bus.
 
-:func:`relay_outbox` publishes committed outbox messages to JetStream subjects ``<prefix>.<topic>``
+:func:`relay_outbox` publishes committed outbox messages to JetStream subjects ``<prefix>.events.<topic>``
 with the message id as ``Nats-Msg-Id``, so a message relayed twice (a crash between the publish
 and the commit) is stored once within the stream's duplicate window. Messages are marked
 dispatched only after JetStream acknowledged them. On PostgreSQL several relays may run at once:
@@ -41,8 +41,9 @@ class NatsConfig:
     duplicate_window_s: float = 600.0
     connect_timeout_s: float = 5.0
 
-    def subject(self, topic: str) -> str:
-        return f"{self.prefix}.{topic}"
+    def subject(self, name: str) -> str:
+        """``<prefix>.<name>``: events are ``events.<topic>``, readings ``hes.readings``."""
+        return f"{self.prefix}.{name}"
 
 
 class BusUnavailable(M2CError):
@@ -71,15 +72,16 @@ async def _connect(cfg: NatsConfig) -> Any:
         raise BusUnavailable(f"cannot reach NATS at {cfg.url}: {exc}", url=cfg.url) from exc
 
 
-async def ensure_stream(js: Any, cfg: NatsConfig) -> None:
-    """Create the event stream (subjects ``<prefix>.>``) unless it exists."""
+EVENTS = "events"
+
+
+async def ensure_stream(js: Any, cfg: NatsConfig, subjects: list[str]) -> None:
+    """Create ``cfg.stream`` over ``subjects`` unless it exists."""
     try:
         await js.stream_info(cfg.stream)
     except NotFoundError:
         await js.add_stream(
-            StreamConfig(
-                name=cfg.stream, subjects=[f"{cfg.prefix}.>"], duplicate_window=cfg.duplicate_window_s
-            )
+            StreamConfig(name=cfg.stream, subjects=subjects, duplicate_window=cfg.duplicate_window_s)
         )
 
 
@@ -108,7 +110,7 @@ async def _relay(sessions: sessionmaker[Session], cfg: NatsConfig, limit: int) -
     nc = await _connect(cfg)
     try:
         js = nc.jetstream()
-        await ensure_stream(js, cfg)
+        await ensure_stream(js, cfg, [cfg.subject(f"{EVENTS}.>")])
         with sessions() as session, session.begin():
             stmt = (
                 select(OutboxMessage)
@@ -124,7 +126,9 @@ async def _relay(sessions: sessionmaker[Session], cfg: NatsConfig, limit: int) -
                 msg.attempts += 1
                 try:
                     await js.publish(
-                        cfg.subject(msg.topic), envelope(msg), headers={"Nats-Msg-Id": msg.message_id}
+                        cfg.subject(f"{EVENTS}.{msg.topic}"),
+                        envelope(msg),
+                        headers={"Nats-Msg-Id": msg.message_id},
                     )
                 except Exception as exc:  # keep what was acknowledged; retry the rest next time
                     failure = exc
@@ -169,13 +173,13 @@ async def _consume(
     acked = 0
     try:
         js = nc.jetstream()
-        await ensure_stream(js, cfg)
-        sub = await js.pull_subscribe(f"{cfg.prefix}.>", durable=durable, stream=cfg.stream)
+        await ensure_stream(js, cfg, [cfg.subject(f"{EVENTS}.>")])
+        sub = await js.pull_subscribe(cfg.subject(f"{EVENTS}.>"), durable=durable, stream=cfg.stream)
         while max_messages is None or acked < max_messages:
             want = batch if max_messages is None else min(batch, max_messages - acked)
             try:
                 msgs = await sub.fetch(want, timeout=idle_timeout_s)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nothing more within idle_timeout_s
                 break
             for m in msgs:
                 env = json.loads(m.data)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from meter2cash.bootstrap import Platform
@@ -411,6 +412,31 @@ def _store_events(
     return rejected
 
 
+#: Concurrent writers of the same channel-days (another worker, another copy of the file) make a
+#: transaction fail on a unique key or a lock; the whole ingest is then simply run again.
+RETRY_ATTEMPTS = 4
+
+
+def ingest_committed(
+    platform: Platform, data: bytes, *, filename: str = "", source: str = "", fmt: str | None = None
+) -> IngestResult:
+    """Ingest ``data`` in a transaction of its own and commit it, retrying on a concurrent writer.
+
+    A retry is safe: the failed attempt rolled back entirely, and ingest is idempotent, so the next
+    attempt merges into (or recognises as duplicates) what the other writer committed.
+    Raises :class:`M2CError` for a file that cannot be ingested at all.
+    """
+    for attempt in range(RETRY_ATTEMPTS):
+        try:
+            with transaction(platform.sessions) as session:
+                return ingest_bytes(session, data, filename=filename, source=source, fmt=fmt)
+        except (IntegrityError, OperationalError):
+            if attempt == RETRY_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 def ingest_paths(
     platform: Platform,
     paths: Iterable[Path | str],
@@ -425,28 +451,13 @@ def ingest_paths(
     results: list[IngestResult] = []
     for raw_path in paths:
         path = Path(raw_path)
-        result: IngestResult | None = None
-        for attempt in range(2):  # a concurrent copy of the same file: the retry sees it as a duplicate
-            try:
-                data = path.read_bytes()
-                with transaction(platform.sessions) as session:
-                    result = ingest_bytes(session, data, filename=path.name, source=source)
-                break
-            except M2CError as exc:
-                result = IngestResult(None, path.name, "", error=exc.to_dict())
-                break
-            except OSError as exc:
-                result = IngestResult(
-                    None,
-                    path.name,
-                    "",
-                    error={"code": "ingest.unreadable_file", "message": str(exc), "data": {}},
-                )
-                break
-            except IntegrityError:
-                if attempt:
-                    raise
-        assert result is not None
+        try:
+            result = ingest_committed(platform, path.read_bytes(), filename=path.name, source=source)
+        except M2CError as exc:
+            result = IngestResult(None, path.name, "", error=exc.to_dict())
+        except OSError as exc:
+            error = {"code": "ingest.unreadable_file", "message": str(exc), "data": {}}
+            result = IngestResult(None, path.name, "", error=error)
         result.filename = str(path)
         results.append(result)
         if on_progress is not None:

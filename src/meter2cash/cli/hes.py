@@ -1,0 +1,76 @@
+"""``m2c hes publish`` and ``m2c worker ingest``: reading ingestion over NATS JetStream."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from meter2cash.cli.common import console, err_console, platform
+from meter2cash.config import get_settings
+from meter2cash.core.errors import M2CError
+from meter2cash.integration.nats_bus import NatsConfig
+
+hes_app = typer.Typer(
+    help="The head-end side: publish reading files to the ingestion stream.", no_args_is_help=True
+)
+worker_app = typer.Typer(help="Stateless workers that take work from NATS JetStream.", no_args_is_help=True)
+
+STREAM = "M2C_HES"
+
+
+def _config(nats_url: str, stream: str) -> NatsConfig:
+    url = nats_url or get_settings().nats_url
+    if not url:
+        err_console.print("[red]error[/red] bus.not_configured: give --nats or set M2C_NATS_URL")
+        raise typer.Exit(2)
+    return NatsConfig(url=url, stream=stream)
+
+
+@hes_app.command("publish")
+def publish(
+    files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="CSV or JSON reading files"),
+    nats_url: str = typer.Option("", "--nats", help="NATS URL (default: M2C_NATS_URL)"),
+    stream: str = typer.Option(STREAM, help="JetStream stream for readings"),
+    source: str = typer.Option("hes", help="recorded as the readings' source"),
+) -> None:
+    """Publish reading files for the ingest workers (large files are split; retries are de-duplicated)."""
+    from meter2cash.integration.nats_ingest import publish_files
+
+    try:
+        stored = publish_files(files, _config(nats_url, stream), source=source)
+    except M2CError as exc:
+        err_console.print(f"[red]error[/red] {exc.code}: {exc.message}")
+        raise typer.Exit(2) from exc
+    console.print(f"published {len(files)} file(s): {stored} new message(s) in {stream}")
+
+
+@worker_app.command("ingest")
+def ingest_worker(
+    nats_url: str = typer.Option("", "--nats", help="NATS URL (default: M2C_NATS_URL)"),
+    stream: str = typer.Option(STREAM, help="JetStream stream for readings"),
+    durable: str = typer.Option(
+        "m2c-ingest", help="the shared consumer: workers with one name split the work"
+    ),
+    idle: float = typer.Option(5.0, help="stop after this many seconds without a message"),
+) -> None:
+    """Ingest published reading files until the stream is idle (run several for more throughput)."""
+    from meter2cash.integration.nats_ingest import run_worker
+
+    cfg = _config(nats_url, stream)
+
+    def done(name: str, result: object) -> None:
+        r = result  # IngestResult
+        state = (
+            "already ingested"
+            if getattr(r, "duplicate_file", False)
+            else (f"{getattr(r, 'rows_accepted', 0):,} accepted, {getattr(r, 'rows_rejected', 0):,} rejected")
+        )
+        console.print(f"{name}: {state}")
+
+    def failed(name: str, exc: M2CError) -> None:
+        err_console.print(f"[red]{name}[/red] {exc.code}: {exc.message}")
+
+    with platform() as p:
+        n = run_worker(p, cfg, durable=durable, idle_timeout_s=idle, on_result=done, on_error=failed)
+    console.print(f"{n} message(s) handled")
