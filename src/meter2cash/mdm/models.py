@@ -262,3 +262,5 @@ class VeeFinding(Base):
     first_slot: Mapped[int] = mapped_column(Integer)
     slot_count: Mapped[int] = mapped_column(Integer)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: ``name@version`` of the rule set that produced the finding (runs may use several).
+    rule_set: Mapped[str] = mapped_column(String(100), default="")

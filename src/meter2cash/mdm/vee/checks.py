@@ -368,18 +368,25 @@ def duplicate_imd_check(raw: FloatArray, earlier_raw: FloatArray) -> RuleResult:
 
 
 def replacement_check(
-    raw: FloatArray, prev_flags: npt.NDArray[np.uint16], *, estimated_bit: int, edited_bit: int
+    raw: FloatArray,
+    prev_flags: npt.NDArray[np.uint16],
+    *,
+    estimated_bit: int,
+    edited_bit: int,
+    rejected_bit: int = 0,
 ) -> tuple[RuleResult, RuleResult]:
     """Final measurement replacement: which stored values a newer receipt may replace.
 
     ``prev_flags`` are the flags of the version being superseded (0 where none). An interval that
     was an estimate and now has actual data is replaced (``vee.estimate_replaced``); an interval
-    a person edited keeps the edit (``vee.edit_kept``), whatever arrives later.
+    a person edited keeps the edit (``vee.edit_kept``), whatever arrives later. Estimates of
+    rejected values (``rejected_bit``) were made while the value was there: not a replacement.
     """
     raw = np.atleast_2d(raw)
     got = ~np.isnan(raw)
     flags = np.atleast_2d(prev_flags)
-    replaced = got & ((flags & estimated_bit) != 0) & ((flags & edited_bit) == 0)
+    # an estimate of a rejected value is not replaced by the same value arriving again
+    replaced = got & ((flags & estimated_bit) != 0) & ((flags & (edited_bit | rejected_bit)) == 0)
     kept = (flags & edited_bit) != 0
     return (
         RuleResult(replaced, _findings(ESTIMATE_REPLACED, replaced, raw, find_runs(replaced))),

@@ -29,6 +29,8 @@ class _Strict(BaseModel):
 class RuleConfig(_Strict):
     enabled: bool = True
     action: Action = "flag"
+    #: Priority of the exceptions this rule opens (action ``exception``): 1 most urgent .. 5.
+    priority: int = Field(3, ge=1, le=5)
 
 
 class MissingIntervalRule(RuleConfig):
@@ -170,11 +172,27 @@ class EstimationConfig(_Strict):
     learned: bool = True
 
 
+class Eligibility(_Strict):
+    """Which channels a rule set applies to; an empty list means any. Among the eligible rule
+    sets of a channel the one with the highest ``priority`` wins (then the name)."""
+
+    reading_types: tuple[str, ...] = ()
+    customer_classes: tuple[str, ...] = ()
+    priority: int = 0
+
+    def matches(self, reading_type: str, customer_class: str | None) -> bool:
+        if self.reading_types and reading_type not in self.reading_types:
+            return False
+        return not self.customer_classes or customer_class in self.customer_classes
+
+
 class RuleSet(_Strict):
     """A named, versioned VEE configuration."""
 
     name: str = Field("default", min_length=1, max_length=64)
     version: str = Field("1", min_length=1, max_length=32)
+    description: str = ""
+    eligibility: Eligibility = Eligibility()
     rules: Rules = Rules()
     estimation: EstimationConfig = EstimationConfig()
 
@@ -191,6 +209,15 @@ class RuleSet(_Strict):
                 field=where,
                 errors=len(exc.errors()),
             ) from exc
+
+    @property
+    def label(self) -> str:
+        """``name@version``, as recorded with every finding."""
+        return f"{self.name}@{self.version}"
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The rule set as a JSON/TOML-shaped mapping (round-trips through :meth:`from_mapping`)."""
+        return self.model_dump(mode="json")
 
     @classmethod
     def from_toml(cls, path: str | Path) -> RuleSet:

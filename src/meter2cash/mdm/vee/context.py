@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from meter2cash.core.timeutil import day_start, epoch_seconds
 from meter2cash.mdm.models import (
     Channel,
+    ChannelDay,
     ChannelDayHistory,
     Installation,
     MeterEvent,
@@ -130,7 +131,22 @@ def load_context(
             ChannelDayHistory.day <= last,
             ChannelDayHistory.interval_s == interval_s,
         )
-        for cid, day, version, raw_b, val_b, flags_b, status in session.execute(hs):
+        cur = select(
+            ChannelDay.channel_id,
+            ChannelDay.day,
+            ChannelDay.version,
+            ChannelDay.raw_values,
+            ChannelDay.values,
+            ChannelDay.flags,
+            ChannelDay.vee_status,
+        ).where(
+            ChannelDay.channel_id.in_(part),
+            ChannelDay.day >= first,
+            ChannelDay.day <= last,
+            ChannelDay.interval_s == interval_s,
+            ChannelDay.vee_status == "validated",
+        )
+        for cid, day, version, raw_b, val_b, flags_b, status in [*session.execute(hs), *session.execute(cur)]:
             key = (cid, day)
             r, c = row_of[cid], (day - first).days * spd
             if version < seen_first.get(key, 1 << 30):

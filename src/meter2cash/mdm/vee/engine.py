@@ -78,7 +78,11 @@ def context_rules(values: FloatArray, ctx: RuleContext, rs: RuleSet) -> list[tup
         out.append((cfg.duplicate_imd.action, checks.duplicate_imd_check(values, ctx.earlier_raw)))
     if cfg.replacement.enabled and ctx.prev_flags is not None:
         replaced, kept = checks.replacement_check(
-            values, ctx.prev_flags, estimated_bit=int(Quality.ESTIMATED), edited_bit=int(Quality.EDITED)
+            values,
+            ctx.prev_flags,
+            estimated_bit=int(Quality.ESTIMATED),
+            edited_bit=int(Quality.EDITED),
+            rejected_bit=int(Quality.REJECTED),
         )
         out.append(("info", replaced))
         if cfg.replacement.keep_edits:

@@ -29,9 +29,11 @@ from meter2cash.mdm.vee import checks
 from meter2cash.mdm.vee.config import RuleSet, intervals_for
 from meter2cash.mdm.vee.context import load_context
 from meter2cash.mdm.vee.estimation import METHOD_NAMES, day_types_for, estimate, quality_flags
+from meter2cash.mdm.vee.exceptions import open_exceptions
 from meter2cash.mdm.vee.learned import train
 from meter2cash.mdm.vee.reports import findings_for, vee_report
 from meter2cash.mdm.vee.rules import Finding, RuleContext, evaluate
+from meter2cash.mdm.vee.rulesets import channel_classes, current_rule_sets, select_rule_sets
 
 __all__ = [
     "TOPIC_COMPLETED",
@@ -74,6 +76,8 @@ class VeeRunResult:
     missing_after: int = 0
     #: estimated intervals that actual data replaced in this run
     replaced_intervals: int = 0
+    #: exceptions opened in the work queue
+    exceptions: int = 0
     #: ``{"channel_id", "day", "intervals"}`` per channel-day whose estimates were replaced
     replaced: list[dict[str, Any]] = field(default_factory=list)
 
@@ -209,35 +213,48 @@ def run_vee(
     the day type (weekday/weekend) of each day. Writes the validated days, a :class:`VeeRun`,
     its :class:`VeeFinding` rows and a ``vee.completed`` outbox event.
 
+    Without ``rule_set`` every channel gets the eligible rule set of its reading type and
+    customer class (:mod:`.rulesets`); the run records the names and versions used, and every
+    finding its ``name@version``. Findings whose action is ``exception`` open exceptions in the
+    work queue (:mod:`.exceptions`).
+
     Does not commit: the caller owns the transaction.
     """
     start, end = ensure_aware(start, "start"), ensure_aware(end, "end")
-    rs = rule_set or RuleSet()
-    run = VeeRun(
-        window_start=start, window_end=end, rule_set=rs.name, rule_set_version=rs.version, status="running"
-    )
+    run = VeeRun(window_start=start, window_end=end, status="running")
     session.add(run)
     session.flush()
-    result = VeeRunResult(run.id, rs.name, rs.version)
+    result = VeeRunResult(run.id)
     days = utc_days(start, end)
     cands = _candidates(session, days[0], days[-1], channel_ids, only_pending) if days else []
     if days:
         cands += _absent_days(
             session, days[0], days[-1], channel_ids, _stored_days(session, days[0], days[-1])
         )
-    by_interval: dict[int, dict[int, list[_Candidate]]] = defaultdict(lambda: defaultdict(list))
+    if rule_set is not None:
+        chosen = dict.fromkeys({c.channel_id for c in cands}, rule_set)
+    else:
+        classes = channel_classes(session, sorted({c.channel_id for c in cands}))
+        chosen = select_rule_sets(current_rule_sets(session), classes)
+    used = {r.label: r for r in chosen.values()} or {"default": rule_set or RuleSet()}
+    by_group: dict[tuple[int, str], dict[int, list[_Candidate]]] = defaultdict(lambda: defaultdict(list))
     for c in cands:
-        by_interval[c.interval_s][c.channel_id].append(c)
+        by_group[(c.interval_s, chosen[c.channel_id].label)][c.channel_id].append(c)
     done = 0
-    for interval_s, per_channel in sorted(by_interval.items()):
+    for (interval_s, label), per_channel in sorted(by_group.items()):
         ids = sorted(per_channel)
         span = (max(c.day for c in cands) - min(c.day for c in cands)).days + 1 + history_days
         size = max(1, min(MAX_CHUNK_CHANNELS, MAX_CHUNK_SLOTS // (span * slots_per_day(interval_s))))
         for i in range(0, len(ids), size):
             chunk = {cid: per_channel[cid] for cid in ids[i : i + size]}
-            done += _process_chunk(session, run.id, chunk, interval_s, rs, history_days, tz, result)
+            done += _process_chunk(session, run.id, chunk, interval_s, used[label], history_days, tz, result)
             if on_progress is not None:
                 on_progress(done, len(cands))
+    sets = sorted(used.values(), key=lambda r: r.name)
+    result.rule_set = "+".join(r.name for r in sets)[:64]
+    result.rule_set_version = "+".join(r.version for r in sets)[:32]
+    run.rule_set, run.rule_set_version = result.rule_set, result.rule_set_version
+    result.exceptions = open_exceptions(session, run.id, {r.label: r for r in sets})
     run.channel_days = result.channel_days
     run.findings = result.findings
     run.estimated_intervals = result.estimated_intervals
@@ -370,6 +387,8 @@ def _process_chunk(
 
     rows = _finding_rows(ev.findings, run_id, ids, first, spd, save_day)
     rows += [{**r, "run_id": run_id} for r in cx.register_rows]
+    for fr in rows:
+        fr["rule_set"] = rs.label
     for fr in rows:
         if fr["rule"] == checks.ESTIMATE_REPLACED:
             result.replaced_intervals += fr["slot_count"]

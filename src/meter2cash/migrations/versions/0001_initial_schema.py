@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 17:49:44.028642
+Create Date: 2026-11-22 18:04:20.567167
 """
 
 from collections.abc import Sequence
@@ -221,6 +221,21 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_tariff_version_code"), ["code"], unique=False)
 
     op.create_table(
+        "vee_rule_set_version",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("version", sa.String(length=32), nullable=False),
+        sa.Column("body", sa.JSON(), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_by", sa.String(length=100), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_vee_rule_set_version")),
+        sa.UniqueConstraint("name", "version", name=op.f("uq_vee_rule_set_version_name_version")),
+    )
+    with op.batch_alter_table("vee_rule_set_version", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_vee_rule_set_version_name"), ["name"], unique=False)
+
+    op.create_table(
         "vee_run",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
@@ -274,6 +289,7 @@ def upgrade() -> None:
         sa.Column("first_slot", sa.Integer(), nullable=False),
         sa.Column("slot_count", sa.Integer(), nullable=False),
         sa.Column("data", sa.JSON(), nullable=False),
+        sa.Column("rule_set", sa.String(length=100), nullable=False),
         sa.ForeignKeyConstraint(["run_id"], ["vee_run.id"], name=op.f("fk_vee_finding_run_id_vee_run")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_vee_finding")),
     )
@@ -429,6 +445,37 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_service_point_premise_id"), ["premise_id"], unique=False)
 
     op.create_table(
+        "vee_exception",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("finding_id", sa.Integer(), nullable=False),
+        sa.Column("run_id", sa.Integer(), nullable=False),
+        sa.Column("channel_id", sa.Integer(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("rule", sa.String(length=64), nullable=False),
+        sa.Column("first_slot", sa.Integer(), nullable=False),
+        sa.Column("slot_count", sa.Integer(), nullable=False),
+        sa.Column("priority", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("assignee", sa.String(length=100), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("resolved_by", sa.String(length=100), nullable=True),
+        sa.Column("resolution", sa.String(length=16), nullable=True),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["finding_id"], ["vee_finding.id"], name=op.f("fk_vee_exception_finding_id_vee_finding")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_vee_exception")),
+        sa.UniqueConstraint("finding_id", name=op.f("uq_vee_exception_finding_id")),
+    )
+    with op.batch_alter_table("vee_exception", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_vee_exception_channel_id"), ["channel_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_vee_exception_priority"), ["priority"], unique=False)
+        batch_op.create_index(batch_op.f("ix_vee_exception_rule"), ["rule"], unique=False)
+        batch_op.create_index(batch_op.f("ix_vee_exception_run_id"), ["run_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_vee_exception_status"), ["status"], unique=False)
+
+    op.create_table(
         "gateway_order",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("order_id", sa.String(length=64), nullable=False),
@@ -495,6 +542,50 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_service_agreement_service_point_id"), ["service_point_id"], unique=False
         )
+
+    op.create_table(
+        "vee_exception_comment",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("exception_id", sa.Integer(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("author", sa.String(length=100), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["exception_id"],
+            ["vee_exception.id"],
+            name=op.f("fk_vee_exception_comment_exception_id_vee_exception"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_vee_exception_comment")),
+    )
+    with op.batch_alter_table("vee_exception_comment", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_vee_exception_comment_exception_id"), ["exception_id"], unique=False
+        )
+
+    op.create_table(
+        "vee_reread_request",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("exception_id", sa.Integer(), nullable=True),
+        sa.Column("meter_id", sa.Integer(), nullable=False),
+        sa.Column("channel_id", sa.Integer(), nullable=False),
+        sa.Column("window_start", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("window_end", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("requested_by", sa.String(length=100), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["exception_id"],
+            ["vee_exception.id"],
+            name=op.f("fk_vee_reread_request_exception_id_vee_exception"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_vee_reread_request")),
+    )
+    with op.batch_alter_table("vee_reread_request", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_vee_reread_request_exception_id"), ["exception_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_vee_reread_request_meter_id"), ["meter_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_vee_reread_request_status"), ["status"], unique=False)
 
     op.create_table(
         "bill",
@@ -903,6 +994,16 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_bill_account_id"))
 
     op.drop_table("bill")
+    with op.batch_alter_table("vee_reread_request", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_vee_reread_request_status"))
+        batch_op.drop_index(batch_op.f("ix_vee_reread_request_meter_id"))
+        batch_op.drop_index(batch_op.f("ix_vee_reread_request_exception_id"))
+
+    op.drop_table("vee_reread_request")
+    with op.batch_alter_table("vee_exception_comment", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_vee_exception_comment_exception_id"))
+
+    op.drop_table("vee_exception_comment")
     with op.batch_alter_table("service_agreement", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_service_agreement_service_point_id"))
         batch_op.drop_index(batch_op.f("ix_service_agreement_account_id"))
@@ -913,6 +1014,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_gateway_order_account_id"))
 
     op.drop_table("gateway_order")
+    with op.batch_alter_table("vee_exception", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_vee_exception_status"))
+        batch_op.drop_index(batch_op.f("ix_vee_exception_run_id"))
+        batch_op.drop_index(batch_op.f("ix_vee_exception_rule"))
+        batch_op.drop_index(batch_op.f("ix_vee_exception_priority"))
+        batch_op.drop_index(batch_op.f("ix_vee_exception_channel_id"))
+
+    op.drop_table("vee_exception")
     with op.batch_alter_table("service_point", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_service_point_premise_id"))
         batch_op.drop_index(batch_op.f("ix_service_point_dt_id"))
@@ -956,6 +1065,10 @@ def downgrade() -> None:
 
     op.drop_table("account")
     op.drop_table("vee_run")
+    with op.batch_alter_table("vee_rule_set_version", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_vee_rule_set_version_name"))
+
+    op.drop_table("vee_rule_set_version")
     with op.batch_alter_table("tariff_version", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_tariff_version_code"))
 
