@@ -19,6 +19,7 @@ from meter2cash.api.routers import (
     payments,
     readings,
     service_points,
+    vee,
     wallets,
 )
 from meter2cash.bootstrap import Platform, bootstrap
@@ -94,7 +95,7 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router, prefix=PREFIX)
     protected = APIRouter(prefix=PREFIX, dependencies=[Depends(require_api_key)])
-    for module in (accounts, service_points, meters, readings, bills, masterdata, payments, wallets):
+    for module in (accounts, service_points, meters, readings, bills, masterdata, payments, wallets, vee):
         protected.include_router(module.router)
     app.include_router(payments.public_router, prefix=PREFIX)
     app.include_router(protected)
