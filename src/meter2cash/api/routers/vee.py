@@ -1,0 +1,180 @@
+"""``/vee``: VEE runs, rule sets and the exceptions work queue."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from meter2cash.api.deps import PlatformDep, SessionDep
+from meter2cash.api.routers.common import Limit, Offset
+from meter2cash.core.errors import InvalidInput
+from meter2cash.mdm.models import Channel, Meter
+from meter2cash.mdm.vee import exceptions as queue
+from meter2cash.mdm.vee.reports import vee_report
+from meter2cash.mdm.vee.rulesets import current_rule_sets, get_rule_set, put_rule_set, rule_set_versions
+from meter2cash.mdm.vee.service import run_vee
+
+router = APIRouter(prefix="/vee", tags=["vee"])
+
+#: A run over more days than this is refused (use the CLI or several runs).
+MAX_RUN_DAYS = 366
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunIn(_In):
+    from_: date = Field(alias="from", description="first UTC day")
+    to: date = Field(description="last UTC day (inclusive)")
+    meters: list[str] = Field(default_factory=list, description="meter serials; empty = every meter")
+    all: bool = Field(False, description="re-validate validated days too, not only pending ones")
+    rule_set: str | None = Field(None, description="one rule set for every channel (default: by eligibility)")
+    history_days: int = Field(14, ge=0, le=90)
+
+
+class AssignIn(_In):
+    assignee: str = Field(min_length=1, max_length=100)
+    actor: str = Field("api", max_length=100)
+
+
+class CommentIn(_In):
+    text: str = Field(min_length=1)
+    author: str = Field("api", max_length=100)
+
+
+class ResolveIn(_In):
+    action: Literal["accept", "edit", "reread", "estimate"]
+    reason: str = ""
+    #: For ``edit``: new values by slot of the day (``{"50": 1.2}``) [unit per interval].
+    values: dict[int, float] = Field(default_factory=dict)
+    actor: str = Field("api", max_length=100)
+
+
+def _channel_ids(session: SessionDep, serials: list[str]) -> list[int] | None:
+    if not serials:
+        return None
+    rows = session.execute(select(Meter.serial, Channel.id).join(Channel).where(Meter.serial.in_(serials)))
+    found: dict[str, list[int]] = {}
+    for serial, cid in rows:
+        found.setdefault(serial, []).append(cid)
+    unknown = sorted(set(serials) - set(found))
+    if unknown:
+        raise InvalidInput(
+            f"no meter with serial {', '.join(unknown)}", code="vee.unknown_meter", meters=unknown
+        )
+    return [cid for cids in found.values() for cid in cids]
+
+
+@router.post("/runs", status_code=201)
+def post_run(body: RunIn, session: SessionDep, platform: PlatformDep) -> dict[str, Any]:
+    """Validate and estimate the interval data of a window of UTC days (errors ``vee.*``)."""
+    if body.to < body.from_ or (body.to - body.from_).days >= MAX_RUN_DAYS:
+        raise InvalidInput(
+            f"window {body.from_}..{body.to} must be 1 to {MAX_RUN_DAYS} days",
+            code="vee.window_invalid",
+            field="to",
+        )
+    start = datetime(body.from_.year, body.from_.month, body.from_.day, tzinfo=UTC)
+    end = datetime(body.to.year, body.to.month, body.to.day, tzinfo=UTC) + timedelta(days=1)
+    result = run_vee(
+        session,
+        start=start,
+        end=end,
+        channel_ids=_channel_ids(session, body.meters),
+        rule_set=get_rule_set(session, body.rule_set) if body.rule_set else None,
+        only_pending=not body.all,
+        history_days=body.history_days,
+        tz=platform.settings.tz,
+    )
+    return result.to_dict()
+
+
+@router.get("/runs/{run_id}")
+def get_run(run_id: int, session: SessionDep) -> dict[str, Any]:
+    """A run's findings by rule and estimates by method (error ``vee.run_not_found``)."""
+    return vee_report(session, run_id)
+
+
+@router.get("/rule-sets")
+def list_rule_sets(session: SessionDep) -> list[dict[str, Any]]:
+    """The current rule sets: name, version, description, eligibility."""
+    return [
+        {
+            "name": r.name,
+            "version": r.version,
+            "description": r.description,
+            "eligibility": r.eligibility.model_dump(),
+        }
+        for r in sorted(current_rule_sets(session).values(), key=lambda r: r.name)
+    ]
+
+
+@router.get("/rule-sets/{name}")
+def get_rule_set_endpoint(name: str, session: SessionDep) -> dict[str, Any]:
+    """The current version of a rule set, whole, and its version history (``vee.rule_set_not_found``)."""
+    return {**get_rule_set(session, name).to_mapping(), "versions": rule_set_versions(session, name)}
+
+
+@router.put("/rule-sets/{name}")
+def put_rule_set_endpoint(
+    name: str,
+    body: Annotated[dict[str, Any], Body(description="a whole rule set (docs/vee.md), with a new version")],
+    session: SessionDep,
+) -> dict[str, Any]:
+    """Store a new version of a rule set (``vee.rule_set_invalid``, ``vee.rule_set_version_exists``)."""
+    return put_rule_set(session, name, body, actor="api").to_mapping()
+
+
+@router.get("/exceptions")
+def list_exceptions(
+    session: SessionDep,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    status: Annotated[str | None, Query(description="open, assigned, reread_requested, resolved")] = None,
+    rule: str | None = None,
+    assignee: str | None = None,
+    meter: str | None = None,
+    open_only: bool = False,
+) -> dict[str, Any]:
+    """The work queue, most urgent first (priority, then age)."""
+    items, total = queue.list_exceptions(
+        session,
+        status=status,
+        rule=rule,
+        assignee=assignee,
+        meter=meter,
+        open_only=open_only,
+        limit=limit,
+        offset=offset,
+    )
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/exceptions/{exception_id}")
+def get_exception(exception_id: int, session: SessionDep) -> dict[str, Any]:
+    """One exception with its finding, comments, re-read requests and values (``vee.exception_not_found``)."""
+    return queue.get_exception(session, exception_id)
+
+
+@router.post("/exceptions/{exception_id}/assign")
+def assign_exception(exception_id: int, body: AssignIn, session: SessionDep) -> dict[str, Any]:
+    return queue.assign(session, exception_id, body.assignee, actor=body.actor)
+
+
+@router.post("/exceptions/{exception_id}/comments", status_code=201)
+def comment_exception(exception_id: int, body: CommentIn, session: SessionDep) -> dict[str, Any]:
+    queue.comment(session, exception_id, body.text, author=body.author)
+    return queue.get_exception(session, exception_id)
+
+
+@router.post("/exceptions/{exception_id}/resolve")
+def resolve_exception(exception_id: int, body: ResolveIn, session: SessionDep) -> dict[str, Any]:
+    """Accept, edit (values by slot + reason), request a re-read, or estimate (errors ``vee.*``)."""
+    return queue.resolve(
+        session, exception_id, body.action, actor=body.actor, reason=body.reason, values=body.values
+    )
