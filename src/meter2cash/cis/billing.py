@@ -1,36 +1,43 @@
-"""The monthly bill run: determinants from the measurement store, rating, bills and ledger postings.
+"""The bill run: determinants from the measurement store, rating, bills and ledger postings.
 
 :func:`run_bills` takes a Session and does NOT commit (the caller owns the transaction). Queries
-are batched per run (agreements, meters, channels, tariff versions) and per chunk of agreements
-(interval data); bills, bill lines, journal entries and outbox events are bulk inserted.
+are batched per run (agreements, meters, channels, tariff versions, earlier bills) and per chunk
+of agreements (interval data); bills, lines, journal entries and outbox events are bulk inserted
+(:mod:`meter2cash.cis.bill_store`). Rating a chunk (:func:`rate_jobs`) is shared with shadow
+billing and rebilling.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from meter2cash.cis.ledger import EntrySpec, ensure_chart, post_many
-from meter2cash.cis.models import Account, Bill, BillLine, BillRun, ServiceAgreement
-from meter2cash.cis.rating import RatedBill, RatingInput, rate_arrays
-from meter2cash.cis.tariffs.loader import tariff_version_for
+from meter2cash.cis.cycles import (
+    MONTHLY,
+    BillingPeriod,
+    MeterChannels,
+    assigned_elsewhere,
+    bill_history,
+    billing_period,
+    cycle_members,
+    service_point_channels,
+)
+from meter2cash.cis.ledger import ensure_chart
+from meter2cash.cis.models import Account, Bill, BillCycle, BillRun, ServiceAgreement, TariffVersion
+from meter2cash.cis.rating import RatedArrays, RatingInput, rate_arrays
 from meter2cash.cis.tariffs.model import TariffVersionDef
-from meter2cash.core.errors import NotFound
 from meter2cash.core.quality import Quality
-from meter2cash.core.timeutil import local_frame, local_month_bounds, utcnow
-from meter2cash.integration.models import OutboxMessage
+from meter2cash.core.timeutil import local_frame, utcnow
 from meter2cash.mdm.determinants import bill_determinants, daily_kwh
-from meter2cash.mdm.models import Channel, Installation, ReadingType
-from meter2cash.mdm.store import CHUNK, MeasurementStore
+from meter2cash.mdm.store import MeasurementStore
 from meter2cash.mdm.tou import tou_period_index
 
 #: Agreements rated per read of interval data (bounds memory: CHUNK_AGREEMENTS × intervals × 8 B).
@@ -47,19 +54,22 @@ class Totals:
 
 @dataclass(slots=True)
 class BillRunResult:
-    """What a bill run did: ``bills`` are the new bill ids; ``skipped`` counts agreements already
-    billed for the period; ``errors`` name agreements that could not be billed, with a code."""
+    """What a bill run did: ``bills`` are the new bill ids (prepaid statements included);
+    ``skipped`` counts agreements already billed for the period; ``errors`` name agreements
+    that could not be billed, with a code; ``estimated`` counts bills marked estimated."""
 
     run_id: int
     period: str
     bills: list[int] = field(default_factory=list)
     skipped: int = 0
+    estimated: int = 0
+    statements: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
     totals: dict[tuple[str, str], Totals] = field(default_factory=dict)
 
     @property
     def total_amount(self) -> Decimal:
-        return sum((t.amount for t in self.totals.values()), Decimal("0.00"))
+        return sum((t.amount for (_, k), t in self.totals.items() if k != "prepaid"), Decimal("0.00"))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +78,8 @@ class BillRunResult:
             "bills": len(self.bills),
             "bill_ids": self.bills,
             "skipped": self.skipped,
+            "estimated": self.estimated,
+            "prepaid_statements": self.statements,
             "errors": self.errors,
             "totals": [
                 {"customer_class": c, "kind": k, "count": t.count, "kwh": str(t.kwh), "amount": str(t.amount)}
@@ -78,7 +90,7 @@ class BillRunResult:
 
 
 @dataclass(slots=True)
-class _Agreement:
+class Agreement:
     id: int
     number: str
     account_id: int
@@ -86,51 +98,262 @@ class _Agreement:
     tariff_code: str
     kind: str
     sanctioned_kw: Decimal
+    contract_kva: Decimal | None
     start: date
     end: date | None
     customer_class: str
-    channel_id: int = 0
-    interval_s: int = 0
+    channels: MeterChannels | None = None
 
 
-def _month(period: str) -> tuple[date, date]:
-    year, month = (int(p) for p in period.split("-"))
-    first = date(year, month, 1)
-    return first, date(year + (month == 12), month % 12 + 1, 1) - timedelta(days=1)
+@dataclass(slots=True)
+class Job:
+    """One agreement × one segment of the period under one tariff version."""
+
+    a: Agreement
+    seg: int
+    first: date
+    last: date
+    tv_id: int
 
 
-def _kwh_channels(session: Session, sp_ids: list[int], start: Any, end: Any) -> dict[int, tuple[int, int]]:
-    """Service point → (channel_id, interval_s) of the kWh import interval channel of the meter
-    installed there during the period (the latest installation; the shortest interval)."""
-    best: dict[int, tuple[Any, int, int, int]] = {}
-    found: list[tuple[int, Any, int, int]] = []
-    for i in range(0, len(sp_ids), CHUNK):
-        rows = session.execute(
-            select(
-                Installation.service_point_id, Installation.installed_at, Channel.id, ReadingType.interval_s
-            )
-            .join(Channel, Channel.meter_id == Installation.meter_id)
-            .join(ReadingType, Channel.reading_type_id == ReadingType.id)
-            .where(
-                Installation.service_point_id.in_(sp_ids[i : i + CHUNK]),
-                Installation.installed_at < end,
-                or_(Installation.removed_at.is_(None), Installation.removed_at > start),
-                ReadingType.unit == "kWh",
-                ReadingType.direction == "import",
-                ReadingType.interval_s.is_not(None),
-                Channel.active.is_(True),
-            )
-        )
-        found.extend((sp, inst, cid, interval) for sp, inst, cid, interval in rows if interval)
-    for sp, installed, cid, interval in found:
-        key = (installed, -interval, -cid, interval)
-        if sp not in best or key[:3] > best[sp][:3]:
-            best[sp] = key
-    return {sp: (-v[2], v[3]) for sp, v in best.items()}
+@dataclass(slots=True)
+class RatedChunk:
+    """Rated jobs of one tariff version: arrays, inputs and per-bill determinants (JSON)."""
+
+    jobs: list[Job]
+    rated: RatedArrays
+    determinants: list[dict[str, Any]]
+    estimated: list[bool]
 
 
-def _error(a: _Agreement, code: str, message: str) -> dict[str, Any]:
+def error(a: Agreement, code: str, message: str) -> dict[str, Any]:
     return {"code": code, "message": message, "service_agreement": a.number, "service_agreement_id": a.id}
+
+
+def select_agreements(
+    session: Session, p: BillingPeriod, cycle: str = MONTHLY, agreement_ids: list[int] | None = None
+) -> list[Agreement]:
+    """Agreements active in the period (in the cycle, or the given ids), by id."""
+    stmt = (
+        select(
+            ServiceAgreement.id,
+            ServiceAgreement.number,
+            ServiceAgreement.account_id,
+            ServiceAgreement.service_point_id,
+            ServiceAgreement.tariff_code,
+            ServiceAgreement.payment_mode,
+            ServiceAgreement.sanctioned_load_kw,
+            ServiceAgreement.contract_demand_kva,
+            ServiceAgreement.start_date,
+            ServiceAgreement.end_date,
+            Account.customer_class,
+        )
+        .join(Account, Account.id == ServiceAgreement.account_id)
+        .where(
+            ServiceAgreement.start_date <= p.last,
+            or_(ServiceAgreement.end_date.is_(None), ServiceAgreement.end_date >= p.first),
+        )
+        .order_by(ServiceAgreement.id)
+    )
+    rows = [Agreement(*r) for r in session.execute(stmt)]
+    if agreement_ids is not None:
+        wanted = set(agreement_ids)
+        return [a for a in rows if a.id in wanted]
+    members = cycle_members(session, cycle)
+    if members is None:
+        other = assigned_elsewhere(session)
+        return [a for a in rows if a.id not in other]
+    return [a for a in rows if a.id in members]
+
+
+def plan_jobs(
+    session: Session,
+    agreements: list[Agreement],
+    p: BillingPeriod,
+    errors: list[dict[str, Any]],
+    versions: dict[int, TariffVersionDef],
+    override: tuple[int, TariffVersionDef] | None = None,
+) -> list[Job]:
+    """Split each agreement's active days into segments by the tariff versions in effect
+    (``override``: one given version for the whole period, for shadow billing)."""
+    by_code: dict[str, list[TariffVersion]] = defaultdict(list)
+    codes = sorted({a.tariff_code for a in agreements})
+    if override is None and codes:
+        for tv in session.scalars(
+            select(TariffVersion)
+            .where(
+                TariffVersion.code.in_(codes),
+                TariffVersion.effective_from <= p.last,
+                or_(TariffVersion.effective_to.is_(None), TariffVersion.effective_to >= p.first),
+            )
+            .order_by(TariffVersion.effective_from)
+        ):
+            by_code[tv.code].append(tv)
+            if tv.id not in versions:
+                versions[tv.id] = TariffVersionDef.model_validate(tv.definition)
+    elif override is not None:
+        versions[override[0]] = override[1]
+    channels = service_point_channels(
+        session, sorted({a.service_point_id for a in agreements}), p.start, p.end
+    )
+    jobs: list[Job] = []
+    for a in agreements:
+        first, last = max(a.start, p.first), min(a.end or p.last, p.last)
+        a.channels = channels.get(a.service_point_id)
+        if a.channels is None:
+            errors.append(error(a, "billing.no_meter", "no meter with a kWh interval channel installed"))
+            continue
+        if override is not None:
+            jobs.append(Job(a, 1, first, last, override[0]))
+            continue
+        segs = []
+        for tv in by_code.get(a.tariff_code, []):
+            s, e = max(first, tv.effective_from), min(last, tv.effective_to or last)
+            if s <= e:
+                segs.append((s, e, tv.id))
+        covered = sum((e - s).days + 1 for s, e, _ in segs)
+        if not segs or covered < (last - first).days + 1:
+            errors.append(error(a, "billing.no_tariff", f"no version of tariff {a.tariff_code} for {p.code}"))
+            continue
+        jobs.extend(Job(a, k + 1, s, e, tv) for k, (s, e, tv) in enumerate(segs))
+    return jobs
+
+
+def _fill_missing(values: np.ndarray, flags: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Estimate missing intervals inside the active window by the row's average interval
+    (flagged ESTIMATED): a bill on incomplete data is an estimated bill, not a low one."""
+    present = active & ~np.isnan(values)
+    count = present.sum(axis=1)
+    mean = np.where(count > 0, np.where(present, values, 0.0).sum(axis=1) / np.maximum(count, 1), 0.0)
+    gap = active & np.isnan(values)
+    values = np.where(gap, mean[:, None], np.where(active, values, np.nan))
+    flags = np.where(gap, flags | Quality.ESTIMATED, np.where(active, flags, Quality.MISSING))
+    return values, flags.astype(np.uint16)
+
+
+def rate_jobs(
+    session: Session,
+    jobs: list[Job],
+    p: BillingPeriod,
+    tz: str,
+    versions: dict[int, TariffVersionDef],
+    errors: list[dict[str, Any]],
+) -> Iterator[RatedChunk]:
+    """Read interval data and rate jobs per tariff version, interval length and chunk."""
+    groups: dict[tuple[int, int], list[Job]] = defaultdict(list)
+    for j in jobs:
+        assert j.a.channels is not None
+        groups[(j.tv_id, j.a.channels.interval_s)].append(j)
+    store = MeasurementStore(session)
+    for (tv_id, interval_s), members in groups.items():
+        vdef = versions[tv_id]
+        names = vdef.period_names
+        demand_s = max(vdef.demand.interval_s, interval_s) if vdef.demand else interval_s
+        ratchet = vdef.demand.ratchet_months if vdef.demand and vdef.demand.ratchet_percent else 0
+        pidx: np.ndarray | None = None
+        local_days: np.ndarray = np.empty(0, "datetime64[D]")
+        for c in range(0, len(members), CHUNK_AGREEMENTS):
+            chunk = members[c : c + CHUNK_AGREEMENTS]
+            chans = [j.a.channels for j in chunk]
+            ids = sorted(
+                {ch.kwh for ch in chans if ch} | {x for ch in chans if ch for x in (ch.kvah, ch.export) if x}
+            )
+            window = store.read_window(ids, p.start, p.end, interval_s)
+            starts = window.starts()
+            if pidx is None:
+                pidx = tou_period_index(starts, vdef.tou, tz)
+                local_days = local_frame(starts, tz)["date"].to_numpy().astype("datetime64[D]")
+            row = {cid: r for r, cid in enumerate(window.channel_ids)}
+            first = np.array([j.first for j in chunk], dtype="datetime64[D]")
+            last = np.array([j.last for j in chunk], dtype="datetime64[D]")
+            active = (local_days[None, :] >= first[:, None]) & (local_days[None, :] <= last[:, None])
+            kwh_rows = np.asarray([row[ch.kwh] for ch in chans if ch], dtype=np.int64)
+            raw = window.values[kwh_rows]
+            has: np.ndarray = (active & ~np.isnan(raw)).any(axis=1)
+            for j, ok in zip(chunk, has.tolist(), strict=True):
+                if not ok:
+                    errors.append(error(j.a, "billing.no_data", f"no interval data in {p.code}"))
+            keep = np.flatnonzero(has)
+            if not keep.size:
+                continue
+            kept = [chunk[i] for i in keep.tolist()]
+            values, flags = _fill_missing(raw[keep], window.flags[kwh_rows][keep], active[keep])
+            det = bill_determinants(values, flags, pidx, len(names), interval_s, demand_s)
+            extra = _other_channels(window, row, kept, active[keep])
+            hist = bill_history(session, [j.a.id for j in kept], p.code, ratchet)
+            dates, daily = daily_kwh(np.where(active[keep], values, np.nan), starts, tz)
+            days_active = [(j.last - j.first).days + 1 for j in kept]
+            inp = RatingInput.from_kwh(
+                det.kwh_by_period,
+                det.max_demand_kw,
+                [float(j.a.sanctioned_kw) for j in kept],
+                p.days,
+                days_active,
+                [j.a.kind == "prepaid" for j in kept],
+                kwh_total=det.kwh_total,
+                kvah=extra["kvah"],
+                export_kwh=extra["export"],
+                bank_kwh=[hist.bank_kwh.get(j.a.id, 0.0) for j in kept] if vdef.net_metering else None,
+                max_demand_kw_by_period=det.max_demand_kw_by_period,
+                contract_kva=[float(j.a.contract_kva or 0) for j in kept],
+                ratchet_kw=[hist.ratchet_kw.get(j.a.id, 0.0) for j in kept] if ratchet else None,
+                months=p.months,
+                period=p.code,
+            )
+            rated = rate_arrays(vdef, inp)
+            dets = []
+            est_share = det.estimated_share.tolist()
+            for k, j in enumerate(kept):
+                d = det.as_dict(k, names)
+                d.update(
+                    interval_s=interval_s,
+                    channel_id=j.a.channels.kwh if j.a.channels else None,
+                    sanctioned_load_kw=str(j.a.sanctioned_kw),
+                    days_in_period=p.days,
+                    days_active=days_active[k],
+                    daily_kwh={"dates": dates, "kwh": np.round(daily[k], 3).tolist()},
+                    data_version=_data_version(window.versions, j.a.channels),
+                )
+                if extra["kvah"] is not None:
+                    d["kvah_total"] = round(float(extra["kvah"][k]), 3)
+                if extra["export"] is not None:
+                    d["kwh_export"] = round(float(extra["export"][k]), 3)
+                if vdef.net_metering is not None and rated.bank_wh is not None:
+                    d["banked_kwh"] = int(rated.bank_wh[k]) / 1000
+                dets.append(d)
+            yield RatedChunk(kept, rated, dets, [s > 0 for s in est_share])
+
+
+def _other_channels(
+    window: Any, row: dict[int, int], jobs: list[Job], active: np.ndarray
+) -> dict[str, np.ndarray | None]:
+    """kVAh and export totals [kWh] over the active window; agreements without such a channel
+    get their kWh for kVAh (PF 1) and 0 export."""
+    out: dict[str, np.ndarray | None] = {}
+    for name in ("kvah", "export"):
+        ids = [getattr(j.a.channels, name) for j in jobs]
+        if not any(ids):
+            out[name] = None
+            continue
+        vals = np.zeros(len(jobs))
+        for k, cid in enumerate(ids):
+            if cid:
+                vals[k] = np.nansum(np.where(active[k], window.values[row[cid]], np.nan))
+            else:
+                kwh = jobs[k].a.channels.kwh  # type: ignore[union-attr]
+                vals[k] = (
+                    np.nansum(np.where(active[k], window.values[row[kwh]], np.nan)) if name == "kvah" else 0
+                )
+        out[name] = vals
+    return out
+
+
+def _data_version(versions: dict[tuple[int, date], int], ch: MeterChannels | None) -> dict[str, int]:
+    """Fingerprint of the stored channel-days read: their count and the sum of their versions.
+    A later correction or late data changes it (see :mod:`meter2cash.cis.rebill`)."""
+    ids = {c for c in (ch.kwh, ch.kvah, ch.export) if c} if ch else set()
+    vs = [v for (cid, _), v in versions.items() if cid in ids]
+    return {"days": len(vs), "sum": int(sum(vs))}
 
 
 def run_bills(
@@ -141,147 +364,58 @@ def run_bills(
     currency: str,
     on_progress: Progress | None = None,
     due_days: int = 15,
+    cycle: str = MONTHLY,
+    agreement_ids: list[int] | None = None,
+    replacing: dict[int, Bill] | None = None,
 ) -> BillRunResult:
-    """Bill every service agreement active in the local month ``period`` (``YYYY-MM``).
+    """Bill every service agreement of ``cycle`` active in the period starting ``period``.
 
-    Agreements already billed for the period are skipped, so a re-run changes nothing. Each bill
-    posts one journal entry: Dr 1100 (postpaid) or 2100 (prepaid wallet) with the customer
-    account as sub-ledger, Cr revenue per component and Cr 2200 taxes. Emits ``bill.issued`` per
-    bill through the outbox. Does not commit.
+    Postpaid agreements get a bill posted to the ledger (Dr 1100 with the customer account as
+    sub-ledger, Cr revenue per component, Cr 2200 taxes). Prepaid agreements are charged
+    daily by the prepaid engine, so they get a monthly *statement* (kind ``prepaid``, status
+    ``statement``, lines for information, no journal entry). Agreements already billed for the
+    period are skipped (a re-run changes nothing) unless they are being rebilled
+    (``replacing``: agreement id → the cancelled bill; see :mod:`meter2cash.cis.rebill`).
+    A version change inside the period splits the bill into segments. Emits ``bill.issued``
+    per bill. Does not commit.
     """
-    start, end = local_month_bounds(period, tz)
-    first, last = _month(period)
-    days_in_period = (last - first).days + 1
+    from meter2cash.cis.bill_store import store_bills
+
+    cyc = session.get(BillCycle, cycle) if cycle != MONTHLY else None
+    p = billing_period(period, tz, 2 if cyc is not None and cyc.frequency == "bimonthly" else 1)
     ensure_chart(session)
-    run = BillRun(period=period, period_start=start, period_end=end)
+    run = BillRun(period=period, period_start=p.start, period_end=p.end)
     session.add(run)
     session.flush()
     result = BillRunResult(run_id=run.id, period=period)
-
-    rows = session.execute(
-        select(
-            ServiceAgreement.id,
-            ServiceAgreement.number,
-            ServiceAgreement.account_id,
-            ServiceAgreement.service_point_id,
-            ServiceAgreement.tariff_code,
-            ServiceAgreement.payment_mode,
-            ServiceAgreement.sanctioned_load_kw,
-            ServiceAgreement.start_date,
-            ServiceAgreement.end_date,
-            Account.customer_class,
+    everyone = select_agreements(session, p, cycle, agreement_ids)
+    replacing = replacing or {}
+    billed = set(
+        session.scalars(
+            select(Bill.service_agreement_id).where(Bill.period == period, Bill.status != "cancelled")
         )
-        .join(Account, Account.id == ServiceAgreement.account_id)
-        .where(
-            ServiceAgreement.start_date <= last,
-            or_(ServiceAgreement.end_date.is_(None), ServiceAgreement.end_date >= first),
-        )
-        .order_by(ServiceAgreement.id)
-    ).all()
-    billed = set(session.scalars(select(Bill.service_agreement_id).where(Bill.period == period)))
-    agreements = [_Agreement(*r) for r in rows if r[0] not in billed]
-    result.skipped = len(rows) - len(agreements)
+    )
+    agreements = [a for a in everyone if a.id not in billed or a.id in replacing]
+    result.skipped = len(everyone) - len(agreements)
+    versions: dict[int, TariffVersionDef] = {}
+    jobs = plan_jobs(session, agreements, p, result.errors, versions)
+    segmented = {a for a, n in _count(j.a.id for j in jobs).items() if n > 1}
+    pending: dict[int, list[tuple[Job, RatedChunk, int]]] = defaultdict(list)
+    done = 0
+    for rc in rate_jobs(session, jobs, p, tz, versions, result.errors):
+        whole = [k for k, j in enumerate(rc.jobs) if j.a.id not in segmented]
+        if whole:
+            store_bills(session, run, result, p, rc, whole, cycle, due_days, currency, replacing)
+        for k, j in enumerate(rc.jobs):
+            if j.a.id in segmented:
+                pending[j.a.id].append((j, rc, k))
+        done += len(rc.jobs)
+        if on_progress:
+            on_progress(done, len(jobs))
+    if pending:
+        from meter2cash.cis.bill_store import store_segmented
 
-    channels = _kwh_channels(session, sorted({a.service_point_id for a in agreements}), start, end)
-    versions: dict[str, tuple[int, TariffVersionDef] | None] = {}
-    by_id: dict[int, TariffVersionDef] = {}
-    groups: dict[tuple[int, int], list[_Agreement]] = defaultdict(list)
-    for a in agreements:
-        if a.tariff_code not in versions:
-            try:
-                row, vdef = tariff_version_for(session, a.tariff_code, first)
-                versions[a.tariff_code] = (row.id, vdef)
-                by_id[row.id] = vdef
-            except NotFound:
-                versions[a.tariff_code] = None
-        tv = versions[a.tariff_code]
-        if tv is None:
-            result.errors.append(
-                _error(a, "billing.no_tariff", f"no version of tariff {a.tariff_code} on {first}")
-            )
-            continue
-        if a.service_point_id not in channels:
-            result.errors.append(
-                _error(a, "billing.no_meter", "no meter with a kWh interval channel installed")
-            )
-            continue
-        a.channel_id, a.interval_s = channels[a.service_point_id]
-        groups[(tv[0], a.interval_s)].append(a)
-
-    prefix = f"B-{period}-"
-    last_number = session.scalar(select(func.max(Bill.number)).where(Bill.number.like(prefix + "%")))
-    seq = int(last_number.rsplit("-", 1)[1]) if last_number else 0
-    store = MeasurementStore(session)
-    todo, done = len(agreements), result.skipped
-    for (tv_id, interval_s), members in groups.items():
-        vdef = by_id[tv_id]
-        names = vdef.period_names
-        demand_s = max(vdef.demand.interval_s, interval_s) if vdef.demand else interval_s
-        pidx = None
-        for c in range(0, len(members), CHUNK_AGREEMENTS):
-            chunk = members[c : c + CHUNK_AGREEMENTS]
-            ids = sorted({a.channel_id for a in chunk})
-            window = store.read_window(ids, start, end, interval_s)
-            starts = window.starts()
-            if pidx is None:
-                pidx = tou_period_index(starts, vdef.tou, tz)
-            rows_of = np.asarray([window.row(a.channel_id) for a in chunk], dtype=np.int64)
-            values, flags = active_only(window.values[rows_of], window.flags[rows_of], starts, chunk, tz)
-            has_data: np.ndarray = np.any(~np.isnan(values), axis=1)
-            for a, ok in zip(chunk, has_data.tolist(), strict=True):
-                if not ok:
-                    result.errors.append(_error(a, "billing.no_data", f"no interval data in {period}"))
-            keep = np.flatnonzero(has_data)
-            if keep.size:
-                kept = [chunk[i] for i in keep.tolist()]
-                det = bill_determinants(values[keep], flags[keep], pidx, len(names), interval_s, demand_s)
-                dates, daily = daily_kwh(values[keep], starts, tz)
-                days_active = [
-                    ((min(a.end, last) if a.end else last) - max(a.start, first)).days + 1 for a in kept
-                ]
-                inp = RatingInput.from_kwh(
-                    det.kwh_by_period,
-                    det.max_demand_kw,
-                    [float(a.sanctioned_kw) for a in kept],
-                    days_in_period,
-                    days_active,
-                    [a.kind == "prepaid" for a in kept],
-                    kwh_total=det.kwh_total,
-                )
-                rated = rate_arrays(vdef, inp).bills()
-                extras = []
-                for j, a in enumerate(kept):
-                    d = det.as_dict(j, names)
-                    d.update(
-                        interval_s=interval_s,
-                        channel_id=a.channel_id,
-                        sanctioned_load_kw=str(a.sanctioned_kw),
-                        days_in_period=days_in_period,
-                        days_active=days_active[j],
-                        daily_kwh={"dates": dates, "kwh": np.round(daily[j], 3).tolist()},
-                    )
-                    extras.append(d)
-                wh_total = inp.wh_total.tolist()
-                seq = _store_bills(
-                    session,
-                    run,
-                    result,
-                    kept,
-                    rated,
-                    extras,
-                    wh_total,
-                    tv_id,
-                    seq,
-                    start,
-                    end,
-                    last,
-                    due_days,
-                    currency,
-                )
-            done += len(chunk)
-            if on_progress:
-                on_progress(done - result.skipped, todo)
-
+        store_segmented(session, run, result, p, pending, cycle, due_days, currency, replacing)
     run.finished_at = utcnow()
     run.status = "completed"
     run.bills = len(result.bills)
@@ -292,132 +426,22 @@ def run_bills(
     return result
 
 
-def active_only(
-    values: np.ndarray, flags: np.ndarray, starts: np.ndarray, agreements: list[_Agreement], tz: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Blank out intervals outside each agreement's local start and end dates (inclusive).
-
-    Consumption before an agreement starts or after it ends belongs to no bill of it.
-    """
-    local_day = local_frame(starts, tz)["date"].to_numpy().astype("datetime64[D]")
-    first = np.array([a.start for a in agreements], dtype="datetime64[D]")
-    last = np.array([a.end or date.max for a in agreements], dtype="datetime64[D]")
-    active = (local_day[None, :] >= first[:, None]) & (local_day[None, :] <= last[:, None])
-    if active.all():
-        return values, flags
-    return np.where(active, values, np.nan), np.where(active, flags, Quality.MISSING).astype(flags.dtype)
+def _kwh_channels(session: Session, sp_ids: list[int], start: Any, end: Any) -> dict[int, tuple[int, int]]:
+    """Service point → (kWh import channel id, interval_s) (kept for callers of the old name)."""
+    return {
+        sp: (mc.kwh, mc.interval_s) for sp, mc in service_point_channels(session, sp_ids, start, end).items()
+    }
 
 
-def bill_entry_legs(bill: RatedBill, kind: str, account_id: int) -> list[tuple[str, Decimal, int | None]]:
-    """Journal legs of a bill: Dr 1100 (postpaid) or 2100 (prepaid) for the customer account,
-    Cr each line's ledger account (revenue, 2200 taxes). Zero legs are left out."""
-    credits: dict[str, Decimal] = defaultdict(Decimal)
-    for ln in bill.lines:
-        credits[ln.ledger_account] -= ln.amount
-    legs: list[tuple[str, Decimal, int | None]] = [
-        (c, amt, None) for c, amt in sorted(credits.items()) if amt
-    ]
-    if bill.total != 0:
-        legs.insert(0, ("2100" if kind == "prepaid" else "1100", bill.total, account_id))
-    return legs
+def bill_entry_legs(bill: Any, kind: str, account_id: int) -> list[tuple[str, Decimal, int | None]]:
+    """See :func:`meter2cash.cis.bill_store.bill_entry_legs`."""
+    from meter2cash.cis.bill_store import bill_entry_legs as legs
+
+    return legs(bill, kind, account_id)
 
 
-def _store_bills(
-    session: Session,
-    run: BillRun,
-    result: BillRunResult,
-    agreements: list[_Agreement],
-    rated: list[RatedBill],
-    determinants: list[dict[str, Any]],
-    wh_total: list[int],
-    tariff_version_id: int,
-    seq: int,
-    start: Any,
-    end: Any,
-    last: date,
-    due_days: int,
-    currency: str,
-) -> int:
-    """Insert bills, their lines, journal entries and ``bill.issued`` events; returns the last seq."""
-    issue_day = max(utcnow().date(), last)
-    numbers = [f"B-{run.period}-{seq + k + 1:06d}" for k in range(len(agreements))]
-    specs, with_entry = [], []
-    for k, (a, rb) in enumerate(zip(agreements, rated, strict=True)):
-        legs = bill_entry_legs(rb, a.kind, a.account_id)
-        if legs:
-            memo = f"{a.kind} bill {numbers[k]} {run.period} {rb.tariff_code}"
-            specs.append(EntrySpec("bill", last, numbers[k], memo, legs, rb.currency or currency))
-            with_entry.append(k)
-    entries = dict(zip(with_entry, (e.id for e in post_many(session, specs)), strict=True))
-    bills = [
-        Bill(
-            number=numbers[k],
-            bill_run_id=run.id,
-            service_agreement_id=a.id,
-            account_id=a.account_id,
-            kind=a.kind,
-            period=run.period,
-            period_start=start,
-            period_end=end,
-            due_date=None if a.kind == "prepaid" else issue_day + timedelta(days=due_days),
-            tariff_code=a.tariff_code,
-            tariff_version_id=tariff_version_id,
-            currency=rb.currency or currency,
-            total_kwh=Decimal(wh_total[k]).scaleb(-3),
-            estimated_share=determinants[k]["estimated_share"],
-            subtotal=rb.subtotal,
-            tax=rb.tax,
-            total=rb.total,
-            determinants=determinants[k],
-            journal_entry_id=entries.get(k),
-        )
-        for k, (a, rb) in enumerate(zip(agreements, rated, strict=True))
-    ]
-    session.add_all(bills)
-    session.flush()
-    session.execute(
-        insert(BillLine),
-        [
-            {
-                "bill_id": b.id,
-                "seq": i + 1,
-                "component": ln.component,
-                "description": ln.description,
-                "quantity": ln.quantity,
-                "unit": ln.unit,
-                "rate": ln.rate,
-                "amount": ln.amount,
-                "ledger_account": ln.ledger_account,
-            }
-            for b, rb in zip(bills, rated, strict=True)
-            for i, ln in enumerate(rb.lines)
-        ],
-    )
-    session.execute(
-        insert(OutboxMessage),
-        [
-            {
-                "message_id": str(uuid.uuid4()),
-                "topic": "bill.issued",
-                "key": b.number,
-                "payload": {
-                    "bill_id": b.id,
-                    "number": b.number,
-                    "account_id": b.account_id,
-                    "kind": b.kind,
-                    "period": b.period,
-                    "total": str(b.total),
-                    "currency": b.currency,
-                    "due_date": b.due_date.isoformat() if b.due_date else None,
-                },
-            }
-            for b in bills
-        ],
-    )
-    for a, b in zip(agreements, bills, strict=True):
-        result.bills.append(b.id)
-        t = result.totals.setdefault((a.customer_class, a.kind), Totals())
-        t.count += 1
-        t.kwh += b.total_kwh
-        t.amount += b.total
-    return seq + len(agreements)
+def _count(items: Iterator[int]) -> dict[int, int]:
+    out: dict[int, int] = defaultdict(int)
+    for i in items:
+        out[i] += 1
+    return out
