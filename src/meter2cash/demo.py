@@ -281,7 +281,10 @@ def _energy_check(session: Any, start: datetime, end: datetime) -> dict[str, Any
     per_channel_wh = np.rint(np.nansum(w.values, axis=1) * 1000).astype(np.int64)
     stored = Decimal(int(per_channel_wh.sum())).scaleb(-3)
     billed = Decimal(
-        session.scalar(select(func.coalesce(func.sum(Bill.total_kwh), 0)).where(Bill.status == "issued")) or 0
+        session.scalar(
+            select(func.coalesce(func.sum(Bill.total_kwh), 0)).where(Bill.status.in_(("issued", "statement")))
+        )
+        or 0
     )
     return {"stored_kwh": str(stored), "billed_kwh": str(billed), "difference_kwh": str(billed - stored)}
 
