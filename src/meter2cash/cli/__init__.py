@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from meter2cash.cli import billing, db, demo, hes, ingest, masterdata, outbox, serve, vee
+from meter2cash.cli import (
+    billing,
+    db,
+    demo,
+    hes,
+    ingest,
+    masterdata,
+    money,  # also adds the ledger reports to billing.ledger_app
+    outbox,
+    serve,
+    vee,
+)
 
 app = typer.Typer(
     name="m2c",
@@ -25,6 +36,7 @@ app.command("bill-run")(billing.bill_run)
 app.command("ingest")(ingest.ingest)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
+money.register(app)
 
 
 def main() -> None:
