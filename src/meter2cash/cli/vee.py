@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import func, select
@@ -62,14 +63,23 @@ def _show(findings_by_rule: dict[str, dict[str, Any]], by_method: dict[str, int]
 def run(
     from_: datetime | None = typer.Option(None, "--from", formats=["%Y-%m-%d"], help="First UTC day"),
     to: datetime | None = typer.Option(None, "--to", formats=["%Y-%m-%d"], help="Last UTC day (inclusive)"),
-    meter: list[str] = typer.Option([], "--meter", help="Meter serial (repeatable)"),
+    meter: list[str] = typer.Option([], "--meter", "--meters", help="Meter serial (repeatable)"),
     all_days: bool = typer.Option(False, "--all", help="Re-validate validated days too, not only pending"),
     rules: Path | None = typer.Option(None, "--rules", help="Rule set TOML file"),
+    rule_set_name: str | None = typer.Option(
+        None, "--rule-set", help="A packaged or stored rule set by name (default: by eligibility)"
+    ),
     history_days: int = typer.Option(14, "--history-days", min=0, help="Days of context before each day"),
 ) -> None:
     """Validate and estimate interval data (default: every pending day)."""
     with platform() as p, transaction(p.sessions) as session:
-        rule_set = RuleSet.from_toml(rules) if rules else RuleSet()
+        from meter2cash.mdm.vee.rulesets import get_rule_set
+
+        rule_set = (
+            RuleSet.from_toml(rules)
+            if rules
+            else (get_rule_set(session, rule_set_name) if rule_set_name else None)
+        )
         ids = _channel_ids(session, meter) if meter else None
         bounds = _day_bounds(session, pending=not all_days)
         first = from_.date() if from_ else (bounds[0] if bounds else None)
@@ -97,7 +107,8 @@ def run(
     console.print(
         f"VEE run {result.run_id} ({result.rule_set} v{result.rule_set_version}): "
         f"{result.channel_days} channel-days, {result.intervals} intervals, "
-        f"{result.estimated_intervals} estimated, {result.missing_after} still missing"
+        f"{result.estimated_intervals} estimated, {result.missing_after} still missing, "
+        f"{result.exceptions} exceptions opened"
     )
     _show(result.findings_by_rule, result.estimated_by_method)
 
@@ -162,3 +173,111 @@ def accuracy(
         f"learned MAE {rep.overall('learned').mae:.4f} kWh vs best classical ({best}) "
         f"{rep.overall(best).mae:.4f} kWh: {rep.learned_gain():.1f}% lower"
     )
+
+
+exceptions_app = typer.Typer(help="The VEE exceptions work queue.", no_args_is_help=True)
+app.add_typer(exceptions_app, name="exceptions")
+
+
+@exceptions_app.command("list")
+def exceptions_list(
+    status: str | None = typer.Option(None, help="open, assigned, reread_requested, resolved"),
+    rule: str | None = typer.Option(None, help="Rule code, e.g. vee.sum_check"),
+    assignee: str | None = typer.Option(None),
+    meter: str | None = typer.Option(None, help="Meter serial"),
+    all_: bool = typer.Option(False, "--all", help="Resolved ones too"),
+    limit: int = typer.Option(50, min=1, max=1000),
+) -> None:
+    """Exceptions, most urgent first (priority, then age)."""
+    from meter2cash.mdm.vee.exceptions import list_exceptions
+
+    with platform() as p, p.sessions() as session:
+        items, total = list_exceptions(
+            session,
+            status=status,
+            rule=rule,
+            assignee=assignee,
+            meter=meter,
+            open_only=not all_ and status is None,
+            limit=limit,
+        )
+    table = Table(title=f"VEE exceptions ({len(items)} of {total})", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ["id", "prio age", "status", "rule (vee.)", "meter", "day", "slots", "assignee"]:
+        table.add_column(col, overflow="fold", no_wrap=col in ("rule (vee.)", "day"))
+    for row in (
+        [
+            e["id"],
+            f"{e['priority']} {e['age_hours']}h",
+            e["status"],
+            e["rule"].removeprefix("vee."),
+            e["meter"],
+            e["day"],
+            f"{e['first_slot']}+{e['slot_count']}",
+            e["assignee"] or "",
+        ]
+        for e in items
+    ):
+        table.add_row(*(str(v) for v in row))
+    console.print(table)
+
+
+@exceptions_app.command("show")
+def exceptions_show(exception_id: int = typer.Argument(..., help="Exception id")) -> None:
+    """One exception: finding data, values, comments, re-read requests."""
+    from meter2cash.mdm.vee.exceptions import get_exception
+
+    with platform() as p, p.sessions() as session:
+        e = get_exception(session, exception_id)
+    console.print_json(data=e)
+
+
+@exceptions_app.command("assign")
+def exceptions_assign(
+    exception_id: int = typer.Argument(...),
+    to: str = typer.Option(..., "--to", help="Who works on it"),
+    actor: str = typer.Option("cli", help="Who assigns it"),
+) -> None:
+    """Give an exception to a person."""
+    from meter2cash.mdm.vee.exceptions import assign
+
+    with platform() as p, transaction(p.sessions) as session:
+        out = assign(session, exception_id, to, actor=actor)
+    console.print(f"exception {out['id']} assigned to {out['assignee']}")
+
+
+@exceptions_app.command("comment")
+def exceptions_comment(
+    exception_id: int = typer.Argument(...),
+    text: str = typer.Argument(...),
+    author: str = typer.Option("cli"),
+) -> None:
+    """Add a comment."""
+    from meter2cash.mdm.vee.exceptions import comment
+
+    with platform() as p, transaction(p.sessions) as session:
+        comment(session, exception_id, text, author=author)
+    console.print(f"comment added to exception {exception_id}")
+
+
+@exceptions_app.command("resolve")
+def exceptions_resolve(
+    exception_id: int = typer.Argument(...),
+    action: str = typer.Option(..., "--action", help="accept, edit, reread or estimate"),
+    value: list[str] = typer.Option([], "--value", help="SLOT=VALUE for edit (repeatable)"),
+    reason: str = typer.Option("", "--reason"),
+    actor: str = typer.Option("cli"),
+) -> None:
+    """Resolve an exception: accept, edit values with a reason, request a re-read, or estimate."""
+    from meter2cash.mdm.vee.exceptions import resolve
+
+    values: dict[int, float] = {}
+    for item in value:
+        slot, _, v = item.partition("=")
+        try:
+            values[int(slot)] = float(v)
+        except ValueError:
+            err_console.print(f"[red]error[/red] vee.edit_value_invalid: {item!r} is not SLOT=VALUE")
+            raise typer.Exit(2) from None
+    with platform() as p, transaction(p.sessions) as session:
+        out = resolve(session, exception_id, action, actor=actor, reason=reason, values=values)
+    console.print(f"exception {out['id']}: {out['status']} ({out['resolution']})")
