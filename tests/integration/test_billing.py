@@ -24,7 +24,7 @@ from meter2cash.cis.models import (
     ServiceAgreement,
     ServicePoint,
 )
-from meter2cash.cis.tariffs import load_tariff_file, store_tariff
+from meter2cash.cis.tariffs import parse_tariff, store_tariff
 from meter2cash.core.timeutil import local_month_bounds
 from meter2cash.integration.models import OutboxMessage
 from meter2cash.mdm.models import Channel, Installation, Meter
@@ -46,11 +46,14 @@ FLEET = [
 ]
 
 
-def build_fleet(session, seed: int = 7) -> dict[str, int]:
-    """Master data, tariffs and 15-minute data for October 2026; returns agreement number → channel id."""
+def build_fleet(session, seed: int = 7, tariffs: dict[str, str] | None = None) -> dict[str, int]:
+    """Master data, tariffs and 15-minute data for October 2026; returns agreement number → channel id.
+
+    ``tariffs`` replaces example files by TOML text (file stem → text)."""
     for f in ("res-lt1", "com-tou", "res-pp"):
         path = EXAMPLES / f"{f}.toml"
-        store_tariff(session, load_tariff_file(path), path.read_text())
+        text = (tariffs or {}).get(f) or path.read_text()
+        store_tariff(session, parse_tariff(text), text)
     rts = ensure_catalogue(session)
     rng = np.random.default_rng(seed)
     channels: dict[str, int] = {}

@@ -269,7 +269,7 @@ def rate_jobs(
             active = (local_days[None, :] >= first[:, None]) & (local_days[None, :] <= last[:, None])
             kwh_rows = np.asarray([row[ch.kwh] for ch in chans if ch], dtype=np.int64)
             raw = window.values[kwh_rows]
-            has: np.ndarray = (active & ~np.isnan(raw)).any(axis=1)
+            has = np.asarray((active & ~np.isnan(raw)).any(axis=1), dtype=bool)
             for j, ok in zip(chunk, has.tolist(), strict=True):
                 if not ok:
                     errors.append(error(j.a, "billing.no_data", f"no interval data in {p.code}"))
@@ -312,7 +312,7 @@ def rate_jobs(
                     days_in_period=p.days,
                     days_active=days_active[k],
                     daily_kwh={"dates": dates, "kwh": np.round(daily[k], 3).tolist()},
-                    data_version=_data_version(window.versions, j.a.channels),
+                    data_version=data_version(window.versions, j.a.channels),
                 )
                 if extra["kvah"] is not None:
                     d["kvah_total"] = round(float(extra["kvah"][k]), 3)
@@ -348,12 +348,12 @@ def _other_channels(
     return out
 
 
-def _data_version(versions: dict[tuple[int, date], int], ch: MeterChannels | None) -> dict[str, int]:
+def data_version(versions: dict[tuple[int, date], int], ch: MeterChannels | None) -> dict[str, Any]:
     """Fingerprint of the stored channel-days read: their count and the sum of their versions.
     A later correction or late data changes it (see :mod:`meter2cash.cis.rebill`)."""
     ids = {c for c in (ch.kwh, ch.kvah, ch.export) if c} if ch else set()
     vs = [v for (cid, _), v in versions.items() if cid in ids]
-    return {"days": len(vs), "sum": int(sum(vs))}
+    return {"channels": sorted(ids), "days": len(vs), "sum": int(sum(vs))}
 
 
 def run_bills(

@@ -1,0 +1,147 @@
+"""Cancel and rebill: a bill whose data changed after it was issued is cancelled, its journal
+entry reversed, and the period billed again with an adjustment line. Nothing changes silently.
+
+A bill records a fingerprint of the channel-days it was rated from (their count and the sum of
+their versions, :func:`meter2cash.cis.billing.data_version`). VEE replacing an estimate with
+actual data, a late file or a manual edit bumps a channel-day's version (or adds a day), so the
+fingerprint read now differs: the bill is *stale*. :func:`rebill` takes a Session and never
+commits. :func:`on_estimate_replaced` is the outbox handler for ``vee.estimate_replaced``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from meter2cash.cis.billing import BillRunResult, run_bills
+from meter2cash.cis.ledger import reverse
+from meter2cash.cis.models import Account, Bill
+from meter2cash.core.timeutil import utcnow
+from meter2cash.integration.outbox import emit
+from meter2cash.mdm.models import ChannelDay
+
+TOPIC_ESTIMATE_REPLACED = "vee.estimate_replaced"
+REBILL_STATUSES = ("issued", "statement")
+
+
+@dataclass(slots=True)
+class StaleBill:
+    bill_id: int
+    number: str
+    period: str
+    reason: str
+
+
+@dataclass(slots=True)
+class RebillResult:
+    cancelled: list[StaleBill] = field(default_factory=list)
+    runs: list[BillRunResult] = field(default_factory=list)
+
+    @property
+    def new_bills(self) -> list[int]:
+        return [b for r in self.runs for b in r.bills]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cancelled": [s.__dict__ | {} for s in self.cancelled],
+            "rebilled": len(self.new_bills),
+            "bill_ids": self.new_bills,
+            "errors": [e for r in self.runs for e in r.errors],
+        }
+
+
+def stale_bills(
+    session: Session, *, period: str | None = None, account: str | None = None
+) -> list[StaleBill]:
+    """Issued bills (and prepaid statements) whose channel-days changed since they were rated."""
+    stmt = select(Bill).where(Bill.status.in_(REBILL_STATUSES))
+    if period:
+        stmt = stmt.where(Bill.period == period)
+    if account:
+        stmt = stmt.join(Account, Account.id == Bill.account_id).where(Account.number == account)
+    by_window: dict[tuple[Any, Any], list[Bill]] = defaultdict(list)
+    for b in session.scalars(stmt.order_by(Bill.id)):
+        by_window[(b.period_start, b.period_end)].append(b)
+    out: list[StaleBill] = []
+    for (start, end), bills in by_window.items():
+        ids = sorted(
+            {c for b in bills for c in (b.determinants or {}).get("data_version", {}).get("channels", [])}
+        )
+        now: dict[int, tuple[int, int]] = {}
+        for i in range(0, len(ids), 500):
+            rows = session.execute(
+                select(ChannelDay.channel_id, func.count(), func.sum(ChannelDay.version))
+                .where(
+                    ChannelDay.channel_id.in_(ids[i : i + 500]),
+                    ChannelDay.day >= start.date(),
+                    ChannelDay.day <= (end - timedelta(microseconds=1)).date(),
+                )
+                .group_by(ChannelDay.channel_id)
+            )
+            now.update({int(c): (int(n), int(s or 0)) for c, n, s in rows})
+        for b in bills:
+            dv = (b.determinants or {}).get("data_version")
+            if not dv:
+                continue
+            days = sum(now.get(c, (0, 0))[0] for c in dv["channels"])
+            total = sum(now.get(c, (0, 0))[1] for c in dv["channels"])
+            if (days, total) != (dv["days"], dv["sum"]):
+                what = "estimate replaced by actual data" if b.estimated else "corrected data after the bill"
+                out.append(StaleBill(b.id, b.number, b.period, what))
+    return out
+
+
+def rebill(session: Session, stale: list[StaleBill], *, tz: str, currency: str) -> RebillResult:
+    """Cancel each stale bill (reverse its journal entry, status ``cancelled``, a
+    ``bill.cancelled`` event) and bill its agreement for the period again; the new bill names
+    the one it replaces and carries an adjustment line (minus the cancelled total)."""
+    result = RebillResult()
+    groups: dict[tuple[str, str], dict[int, Bill]] = defaultdict(dict)
+    for s in stale:
+        old = session.get(Bill, s.bill_id)
+        if old is None or old.status not in REBILL_STATUSES:
+            continue
+        if old.journal_entry_id is not None:
+            reverse(session, old.journal_entry_id, f"bill {old.number} cancelled: {s.reason}")
+        old.status = "cancelled"
+        old.cancelled_at = utcnow()
+        old.cancel_reason = s.reason
+        emit(
+            session,
+            "bill.cancelled",
+            {"bill_id": old.id, "number": old.number, "period": old.period, "reason": s.reason,
+             "total": str(old.total), "account_id": old.account_id},
+            key=old.number,
+        )  # fmt: skip
+        groups[(old.period, old.cycle)][old.service_agreement_id] = old
+        result.cancelled.append(s)
+    session.flush()
+    for (period, cycle), replacing in groups.items():
+        result.runs.append(
+            run_bills(
+                session, period, tz=tz, currency=currency, cycle=cycle,
+                agreement_ids=sorted(replacing), replacing=replacing,
+            )
+        )  # fmt: skip
+    return result
+
+
+def rebill_stale(
+    session: Session, *, tz: str, currency: str, period: str | None = None, account: str | None = None
+) -> RebillResult:
+    """Find stale bills in scope and rebill them (does not commit)."""
+    return rebill(session, stale_bills(session, period=period, account=account), tz=tz, currency=currency)
+
+
+def on_estimate_replaced(tz: str, currency: str) -> Any:
+    """An outbox handler for ``vee.estimate_replaced``: rebill every bill whose data changed."""
+
+    def handle(session: Session, msg: Any) -> None:
+        rebill_stale(session, tz=tz, currency=currency)
+
+    return handle
