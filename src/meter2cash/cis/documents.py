@@ -88,6 +88,7 @@ def render_bill_html(
             "rate": "" if ln.rate is None else format_rate(ln.rate),
             "amount": money(ln.amount),
             "tax": ln.component == "tax",
+            "adjustment": ln.component == "adjustment",
         }
         for ln in bill.lines
     ]
@@ -102,7 +103,10 @@ def render_bill_html(
         period_label=_period_label(bill.period),
         periods=periods,
         det=det,
-        charges=[ln for ln in lines if not ln["tax"]],
+        charges=[ln for ln in lines if not ln["tax"] and not ln["adjustment"]],
+        adjustments=[ln for ln in lines if ln["adjustment"]],
+        amount_due=money(bill.total + (bill.adjustment or 0)),
+        terms=det.get("terms") or {},
         taxes=[ln for ln in lines if ln["tax"]],
         subtotal=money(bill.subtotal),
         tax=money(bill.tax),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -75,11 +75,25 @@ def list_bills(
 
 @router.get("/bills/{number}.html", response_class=HTMLResponse)
 def bill_html(number: str, session: SessionDep) -> HTMLResponse:
-    """The printable bill as HTML (error ``bill.not_found``)."""
+    """The printable bill as HTML, with the consumption history (error ``bill.not_found``)."""
     bill = _bill(session, number)
+    from meter2cash.cis.bill_print import history_for
     from meter2cash.cis.documents import render_bill_html
 
-    return HTMLResponse(render_bill_html(bill))
+    return HTMLResponse(render_bill_html(bill, history=history_for(session, bill)))
+
+
+@router.get(
+    "/bills/{number}.pdf", response_class=Response, responses={200: {"content": {"application/pdf": {}}}}
+)
+def bill_pdf(number: str, session: SessionDep) -> Response:
+    """The bill as a PDF document to download (error ``bill.not_found``)."""
+    bill = _bill(session, number)
+    from meter2cash.cis.bill_print import history_for, render_bill_pdf
+
+    pdf = render_bill_pdf(bill, history=history_for(session, bill))
+    headers = {"Content-Disposition": f'attachment; filename="{bill.number}.pdf"'}
+    return Response(pdf, media_type="application/pdf", headers=headers)
 
 
 @router.get("/bills/{number}", response_model=BillDetail)

@@ -132,6 +132,15 @@ def store_tariff(
     return out
 
 
+def tariff_version_on(definition: TariffDefinition, period: str) -> TariffVersionDef:
+    """The version of a tariff file in effect on the first day of ``period`` (``YYYY-MM``)."""
+    y, m = (int(x) for x in period.split("-"))
+    v = definition.version_on(date(y, m, 1))
+    if v is None:
+        raise NotFound(f"no version of {definition.code} on {period}-01", code="tariff.not_found")
+    return v
+
+
 def tariff_version_for(session: Session, code: str, on: date) -> tuple[TariffVersion, TariffVersionDef]:
     """The stored version of tariff ``code`` in effect on ``on`` (``tariff.not_found`` if none)."""
     row = session.scalars(
