@@ -18,6 +18,22 @@ RES-PP, 180.123 kWh, prepaid (non-telescopic, rounding per bill, half-even, 4 de
     prepaid discount 180.123 × 0.25 = 45.03075 → −45.0308 (half-even)
     subtotal 813.5350; duty 5 % = 40.67675 → 40.6768; sum 854.2118 → total 854.21, rounding −0.0018
 
+IND-KVAH, kWh normal 30000 / peak 8000 / night 12000 (50000 kWh), 57471.264 kVAh, November 2026
+    (kVAh billing, 30 days, contract 400 kVA, maximum demand 310 kW, 290 kW in the peak, ratchet 380 kW)
+    fixed 30 days × 10 = 300.00; 400 kVA × 350 = 140000.00
+    energy on kVAh: 50000 × 6.80 = 340000.00; 7471.264 × 6.50 = 48563.216 → 48563.22
+    kVAh shared over periods like kWh: peak 8000/50000 × 57471.264 = 9195.402 × 1.00 = 9195.40;
+    night 13793.103 × −0.50 = −6896.5515 → −6896.55
+    billing demand max(310, 75 % × 400 = 300, 85 % × 380 = 323) = 323 × 300 = 96900.00; peak 290 × 120 = 34800
+    fuel adjustment 2026-11: 57471.264 × 0.41 = 23563.218 → 23563.22
+    PF 50000 / 57471.264 = 0.870: 3 steps below 0.90 → 3 % of (energy + tou) 390862.07 = 11725.86
+    subtotal 698151.15; duty 9 % of (390862.07 + 23563.22 + 11725.86) = 38353.6035 → 38353.60
+    total 736504.75; prompt-payment rebate 1 % = 7365.05; late-payment surcharge 1.5 % = 11047.57
+
+RES-NM, import 412.5 kWh, export 268.25 kWh, 35.5 kWh banked from earlier months, October 2026
+    billed 412.5 − 268.25 − 35.5 = 108.75 kWh: 100 × 3.00 = 300.00; 8.75 × 4.50 = 39.375 → 39.38
+    fixed 60.00; minimum 100 not reached; duty 5 % of 399.38 = 19.969 → 19.97; total 419.35; bank 0
+
 Set M2C_UPDATE_GOLDEN=1 to rewrite the files after a deliberate change (then check them by hand).
 """
 
@@ -50,6 +66,29 @@ CASES = {
     "res-pp": (
         {"kwh_total": "180.123", "prepaid": True, "sanctioned_load_kw": 1, "days_in_period": 31},
         "854.21",
+    ),
+    "ind-kvah": (
+        {
+            "kwh_by_period": {"normal": 30000, "peak": 8000, "night": 12000},
+            "kvah_total": "57471.264",
+            "max_demand_kw": 310,
+            "max_demand_kw_by_period": {"normal": 310, "peak": 290, "night": 150},
+            "contract_demand_kva": 400,
+            "ratchet_demand_kw": 380,
+            "period": "2026-11",
+            "days_in_period": 30,
+        },
+        "736504.75",
+    ),
+    "res-nm": (
+        {
+            "kwh_total": "412.5",
+            "kwh_export": "268.25",
+            "banked_kwh": "35.5",
+            "period": "2026-10",
+            "days_in_period": 31,
+        },
+        "419.35",
     ),
 }
 

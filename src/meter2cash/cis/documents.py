@@ -170,4 +170,17 @@ def render_bill_text(bill: RatedBill) -> str:
     out.append("-" * len(head))
     for label, value in (("Subtotal", bill.subtotal), ("Taxes", bill.tax), ("Total", bill.total)):
         out.append(f"{label:<77}{value:>13}")
+    t = bill.terms
+    if t.get("prompt_payment_rebate"):
+        out.append(
+            f"Prompt-payment rebate if paid within {t['prompt_payment_days']} days: "
+            f"{t['prompt_payment_rebate']}"
+        )
+    if t.get("late_payment_surcharge_percent"):
+        out.append(
+            f"Late-payment surcharge {t['late_payment_surcharge_percent']}% a month after the due date: "
+            f"{t['late_payment_surcharge']}"
+        )
+    if "banked_kwh" in t:
+        out.append(f"Banked export carried forward: {t['banked_kwh']} kWh")
     return "\n".join(line.rstrip() for line in out) + "\n"
