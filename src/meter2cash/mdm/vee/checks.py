@@ -13,7 +13,7 @@ day-level checks, which cover the whole day).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -73,9 +73,10 @@ ENERGY_UNITS = frozenset({"Wh", "kWh", "MWh", "varh", "kvarh", "VAh", "kVAh", "M
 def _day_findings(rule: str, mask_days: BoolArray, spd: int, data: dict[str, FloatArray]) -> RuleResult:
     """Whole-day findings from a ``(channels, days)`` mask; ``data`` arrays share that shape."""
     rows, days = np.nonzero(mask_days)
+    cols = {k: np.round(np.asarray(v, dtype=np.float64)[rows, days], 6).tolist() for k, v in data.items()}
     out = [
-        Finding(rule, int(r), int(d) * spd, spd, {k: _num(v[r, d]) for k, v in data.items()})
-        for r, d in zip(rows.tolist(), days.tolist(), strict=True)
+        Finding(rule, r, d * spd, spd, {k: (None if x != x else x) for k, x in zip(cols, vals, strict=True)})
+        for r, d, *vals in zip(rows.tolist(), days.tolist(), *cols.values(), strict=True)
     ]
     return RuleResult(np.repeat(mask_days, spd, axis=1), out)
 
@@ -324,22 +325,19 @@ def metadata_check(
     if allowed_multipliers is not None:
         mult_bad |= ~np.isin(mult, np.asarray(allowed_multipliers, dtype=np.float64))
 
-    def result(rule: str, bad: BoolArray, data: list[dict[str, Any]]) -> RuleResult:
+    def result(rule: str, bad: BoolArray, data: Callable[[int], dict[str, Any]]) -> RuleResult:
         mask = np.zeros((rows, n), dtype=bool)
         mask[bad.astype(bool)] = True
-        return RuleResult(mask, [Finding(rule, int(r), 0, n, data[r]) for r in np.flatnonzero(bad)])
+        return RuleResult(mask, [Finding(rule, int(r), 0, n, data(int(r))) for r in np.flatnonzero(bad)])
 
     return (
         result(
             INTERVAL_SIZE,
             size_bad.reshape(-1),
-            [
-                {"interval_s": i, "expected_interval_s": e}
-                for i, e in zip(interval_s, expected_interval_s, strict=True)
-            ],
+            lambda r: {"interval_s": interval_s[r], "expected_interval_s": expected_interval_s[r]},
         ),
-        result(UNIT_OF_MEASURE, unit_bad, [{"unit": u} for u in units]),
-        result(MULTIPLIER, mult_bad, [{"multiplier": float(m)} for m in mult]),
+        result(UNIT_OF_MEASURE, unit_bad, lambda r: {"unit": units[r]}),
+        result(MULTIPLIER, mult_bad, lambda r: {"multiplier": float(mult[r])}),
     )
 
 

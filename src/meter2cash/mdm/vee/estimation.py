@@ -275,15 +275,24 @@ def estimate(
         out[fill] = np.maximum(learned[fill], 0.0)
         method[fill] = LEARNED
         remaining &= ~fill
-    prof, prof_mask = like_day_profile(
-        values, slots_per_day=slots_per_day, day_types=day_types, target=remaining, min_days=min_like_days
-    )
-    out[prof_mask] = prof[prof_mask]
-    method[prof_mask] = LIKE_DAY_PROFILE
-    remaining &= ~prof_mask
-    avg, avg_mask = average_daily_use(values, slots_per_day=slots_per_day, target=remaining)
-    out[avg_mask] = avg[avg_mask]
-    method[avg_mask] = AVERAGE_DAILY_USE
+    rows = np.flatnonzero(remaining.any(axis=1))  # profiles only for channels that need one
+    if len(rows):
+        sub = values[rows]
+        prof, prof_mask = like_day_profile(
+            sub,
+            slots_per_day=slots_per_day,
+            day_types=day_types,
+            target=remaining[rows],
+            min_days=min_like_days,
+        )
+        left = remaining[rows] & ~prof_mask
+        avg, avg_mask = average_daily_use(sub, slots_per_day=slots_per_day, target=left)
+        filled = np.where(prof_mask, prof, np.where(avg_mask, avg, out[rows]))
+        out[rows] = filled
+        m = method[rows]
+        m[prof_mask] = LIKE_DAY_PROFILE
+        m[avg_mask] = AVERAGE_DAILY_USE
+        method[rows] = m
     if day_advance is not None:
         out, scaled = adjust_to_scalar(out, method != NOT_ESTIMATED, day_advance, slots_per_day=slots_per_day)
         method[scaled] = SCALAR_ADJUSTED

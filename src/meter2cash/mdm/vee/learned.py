@@ -163,10 +163,15 @@ class LearnedModel:
     ) -> FloatArray:
         """Predictions for the ``target`` intervals (NaN elsewhere) [unit per interval, >= 0]."""
         values = np.atleast_2d(values)
+        target = np.atleast_2d(target)
         out = np.full(values.shape, np.nan)
-        X, rows, cols, level = features(values, target, slots_per_day=slots_per_day, day_types=day_types)
-        if len(rows):
-            out[rows, cols] = np.maximum(X @ self.coef, 0.0) * level[rows]
+        need = np.flatnonzero(target.any(axis=1))  # features only for channels with something to fill
+        if len(need) == 0:
+            return out
+        X, rows, cols, level = features(
+            values[need], target[need], slots_per_day=slots_per_day, day_types=day_types
+        )
+        out[need[rows], cols] = np.maximum(X @ self.coef, 0.0) * level[rows]
         return out
 
 
@@ -198,15 +203,21 @@ def train(
     ridge: float = 1e-3,
     iterations: int = 12,
     min_samples: int = 200,
+    max_rows: int = 200,
+    max_samples: int = 50_000,
 ) -> LearnedModel | None:
     """Fit a :class:`LearnedModel` on the valid values of ``values`` (NaN = unknown).
 
     ``rounds`` times, synthetic gaps covering ``share`` of the valid intervals are hidden and the
     features of those intervals computed; the coefficients minimise the mean absolute error
-    (IRLS). Returns ``None`` when there are fewer than ``min_samples`` training intervals.
+    (IRLS). Training uses at most ``max_rows`` channels and ``max_samples`` intervals (a seeded
+    random choice), which bounds its cost for a chunk of a whole fleet. Returns ``None`` when there
+    are fewer than ``min_samples`` training intervals.
     """
     values = np.atleast_2d(np.asarray(values, dtype=np.float64))
     rng = np.random.default_rng(seed)
+    if values.shape[0] > max_rows:
+        values = values[np.sort(rng.choice(values.shape[0], max_rows, replace=False))]
     valid = ~np.isnan(values)
     xs, ys = [], []
     for _ in range(rounds):
@@ -220,6 +231,9 @@ def train(
     y = np.concatenate(ys)
     if len(y) < min_samples:
         return None
+    if len(y) > max_samples:
+        keep = rng.choice(len(y), max_samples, replace=False)
+        X, y = X[keep], y[keep]
     return LearnedModel(fit_l1(X, y, ridge=ridge, iterations=iterations), len(y))
 
 
