@@ -17,15 +17,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import insert, or_, select
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from meter2cash.core.quality import Quality
 from meter2cash.core.timeutil import day_start, ensure_aware, slots_per_day, utc_days, utcnow
 from meter2cash.integration.outbox import emit
-from meter2cash.mdm.models import Channel, ChannelDay, Installation, ReadingType, VeeFinding, VeeRun
+from meter2cash.mdm.models import VeeFinding, VeeRun
 from meter2cash.mdm.store import DayArrays, MeasurementStore
 from meter2cash.mdm.vee import checks
+from meter2cash.mdm.vee.candidates import Candidate, absent_days, candidates, stored_days
 from meter2cash.mdm.vee.config import RuleSet, intervals_for
 from meter2cash.mdm.vee.context import load_context
 from meter2cash.mdm.vee.estimation import METHOD_NAMES, day_types_for, estimate, quality_flags
@@ -91,107 +92,6 @@ class VeeRunResult:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class _Candidate:
-    channel_id: int
-    day: date
-    interval_s: int
-    batch_id: int | None
-    is_import: bool
-
-
-def _candidates(
-    session: Session, first: date, last: date, channel_ids: Sequence[int] | None, only_pending: bool
-) -> list[_Candidate]:
-    base = (
-        select(
-            ChannelDay.channel_id,
-            ChannelDay.day,
-            ChannelDay.interval_s,
-            ChannelDay.batch_id,
-            ReadingType.direction,
-            ReadingType.accumulation,
-        )
-        .join(Channel, Channel.id == ChannelDay.channel_id)
-        .join(ReadingType, ReadingType.id == Channel.reading_type_id)
-        .where(ChannelDay.day >= first, ChannelDay.day <= last, ReadingType.interval_s.is_not(None))
-    )
-    if only_pending:
-        base = base.where(ChannelDay.vee_status == "raw")
-    if channel_ids is None:
-        stmts = [base]
-    else:
-        ids = sorted(set(channel_ids))
-        stmts = [
-            base.where(ChannelDay.channel_id.in_(ids[i : i + _IN_CHUNK]))
-            for i in range(0, len(ids), _IN_CHUNK)
-        ]
-    return [
-        _Candidate(r[0], r[1], r[2], r[3], r[4] == "import" and r[5] == "delta")
-        for stmt in stmts
-        for r in session.execute(stmt)
-    ]
-
-
-def _absent_days(
-    session: Session,
-    first: date,
-    last: date,
-    channel_ids: Sequence[int] | None,
-    present: set[tuple[int, date]],
-) -> list[_Candidate]:
-    """Channel-days with nothing received at all, where something was expected.
-
-    Expected means: an active interval channel of a meter installed for the whole UTC day, and a
-    day that is over. Such days are validated like any other (the missing-interval rule reports
-    them, estimation fills them); data that arrives later replaces the estimate.
-    """
-    today = utcnow().date()
-    last = min(last, today - timedelta(days=1))
-    if last < first:
-        return []
-    stmt = (
-        select(
-            Channel.id,
-            ReadingType.interval_s,
-            ReadingType.direction,
-            ReadingType.accumulation,
-            Installation.installed_at,
-            Installation.removed_at,
-        )
-        .join(ReadingType, ReadingType.id == Channel.reading_type_id)
-        .join(Installation, Installation.meter_id == Channel.meter_id)
-        .where(
-            Channel.active.is_(True),
-            ReadingType.interval_s.is_not(None),
-            Installation.installed_at < day_start(last + timedelta(days=1)),
-            or_(Installation.removed_at.is_(None), Installation.removed_at > day_start(first)),
-        )
-    )
-    wanted = None if channel_ids is None else set(channel_ids)
-    out: list[_Candidate] = []
-    for cid, interval_s, direction, accumulation, installed_at, removed_at in session.execute(stmt):
-        if interval_s is None or (wanted is not None and cid not in wanted):
-            continue
-        starts_midday = installed_at != day_start(installed_at.date())
-        d0 = max(first, installed_at.date() + timedelta(days=1 if starts_midday else 0))
-        d1 = last if removed_at is None else min(last, removed_at.date() - timedelta(days=1))
-        is_import = direction == "import" and accumulation == "delta"
-        out.extend(
-            _Candidate(cid, d0 + timedelta(days=k), interval_s, None, is_import)
-            for k in range((d1 - d0).days + 1)
-            if (cid, d0 + timedelta(days=k)) not in present
-        )
-    return out
-
-
-def _stored_days(session: Session, first: date, last: date) -> set[tuple[int, date]]:
-    rows = session.execute(
-        select(ChannelDay.channel_id, ChannelDay.day).where(ChannelDay.day >= first, ChannelDay.day <= last)
-    )
-    return {(r[0], r[1]) for r in rows}
-
-
 def run_vee(
     session: Session,
     *,
@@ -208,10 +108,11 @@ def run_vee(
 
     Whole UTC days touched by the window are validated (only those still ``raw`` when
     ``only_pending``), and so are days on which nothing at all arrived from an installed meter
-    (see :func:`_absent_days`). Rules run on the raw values of those days; the ``history_days`` before them
-    give context (typical level, like-days) from their actual validated values. ``tz`` decides
-    the day type (weekday/weekend) of each day. Writes the validated days, a :class:`VeeRun`,
-    its :class:`VeeFinding` rows and a ``vee.completed`` outbox event.
+    (see :func:`.candidates.absent_days`). Rules run on the raw values of those days; the
+    ``history_days`` before them give context (typical level, like-days) from their actual
+    validated values. ``tz`` decides the day type (weekday/weekend) of each day. Writes the
+    validated days, a :class:`VeeRun`, its :class:`VeeFinding` rows and a ``vee.completed``
+    outbox event.
 
     Without ``rule_set`` every channel gets the eligible rule set of its reading type and
     customer class (:mod:`.rulesets`); the run records the names and versions used, and every
@@ -226,18 +127,16 @@ def run_vee(
     session.flush()
     result = VeeRunResult(run.id)
     days = utc_days(start, end)
-    cands = _candidates(session, days[0], days[-1], channel_ids, only_pending) if days else []
+    cands = candidates(session, days[0], days[-1], channel_ids, only_pending) if days else []
     if days:
-        cands += _absent_days(
-            session, days[0], days[-1], channel_ids, _stored_days(session, days[0], days[-1])
-        )
+        cands += absent_days(session, days[0], days[-1], channel_ids, stored_days(session, days[0], days[-1]))
     if rule_set is not None:
         chosen = dict.fromkeys({c.channel_id for c in cands}, rule_set)
     else:
         classes = channel_classes(session, sorted({c.channel_id for c in cands}))
         chosen = select_rule_sets(current_rule_sets(session), classes)
     used = {r.label: r for r in chosen.values()} or {"default": rule_set or RuleSet()}
-    by_group: dict[tuple[int, str], dict[int, list[_Candidate]]] = defaultdict(lambda: defaultdict(list))
+    by_group: dict[tuple[int, str], dict[int, list[Candidate]]] = defaultdict(lambda: defaultdict(list))
     for c in cands:
         by_group[(c.interval_s, chosen[c.channel_id].label)][c.channel_id].append(c)
     done = 0
@@ -271,7 +170,7 @@ def run_vee(
 def _process_chunk(
     session: Session,
     run_id: int,
-    chunk: dict[int, list[_Candidate]],
+    chunk: dict[int, list[Candidate]],
     interval_s: int,
     rs: RuleSet,
     history_days: int,

@@ -1,0 +1,154 @@
+"""Registers and outage windows: register increase with rollover, the sum check, TOU sums, and
+the interval masks of time windows (outages from IS 15959 power-failure events, installations).
+
+Pure NumPy kernels; conventions as in :mod:`.rules` (NaN = nothing received).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from meter2cash.mdm.vee.rules import BoolArray, Finding, FloatArray, IntArray, RuleResult
+
+REGISTER_DECREASE = "vee.register_decrease"
+REGISTER_ROLLOVER = "vee.register_rollover"
+SUM_CHECK = "vee.sum_check"
+TOU_SUM_CHECK = "vee.tou_sum_check"
+
+#: IS 15959 power-failure events: occurrence (start of the outage) and restoration (end).
+POWER_FAIL_START = "101"
+POWER_FAIL_END = "102"
+
+
+def _day_findings(rule: str, mask_days: BoolArray, spd: int, data: dict[str, FloatArray]) -> RuleResult:
+    """Whole-day findings from a ``(channels, days)`` mask; ``data`` arrays share that shape."""
+    rows, days = np.nonzero(mask_days)
+    cols = {k: np.round(np.asarray(v, dtype=np.float64)[rows, days], 6).tolist() for k, v in data.items()}
+    out = [
+        Finding(rule, r, d * spd, spd, {k: (None if x != x else x) for k, x in zip(cols, vals, strict=True)})
+        for r, d, *vals in zip(rows.tolist(), days.tolist(), *cols.values(), strict=True)
+    ]
+    return RuleResult(np.repeat(mask_days, spd, axis=1), out)
+
+
+# --- time windows → interval masks ---------------------------------------------------------------
+
+
+def window_mask(starts: IntArray, ends: IntArray, *, t0: int, n: int, interval_s: int) -> BoolArray:
+    """Intervals of ``[t0, t0 + n*interval_s)`` overlapping any window ``[starts[i], ends[i])``.
+
+    Times are epoch seconds. An interval overlapping a window only partly counts as inside.
+    """
+    mask = np.zeros(n + 1, dtype=np.int32)
+    s = np.clip((np.asarray(starts, dtype=np.int64) - t0) // interval_s, 0, n)
+    e = np.clip(-((t0 - np.asarray(ends, dtype=np.int64)) // interval_s), 0, n)  # ceil
+    keep = e > s
+    np.add.at(mask, s[keep], 1)
+    np.add.at(mask, e[keep], -1)
+    return np.cumsum(mask[:n]) > 0
+
+
+def outage_windows(
+    times: IntArray, codes: Sequence[str], *, since: int, until: int
+) -> tuple[IntArray, IntArray]:
+    """Pair power-failure events (``101`` start, ``102`` end) into outage windows [epoch s].
+
+    ``times`` are in time order. A start without an end lasts until ``until``; an end without a
+    start (the outage began before the events given) starts at ``since``; a repeated start keeps
+    the first.
+    """
+    starts: list[int] = []
+    ends: list[int] = []
+    open_at: int | None = None
+    for t, code in zip(np.asarray(times, dtype=np.int64).tolist(), codes, strict=True):
+        if code == POWER_FAIL_START and open_at is None:
+            open_at = t
+        elif code == POWER_FAIL_END:
+            starts.append(since if open_at is None else open_at)
+            ends.append(t)
+            open_at = None
+    if open_at is not None:
+        starts.append(open_at)
+        ends.append(until)
+    return np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
+
+
+# --- registers -----------------------------------------------------------------------------------
+
+
+def register_advance(reads: FloatArray, *, rollover: float | None = None) -> tuple[FloatArray, RuleResult]:
+    """Advance between consecutive cumulative register reads, with rollover.
+
+    ``reads`` is ``(channels, k)`` in time order (NaN = no read). A cumulative register never
+    decreases; a decrease from above 90% of ``rollover`` (the register's capacity, e.g. 1e6 for
+    six digits) to below 10% of it is a rollover: the advance is ``cur + rollover - prev``
+    (``vee.register_rollover``, info). Any other decrease is ``vee.register_decrease``.
+
+    Returns ``(advance, result)``: ``advance[:, j]`` is the advance from the last read before
+    ``j`` to read ``j`` (NaN if either is missing or the register decreased); findings point at
+    the read index ``j``.
+    """
+    reads = np.atleast_2d(np.asarray(reads, dtype=np.float64))
+    prev = np.full_like(reads, np.nan)
+    prev[:, 1:] = reads[:, :-1]
+    adv = reads - prev
+    with np.errstate(invalid="ignore"):
+        down = adv < 0
+        rolled = np.zeros_like(down)
+        if rollover:
+            rolled = down & (prev > 0.9 * rollover) & (reads < 0.1 * rollover)
+            adv = np.where(rolled, reads + rollover - prev, adv)
+    bad = down & ~rolled
+    adv = np.where(bad, np.nan, adv)
+    findings = [
+        Finding(
+            REGISTER_DECREASE, int(r), int(c), 1, {"value": float(reads[r, c]), "previous": float(prev[r, c])}
+        )
+        for r, c in zip(*np.nonzero(bad), strict=True)
+    ] + [
+        Finding(
+            REGISTER_ROLLOVER, int(r), int(c), 1, {"value": float(reads[r, c]), "previous": float(prev[r, c])}
+        )
+        for r, c in zip(*np.nonzero(rolled), strict=True)
+    ]
+    return adv, RuleResult(bad | rolled, findings)
+
+
+def sum_check(
+    values: FloatArray,
+    day_advance: FloatArray,
+    *,
+    slots_per_day: int,
+    tolerance: float = 0.01,
+    tolerance_rel: float = 0.02,
+) -> RuleResult:
+    """``vee.sum_check``: a complete day's interval sum differs from the register advance.
+
+    ``day_advance`` is ``(channels, days)``: the cumulative register's advance over each UTC day
+    [same unit as the intervals], NaN when there are no reads at both midnights. Only days with
+    every interval received are compared. A day fails when
+    ``|sum - advance| > tolerance + tolerance_rel * advance``. Findings cover the whole day and
+    carry ``interval_sum``, ``register_advance`` and ``difference``.
+    """
+    values = np.atleast_2d(values)
+    n_rows = values.shape[0]
+    cube = values.reshape(n_rows, -1, slots_per_day)
+    total = cube.sum(axis=2)  # NaN when any interval is missing
+    diff = total - day_advance
+    with np.errstate(invalid="ignore"):
+        bad = np.abs(diff) > tolerance + tolerance_rel * np.abs(day_advance)
+    return _day_findings(
+        SUM_CHECK,
+        bad,
+        slots_per_day,
+        {"interval_sum": total, "register_advance": day_advance, "difference": diff},
+    )
+
+
+def tou_sum_check(total: FloatArray, tou: FloatArray, *, tolerance: float = 0.01) -> BoolArray:
+    """``vee.tou_sum_check``: TOU register advances ``(channels, periods, k)`` must sum to ``total``
+    ``(channels, k)`` within ``tolerance``; returns the ``(channels, k)`` mask of failures."""
+    with np.errstate(invalid="ignore"):
+        return np.abs(np.nansum(tou, axis=1) - total) > tolerance
