@@ -157,3 +157,31 @@ def test_exception_action_marks_suspect_and_evaluate_runs_context_rules():
     found = [f for f in ev.findings if f.rule == checks.INACTIVE_MEASUREMENT]
     assert [(f.first, f.count, f.action) for f in found] == [(0, 2, "exception")]
     assert ev.suspect[0].tolist() == [True, True, False, False] and not ev.rejected.any()
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 2000), st.integers(1, 500)), max_size=6),
+    st.integers(0, 1000),
+    st.sampled_from([60, 900, 1800]),
+)
+def test_window_mask_marks_exactly_the_overlapping_intervals(windows, t0, interval_s):
+    starts = np.array([s for s, _ in windows], dtype=np.int64)
+    ends = starts + np.array([d for _, d in windows], dtype=np.int64)
+    n = 40
+    mask = checks.window_mask(starts, ends, t0=t0, n=n, interval_s=interval_s)
+    lo = t0 + np.arange(n) * interval_s
+    hi = lo + interval_s
+    expected = np.zeros(n, dtype=bool)
+    for s, e in zip(starts, ends, strict=True):
+        expected |= (lo < e) & (hi > s)
+    assert mask.tolist() == expected.tolist()
+
+
+@given(st.lists(st.floats(0, 10), min_size=8, max_size=8), st.floats(0, 50))
+def test_sum_check_fails_exactly_when_the_difference_exceeds_the_tolerance(vals, advance):
+    v = np.array(vals)[None, :]
+    res = checks.sum_check(
+        v, np.array([[advance, advance]]), slots_per_day=4, tolerance=0.5, tolerance_rel=0.0
+    )
+    diffs = [abs(sum(vals[:4]) - advance), abs(sum(vals[4:]) - advance)]
+    assert [f.first // 4 for f in res.findings] == [d for d in (0, 1) if diffs[d] > 0.5]

@@ -182,3 +182,56 @@ def test_estimation_never_changes_a_received_value(values, max_interp):
     flags = quality_flags(est.values, np.zeros_like(received), np.zeros_like(received), est.method)
     assert (flags[received] == 0).all()
     assert (flags[estimated] == Quality.ESTIMATED).all() and (flags[still_missing] == Quality.MISSING).all()
+
+
+def test_holidays_count_as_weekend_days():
+    days = [date(2026, 1, 26), date(2026, 1, 27)]  # Republic Day (Mon), then an ordinary Tuesday
+    assert day_types_for(days, "Asia/Kolkata").tolist() == [0, 0]
+    assert day_types_for(days, "Asia/Kolkata", holiday_country="IN").tolist() == [1, 0]
+
+
+def test_like_day_within_recent_weeks_only():
+    from meter2cash.mdm.vee.estimation import like_day_profile
+
+    spd = 2
+    v = np.array([[1.0, 1.0, 9.0, 9.0, 2.0, 2.0, NAN, NAN]])  # days 0..3, all weekdays
+    near, _ = like_day_profile(v, slots_per_day=spd, day_types=[0, 0, 0, 0], window_days=1)
+    far, _ = like_day_profile(v, slots_per_day=spd, day_types=[0, 0, 0, 0])
+    np.testing.assert_allclose(near[0, 6:], [2.0, 2.0])  # only day 2 is within a day
+    np.testing.assert_allclose(far[0, 6:], [4.0, 4.0])  # mean of days 0..2
+
+
+def test_average_daily_use_and_outage_zeros():
+    from meter2cash.mdm.vee.estimation import AVERAGE_DAILY_USE, OUTAGE_ZERO
+
+    spd = 4
+    v = np.array([[1.0, 1, 1, 1, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN]])
+    outage = np.zeros(v.shape, dtype=bool)
+    outage[0, 8:] = True
+    est = estimate(v, slots_per_day=spd, day_types=[0, 1, 2], outage=outage, max_interp_intervals=0)
+    assert (est.method[0, 8:] == OUTAGE_ZERO).all() and (est.values[0, 8:] == 0).all()
+    assert (est.method[0, 4:8] == AVERAGE_DAILY_USE).all()  # no like-day of its type
+    np.testing.assert_allclose(est.values[0, 4:8], 1.0)
+
+
+@settings(max_examples=60)
+@given(
+    st.lists(st.floats(0.01, 5), min_size=8, max_size=8),
+    st.lists(st.booleans(), min_size=8, max_size=8),
+    st.floats(0, 40),
+)
+def test_adjustment_to_the_register_makes_the_day_add_up(vals, est_mask, advance):
+    from meter2cash.mdm.vee.estimation import adjust_to_scalar
+
+    v = np.array(vals)[None, :]
+    m = np.array(est_mask)[None, :]
+    out, scaled = adjust_to_scalar(v, m, np.array([[advance, advance]]), slots_per_day=4)
+    for d in (0, 1):
+        sl = slice(4 * d, 4 * d + 4)
+        actual = v[0, sl][~m[0, sl]].sum()
+        if scaled[0, sl].any():
+            assert np.isclose(out[0, sl].sum(), advance) and (out[0, sl] >= 0).all()
+        else:
+            np.testing.assert_array_equal(out[0, sl], v[0, sl])
+            assert not m[0, sl].any() or advance < actual
+        np.testing.assert_array_equal(out[0, sl][~m[0, sl]], v[0, sl][~m[0, sl]])  # received kept
