@@ -19,12 +19,12 @@ worker_app = typer.Typer(help="Stateless workers that take work from NATS JetStr
 STREAM = "M2C_HES"
 
 
-def _config(nats_url: str, stream: str) -> NatsConfig:
+def _config(nats_url: str, stream: str, prefix: str = "m2c") -> NatsConfig:
     url = nats_url or get_settings().nats_url
     if not url:
         err_console.print("[red]error[/red] bus.not_configured: give --nats or set M2C_NATS_URL")
         raise typer.Exit(2)
-    return NatsConfig(url=url, stream=stream)
+    return NatsConfig(url=url, stream=stream, prefix=prefix)
 
 
 @hes_app.command("publish")
@@ -33,12 +33,13 @@ def publish(
     nats_url: str = typer.Option("", "--nats", help="NATS URL (default: M2C_NATS_URL)"),
     stream: str = typer.Option(STREAM, help="JetStream stream for readings"),
     source: str = typer.Option("hes", help="recorded as the readings' source"),
+    prefix: str = typer.Option("m2c", help="subject prefix: <prefix>.hes.readings"),
 ) -> None:
     """Publish reading files for the ingest workers (large files are split; retries are de-duplicated)."""
     from meter2cash.integration.nats_ingest import publish_files
 
     try:
-        stored = publish_files(files, _config(nats_url, stream), source=source)
+        stored = publish_files(files, _config(nats_url, stream, prefix), source=source)
     except M2CError as exc:
         err_console.print(f"[red]error[/red] {exc.code}: {exc.message}")
         raise typer.Exit(2) from exc
@@ -53,11 +54,12 @@ def ingest_worker(
         "m2c-ingest", help="the shared consumer: workers with one name split the work"
     ),
     idle: float = typer.Option(5.0, help="stop after this many seconds without a message"),
+    prefix: str = typer.Option("m2c", help="subject prefix: <prefix>.hes.readings"),
 ) -> None:
     """Ingest published reading files until the stream is idle (run several for more throughput)."""
     from meter2cash.integration.nats_ingest import run_worker
 
-    cfg = _config(nats_url, stream)
+    cfg = _config(nats_url, stream, prefix)
 
     def done(name: str, result: object) -> None:
         r = result  # IngestResult
