@@ -147,42 +147,33 @@ def _insert(
             specs.append(EntrySpec("bill", p.last, numbers[k], memo, legs, rb.currency or currency))
             with_entry.append(k)
     entries = dict(zip(with_entry, (e.id for e in post_many(session, specs)), strict=True))
-    bills = []
+    now = utcnow()
+    values = []
     for k, (job, rb, det, kwh, est, _) in enumerate(items):
         a = job.a
         old = replacing.get(a.id)
         if rb.terms:
             det = {**det, "terms": rb.terms}
-        bills.append(
-            Bill(
-                number=numbers[k],
-                bill_run_id=run.id,
-                service_agreement_id=a.id,
-                account_id=a.account_id,
-                kind=a.kind,
-                status="statement" if a.kind == "prepaid" else "issued",
-                estimated=est,
-                period=run.period,
-                period_start=p.start,
-                period_end=p.end,
-                due_date=None if a.kind == "prepaid" else _due(issue_day, due_days),
-                tariff_code=a.tariff_code,
-                tariff_version_id=job.tv_id,
-                currency=rb.currency or currency,
-                total_kwh=kwh,
-                estimated_share=det["estimated_share"],
-                subtotal=rb.subtotal,
-                tax=rb.tax,
-                total=rb.total,
-                determinants=det,
-                journal_entry_id=entries.get(k),
-                cycle=cycle,
-                replaces_bill_id=None if old is None else old.id,
-                adjustment=Decimal(0) if old is None or old.journal_entry_id is None else -old.total,
-            )
-        )
-    session.add_all(bills)
-    session.flush()
+        values.append(
+            {
+                "number": numbers[k], "bill_run_id": run.id, "service_agreement_id": a.id,
+                "account_id": a.account_id, "kind": a.kind,
+                "status": "statement" if a.kind == "prepaid" else "issued", "estimated": est,
+                "period": run.period, "period_start": p.start, "period_end": p.end, "issued_at": now,
+                "due_date": None if a.kind == "prepaid" else _due(issue_day, due_days),
+                "tariff_code": a.tariff_code, "tariff_version_id": job.tv_id,
+                "currency": rb.currency or currency, "total_kwh": kwh,
+                "estimated_share": det["estimated_share"], "subtotal": rb.subtotal, "tax": rb.tax,
+                "total": rb.total, "determinants": det, "journal_entry_id": entries.get(k), "cycle": cycle,
+                "replaces_bill_id": None if old is None else old.id,
+                "adjustment": Decimal(0) if old is None or old.journal_entry_id is None else -old.total,
+                "cancel_reason": "",
+            }
+        )  # fmt: skip
+    ids = list(
+        session.execute(insert(Bill).returning(Bill.id, sort_by_parameter_order=True), values).scalars()
+    )
+    bills = [_Row(i, v) for i, v in zip(ids, values, strict=True)]
     rows: list[dict[str, Any]] = []
     for b, (_, rb, _, _, _, _) in zip(bills, items, strict=True):
         rows.extend(
@@ -204,7 +195,7 @@ def _insert(
                 }
             )  # fmt: skip
     if rows:
-        session.execute(insert(BillLine), rows)
+        session.execute(insert(BillLine.__table__), rows)
     if segments:
         session.execute(
             insert(BillSegment),
@@ -215,7 +206,7 @@ def _insert(
                 for s, seg in enumerate(segs)
             ],
         )  # fmt: skip
-    session.execute(insert(OutboxMessage), [_issued(b) for b in bills])
+    session.execute(insert(OutboxMessage.__table__), [_issued(b) for b in bills])
     for (job, *_), b in zip(items, bills, strict=True):
         result.bills.append(b.id)
         result.estimated += b.estimated
@@ -224,6 +215,18 @@ def _insert(
         t.count += 1
         t.kwh += b.total_kwh
         t.amount += b.total
+
+
+class _Row:
+    """A stored bill's id and column values (no ORM object is built for speed)."""
+
+    __slots__ = ("id", "v")
+
+    def __init__(self, id_: int, v: dict[str, Any]) -> None:
+        self.id, self.v = id_, v
+
+    def __getattr__(self, name: str) -> Any:
+        return self.v[name]
 
 
 def _due(issue_day: date, due_days: int) -> date:
@@ -236,7 +239,7 @@ def _totals() -> Any:
     return Totals()
 
 
-def _issued(b: Bill) -> dict[str, Any]:
+def _issued(b: Any) -> dict[str, Any]:
     return {
         "message_id": str(uuid.uuid4()),
         "topic": "bill.issued",

@@ -264,6 +264,11 @@ def rate_jobs(
                 pidx = tou_period_index(starts, vdef.tou, tz)
                 local_days = local_frame(starts, tz)["date"].to_numpy().astype("datetime64[D]")
             row = {cid: r for r, cid in enumerate(window.channel_ids)}
+            per_channel: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+            for (cid, _), ver in window.versions.items():
+                agg = per_channel[cid]
+                agg[0] += 1
+                agg[1] += ver
             first = np.array([j.first for j in chunk], dtype="datetime64[D]")
             last = np.array([j.last for j in chunk], dtype="datetime64[D]")
             active = (local_days[None, :] >= first[:, None]) & (local_days[None, :] <= last[:, None])
@@ -312,7 +317,7 @@ def rate_jobs(
                     days_in_period=p.days,
                     days_active=days_active[k],
                     daily_kwh={"dates": dates, "kwh": np.round(daily[k], 3).tolist()},
-                    data_version=data_version(window.versions, j.a.channels),
+                    data_version=data_version(per_channel, j.a.channels),
                 )
                 if extra["kvah"] is not None:
                     d["kvah_total"] = round(float(extra["kvah"][k]), 3)
@@ -348,12 +353,13 @@ def _other_channels(
     return out
 
 
-def data_version(versions: dict[tuple[int, date], int], ch: MeterChannels | None) -> dict[str, Any]:
-    """Fingerprint of the stored channel-days read: their count and the sum of their versions.
-    A later correction or late data changes it (see :mod:`meter2cash.cis.rebill`)."""
-    ids = {c for c in (ch.kwh, ch.kvah, ch.export) if c} if ch else set()
-    vs = [v for (cid, _), v in versions.items() if cid in ids]
-    return {"channels": sorted(ids), "days": len(vs), "sum": int(sum(vs))}
+def data_version(per_channel: dict[int, list[int]], ch: MeterChannels | None) -> dict[str, Any]:
+    """Fingerprint of the stored channel-days read (``per_channel``: channel → [days, sum of
+    versions]): their count and version sum over the bill's channels. A later correction or
+    late data changes it (see :mod:`meter2cash.cis.rebill`)."""
+    ids = sorted({c for c in (ch.kwh, ch.kvah, ch.export) if c}) if ch else []
+    aggs = [per_channel.get(c, [0, 0]) for c in ids]
+    return {"channels": ids, "days": sum(a[0] for a in aggs), "sum": sum(a[1] for a in aggs)}
 
 
 def run_bills(

@@ -1,0 +1,194 @@
+"""Persisted bill run: interval data → determinants → bills, lines, ledger postings, outbox events.
+
+Creates its own PostgreSQL database ``m2c_bench_<random>`` on 127.0.0.1:5432 (dropped at the
+end; ``--sqlite`` uses a temporary SQLite file instead), loads N agreements of the commercial TOU
++ slab + demand tariff with a month of 15-minute data, and times ``run_bills`` (median of several
+runs; the bills are deleted between runs). Baseline in the same run: reading the same interval
+data with ``MeasurementStore.read_window`` alone. Run: ``python benchmarks/bench_billrun.py
+[--quick] [--n N] [--sqlite]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import create_engine, delete, insert, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from meter2cash.cis.billing import run_bills
+from meter2cash.cis.ledger import trial_balance
+from meter2cash.cis.models import (
+    Account,
+    Bill,
+    BillLine,
+    BillRun,
+    BillSegment,
+    JournalEntry,
+    JournalLine,
+    Person,
+    Premise,
+    ServiceAgreement,
+    ServicePoint,
+)
+from meter2cash.cis.tariffs import load_tariff_file, store_tariff
+from meter2cash.core.timeutil import local_month_bounds
+from meter2cash.db import upgrade
+from meter2cash.integration.models import OutboxMessage
+from meter2cash.mdm.models import Channel, ChannelDay, Installation, Meter
+from meter2cash.mdm.reading_types import ensure_catalogue
+from meter2cash.mdm.store import MeasurementStore
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+TZ, PERIOD = "Asia/Kolkata", "2026-10"
+
+
+def load_fleet(session: Session, n: int) -> list[int]:
+    """n commercial TOU agreements, meters, channels and 15-minute data covering October."""
+    path = ROOT / "examples" / "tariffs" / "com-tou.toml"
+    store_tariff(session, load_tariff_file(path), path.read_text())
+    rt = ensure_catalogue(session)["kwh_import_15m"]
+    rows = range(n)
+    session.execute(insert(Person), [{"id": i + 1, "name": f"Customer {i}"} for i in rows])
+    session.execute(
+        insert(Premise), [{"id": i + 1, "code": f"P-{i}", "address": f"{i} Main Rd"} for i in rows]
+    )
+    session.execute(
+        insert(Account),
+        [
+            {"id": i + 1, "number": f"A-{i:07d}", "person_id": i + 1, "customer_class": "commercial"}
+            for i in rows
+        ],
+    )
+    session.execute(
+        insert(ServicePoint), [{"id": i + 1, "code": f"SP-{i}", "premise_id": i + 1} for i in rows]
+    )
+    session.execute(
+        insert(ServiceAgreement),
+        [
+            {"id": i + 1, "number": f"SA-{i:07d}", "account_id": i + 1, "service_point_id": i + 1,
+             "tariff_code": "COM-TOU", "payment_mode": "postpaid", "sanctioned_load_kw": Decimal(20),
+             "start_date": date(2025, 1, 1)}
+            for i in rows
+        ],
+    )  # fmt: skip
+    session.execute(insert(Meter), [{"id": i + 1, "serial": f"M-{i}", "status": "installed"} for i in rows])
+    session.execute(
+        insert(Channel), [{"id": i + 1, "meter_id": i + 1, "reading_type_id": rt.id} for i in rows]
+    )
+    session.execute(
+        insert(Installation),
+        [
+            {"meter_id": i + 1, "service_point_id": i + 1, "installed_at": datetime(2025, 1, 1, tzinfo=UTC)}
+            for i in rows
+        ],
+    )
+    rng = np.random.default_rng(3)
+    flags = np.zeros(96, dtype=np.uint16).tobytes()  # every interval valid
+    days = [date(2026, 9, 30) + timedelta(days=d) for d in range(33)]
+    for lo in range(0, n, 200):
+        batch = []
+        for i in range(lo, min(n, lo + 200)):
+            for d in days:
+                v = (rng.gamma(2.0, 0.4, 96)).round(3).tobytes()
+                row = {"channel_id": i + 1, "day": d, "version": 1, "interval_s": 900, "raw_values": v}
+                batch.append({**row, "values": v, "flags": flags, "received": 96, "vee_status": "validated"})
+        session.execute(insert(ChannelDay), batch)
+    session.commit()
+    return [i + 1 for i in rows]
+
+
+def clear_bills(session: Session) -> None:
+    for model in (BillLine, BillSegment, Bill, JournalLine, JournalEntry, OutboxMessage, BillRun):
+        session.execute(delete(model))
+    session.commit()
+
+
+def median(times: list[float]) -> float:
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--n", type=int, default=3000)
+    ap.add_argument("--quick", action="store_true", help="400 agreements, 2 repeats")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--sqlite", action="store_true", help="a temporary SQLite file instead of PostgreSQL")
+    args = ap.parse_args()
+    n, repeats = (400, 2) if args.quick else (args.n, args.repeats)
+    console = Console()
+    name = f"m2c_bench_{uuid.uuid4().hex[:8]}"
+    tmp = tempfile.TemporaryDirectory()
+    if args.sqlite:
+        url = f"sqlite:///{tmp.name}/bench.db"
+        admin = None
+    else:
+        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    try:
+        upgrade(url)
+        engine = create_engine(url)
+        sessions = sessionmaker(engine, expire_on_commit=False)
+        t0 = time.perf_counter()
+        with sessions() as s:
+            ids = load_fleet(s, n)
+        setup = time.perf_counter() - t0
+        start, end = local_month_bounds(PERIOD, TZ)
+
+        def read_only() -> float:
+            with sessions() as s:
+                t = time.perf_counter()
+                store = MeasurementStore(s)
+                for lo in range(0, len(ids), 1000):
+                    store.read_window(ids[lo : lo + 1000], start, end, 900)
+                return time.perf_counter() - t
+
+        def bill_run() -> float:
+            with sessions() as s:
+                clear_bills(s)
+            with sessions() as s:
+                t = time.perf_counter()
+                result = run_bills(s, PERIOD, tz=TZ, currency="INR")
+                s.commit()
+                elapsed = time.perf_counter() - t
+                assert len(result.bills) == n, result.errors[:3]
+                assert trial_balance(s).total == 0
+                assert s.scalar(select(Bill.total).limit(1)) is not None
+                return elapsed
+
+        base = median([read_only() for _ in range(repeats)])
+        run = median([bill_run() for _ in range(repeats)])
+        engine.dispose()
+    finally:
+        if admin is not None:
+            with admin.connect() as c:
+                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+        tmp.cleanup()
+    db = "SQLite" if args.sqlite else "PostgreSQL"
+    table = Table(title=f"Bill run, {n:,} COM-TOU agreements, 15-min data, {db} (median of {repeats})")
+    for col in ("step", "seconds", "bills/s"):
+        table.add_column(col, justify="left" if col == "step" else "right")
+    table.add_row(
+        "baseline: read the month's interval data only (read_window)", f"{base:.2f}", f"{n / base:,.0f}"
+    )
+    table.add_row("run_bills: read, determinants, rate, bills + lines + ledger + outbox", f"{run:.2f}",
+                  f"{n / run:,.0f}")  # fmt: skip
+    console.print(table)
+    console.print(f"setup (not timed): {setup:.1f} s; target ≥ 2,000 bills/s on PostgreSQL")
+
+
+if __name__ == "__main__":
+    main()
