@@ -1,7 +1,11 @@
-"""Rating throughput: the vectorised exact kernel vs a plain NumPy float pass and rate_one in a loop.
+"""Rating throughput: the vectorised exact kernel vs a plain NumPy float pass and rate_one in a loop,
+bill lines written straight from the arrays (end to end), and the speed per bill against NREL SAM.
 
 Rates N monthly bills (default 200,000) of the commercial TOU + slab + demand tariff
-(examples/tariffs/com-tou.toml). Run: ``python benchmarks/bench_rating.py [--quick] [--n N]``.
+(examples/tariffs/com-tou.toml). The SAM comparison rates the same tariff (without the holiday
+calendar, which SAM lacks) on hourly loads for a year: ours from hourly data through
+determinants and the kernel, SAM's ``Utilityrate5`` one load (12 bills) per execute.
+Run: ``python benchmarks/bench_rating.py [--quick] [--n N]``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from meter2cash.cis.rating import RatingInput, rate_arrays, rate_one
+from meter2cash.cis.rating_lines import line_rows
 from meter2cash.cis.tariffs import load_tariff_file
 
 TARIFF = Path(__file__).resolve().parents[1] / "examples" / "tariffs" / "com-tou.toml"
@@ -55,6 +60,9 @@ def main() -> None:
 
     kernel = median_time(lambda: rate_arrays(version, inp))
     full = median_time(lambda: rate_arrays(version, inp).bills())
+    ids = np.arange(1, n + 1)
+    rows_fast = median_time(lambda: line_rows(rate_arrays(version, inp), ids, stored=True))
+    rows_dec = median_time(lambda: line_rows(rate_arrays(version, inp), ids))
     base = median_time(baseline)
     sample = min(args.sample, n)
     dets = [
@@ -73,6 +81,8 @@ def main() -> None:
     rows = [
         ("plain NumPy float pass (baseline, no exact money)", base),
         ("vectorised exact kernel (int64 arrays)", kernel),
+        ("kernel + bill-line rows from the arrays, stored integers (end to end)", rows_fast),
+        ("kernel + bill-line rows from the arrays, Decimal amounts", rows_dec),
         ("kernel + Decimal RatedBill objects", full),
         (f"rate_one in a Python loop (extrapolated from {sample:,})", loop),
     ]
@@ -81,7 +91,46 @@ def main() -> None:
     Console().print(table)
     Console().print(
         f"kernel is {loop / kernel:,.0f}× faster than rate_one per bill and "
-        f"{kernel / base:.1f}× slower than the float baseline"
+        f"{kernel / base:.1f}× slower than the float baseline; end to end {n / rows_fast:,.0f} bills/s "
+        "(target ≥ 100,000)"
+    )
+    compare_with_sam(version, 20 if args.quick else 100)
+
+
+def compare_with_sam(version: object, loads: int) -> None:
+    """Seconds per monthly bill, ours vs SAM, on the same tariff and hourly loads (one run)."""
+    import sys
+
+    try:
+        import PySAM.Utilityrate5  # noqa: F401
+    except ImportError:
+        Console().print("nrel-pysam is not installed: no comparison with SAM")
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "differential"))
+    from sam import HOURS, our_monthly_bills, sam_monthly_bills
+
+    assert hasattr(version, "tou")
+    v = version.model_copy(update={"tou": version.tou.model_copy(update={"holidays": None})})  # type: ignore[attr-defined]
+    rng = np.random.default_rng(5)
+    load = np.round(rng.gamma(2.0, 20.0, (loads, HOURS)), 3)
+    ours = median_time(lambda: our_monthly_bills(v, load))
+    sam_n = max(loads // 5, 2)
+    sam = median_time(lambda: [sam_monthly_bills(v, load[i]) for i in range(sam_n)])
+    ours_per, sam_per = ours / (loads * 12), sam / (sam_n * 12)
+    table = Table(title=f"Per monthly bill on {v.code}, hourly load for a year (median of 3)")
+    for col in ("engine", "bills", "µs per bill"):
+        table.add_column(col, justify="left" if col == "engine" else "right")
+    table.add_row(
+        "meter2cash: determinants + exact kernel, loads as arrays",
+        f"{loads * 12:,}",
+        f"{ours_per * 1e6:,.1f}",
+    )
+    table.add_row(
+        "NREL SAM Utilityrate5 (PySAM), one load per execute", f"{sam_n * 12:,}", f"{sam_per * 1e6:,.1f}"
+    )
+    Console().print(table)
+    Console().print(
+        f"meter2cash is {sam_per / ours_per:,.1f}× faster per bill than SAM on the same tariff and loads"
     )
 
 

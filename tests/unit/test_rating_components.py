@@ -215,3 +215,45 @@ def test_industrial_array_equals_each_bill_alone_and_lines_add_up(rows):
     for row, bill in zip(rows, bills, strict=True):
         assert bill == rate_arrays(IND, inp([row])).bill(0)
         assert sum(ln.amount for ln in bill.lines) == bill.total
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.lists(st.integers(0, 2_000_000), min_size=3, max_size=3),
+            st.integers(0, 60_000),
+            st.integers(1, 31),
+        ),
+        min_size=1,
+        max_size=15,
+    )
+)
+def test_line_rows_from_arrays_equal_the_decimal_bills(rows):
+    from meter2cash.cis.rating_lines import LINE_FIELDS, line_rows
+
+    com = load_tariff_file(EXAMPLES / "com-tou.toml").versions[0]
+    n = len(rows)
+    inp = RatingInput(
+        wh_by_period=np.array([r[0] for r in rows], dtype=np.int64),
+        demand_w=np.array([r[1] for r in rows], dtype=np.int64),
+        sanctioned_w=np.full(n, 20_000, np.int64),
+        days_in_period=np.full(n, 31, np.int64),
+        days_active=np.array([r[2] for r in rows], dtype=np.int64),
+        prepaid=np.zeros(n, bool),
+    )
+    rated = rate_arrays(com, inp)
+    got = [dict(zip(LINE_FIELDS, r, strict=True)) for r in line_rows(rated, [100 + i for i in range(n)])]
+    want = [
+        {"bill_id": 100 + i, "seq": s + 1, "component": ln.component, "description": ln.description,
+         "quantity": ln.quantity, "unit": ln.unit, "rate": ln.rate, "amount": ln.amount,
+         "ledger_account": ln.ledger_account, "segment": 1}
+        for i, b in enumerate(rated.bills())
+        for s, ln in enumerate(b.lines)
+    ]  # fmt: skip
+    assert got == want
+    raw = line_rows(rated, [100 + i for i in range(n)], stored=True)
+    assert [r[7] for r in raw] == [int(w["amount"].scaleb(4)) for w in want]
+    assert [r[4] for r in raw] == [
+        None if w["quantity"] is None else int(w["quantity"].scaleb(3)) for w in want
+    ]
