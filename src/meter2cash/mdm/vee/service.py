@@ -53,6 +53,9 @@ MAX_CHUNK_SLOTS = 2_000_000
 MAX_CHUNK_CHANNELS = 1000
 _IN_CHUNK = 2000
 #: History intervals not usable as context: nothing received, rejected, or themselves estimates.
+#: The learned estimator is trained only with at least this many training intervals in a chunk
+#: (about 100 channel-days at 15 min); with less, like-day profiles estimate the long gaps.
+LEARNED_MIN_SAMPLES = 2000
 _NOT_ACTUAL = int(Quality.MISSING | Quality.REJECTED | Quality.ESTIMATED)
 
 Progress = Callable[[int, int], None]
@@ -216,7 +219,7 @@ def _process_chunk(
     )
     learned = None
     if rs.estimation.learned:
-        model = train(series, slots_per_day=spd, day_types=types, rounds=2)
+        model = train(series, slots_per_day=spd, day_types=types, rounds=2, min_samples=LEARNED_MIN_SAMPLES)
         if model is not None:
             learned = model.predict(series, np.isnan(series) & target, slots_per_day=spd, day_types=types)
     no_hist = np.zeros((len(ids), n_hist), dtype=bool)
