@@ -94,15 +94,17 @@ def find_runs(mask: BoolArray, min_length: int = 1) -> tuple[IntArray, IntArray,
     Only runs of at least ``min_length`` are returned, ordered by row then column.
     """
     mask = np.atleast_2d(mask)
-    n_rows, n = mask.shape
-    padded = np.zeros((n_rows, n + 1), dtype=np.int8)
-    padded[:, :n] = mask
-    edges = np.diff(np.concatenate((np.zeros(1, dtype=np.int8), padded.ravel())))
+    n = mask.shape[1]
+    which = np.flatnonzero(mask.any(axis=1))  # masks are usually sparse: only rows with a run
+    sub = mask[which]
+    padded = np.zeros((len(which), n + 2), dtype=np.int8)  # a False column on both sides
+    padded[:, 1:-1] = sub
+    edges = np.diff(padded.ravel())
     starts = np.flatnonzero(edges == 1)
     lengths = np.flatnonzero(edges == -1) - starts
     keep = lengths >= min_length
-    rows, cols = np.divmod(starts[keep], n + 1)
-    return rows.astype(np.int64), cols.astype(np.int64), lengths[keep].astype(np.int64)
+    rows, cols = np.divmod(starts[keep], n + 2)
+    return which[rows].astype(np.int64), cols.astype(np.int64), lengths[keep].astype(np.int64)
 
 
 def runs_to_mask(shape: tuple[int, int], rows: IntArray, cols: IntArray, lengths: IntArray) -> BoolArray:
