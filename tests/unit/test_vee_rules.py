@@ -232,3 +232,41 @@ def test_findings_match_masks_and_never_reject_missing(values):
     assert not ((ev.rejected | ev.suspect) & np.isnan(values)).any()
     missing = [f for f in ev.findings if f.rule == MISSING_INTERVAL]
     assert sum(f.count for f in missing) == np.isnan(values).sum()
+
+
+def _spikes_by_definition(values, history, *, quantile, factor, floor, neighbour_factor):
+    """The spike rule as documented, computed the slow way (a quantile for every channel)."""
+    from meter2cash.mdm.vee.rules import row_quantile
+
+    pool = values if history is None else np.concatenate((history, values), axis=1)
+    level = row_quantile(pool, quantile, pool > 0)
+    threshold = np.fmax(floor, factor * level)
+    left = np.full_like(values, np.nan)
+    right = np.full_like(values, np.nan)
+    left[:, 1:], right[:, :-1] = values[:, :-1], values[:, 1:]
+    nb = np.fmax(left, right)
+    with np.errstate(invalid="ignore"):
+        above = np.isnan(nb) | (values > neighbour_factor * np.fmax(nb, 0.0))
+        return (values > threshold[:, None]) & above
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    arrays(
+        np.float64,
+        st.tuples(st.integers(1, 4), st.integers(2, 30)),
+        elements=st.one_of(st.just(np.nan), st.floats(-1, 20), st.sampled_from([0.0, 1.0, 6.0])),
+    ),
+    st.booleans(),
+    st.floats(0.5, 1.0),
+    st.floats(0.5, 4.0),
+    st.floats(0.0, 3.0),
+)
+def test_spike_rule_equals_its_definition(values, with_history, quantile, factor, floor_per_hour):
+    history = np.abs(values[:, ::-1]) if with_history else None
+    ctx = RuleContext(3600, history=history)
+    res = interval_spike_check(values, ctx, quantile=quantile, factor=factor, floor_per_hour=floor_per_hour)
+    expected = _spikes_by_definition(
+        values, history, quantile=quantile, factor=factor, floor=floor_per_hour, neighbour_factor=3.0
+    )
+    assert res.mask.tolist() == expected.tolist()

@@ -232,17 +232,38 @@ def interval_spike_check(
     np.maximum(limit, floor, out=limit)
     with np.errstate(invalid="ignore"):
         candidate = values > limit
-    # the typical level (a per-row quantile, the costly part) only where a spike is possible
-    rows = np.flatnonzero(candidate.any(axis=1))
+    # The typical level (a per-row quantile, the costly part) is needed only where the largest
+    # candidate could exceed factor x level: level < v/factor  <=>  more than rank(level) usable
+    # values lie below v/factor. One counting pass rules out almost every channel exactly.
+    with np.errstate(invalid="ignore"):
+        biggest = np.where(candidate, values, -np.inf).max(axis=1) if values.shape[1] else np.zeros(0)
+    rows = np.flatnonzero(biggest > -np.inf)
     level = np.full(values.shape[0], np.nan)
+    ruled_out = np.zeros(values.shape[0], dtype=bool)
     if len(rows):
-        pool = (
-            values[rows] if ctx.history is None else np.concatenate((ctx.history[rows], values[rows]), axis=1)
-        )
-        level[rows] = row_quantile(pool, quantile, pool > 0)
+        parts = [values[rows]] if ctx.history is None else [ctx.history[rows], values[rows]]
+        limit_q = (biggest[rows] / factor * (1 + 1e-9))[:, None]  # on the safe side of rounding
+        usable = np.zeros(len(rows), dtype=np.int64)
+        below = np.zeros(len(rows), dtype=np.int64)
+        with np.errstate(invalid="ignore"):
+            for part in parts:
+                positive = part > 0
+                usable += positive.sum(axis=1)
+                below += (positive & (part < limit_q)).sum(axis=1)
+        rank = np.floor(quantile * (usable - 1))
+        possible = (below > rank) | (usable == 0)  # no usable values: the floor alone decides
+        ruled_out[rows[~possible]] = True
+        maybe = rows[possible & (usable > 0)]
+        if len(maybe):
+            pool = (
+                values[maybe]
+                if ctx.history is None
+                else np.concatenate((ctx.history[maybe], values[maybe]), axis=1)
+            )
+            level[maybe] = row_quantile(pool, quantile, pool > 0)
     threshold = np.fmax(floor, factor * level)
     with np.errstate(invalid="ignore"):
-        mask = candidate & (values > threshold[:, None])
+        mask = candidate & ~ruled_out[:, None] & (values > threshold[:, None])
     return RuleResult(mask, _findings(INTERVAL_SPIKE, mask, values, find_runs(mask), threshold=threshold))
 
 
