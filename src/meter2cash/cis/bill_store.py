@@ -199,7 +199,7 @@ def _insert(
                 }
             )  # fmt: skip
     if rows:
-        session.execute(insert(BILL_LINE), rows)
+        insert_lines(session, rows)
     if segments:
         session.execute(
             insert(BillSegment),
@@ -231,6 +231,26 @@ class _Row:
 
     def __getattr__(self, name: str) -> Any:
         return self.v[name]
+
+
+_LINE_COLS = ("bill_id", "seq", "component", "description", "quantity", "unit", "rate", "amount",
+              "ledger_account", "segment")  # fmt: skip
+_SCALE = {"quantity": 3, "rate": 6, "amount": 4}
+
+
+def insert_lines(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert bill lines: PostgreSQL ``COPY`` with the stored scaled integers (the column types'
+    own encoding, see :mod:`meter2cash.db`); other databases a Core executemany."""
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        session.execute(insert(BILL_LINE), rows)
+        return
+    scaled = [(c, _SCALE.get(c)) for c in _LINE_COLS]
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur, cur.copy(f"COPY bill_line ({', '.join(_LINE_COLS)}) FROM STDIN") as copy:
+        for r in rows:
+            copy.write_row([None if (v := r[c]) is None else int(v.scaleb(k)) if k else v for c, k in scaled])
 
 
 def _due(issue_day: date, due_days: int) -> date:
