@@ -174,9 +174,13 @@ def dynamic_comparison_check(
         mask = (np.abs(cube - mean[:, None, :]) > limit[:, None, :]).reshape(n_rows, n)
     runs = find_runs(mask)
     res = RuleResult(mask, _findings(DYNAMIC_COMPARISON, mask, values, runs))
-    for f in res.findings:
-        s = f.first % spd
-        f.data.update(mean=round(float(mean[f.row, s]), 6), std=round(float(std[f.row, s]), 6))
+    if res.findings:
+        rows_f = np.array([f.row for f in res.findings])
+        slots_f = np.array([f.first % spd for f in res.findings])
+        means = np.round(mean[rows_f, slots_f], 6).tolist()
+        stds = np.round(std[rows_f, slots_f], 6).tolist()
+        for f, m, sd in zip(res.findings, means, stds, strict=True):
+            f.data["mean"], f.data["std"] = m, sd
     return res
 
 
@@ -243,7 +247,7 @@ def duplicate_imd_check(raw: FloatArray, earlier_raw: FloatArray) -> RuleResult:
     """
     raw, earlier_raw = np.atleast_2d(raw), np.atleast_2d(earlier_raw)
     with np.errstate(invalid="ignore"):
-        mask = ~np.isnan(raw) & ~np.isnan(earlier_raw) & ~np.isclose(raw, earlier_raw, rtol=0.0, atol=1e-9)
+        mask = np.abs(raw - earlier_raw) > 1e-9  # NaN on either side compares False
     res = RuleResult(mask, _findings(DUPLICATE_IMD, mask, raw, find_runs(mask)))
     for f in res.findings:
         f.data["earlier"] = float(earlier_raw[f.row, f.first])

@@ -294,8 +294,18 @@ def estimate(
         m[avg_mask] = AVERAGE_DAILY_USE
         method[rows] = m
     if day_advance is not None:
-        out, scaled = adjust_to_scalar(out, method != NOT_ESTIMATED, day_advance, slots_per_day=slots_per_day)
-        method[scaled] = SCALAR_ADJUSTED
+        est_rows = np.flatnonzero((method != NOT_ESTIMATED).any(axis=1))
+        if len(est_rows):
+            adj, scaled = adjust_to_scalar(
+                out[est_rows],
+                method[est_rows] != NOT_ESTIMATED,
+                day_advance[est_rows],
+                slots_per_day=slots_per_day,
+            )
+            out[est_rows] = adj
+            m = method[est_rows]
+            m[scaled] = SCALAR_ADJUSTED
+            method[est_rows] = m
     return Estimate(out, method)
 
 

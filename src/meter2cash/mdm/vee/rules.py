@@ -34,7 +34,7 @@ ZERO_RUN = "vee.zero_run"
 RULE_CODES = (MISSING_INTERVAL, NEGATIVE_CONSUMPTION, INTERVAL_SPIKE, STUCK_REGISTER, ZERO_RUN)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Finding:
     """A run of intervals that failed one rule.
 
@@ -355,6 +355,8 @@ def evaluate(values: FloatArray, ctx: RuleContext, rule_set: RuleSet | None = No
             rejected |= res.mask
         elif action in ("flag", "exception"):
             suspect |= res.mask
-        findings.extend(Finding(f.rule, f.row, f.first, f.count, f.data, action) for f in res.findings)
+        for f in res.findings:  # each rule's findings are fresh objects: set the action in place
+            f.action = action
+        findings.extend(res.findings)
     missing = np.isnan(values)
     return Evaluation(findings, rejected & ~missing, suspect & ~missing & ~rejected)
