@@ -90,3 +90,14 @@ def test_net_metering_banks_a_surplus_into_the_next_month(session):
     setoff = next(ln for ln in nov.lines if ln.component == "net_metering")
     assert setoff.quantity == Decimal("-288.000")  # all 9.6 kWh/day × 30 of November's import
     assert any(ln.description == "Minimum charge top-up" for ln in nov.lines)
+
+
+def test_service_point_determinants_carry_kvah_and_export(session):
+    from meter2cash.core.timeutil import local_month_bounds
+    from meter2cash.mdm.determinants import service_point_determinants
+
+    site(session, "res-nm", {"kwh_import_15m": 0.1, "kwh_export_15m": 0.15, "kvah_import_15m": 0.125})
+    sp = session.scalars(select(ServicePoint)).one()
+    version = load_tariff_file(EXAMPLES / "res-nm.toml").versions[0]
+    det = service_point_determinants(session, sp.id, *local_month_bounds("2026-10", TZ), version, TZ)
+    assert det["kwh_total"] == 297.6 and det["kvah_total"] == 372.0 and det["kwh_export"] == 446.4

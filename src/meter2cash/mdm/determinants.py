@@ -168,6 +168,25 @@ def kwh_import_channel(
     return int(row[0]), int(row[1])
 
 
+def companion_channels(session: Session, kwh_channel_id: int, interval_s: int) -> dict[str, int]:
+    """The kVAh import (``kvah``) and kWh export (``export``) interval channels of the same meter
+    at the same interval length, where they exist."""
+    meter_id = select(Channel.meter_id).where(Channel.id == kwh_channel_id).scalar_subquery()
+    rows = session.execute(
+        select(Channel.id, ReadingType.unit, ReadingType.direction)
+        .join(ReadingType, Channel.reading_type_id == ReadingType.id)
+        .where(Channel.meter_id == meter_id, ReadingType.interval_s == interval_s, Channel.active.is_(True))
+        .order_by(Channel.id)
+    ).all()
+    out: dict[str, int] = {}
+    for cid, unit, direction in rows:
+        if unit == "kVAh" and direction == "import":
+            out.setdefault("kvah", int(cid))
+        elif unit == "kWh" and direction == "export":
+            out.setdefault("export", int(cid))
+    return out
+
+
 def service_point_determinants(
     session: Session,
     service_point_id: int,
@@ -176,13 +195,22 @@ def service_point_determinants(
     version: TariffVersionDef,
     tz: ZoneInfo | str,
 ) -> dict[str, Any]:
-    """Determinants of one service point over ``[start, end)`` for a tariff version, as a dict."""
+    """Determinants of one service point over ``[start, end)`` for a tariff version, as a dict;
+    with ``kvah_total`` and ``kwh_export`` [kWh] when the meter has those channels."""
     channel_id, interval_s = kwh_import_channel(session, service_point_id, start, end)
-    window = MeasurementStore(session).read_window([channel_id], start, end, interval_s)
+    store = MeasurementStore(session)
+    window = store.read_window([channel_id], start, end, interval_s)
     pidx = tou_period_index(window.starts(), version.tou, tz)
     names = version.period_names
     demand_s = version.demand.interval_s if version.demand else interval_s
     det = bill_determinants(
         window.values, window.flags, pidx, len(names), interval_s, max(demand_s, interval_s)
     )
-    return {"channel_id": channel_id, "interval_s": interval_s, **det.as_dict(0, names)}
+    out = {"channel_id": channel_id, "interval_s": interval_s, **det.as_dict(0, names)}
+    others = companion_channels(session, channel_id, interval_s)
+    if others:
+        w = store.read_window(list(others.values()), start, end, interval_s)
+        for name, cid in others.items():
+            key = "kvah_total" if name == "kvah" else "kwh_export"
+            out[key] = round(float(np.nansum(w.values[w.row(cid)])), 3)
+    return out
