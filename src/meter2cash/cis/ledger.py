@@ -16,9 +16,10 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, case, func, insert, select, type_coerce
+from sqlalchemy import BigInteger, case, func, select, type_coerce
 from sqlalchemy.orm import Session
 
+from meter2cash.cis.bulk import insert_rows
 from meter2cash.cis.models import JournalEntry, JournalLine, LedgerAccount
 from meter2cash.core.errors import Conflict, InvalidInput, NotFound
 
@@ -126,7 +127,7 @@ def post_many(session: Session, specs: Sequence[EntrySpec]) -> list[JournalEntry
         for e, s in zip(entries, specs, strict=True)
         for code, amount, acct in s.lines
     ]
-    session.execute(insert(JournalLine), rows)
+    insert_rows(session, JournalLine.__table__, rows)  # type: ignore[arg-type]
     return entries
 
 

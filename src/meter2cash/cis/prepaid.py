@@ -29,7 +29,7 @@ import numpy as np
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from meter2cash.cis.billing import _kwh_channels
+from meter2cash.cis.bulk import insert_rows
 from meter2cash.cis.ledger import WALLET, EntrySpec, ensure_chart, post_many
 from meter2cash.cis.models import ServiceAgreement
 from meter2cash.cis.money_models import PrepaidCharge, Wallet
@@ -39,6 +39,7 @@ from meter2cash.cis.tariffs.loader import tariff_version_for
 from meter2cash.cis.tariffs.model import TariffVersionDef
 from meter2cash.core.errors import NotFound
 from meter2cash.mdm.determinants import bill_determinants
+from meter2cash.mdm.models import Channel, Installation, ReadingType
 from meter2cash.mdm.store import MeasurementStore
 from meter2cash.mdm.tou import tou_period_index
 
@@ -92,6 +93,33 @@ def ensure_wallets(session: Session, on: date) -> int:
     if rows:
         session.execute(insert(Wallet), [{"service_agreement_id": s, "account_id": a} for s, a in rows])
     return len(rows)
+
+
+def prepaid_channels(session: Session, start: datetime, end: datetime) -> dict[int, tuple[int, int]]:
+    """Service point → (channel id, interval_s) of the kWh import interval channel of the meter
+    installed during ``[start, end)`` at every prepaid service point (one query; the latest
+    installation, then the shortest interval)."""
+    rows = session.execute(
+        select(Installation.service_point_id, Installation.installed_at, Channel.id, ReadingType.interval_s)
+        .join(ServiceAgreement, ServiceAgreement.service_point_id == Installation.service_point_id)
+        .join(Channel, Channel.meter_id == Installation.meter_id)
+        .join(ReadingType, Channel.reading_type_id == ReadingType.id)
+        .where(
+            ServiceAgreement.payment_mode == "prepaid",
+            Installation.installed_at < end,
+            or_(Installation.removed_at.is_(None), Installation.removed_at > start),
+            ReadingType.unit == "kWh",
+            ReadingType.direction == "import",
+            ReadingType.interval_s.is_not(None),
+            Channel.active.is_(True),
+        )
+    )
+    best: dict[int, tuple[datetime, int, int]] = {}
+    for sp, installed, cid, interval in rows:
+        key = (installed, -int(interval or 0), -int(cid))
+        if sp not in best or key > best[sp]:
+            best[sp] = key
+    return {sp: (-k[2], -k[1]) for sp, k in best.items()}
 
 
 @dataclass(slots=True)
@@ -176,7 +204,7 @@ def run_daily(
         if w.wallet_id in prev:
             w.mtd_wh, w.mtd_demand_w, w.mtd_days = prev[w.wallet_id]
     end = local_midnight(day + timedelta(days=1), tz)
-    channels = _kwh_channels(session, sorted({w.sp_id for w in wallets}), local_midnight(first, tz), end)
+    channels = prepaid_channels(session, local_midnight(first, tz), end)
     versions: dict[str, tuple[int, TariffVersionDef] | None] = {}
     groups: dict[tuple[int, int], list[_W]] = defaultdict(list)
     defs: dict[int, TariffVersionDef] = {}
@@ -308,8 +336,9 @@ def _charge_chunk(
             vdef.currency or currency,
         )
         entry_id = post_many(session, [spec])[0].id
-    session.execute(
-        insert(PrepaidCharge),
+    insert_rows(
+        session,
+        PrepaidCharge.__table__,  # type: ignore[arg-type]
         [
             {
                 "wallet_id": w.wallet_id,

@@ -91,9 +91,9 @@ def evaluate_wallets(
         Wallet.account_id,
         Wallet.service_agreement_id,
         Wallet.supply,
-        Wallet.last_recharge,
+        type_coerce(Wallet.last_recharge, BigInteger),  # raw 10⁻⁴ units: no Decimal per wallet
         Wallet.alert_level,
-        Wallet.emergency_credit,
+        type_coerce(Wallet.emergency_credit, BigInteger),
         Wallet.grace_until,
     )
     if wallet_ids is not None:
@@ -106,9 +106,9 @@ def evaluate_wallets(
     ids, accts, sas, supply = list(cols[0]), list(cols[1]), list(cols[2]), np.asarray(cols[3], dtype=object)
     bal_of = wallet_balances(session, accts)
     balance = np.fromiter((bal_of.get(a, 0) for a in accts), dtype=np.int64, count=len(accts))
-    last = np.fromiter((int(v.scaleb(4)) for v in cols[4]), dtype=np.int64, count=len(accts))
+    last = np.asarray(cols[4], dtype=np.int64)
     fired = np.asarray(cols[5], dtype=np.int64)
-    emergency = np.fromiter((int(v.scaleb(4)) for v in cols[6]), dtype=np.int64, count=len(accts))
+    emergency = np.asarray(cols[6], dtype=np.int64)
     grace = list(cols[7])
     level, fire = alerts_to_fire(balance, threshold_matrix(last, policy.alerts), fired)
     out_of_credit = balance <= -emergency
