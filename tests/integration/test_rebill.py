@@ -11,8 +11,9 @@ from test_billing import PERIOD, TZ, build_fleet
 from meter2cash.cis.billing import run_bills
 from meter2cash.cis.ledger import account_balance, trial_balance
 from meter2cash.cis.models import Bill, BillLine, JournalEntry
-from meter2cash.cis.rebill import on_estimate_replaced, rebill, stale_bills
+from meter2cash.cis.rebill import rebill, stale_bills, subscribe
 from meter2cash.integration.models import OutboxMessage
+from meter2cash.integration.outbox import Dispatcher, emit
 from meter2cash.mdm.models import ChannelDay
 from meter2cash.mdm.store import MeasurementStore
 
@@ -60,7 +61,7 @@ def test_corrected_data_after_the_bill_cancels_and_rebills(session):
     assert again.bills == [] and session.scalar(select(func.count()).select_from(BillLine)) == counts
 
 
-def test_estimated_bill_is_rebilled_when_actual_data_arrives(session):
+def test_estimated_bill_is_rebilled_when_actual_data_arrives(session, platform):
     channels = build_fleet(session)
     cid = channels["SA-1"]
     days = [date(2026, 10, d) for d in range(12, 17)]
@@ -78,8 +79,11 @@ def test_estimated_bill_is_rebilled_when_actual_data_arrives(session):
         {(cid, d): (np.arange(96), saved[i * 96 : (i + 1) * 96]) for i, d in enumerate(days)}, {cid: 900}
     )
     session.commit()
-    on_estimate_replaced(TZ, "INR")(session, None)
+    emit(session, "vee.estimate_replaced", {"run_id": 1, "intervals": 480, "channel_days": 5}, key="1")
     session.commit()
+    dispatcher = Dispatcher()
+    subscribe(dispatcher, tz=TZ, currency="INR")
+    dispatcher.dispatch_pending(platform.sessions)
     session.refresh(est)
     new = bill_of(session, "SA-1", "issued")
     assert est.status == "cancelled" and est.cancel_reason == "estimate replaced by actual data"

@@ -145,3 +145,8 @@ def on_estimate_replaced(tz: str, currency: str) -> Any:
         rebill_stale(session, tz=tz, currency=currency)
 
     return handle
+
+
+def subscribe(dispatcher: Any, *, tz: str, currency: str) -> None:
+    """Rebill stale bills whenever VEE replaces estimates with actual data."""
+    dispatcher.subscribe(TOPIC_ESTIMATE_REPLACED, "billing.rebill", on_estimate_replaced(tz, currency))
