@@ -30,7 +30,10 @@ _IN = 1000
 def packaged_rule_sets() -> dict[str, RuleSet]:
     """The rule sets shipped with the package, by name."""
     out: dict[str, RuleSet] = {}
-    for entry in resources.files("meter2cash.mdm.vee").joinpath("rulesets").iterdir():
+    folder = resources.files("meter2cash.mdm.vee").joinpath("rulesets")
+    if not folder.is_dir():  # an installation without the data files: built-in defaults only
+        return out
+    for entry in folder.iterdir():
         if entry.name.endswith(".toml"):
             data = tomllib.loads(entry.read_text(encoding="utf-8"))
             rs = RuleSet.from_mapping(data, source=f"rulesets/{entry.name}")
