@@ -47,6 +47,8 @@ def test_a_version_change_inside_the_month_splits_the_bill_into_segments(session
     # 50 × 15/31 = 24.19 and 62 × 16/31 = 32.00
     assert [ln.amount for ln in fixed] == [Decimal("24.19"), Decimal("32.00")]
     assert fixed[0].description.startswith("01 Oct–15 Oct: Fixed charge")
+    assert [ln.segment for ln in fixed] == [1, 2]
+    assert {ln.segment for ln in bill.lines if ln.description.startswith("16 Oct–31 Oct")} == {2}
     assert bill.total == sum(ln.amount for ln in bill.lines)
 
 

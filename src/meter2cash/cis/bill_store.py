@@ -76,7 +76,7 @@ def store_bills(
         )
         for k, rb in zip(idx, rated, strict=True)
     ]
-    _insert(session, run, result, p, items, cycle, due_days, currency, replacing, None)
+    _insert(session, run, result, p, items, cycle, due_days, currency, replacing, None, None)
 
 
 def store_segmented(
@@ -93,9 +93,11 @@ def store_segmented(
     """Merge the segments of each agreement into one bill (lines prefixed with the dates)."""
     items = []
     segments: list[list[dict[str, Any]]] = []
+    line_segments: list[list[int]] = []
     for parts in pending.values():
         parts.sort(key=lambda t: t[0].seg)
         lines: list[RatedLine] = []
+        seg_of_line: list[int] = []
         sub = tax = total = Decimal(0)
         kwh = Decimal(0)
         det: dict[str, Any] = {"segments": []}
@@ -104,6 +106,7 @@ def store_segmented(
             rb = rc.rated.bill(k)
             label = f"{job.first:%d %b}–{job.last:%d %b}"
             for ln in rb.lines:
+                seg_of_line.append(job.seg)
                 lines.append(
                     RatedLine(ln.component, f"{label}: {ln.description}", ln.quantity, ln.unit, ln.rate,
                               ln.amount, ln.ledger_account)
@@ -122,7 +125,8 @@ def store_segmented(
         est = any(rc.estimated[k] for _, rc, k in parts)
         items.append((parts[0][0], merged, det, kwh, est, parts[-1][1].rated.version))
         segments.append(segs)
-    _insert(session, run, result, p, items, cycle, due_days, currency, replacing, segments)
+        line_segments.append(seg_of_line)
+    _insert(session, run, result, p, items, cycle, due_days, currency, replacing, segments, line_segments)
 
 
 def _insert(
@@ -136,6 +140,7 @@ def _insert(
     currency: str,
     replacing: dict[int, Bill],
     segments: list[list[dict[str, Any]]] | None,
+    line_segments: list[list[int]] | None,
 ) -> None:
     seq = _next_seq(session, run.period)
     issue_day = max(utcnow().date(), p.last)
@@ -179,12 +184,13 @@ def _insert(
     )
     bills = [_Row(i, v) for i, v in zip(ids, values, strict=True)]
     rows: list[dict[str, Any]] = []
-    for b, (_, rb, _, _, _, _) in zip(bills, items, strict=True):
+    for n, (b, (_, rb, _, _, _, _)) in enumerate(zip(bills, items, strict=True)):
+        segs_of = line_segments[n] if line_segments else [1] * len(rb.lines)
         rows.extend(
             {
                 "bill_id": b.id, "seq": i + 1, "component": ln.component, "description": ln.description,
                 "quantity": ln.quantity, "unit": ln.unit, "rate": ln.rate, "amount": ln.amount,
-                "ledger_account": ln.ledger_account, "segment": 1,
+                "ledger_account": ln.ledger_account, "segment": segs_of[i],
             }
             for i, ln in enumerate(rb.lines)
         )  # fmt: skip

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from meter2cash.cis.cycles import (
     MONTHLY,
     BillingPeriod,
+    History,
     MeterChannels,
     assigned_elsewhere,
     bill_history,
@@ -155,10 +156,14 @@ def select_agreements(
         )
         .order_by(ServiceAgreement.id)
     )
-    rows = [Agreement(*r) for r in session.execute(stmt)]
     if agreement_ids is not None:
-        wanted = set(agreement_ids)
-        return [a for a in rows if a.id in wanted]
+        ids = sorted(set(agreement_ids))
+        return [
+            Agreement(*r)
+            for i in range(0, len(ids), 500)
+            for r in session.execute(stmt.where(ServiceAgreement.id.in_(ids[i : i + 500])))
+        ]
+    rows = [Agreement(*r) for r in session.execute(stmt)]
     members = cycle_members(session, cycle)
     if members is None:
         other = assigned_elsewhere(session)
@@ -285,7 +290,10 @@ def rate_jobs(
             values, flags = _fill_missing(raw[keep], window.flags[kwh_rows][keep], active[keep])
             det = bill_determinants(values, flags, pidx, len(names), interval_s, demand_s)
             extra = _other_channels(window, row, kept, active[keep])
-            hist = bill_history(session, [j.a.id for j in kept], p.code, ratchet)
+            needs_history = bool(ratchet) or vdef.net_metering is not None
+            hist = (
+                bill_history(session, [j.a.id for j in kept], p.code, ratchet) if needs_history else History()
+            )
             dates, daily = daily_kwh(np.where(active[keep], values, np.nan), starts, tz)
             days_active = [(j.last - j.first).days + 1 for j in kept]
             inp = RatingInput.from_kwh(
