@@ -1,4 +1,5 @@
-"""Bill cycles and billing periods, and what a bill run reads around the interval data.
+"""Bill cycles and billing periods, and what a bill run reads around the interval data: the
+agreements of a cycle, their meters' channels, earlier bills, and the segments to rate.
 
 A period is one local calendar month (``2026-10``) or two (a bimonthly cycle's period is named
 by its first month). Cycles are rows of :class:`~meter2cash.cis.models.BillCycle`; agreements
@@ -12,12 +13,21 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from meter2cash.cis.models import Bill, BillCycle, BillCycleAssignment
+from meter2cash.cis.models import (
+    Account,
+    Bill,
+    BillCycle,
+    BillCycleAssignment,
+    ServiceAgreement,
+    TariffVersion,
+)
+from meter2cash.cis.tariffs.model import TariffVersionDef
 from meter2cash.core.timeutil import local_month_bounds
 from meter2cash.mdm.models import Channel, Installation, ReadingType
 from meter2cash.mdm.store import CHUNK
@@ -204,3 +214,127 @@ def bill_history(session: Session, sa_ids: list[int], period: str, ratchet_month
                 latest[sa] = p
                 h.bank_kwh[sa] = float(det["banked_kwh"])
     return h
+
+
+@dataclass(slots=True)
+class Agreement:
+    id: int
+    number: str
+    account_id: int
+    service_point_id: int
+    tariff_code: str
+    kind: str
+    sanctioned_kw: Decimal
+    contract_kva: Decimal | None
+    start: date
+    end: date | None
+    customer_class: str
+    channels: MeterChannels | None = None
+
+
+@dataclass(slots=True)
+class Job:
+    """One agreement × one segment of the period under one tariff version."""
+
+    a: Agreement
+    seg: int
+    first: date
+    last: date
+    tv_id: int
+
+
+def error(a: Agreement, code: str, message: str) -> dict[str, Any]:
+    return {"code": code, "message": message, "service_agreement": a.number, "service_agreement_id": a.id}
+
+
+def select_agreements(
+    session: Session, p: BillingPeriod, cycle: str = MONTHLY, agreement_ids: list[int] | None = None
+) -> list[Agreement]:
+    """Agreements active in the period (in the cycle, or the given ids), by id."""
+    stmt = (
+        select(
+            ServiceAgreement.id,
+            ServiceAgreement.number,
+            ServiceAgreement.account_id,
+            ServiceAgreement.service_point_id,
+            ServiceAgreement.tariff_code,
+            ServiceAgreement.payment_mode,
+            ServiceAgreement.sanctioned_load_kw,
+            ServiceAgreement.contract_demand_kva,
+            ServiceAgreement.start_date,
+            ServiceAgreement.end_date,
+            Account.customer_class,
+        )
+        .join(Account, Account.id == ServiceAgreement.account_id)
+        .where(
+            ServiceAgreement.start_date <= p.last,
+            or_(ServiceAgreement.end_date.is_(None), ServiceAgreement.end_date >= p.first),
+        )
+        .order_by(ServiceAgreement.id)
+    )
+    if agreement_ids is not None:
+        ids = sorted(set(agreement_ids))
+        return [
+            Agreement(*r)
+            for i in range(0, len(ids), 500)
+            for r in session.execute(stmt.where(ServiceAgreement.id.in_(ids[i : i + 500])))
+        ]
+    rows = [Agreement(*r) for r in session.execute(stmt)]
+    members = cycle_members(session, cycle)
+    if members is None:
+        other = assigned_elsewhere(session)
+        return [a for a in rows if a.id not in other]
+    return [a for a in rows if a.id in members]
+
+
+def plan_jobs(
+    session: Session,
+    agreements: list[Agreement],
+    p: BillingPeriod,
+    errors: list[dict[str, Any]],
+    versions: dict[int, TariffVersionDef],
+    override: tuple[int, TariffVersionDef] | None = None,
+) -> list[Job]:
+    """Split each agreement's active days into segments by the tariff versions in effect
+    (``override``: one given version for the whole period, for shadow billing)."""
+    by_code: dict[str, list[TariffVersion]] = defaultdict(list)
+    codes = sorted({a.tariff_code for a in agreements})
+    if override is None and codes:
+        for tv in session.scalars(
+            select(TariffVersion)
+            .where(
+                TariffVersion.code.in_(codes),
+                TariffVersion.effective_from <= p.last,
+                or_(TariffVersion.effective_to.is_(None), TariffVersion.effective_to >= p.first),
+            )
+            .order_by(TariffVersion.effective_from)
+        ):
+            by_code[tv.code].append(tv)
+            if tv.id not in versions:
+                versions[tv.id] = TariffVersionDef.model_validate(tv.definition)
+    elif override is not None:
+        versions[override[0]] = override[1]
+    channels = service_point_channels(
+        session, sorted({a.service_point_id for a in agreements}), p.start, p.end
+    )
+    jobs: list[Job] = []
+    for a in agreements:
+        first, last = max(a.start, p.first), min(a.end or p.last, p.last)
+        a.channels = channels.get(a.service_point_id)
+        if a.channels is None:
+            errors.append(error(a, "billing.no_meter", "no meter with a kWh interval channel installed"))
+            continue
+        if override is not None:
+            jobs.append(Job(a, 1, first, last, override[0]))
+            continue
+        segs = []
+        for tv in by_code.get(a.tariff_code, []):
+            s, e = max(first, tv.effective_from), min(last, tv.effective_to or last)
+            if s <= e:
+                segs.append((s, e, tv.id))
+        covered = sum((e - s).days + 1 for s, e, _ in segs)
+        if not segs or covered < (last - first).days + 1:
+            errors.append(error(a, "billing.no_tariff", f"no version of tariff {a.tariff_code} for {p.code}"))
+            continue
+        jobs.extend(Job(a, k + 1, s, e, tv) for k, (s, e, tv) in enumerate(segs))
+    return jobs
