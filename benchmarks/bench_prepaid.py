@@ -7,7 +7,11 @@ recharge per wallet; then times :func:`run_daily` (read, rate, post, alerts) in 
 rolled back after each repeat, against baselines measured in the same run: reading the same interval
 data alone (``read_window``) and a plain float NumPy charge over it. Drops the database at the end.
 
-Run: ``python benchmarks/bench_prepaid.py [--quick] [--n N] [--repeats R]``.
+``--month`` instead simulates October 2026 for 10,000 consumers: daily runs, alerts, recharges,
+disconnects and reconnects executed by a simulated head-end, and checks that the ledger reconciles
+(trial balance zero; every wallet = its recharges − its daily charges).
+
+Run: ``python benchmarks/bench_prepaid.py [--quick] [--n N] [--repeats R] [--month]``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import os
 import statistics
 import time
 import uuid
+from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -24,11 +29,13 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import BigInteger, create_engine, func, insert, select, text, type_coerce
 
 from meter2cash.cis.ledger import CASH, WALLET, EntrySpec, ensure_chart, post_many, trial_balance
 from meter2cash.cis.models import Account, Person, Premise, ServiceAgreement, ServicePoint
+from meter2cash.cis.money_models import ConnectionCommand, Payment, PrepaidCharge, Wallet
 from meter2cash.cis.prepaid import ensure_wallets, local_midnight, run_daily
+from meter2cash.cis.prepaid_wallet import advance_command, recharge_account, reconnect_report, wallet_balances
 from meter2cash.cis.tariffs import load_tariff_file, store_tariff
 from meter2cash.db import make_engine, session_factory, upgrade
 from meter2cash.mdm.models import Channel, ChannelDay, Installation, Meter
@@ -42,14 +49,17 @@ DAY = date(2026, 10, 7)
 BATCH = 20_000
 
 
-def setup(url: str, n: int) -> list[int]:
-    """Master data, tariff, one day of data and a recharge per wallet; returns the channel ids."""
+def setup(
+    url: str, n: int, *, first: date = DAY, n_days: int = 1, interval_s: int = 1800, recharge: int = 200
+) -> list[int]:
+    """Master data, tariff, ``n_days`` local days of data from ``first`` and a recharge per wallet;
+    wallets count as charged up to the day before ``first``. Returns the channel ids."""
     engine = make_engine(url)
     sessions = session_factory(engine)
     rng = np.random.default_rng(7)
     with sessions() as s:
         store_tariff(s, load_tariff_file(TARIFF), TARIFF.read_text())
-        rt = ensure_catalogue(s)["kwh_import_30m"].id
+        rt = ensure_catalogue(s)[{1800: "kwh_import_30m", 3600: "kwh_import_60m"}[interval_s]].id
         ensure_chart(s)
         for table, rows in (
             (Person, [{"id": i + 1, "name": f"C{i}", "phone": f"+91{9000000000 + i}"} for i in range(n)]),
@@ -89,22 +99,23 @@ def setup(url: str, n: int) -> list[int]:
                 s.execute(insert(table), rows[k : k + BATCH])
         for t in ("person", "premise", "account", "service_point", "meter", "channel"):
             s.execute(text(f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), {n})"))
-        start = local_midnight(DAY, TZ)
-        days = sorted({start.date(), (start + timedelta(hours=23)).date()})
-        flags = encode_flags(np.zeros(48, dtype=np.uint16))
+        start = local_midnight(first, TZ)
+        spd = 86400 // interval_s
+        days = sorted({(start + timedelta(hours=h)).date() for h in range(0, 24 * n_days, 1)})
+        flags = encode_flags(np.zeros(spd, dtype=np.uint16))
         now = datetime.now(UTC)
         for k in range(0, n, BATCH):
-            vals = rng.gamma(2.0, 0.05, size=(min(BATCH, n - k), len(days), 48)).round(3)
+            vals = rng.gamma(2.0, 0.05 * interval_s / 1800, size=(min(BATCH, n - k), len(days), spd)).round(3)
             rows = [
                 {
                     "channel_id": k + j + 1,
                     "day": d,
                     "version": 1,
-                    "interval_s": 1800,
+                    "interval_s": interval_s,
                     "raw_values": (b := encode_values(vals[j, di])),
                     "values": b,
                     "flags": flags,
-                    "received": 48,
+                    "received": spd,
                     "vee_status": "valid",
                     "updated_at": now,
                 }
@@ -112,14 +123,16 @@ def setup(url: str, n: int) -> list[int]:
                 for di, d in enumerate(days)
             ]
             s.execute(insert(ChannelDay), rows)
-        ensure_wallets(s, DAY)
+        ensure_wallets(s, first)
         for k in range(0, n, BATCH):  # one batch entry per BATCH recharges: Dr 1000, Cr 2100 per account
             m = min(BATCH, n - k)
-            legs = [(CASH, Decimal(200 * m), None)] + [(WALLET, Decimal(-200), k + j + 1) for j in range(m)]
-            post_many(s, [EntrySpec("recharge.cash", DAY, f"R{k}", "recharges", legs, "INR")])
+            legs = [(CASH, Decimal(recharge * m), None)] + [
+                (WALLET, Decimal(-recharge), k + j + 1) for j in range(m)
+            ]
+            post_many(s, [EntrySpec("recharge.cash", first, f"R{k}", "recharges", legs, "INR")])
         s.execute(
-            text("UPDATE wallet SET last_recharge = 2000000, last_charged_on = :d"),
-            {"d": DAY - timedelta(days=1)},
+            text("UPDATE wallet SET last_recharge = :r, last_charged_on = :d"),
+            {"r": recharge * 10_000, "d": first - timedelta(days=1)},
         )
         s.commit()
         s.execute(text("ANALYZE"))
@@ -127,13 +140,110 @@ def setup(url: str, n: int) -> list[int]:
     return list(range(1, n + 1))
 
 
+def simulate_month(url: str, n: int, console: Console) -> None:
+    """October 2026 for ``n`` prepaid consumers: daily runs at 12:00 local, customers recharging
+    when low or cut off, the head-end executing commands; reports and reconciles the ledger."""
+    first = date(2026, 10, 1)
+    t0 = time.perf_counter()
+    setup(url, n, first=first, n_days=31, interval_s=3600, recharge=300)
+    console.print(f"setup: {n:,} wallets with 31 days of hourly data in {time.perf_counter() - t0:.1f} s")
+    engine = make_engine(url)
+    sessions = session_factory(engine)
+    rng = np.random.default_rng(11)
+    totals: dict[str, int] = defaultdict(int)
+    run_times = []
+    for d in range(31):
+        day = first + timedelta(days=d)
+        noon = local_midnight(day, TZ) + timedelta(hours=12)
+        with sessions() as s:
+            t = time.perf_counter()
+            res = run_daily(s, day, tz=TZ, currency="INR", at=noon)
+            run_times.append(time.perf_counter() - t)
+            for k, v in res.evaluation.items():
+                totals[k] += v
+            balances = wallet_balances(s)
+            wallets = s.execute(select(Wallet.account_id, Wallet.last_recharge, Wallet.supply)).all()
+            for acct, last, supply in wallets:
+                low = balances.get(acct, 0) < int(last.scaleb(4)) // 5
+                if (supply != "connected" and rng.random() < 0.7) or (low and rng.random() < 0.3):
+                    amount = Decimal(int(rng.choice([100, 200, 500])))
+                    recharge_account(
+                        s,
+                        acct,
+                        amount,
+                        channel="online",
+                        currency="INR",
+                        received_on=day,
+                        tz=TZ,
+                        at=noon + timedelta(hours=3),
+                    )
+                    totals["recharges"] += 1
+            pending = select(ConnectionCommand).where(ConnectionCommand.status == "requested")
+            for cmd in s.scalars(pending.order_by(ConnectionCommand.id)):
+                sent = max(noon, cmd.requested_at) + timedelta(minutes=1)
+                advance_command(s, cmd.id, "sent", at=sent)
+                advance_command(s, cmd.id, "executed", at=sent + timedelta(minutes=int(rng.integers(5, 150))))
+            s.commit()
+    with sessions() as s:
+        tb = trial_balance(s).total
+        balances = wallet_balances(s)
+        paid = dict(
+            s.execute(
+                select(Payment.account_id, func.sum(type_coerce(Payment.amount, BigInteger))).group_by(
+                    Payment.account_id
+                )
+            ).all()
+        )
+        charged = dict(
+            s.execute(
+                select(
+                    PrepaidCharge.account_id, func.sum(type_coerce(PrepaidCharge.amount, BigInteger))
+                ).group_by(PrepaidCharge.account_id)
+            ).all()
+        )
+        setup_credit = 300 * 10_000
+        mismatched = sum(
+            1
+            for a in range(1, n + 1)
+            if balances.get(a, 0) != setup_credit + int(paid.get(a, 0)) - int(charged.get(a, 0))
+        )
+        negative = sum(1 for v in balances.values() if v < 0)
+        reconnects = reconnect_report(s)
+        reconnect_requests = s.scalar(select(func.count()).where(ConnectionCommand.action == "reconnect"))
+        supply = dict(s.execute(select(Wallet.supply, func.count()).group_by(Wallet.supply)).all())
+    engine.dispose()
+    table = Table(title=f"Simulated month, {n:,} prepaid consumers (October 2026, {TZ})")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for label, value in (
+        ("daily run, median [s]", f"{statistics.median(run_times):.2f}"),
+        ("alerts fired", totals["alerts"]),
+        ("disconnect requests", totals["disconnect_requests"]),
+        ("disconnects deferred (quiet hours, Sundays, holidays)", totals["disconnects_deferred"]),
+        ("reconnect requests (at once after a recharge)", reconnect_requests),
+        ("recharges", totals["recharges"]),
+        ("reconnects executed / within 2 h", f"{reconnects['executed']} / {reconnects['within_target']}"),
+        ("wallets below zero at month end", negative),
+        ("supply at month end", ", ".join(f"{k} {v}" for k, v in sorted(supply.items()))),
+        ("trial balance", str(tb)),
+        ("wallets not equal to recharges − charges", mismatched),
+    ):
+        table.add_row(label, str(value))
+    console.print(table)
+    if tb != 0 or mismatched:
+        raise SystemExit("the ledger does not reconcile")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--quick", action="store_true", help="10,000 wallets")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--month", action="store_true", help="simulate October 2026 for --n consumers (default 10,000)"
+    )
     args = ap.parse_args()
-    n = 10_000 if args.quick else args.n
+    n = 10_000 if args.quick or (args.month and args.n == 100_000) else args.n
     console = Console()
     name = f"m2c_bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(ADMIN, isolation_level="AUTOCOMMIT")
@@ -142,6 +252,9 @@ def main() -> None:
     url = ADMIN.rsplit("/", 1)[0] + "/" + name
     try:
         upgrade(url)
+        if args.month:
+            simulate_month(url, n, console)
+            return
         t0 = time.perf_counter()
         channels = setup(url, n)
         console.print(

@@ -37,7 +37,14 @@ D = Decimal
 ANYTIME = PrepaidPolicy(quiet_from=0, quiet_until=0, sundays=False, holiday_country="", grace_hours=0)
 
 
-def build_prepaid(session, n: int = 3, tariff: str = "res-pp", kwh_per_slot: float = 0.1, seed: int = 3):
+def build_prepaid(
+    session,
+    n: int = 3,
+    tariff: str = "res-pp",
+    kwh_per_slot: float = 0.1,
+    seed: int = 3,
+    rt: str = "kwh_import_15m",
+):
     """``n`` prepaid agreements with 15-minute data for October 2026; returns account ids."""
     path = EXAMPLES / f"{tariff}.toml"
     store_tariff(session, load_tariff_file(path), path.read_text())
@@ -65,7 +72,7 @@ def build_prepaid(session, n: int = 3, tariff: str = "res-pp", kwh_per_slot: flo
                 start_date=date(2026, 1, 1),
             )
         )
-        ch = Channel(meter_id=meter.id, reading_type_id=rts["kwh_import_15m"].id)
+        ch = Channel(meter_id=meter.id, reading_type_id=rts[rt].id)
         session.add(ch)
         session.flush()
         session.add(
@@ -75,10 +82,11 @@ def build_prepaid(session, n: int = 3, tariff: str = "res-pp", kwh_per_slot: flo
         )
         for d in range(33):
             day = date(2026, 9, 30) + timedelta(days=d)
-            received[(ch.id, day)] = (np.arange(96), rng.uniform(0, 2 * kwh_per_slot, 96).round(3))
+            slots = 86400 // rts[rt].interval_s
+            received[(ch.id, day)] = (np.arange(slots), rng.uniform(0, 2 * kwh_per_slot, slots).round(3))
         accounts.append(acct.id)
     session.flush()
-    MeasurementStore(session).merge(received, {cid: 900 for cid, _ in received})
+    MeasurementStore(session).merge(received, {cid: rts[rt].interval_s for cid, _ in received})
     session.commit()
     return accounts
 
@@ -205,3 +213,16 @@ def test_migration_moves_debt_into_the_wallet_and_back(session):
     assert account_balance(session, acct, "1100") == D("-120.00")
     assert wallet_balance(session, wallet) == 0 and sa.payment_mode == "postpaid"
     assert trial_balance(session).total == 0
+
+
+def test_hourly_data_at_a_half_hour_offset_is_charged_without_gaps_or_overlaps(session):
+    """At UTC+05:30 local midnight is not on the hourly grid: each interval counts on one day."""
+    build_prepaid(session, n=1, rt="kwh_import_60m")
+    for d in range(1, 4):
+        run_daily(session, date(2026, 10, d), tz=TZ, currency="INR", policy=ANYTIME)
+    charges = session.scalars(select(PrepaidCharge).order_by(PrepaidCharge.day)).all()
+    assert [c.mtd_days for c in charges] == [1, 2, 3]
+    start = local_midnight(date(2026, 10, 1), TZ) - timedelta(minutes=30)
+    ch = session.scalar(select(Channel.id))
+    values = MeasurementStore(session).read_window([ch], start, start + timedelta(days=3), 3600).values[0]
+    assert sum(c.wh for c in charges) == round(float(np.nansum(values)) * 1000)

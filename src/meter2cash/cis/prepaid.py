@@ -122,6 +122,12 @@ def prepaid_channels(session: Session, start: datetime, end: datetime) -> dict[i
     return {sp: (-k[2], -k[1]) for sp, k in best.items()}
 
 
+def floor_to(ts: datetime, interval_s: int) -> datetime:
+    """``ts`` floored to a multiple of ``interval_s`` seconds since the epoch (UTC)."""
+    s = int(ts.timestamp())
+    return datetime.fromtimestamp(s - s % interval_s, UTC)
+
+
 @dataclass(slots=True)
 class _W:
     wallet_id: int
@@ -271,7 +277,10 @@ def _charge_chunk(
 ) -> None:
     """Read, rate and post one chunk of wallets of one tariff version and interval length."""
     n_periods = len(vdef.period_names)
-    start = local_midnight(min(w.from_day for w in chunk), tz)
+    # an interval belongs to the local day in which it starts: where local midnight is not on the
+    # interval grid (hourly data at UTC+05:30), both window ends are floored to the grid
+    start = floor_to(local_midnight(min(w.from_day for w in chunk), tz), interval_s)
+    end = floor_to(end, interval_s)
     ids = sorted({w.channel_id for w in chunk})
     window = store.read_window(ids, start, end, interval_s)
     starts = window.starts()
@@ -279,7 +288,9 @@ def _charge_chunk(
     rows = np.fromiter((row_of[w.channel_id] for w in chunk), dtype=np.int64, count=len(chunk))
     values, flags = window.values[rows], window.flags[rows]
     from_s = np.fromiter(
-        (local_midnight(w.from_day, tz).timestamp() for w in chunk), dtype=np.int64, count=len(chunk)
+        (floor_to(local_midnight(w.from_day, tz), interval_s).timestamp() for w in chunk),
+        dtype=np.int64,
+        count=len(chunk),
     )
     before_start = starts[None, :] < from_s[:, None]
     if before_start.any():

@@ -215,8 +215,11 @@ def recharge_account(
     and request reconnection at once if the balance is now positive."""
     from meter2cash.cis.prepaid import ensure_wallets
 
-    ensure_wallets(session, received_on or utcnow().date())
-    wallet = wallet_for(session, account_id=account_id)
+    try:
+        wallet = wallet_for(session, account_id=account_id)
+    except NotFound:
+        ensure_wallets(session, received_on or utcnow().date())
+        wallet = wallet_for(session, account_id=account_id)
     payment = receive(
         session,
         account_id,
