@@ -1,0 +1,121 @@
+"""``m2c gateway-sandbox`` and ``m2c serve`` as real processes: an online recharge of a prepaid
+wallet goes order → payer → signed webhook → receipt, and a replay credits nothing."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.orm import Session
+
+from meter2cash.cis.models import Account, Person, Premise, ServiceAgreement, ServicePoint
+from meter2cash.db import make_engine, upgrade
+
+pytestmark = pytest.mark.e2e
+M2C = str(Path(sys.executable).with_name("m2c"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(check, what: str, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{what} did not happen within {timeout} s")
+
+
+def test_online_recharge_through_the_sandbox_processes(tmp_path):
+    url = f"sqlite:///{tmp_path / 'm2c.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with Session(engine) as s:
+        person = Person(name="Ravi", phone="+919800000009")
+        premise = Premise(code="P-1")
+        s.add_all([person, premise])
+        s.flush()
+        acct = Account(number="PP-1", person_id=person.id)
+        sp = ServicePoint(code="SP-1", premise_id=premise.id)
+        s.add_all([acct, sp])
+        s.flush()
+        s.add(
+            ServiceAgreement(
+                number="SA-1",
+                account_id=acct.id,
+                service_point_id=sp.id,
+                tariff_code="RES-PP",
+                payment_mode="prepaid",
+                start_date=date(2026, 1, 1),
+            )
+        )
+        s.commit()
+    engine.dispose()
+    api_port, gw_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("M2C_")}
+    env.update(
+        M2C_DATABASE_URL=url, M2C_GATEWAY_URL=f"http://127.0.0.1:{gw_port}", M2C_GATEWAY_SECRET="e2e-secret"
+    )
+    api = f"http://127.0.0.1:{api_port}/api/v1"
+    procs = [
+        subprocess.Popen(
+            [M2C, "serve", "--host", "127.0.0.1", "--port", str(api_port)],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+        subprocess.Popen(
+            [M2C, "gateway-sandbox", "--port", str(gw_port), "--webhook", f"{api}/payments/webhook"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+    ]
+    try:
+        wait_for(lambda: httpx.get(f"{api}/health", timeout=1).status_code == 200, "API start")
+        wait_for(
+            lambda: httpx.get(f"http://127.0.0.1:{gw_port}/v1/events", timeout=1).status_code == 200,
+            "sandbox",
+        )
+        with httpx.Client(base_url=api, timeout=10) as c:
+            order = c.post(
+                "/payments/orders", json={"account": "PP-1", "amount": "300.00", "purpose": "recharge"}
+            )
+            assert order.status_code == 201, order.text
+            httpx.post(order.json()["pay_url"], json={"outcome": "success"}).raise_for_status()
+            wallet = wait_for(
+                lambda: (w := c.get("/wallets/PP-1").json()).get("balance") == "300.0000" and w,
+                "wallet credit",
+            )
+            assert wallet["last_recharge"] == "300.0000"
+            events = httpx.get(f"http://127.0.0.1:{gw_port}/v1/events").json()
+            httpx.post(f"http://127.0.0.1:{gw_port}/v1/events/{events[0]['id']}/redeliver")
+            wait_for(
+                lambda: len(httpx.get(f"http://127.0.0.1:{gw_port}/v1/events").json()[0]["attempts"]) == 2,
+                "replay",
+            )
+            receipts = c.get("/payments", params={"account": "PP-1"}).json()
+            assert receipts["total"] == 1 and Decimal(receipts["items"][0]["amount"]) == Decimal("300")
+            assert c.get("/wallets/PP-1").json()["balance"] == "300.0000"
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=10)
