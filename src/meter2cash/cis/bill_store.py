@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from meter2cash.cis.ledger import EntrySpec, post_many
@@ -22,6 +22,7 @@ from meter2cash.core.timeutil import utcnow
 from meter2cash.integration.models import OutboxMessage
 
 #: Core tables: plain executemany inserts (the ORM bulk path groups rows and is slower here).
+BILL = cast(Table, Bill.__table__)
 BILL_LINE = cast(Table, BillLine.__table__)
 OUTBOX = cast(Table, OutboxMessage.__table__)
 
@@ -179,9 +180,7 @@ def _insert(
                 "cancel_reason": "",
             }
         )  # fmt: skip
-    ids = list(
-        session.execute(insert(Bill).returning(Bill.id, sort_by_parameter_order=True), values).scalars()
-    )
+    ids = insert_bills(session, values)
     bills = [_Row(i, v) for i, v in zip(ids, values, strict=True)]
     rows: list[dict[str, Any]] = []
     for n, (b, (_, rb, _, _, _, _)) in enumerate(zip(bills, items, strict=True)):
@@ -237,6 +236,25 @@ class _Row:
 
     def __getattr__(self, name: str) -> Any:
         return self.v[name]
+
+
+def insert_bills(session: Session, values: list[dict[str, Any]]) -> list[int]:
+    """Insert bills and return their ids in order. PostgreSQL: ids drawn from the sequence first,
+    then a plain executemany (a batched ``INSERT … RETURNING`` is slow to send); others: RETURNING."""
+    if not values:
+        return []
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        stmt = insert(Bill).returning(Bill.id, sort_by_parameter_order=True)
+        return list(session.execute(stmt, values).scalars())
+    ids = list(
+        session.scalars(
+            text("SELECT nextval(pg_get_serial_sequence('bill', 'id')) FROM generate_series(1, :n)"),
+            {"n": len(values)},
+        )
+    )
+    session.execute(insert(BILL), [{**v, "id": i} for i, v in zip(ids, values, strict=True)])
+    return [int(i) for i in ids]
 
 
 _LINE_COLS = ("bill_id", "seq", "component", "description", "quantity", "unit", "rate", "amount",
