@@ -13,8 +13,11 @@ from meter2cash.api.deps import PlatformDep, SessionDep
 from meter2cash.api.routers.common import Limit
 from meter2cash.cis.money_models import ConnectionCommand, PrepaidCharge, Wallet
 from meter2cash.cis.payments import account_by_number
+from meter2cash.cis.prepaid import ensure_wallets
 from meter2cash.cis.prepaid_policy import PrepaidPolicy
 from meter2cash.cis.prepaid_wallet import grant_emergency_credit, recharge_account, wallet_balance, wallet_for
+from meter2cash.core.errors import NotFound
+from meter2cash.core.timeutil import utcnow
 
 router = APIRouter(tags=["wallets"])
 
@@ -27,7 +30,15 @@ class RechargeIn(BaseModel):
 
 def _wallet(session: Any, number: str) -> tuple[str, Wallet]:
     acct = account_by_number(session, number)
-    return acct.number, wallet_for(session, account_id=acct.id)
+    try:
+        return acct.number, wallet_for(session, account_id=acct.id)
+    except NotFound:  # a prepaid agreement whose wallet the daily run has not created yet
+        ensure_wallets(session, utcnow().date())
+        return acct.number, wallet_for(session, account_id=acct.id)
+
+
+def _money(v: Decimal) -> str:
+    return str(Decimal(v).quantize(Decimal("0.0001")))
 
 
 def _view(session: Any, number: str, wallet: Wallet) -> dict[str, Any]:
@@ -40,8 +51,8 @@ def _view(session: Any, number: str, wallet: Wallet) -> dict[str, Any]:
         "account": number,
         "balance": str(wallet_balance(session, wallet)),
         "supply": wallet.supply,
-        "last_recharge": str(wallet.last_recharge),
-        "emergency_credit": str(wallet.emergency_credit),
+        "last_recharge": _money(wallet.last_recharge),
+        "emergency_credit": _money(wallet.emergency_credit),
         "alert_level": wallet.alert_level,
         "grace_until": wallet.grace_until.isoformat() if wallet.grace_until else None,
         "last_charged_on": wallet.last_charged_on.isoformat() if wallet.last_charged_on else None,
