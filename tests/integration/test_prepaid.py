@@ -226,3 +226,19 @@ def test_hourly_data_at_a_half_hour_offset_is_charged_without_gaps_or_overlaps(s
     ch = session.scalar(select(Channel.id))
     values = MeasurementStore(session).read_window([ch], start, start + timedelta(days=3), 3600).values[0]
     assert sum(c.wh for c in charges) == round(float(np.nansum(values)) * 1000)
+
+
+def test_recharge_before_the_disconnect_is_sent_cancels_it(session):
+    (acct,) = build_prepaid(session, n=1)
+    policy = PrepaidPolicy(
+        quiet_from=0, quiet_until=0, sundays=False, holiday_country="", grace_hours=0, emergency_credit=D("0")
+    )
+    run_daily(session, date(2026, 10, 1), tz=TZ, currency="INR", policy=policy)
+    cmd = session.scalars(select(ConnectionCommand)).one()
+    assert cmd.status == "requested"
+    recharge_account(session, acct, D("100.00"), channel="cash", currency="INR", tz=TZ, policy=policy)
+    session.refresh(cmd)
+    wallet = session.scalars(select(Wallet)).one()
+    assert (cmd.status, wallet.supply) == ("failed", "connected")
+    assert "cancelled" in cmd.detail
+    assert session.scalar(select(func.count(ConnectionCommand.id))) == 1  # no reconnect needed

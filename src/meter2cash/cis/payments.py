@@ -73,7 +73,10 @@ def next_receipt_number(session: Session, on: date) -> str:
     """``R-YYYYMMDD-000001``: receipts are numbered per day without gaps in one transaction."""
     prefix = f"R-{on:%Y%m%d}-"
     last = session.scalar(
-        select(func.max(Payment.receipt_number)).where(Payment.receipt_number.like(prefix + "%"))
+        select(func.max(Payment.receipt_number)).where(
+            Payment.received_on == on,
+            Payment.receipt_number.like(prefix + "%"),  # the date's index
+        )
     )
     return f"{prefix}{(int(last.rsplit('-', 1)[1]) if last else 0) + 1:06d}"
 

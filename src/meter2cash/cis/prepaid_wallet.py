@@ -140,7 +140,9 @@ def evaluate_wallets(
         elif balance[k] > 0:
             if grace[k] is not None:
                 row["grace_until"] = None
-            if supply[k] in ("disconnected", "disconnect_pending"):
+            if supply[k] == "disconnect_pending" and _cancel_unsent_disconnect(session, sas[k], at):
+                row["supply"] = "connected"
+            elif supply[k] in ("disconnected", "disconnect_pending"):
                 commands.append(_command(sas[k], "reconnect", "prepaid.recharged", at))
                 row["supply"] = "reconnect_pending"
                 ev.reconnects += 1
@@ -156,6 +158,25 @@ def evaluate_wallets(
     ev.alerts = len(notes)
     session.flush()
     return ev
+
+
+def _cancel_unsent_disconnect(session: Session, agreement_id: int, at: datetime) -> bool:
+    """A disconnect not yet sent to the meter is withdrawn (``failed``, "cancelled") when the
+    balance is restored; returns whether one was."""
+    ids = session.scalars(
+        select(ConnectionCommand.id).where(
+            ConnectionCommand.service_agreement_id == agreement_id,
+            ConnectionCommand.action == "disconnect",
+            ConnectionCommand.status == "requested",
+        )
+    ).all()
+    if ids:
+        session.execute(
+            update(ConnectionCommand)
+            .where(ConnectionCommand.id.in_(ids))
+            .values(status="failed", finished_at=at, detail="cancelled: balance restored before sending")
+        )
+    return bool(ids)
 
 
 def _command(agreement_id: int, action: str, reason: str, at: datetime) -> dict[str, Any]:
