@@ -35,7 +35,10 @@ def _amount(text: str) -> Decimal:
 
 
 def _table(title: str, rows: list[dict[str, object]]) -> Table:
-    table = Table(title=title, caption=None if rows else "nothing in this period")
+    table = Table(title=title)
+    if not rows:
+        table.add_column("result")
+        table.add_row("nothing in this period")
     for col in rows[0] if rows else []:
         table.add_column(str(col), justify="right" if col in ("amount", "count") else "left")
     for r in rows:
