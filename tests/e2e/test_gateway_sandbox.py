@@ -29,7 +29,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(check, what: str, timeout: float = 30.0):
+def wait_for(check, what: str, timeout: float = 60.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -101,6 +101,8 @@ def test_online_recharge_through_the_sandbox_processes(tmp_path):
             )
             assert order.status_code == 201, order.text
             httpx.post(order.json()["pay_url"], json={"outcome": "success"}).raise_for_status()
+            events_url = f"http://127.0.0.1:{gw_port}/v1/events"
+            wait_for(lambda: httpx.get(events_url).json()[0]["delivered"], "webhook delivery")
             wallet = wait_for(
                 lambda: (w := c.get("/wallets/PP-1").json()).get("balance") == "300.0000" and w,
                 "wallet credit",
@@ -119,3 +121,43 @@ def test_online_recharge_through_the_sandbox_processes(tmp_path):
         for p in procs:
             p.terminate()
             p.wait(timeout=10)
+
+
+def run_m2c(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([M2C, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_money_commands(tmp_path):
+    """m2c pay (one receipt and an agent batch), ledger reports, collections and the prepaid run."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with Session(engine) as s:
+        person = Person(name="Meera", email="meera@example.org")
+        s.add(person)
+        s.flush()
+        s.add(Account(number="A-1", person_id=person.id))
+        s.commit()
+    engine.dispose()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("M2C_")}
+    env["M2C_DATABASE_URL"] = url
+    paid = run_m2c(
+        env, "pay", "A-1", "150.00", "--channel", "cheque", "--reference", "CHQ 12", "--on", "2026-10-02"
+    )
+    assert paid.returncode == 0, paid.stderr
+    assert "receipt R-20261002-000001" in paid.stdout and "receivable -150.0000" in paid.stdout
+    batch = tmp_path / "agent.csv"
+    batch.write_text(
+        "agent,transaction_id,account,amount,paid_on\nPOST,1,A-1,50.00,2026-10-03\nPOST,2,A-9,5,2026-10-03\n"
+    )
+    loaded = run_m2c(env, "pay", "-", "0", "--batch", str(batch))
+    assert loaded.returncode == 1 and "recorded 1 payment(s)" in loaded.stdout
+    assert "line 3 [account] payment.unknown_account" in loaded.stderr
+    report = run_m2c(env, "ledger", "collections", "--from", "2026-10-01", "--to", "2026-10-31")
+    assert "cheque" in report.stdout and "agent" in report.stdout
+    tb = run_m2c(env, "ledger", "trial-balance")
+    assert tb.returncode == 0, tb.stdout
+    assert run_m2c(env, "ledger", "ageing", "--as-of", "2026-10-31").returncode == 0
+    assert run_m2c(env, "collections", "run", "--date", "2026-10-31").returncode == 0
+    daily = run_m2c(env, "prepaid", "run-daily", "--date", "2026-10-31")
+    assert daily.returncode == 0 and '"charged": 0' in daily.stdout

@@ -10,6 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -67,7 +68,8 @@ def pay(
             s.commit()
             console.print(f"recorded {len(result.receipts)} payment(s), total {cur} {result.total}")
             for prob in result.problems:
-                err_console.print(f"  line {prob.line} [{prob.field or ''}] {prob.code}: {prob.message}")
+                where = escape(f"[{prob.field}]") if prob.field else ""
+                err_console.print(f"  line {prob.line} {where} {prob.code}: {escape(prob.message)}")
             if result.problems:
                 raise typer.Exit(1)
             return
