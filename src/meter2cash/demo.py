@@ -30,7 +30,8 @@ from meter2cash.mdm.store import MeasurementStore
 
 #: A fixed, complete month keeps the demo's figures reproducible whatever the date.
 DEFAULT_MONTH = "2026-09"
-OPENING_RECHARGE = Decimal("1000.00")
+OPENING_RECHARGE = Decimal("600.00")
+TOP_UP = Decimal("500.00")
 
 Progress = Callable[[str, int, int], None]
 
@@ -56,6 +57,8 @@ class DemoReport:
     vee: dict[str, Any] = field(default_factory=dict)
     estimation: dict[str, Any] = field(default_factory=dict)
     billing: dict[str, Any] = field(default_factory=dict)
+    prepaid: dict[str, Any] = field(default_factory=dict)
+    payments: dict[str, Any] = field(default_factory=dict)
     energy: dict[str, Any] = field(default_factory=dict)
     ledger: dict[str, Any] = field(default_factory=dict)
     bill_files: list[str] = field(default_factory=list)
@@ -98,7 +101,7 @@ def run_demo(platform: Platform, cfg: DemoConfig, progress: Progress | None = No
     """Run the whole job on ``platform`` (an empty, migrated database)."""
     from meter2cash.cis.billing import run_bills
     from meter2cash.cis.documents import write_bills_html
-    from meter2cash.cis.ledger import ensure_chart, post, trial_balance
+    from meter2cash.cis.ledger import ensure_chart, trial_balance
     from meter2cash.cis.tariffs.loader import load_tariff_file, store_tariff
     from meter2cash.integration.masterdata import load_bundle
     from meter2cash.mdm.ingest import ingest_paths
@@ -169,11 +172,15 @@ def run_demo(platform: Platform, cfg: DemoConfig, progress: Progress | None = No
     report.ingest = _ingest_totals(on_time, late)
     report.vee = {"first_pass": vee1.to_dict(), "after_late_files": vee2.to_dict()}
 
+    with _timed(report, "prepaid daily runs"):
+        report.prepaid = _prepaid_month(platform, first_local, end, tz, currency, cfg.seed, say)
     with _timed(report, "bill run"), platform.sessions() as s, s.begin():
-        _opening_recharges(s, post, currency, first_local)
         runs = [run_bills(s, m, tz=tz, currency=currency).to_dict() for m in months]
         say("bill run", 1, 1)
     report.billing = {"runs": runs}
+    with _timed(report, "payments"), platform.sessions() as s, s.begin():
+        last_local = (end - timedelta(seconds=1)).astimezone(ZoneInfo(tz)).date()
+        report.payments = _postpaid_payments(s, last_local, currency, cfg.seed)
 
     with platform.sessions() as s:
         report.estimation = _estimation_accuracy(s, fleet.serials, true, delivered, utc0, n_int)
@@ -187,6 +194,20 @@ def run_demo(platform: Platform, cfg: DemoConfig, progress: Progress | None = No
     if Decimal(report.energy["difference_kwh"]) != 0:
         report.problems.append(
             f"energy billed differs from energy stored by {report.energy['difference_kwh']} kWh"
+        )
+    statements = sum(
+        (
+            Decimal(t["amount"])
+            for run in report.billing["runs"]
+            for t in run.get("totals", [])
+            if t["kind"] == "prepaid"
+        ),
+        Decimal(0),
+    )
+    if report.prepaid and Decimal(report.prepaid["charged"]) != statements:
+        report.problems.append(
+            f"prepaid charged daily {report.prepaid['charged']} differs from the monthly statements "
+            f"{statements}"
         )
     if Decimal(str(report.ledger.get("total", "0"))) != 0:
         report.problems.append(f"trial balance is {report.ledger.get('total')}, not zero")
@@ -214,23 +235,170 @@ def _ingest_totals(on_time: list[Any], late: list[Any]) -> dict[str, Any]:
     return {"on_time": total(on_time), "late": total(late), "problems": problems}
 
 
-def _opening_recharges(session: Any, post: Callable[..., Any], currency: str, day: date) -> None:
-    """Prepaid consumers start the month with a recharge (cash in, wallet credit)."""
-    rows = session.execute(
-        select(ServiceAgreement.account_id, Account.number)
-        .join(Account, Account.id == ServiceAgreement.account_id)
-        .where(ServiceAgreement.payment_mode == "prepaid")
-    ).all()
-    for account_id, number in rows:
-        post(
-            session,
-            kind="recharge",
-            effective_date=day,
-            reference=f"RC-{number}",
-            memo="opening recharge",
-            currency=currency,
-            lines=[("1000", OPENING_RECHARGE, None), ("2100", -OPENING_RECHARGE, account_id)],
+def _prepaid_accounts(session: Any) -> list[int]:
+    return list(
+        session.scalars(
+            select(ServiceAgreement.account_id)
+            .where(ServiceAgreement.payment_mode == "prepaid")
+            .order_by(ServiceAgreement.account_id)
         )
+    )
+
+
+def _prepaid_month(
+    platform: Platform, first: date, end: datetime, tz: str, currency: str, seed: int, say: Progress
+) -> dict[str, Any]:
+    """Prepaid consumers: an opening recharge, a daily charge for every local day (alerts, disconnect
+    and reconnect requests by policy), and a top-up in the middle of the window by most of them."""
+    from meter2cash.cis.money_models import ConnectionCommand
+    from meter2cash.cis.prepaid import run_daily
+    from meter2cash.cis.prepaid_policy import PrepaidPolicy
+    from meter2cash.cis.prepaid_wallet import (
+        evaluate_wallets,
+        recharge_account,
+        reconnect_report,
+        wallet_balances,
+    )
+
+    policy = PrepaidPolicy()
+
+    rng = np.random.default_rng(seed + 4)
+    zone = ZoneInfo(tz)
+    last = (end - timedelta(seconds=1)).astimezone(zone).date()
+    days = [first + timedelta(days=k) for k in range((last - first).days + 1)]
+    totals: dict[str, Any] = {
+        "days": len(days),
+        "recharges": 0,
+        "recharged": Decimal(0),
+        "charged": Decimal(0),
+        "kwh": Decimal(0),
+        "alerts": 0,
+        "disconnect_requests": 0,
+        "disconnects_deferred": 0,
+        "reconnect_requests": 0,
+    }
+
+    def top_up(accounts: list[int], amount: Decimal, day: date, channel: str) -> None:
+        with platform.sessions() as s, s.begin():
+            for account_id in accounts:
+                recharge_account(
+                    s,
+                    account_id,
+                    amount,
+                    channel=channel,
+                    currency=currency,
+                    received_on=day,
+                    at=datetime(day.year, day.month, day.day, 10, tzinfo=zone),
+                    tz=tz,
+                )
+        totals["recharges"] += len(accounts)
+        totals["recharged"] += amount * len(accounts)
+
+    with platform.sessions() as s:
+        accounts = _prepaid_accounts(s)
+    top_up(accounts, OPENING_RECHARGE, first, "cash")
+    for i, day in enumerate(days):
+        if i == len(days) // 2:
+            takers = [a for a in accounts if rng.random() < 0.6]
+            top_up(takers, TOP_UP, day, "online")
+        elif i:
+            # Most consumers who ran out recharge the next day, which asks for reconnection.
+            with platform.sessions() as s:
+                balances = wallet_balances(s, accounts)
+            empty = [a for a in accounts if balances.get(a, 0) < 0 and rng.random() < 0.7]
+            top_up(empty, TOP_UP, day, "online")
+        with platform.sessions() as s, s.begin():
+            r = run_daily(s, day, tz=tz, currency=currency).to_dict()
+            # The charge runs after midnight, inside the no-disconnection window; the wallets are
+            # looked at again in the morning, when policy allows a disconnection.
+            morning = datetime(day.year, day.month, day.day, 10, tzinfo=zone) + timedelta(days=1)
+            r2 = evaluate_wallets(s, morning, tz=tz, policy=policy).to_dict()
+            _hes_executes_commands(s, rng)
+        totals["charged"] += Decimal(r["amount"])
+        totals["kwh"] += Decimal(r["kwh"])
+        for k in ("alerts", "disconnect_requests"):
+            totals[k] += int(r.get(k, 0)) + int(r2.get(k, 0))
+        totals["disconnects_deferred"] += int(r.get("disconnects_deferred", 0))
+        say("prepaid", i + 1, len(days))
+    with platform.sessions() as s:
+        balances = wallet_balances(s, accounts)
+        totals["reconnects"] = reconnect_report(s)
+        totals["reconnect_requests"] = s.scalar(
+            select(func.count()).select_from(ConnectionCommand).where(ConnectionCommand.action == "reconnect")
+        )
+    money = [Decimal(balances.get(a, 0)).scaleb(-4) for a in accounts]
+    totals.update(
+        wallets=len(accounts),
+        negative_at_end=sum(1 for m in money if m < 0),
+        balance_at_end=sum(money, Decimal(0)),
+    )
+    return {k: str(v) if isinstance(v, Decimal) else v for k, v in totals.items()}
+
+
+def _hes_executes_commands(session: Any, rng: np.random.Generator) -> None:
+    """The simulated head-end carries out the connection commands requested so far: sent within a
+    minute, acknowledged a few minutes later, executed (the relay switched) 5 to 150 minutes after
+    the request; one in fifty fails and is left for the next attempt."""
+    from meter2cash.cis.money_models import ConnectionCommand
+    from meter2cash.cis.prepaid_wallet import advance_command
+
+    pending = session.scalars(
+        select(ConnectionCommand)
+        .where(ConnectionCommand.status == "requested")
+        .order_by(ConnectionCommand.id)
+    ).all()
+    for cmd in pending:
+        t0 = cmd.requested_at
+        advance_command(session, cmd.id, "sent", at=t0 + timedelta(seconds=int(rng.integers(5, 60))))
+        if rng.random() < 0.02:
+            advance_command(session, cmd.id, "failed", at=t0 + timedelta(minutes=10), detail="no response")
+            continue
+        advance_command(session, cmd.id, "acknowledged", at=t0 + timedelta(minutes=int(rng.integers(1, 5))))
+        advance_command(session, cmd.id, "executed", at=t0 + timedelta(minutes=int(rng.integers(5, 150))))
+
+
+def _postpaid_payments(session: Any, on: date, currency: str, seed: int) -> dict[str, Any]:
+    """Most postpaid consumers pay their bill in full, a few in part, through several channels."""
+    from meter2cash.cis.payments import receive
+    from meter2cash.cis.reports import ageing, collections_by_channel
+
+    rng = np.random.default_rng(seed + 5)
+    channels = ("cash", "cheque", "agent", "online")
+    bills = session.execute(
+        select(Bill.account_id, Bill.total)
+        .where(Bill.kind == "postpaid", Bill.status == "issued")
+        .order_by(Bill.id)
+    ).all()
+    paid_day = on + timedelta(days=7)
+    full = part = 0
+    for account_id, total in bills:
+        draw = rng.random()
+        if draw < 0.7:
+            amount, full = total, full + 1
+        elif draw < 0.8:
+            amount, part = (total / 2).quantize(Decimal("0.01")), part + 1
+        else:
+            continue
+        receive(
+            session,
+            account_id,
+            amount,
+            channel=channels[int(rng.integers(0, 4))],
+            currency=currency,
+            received_on=paid_day,
+        )
+    by_channel = collections_by_channel(session, paid_day, paid_day)
+    due = session.scalar(select(func.max(Bill.due_date)).where(Bill.kind == "postpaid")) or paid_day
+    aged = ageing(session, due + timedelta(days=45)).to_dict()
+    return {
+        "as_of": (due + timedelta(days=45)).isoformat(),
+        "bills": len(bills),
+        "paid_in_full": full,
+        "paid_in_part": part,
+        "unpaid": len(bills) - full - part,
+        "by_channel": by_channel,
+        "ageing": aged.get("totals", aged),
+    }
 
 
 def _kwh_channels(session: Any) -> tuple[list[int], list[str]]:

@@ -48,6 +48,20 @@ def _check_totals(report: dict, meters: int) -> None:
     assert est["still_missing"] == 0
     assert 0 < est["estimated_share"] < 0.05
     assert report["bill_files"] and all(Path(p).exists() for p in report["bill_files"])
+    # Prepaid: charged daily through the tariff, equal to the monthly statements to the paisa.
+    pp = report["prepaid"]
+    statements = sum(
+        Decimal(t["amount"])
+        for run in report["billing"]["runs"]
+        for t in run["totals"]
+        if t["kind"] == "prepaid"
+    )
+    assert Decimal(pp["charged"]) == statements > 0
+    assert pp["days"] == 30 and pp["recharges"] >= pp["wallets"]
+    # Postpaid: payments through several channels reduce receivables; the rest ages.
+    pay = report["payments"]
+    assert pay["paid_in_full"] + pay["paid_in_part"] + pay["unpaid"] == pay["bills"]
+    assert {c["channel"] for c in pay["by_channel"]} <= {"cash", "cheque", "agent", "online"}
     assert report["problems"] == []
 
 

@@ -99,6 +99,10 @@ def _m(amount: str) -> str:
     return f"{round_money(Decimal(amount)):,}"
 
 
+def _share(x: float | None) -> str:
+    return "–" if x is None else f"{x:.0%}"
+
+
 def print_report(r: DemoReport) -> None:
     entities = r.masterdata.get("entities", {})
     console.print(
@@ -187,6 +191,44 @@ def print_report(r: DemoReport) -> None:
     console.print(
         _table("Bills and revenue by class", ["period", "class / mode", "bills", "kWh", "amount"], bill_rows)
     )
+    pp = r.prepaid
+    if pp:
+        console.print(
+            _table(
+                "Prepaid wallets (charged daily)",
+                ["measure", "value"],
+                [
+                    ["wallets", pp["wallets"]],
+                    ["days charged", pp["days"]],
+                    ["energy charged [kWh]", pp["kwh"]],
+                    ["charged", _m(pp["charged"])],
+                    ["recharges", pp["recharges"]],
+                    ["recharged", _m(pp["recharged"])],
+                    ["balance alerts sent", pp["alerts"]],
+                    ["disconnect requests", pp["disconnect_requests"]],
+                    ["disconnects held back (18:00–08:00, Sundays, holidays)", pp["disconnects_deferred"]],
+                    ["reconnect requests", pp["reconnect_requests"]],
+                    ["reconnections executed", pp["reconnects"]["executed"]],
+                    ["median minutes from recharge to supply", pp["reconnects"]["median_min"]],
+                    ["reconnections within the 2-hour target", _share(pp["reconnects"]["within_target"])],
+                    ["wallets below zero at the end", pp["negative_at_end"]],
+                    ["wallet balances at the end", _m(pp["balance_at_end"])],
+                ],
+            )
+        )
+    pay = r.payments
+    if pay:
+        rows = [[f"{c['channel']} ({c['purpose']})", c["count"], _m(c["amount"])] for c in pay["by_channel"]]
+        console.print(_table("Postpaid bills paid", ["channel", "receipts", "amount"], rows))
+        aged = pay["ageing"]
+        console.print(
+            _table(
+                f"Receivables on {pay['as_of']} ({pay['paid_in_full']} paid in full, "
+                f"{pay['paid_in_part']} in part, {pay['unpaid']} unpaid)",
+                ["bucket", "amount"],
+                [[k, _m(v)] for k, v in aged.items()],
+            )
+        )
     e = r.energy
     console.print(
         _table(
@@ -218,4 +260,7 @@ def print_report(r: DemoReport) -> None:
         for p in r.problems:
             err_console.print(f"[red]check failed[/red] {p}")
     else:
-        console.print("[green]checks passed[/green]: energy in = energy billed, trial balance zero")
+        console.print(
+            "[green]checks passed[/green]: energy in = energy billed; prepaid charged daily = monthly "
+            "statements; trial balance zero"
+        )
