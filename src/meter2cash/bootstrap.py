@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from meter2cash.config import Settings, get_settings
 from meter2cash.db import make_engine, require_migrated, session_factory
+from meter2cash.integration.outbox import Dispatcher
 
 
 @dataclass
@@ -34,3 +35,17 @@ def bootstrap(settings: Settings | None = None, *, check_migrated: bool = True) 
             engine.dispose()
             raise
     return Platform(settings=settings, engine=engine, sessions=session_factory(engine))
+
+
+def subscribers(settings: Settings) -> Dispatcher:
+    """The in-process subscribers of the platform's events (the embedded bus).
+
+    - ``vee.estimate_replaced`` → cancel and rebill the bills the replaced estimates were on;
+    - ``payment.received`` → queue a receipt notification.
+    """
+    from meter2cash.cis import notifications, rebill
+
+    dispatcher = Dispatcher()
+    rebill.subscribe(dispatcher, tz=settings.timezone, currency=settings.currency)
+    notifications.subscribe(dispatcher)
+    return dispatcher

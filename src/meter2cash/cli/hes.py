@@ -76,3 +76,20 @@ def ingest_worker(
     with platform() as p:
         n = run_worker(p, cfg, durable=durable, idle_timeout_s=idle, on_result=done, on_error=failed)
     console.print(f"{n} message(s) handled")
+
+
+@worker_app.command("events")
+def events_worker(
+    nats_url: str = typer.Option("", "--nats", help="NATS URL (default: M2C_NATS_URL)"),
+    stream: str = typer.Option("M2C_EVENTS", help="JetStream stream of the events"),
+    durable: str = typer.Option("m2c-events", help="the shared consumer"),
+    idle: float = typer.Option(5.0, help="stop after this many seconds without a message"),
+) -> None:
+    """Run the platform's event subscribers (rebilling, receipts) on events relayed to NATS."""
+    from meter2cash.bootstrap import subscribers
+    from meter2cash.integration.nats_bus import consume
+
+    cfg = _config(nats_url, stream)
+    with platform() as p:
+        n = consume(p.sessions, cfg, subscribers(p.settings), durable=durable, idle_timeout_s=idle)
+    console.print(f"{n} event(s) handled")

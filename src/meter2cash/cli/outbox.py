@@ -38,6 +38,31 @@ def status() -> None:
     console.print(table)
 
 
+@app.command("dispatch")
+def dispatch(
+    follow: bool = typer.Option(False, "--follow", help="keep dispatching as new events commit"),
+    interval: float = typer.Option(1.0, help="seconds between polls with --follow"),
+    batch: int = typer.Option(1000, min=1, help="messages per transaction"),
+) -> None:
+    """Hand committed events to the in-process subscribers (rebilling, receipts), each once."""
+    from meter2cash.bootstrap import subscribers
+
+    with platform() as p:
+        dispatcher = subscribers(p.settings)
+        total = 0
+        while True:
+            n = dispatcher.dispatch_pending(p.sessions, limit=batch)
+            total += n
+            if n:
+                console.print(f"dispatched {n:,} events ({total:,} in all)")
+            if not follow:
+                break
+            if n < batch:
+                time.sleep(interval)
+        if not follow and total == 0:
+            console.print("nothing waiting")
+
+
 @app.command("relay")
 def relay(
     nats_url: str = typer.Option("", "--nats", help="NATS URL (default: M2C_NATS_URL)"),
