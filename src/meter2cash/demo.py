@@ -445,7 +445,7 @@ def _energy_check(session: Any, start: datetime, end: datetime) -> dict[str, Any
     Each agreement's energy is rounded to Wh as the bill rounds it, then summed exactly.
     """
     ids, _ = _kwh_channels(session)
-    w = MeasurementStore(session).read_window(ids, start, end, INTERVAL_S)
+    w = MeasurementStore(session).read_window(ids, start, end, INTERVAL_S, include_raw=False)
     per_channel_wh = np.rint(np.nansum(w.values, axis=1) * 1000).astype(np.int64)
     stored = Decimal(int(per_channel_wh.sum())).scaleb(-3)
     billed = Decimal(

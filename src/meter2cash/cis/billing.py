@@ -142,7 +142,7 @@ def rate_jobs(
             ids = sorted(
                 {ch.kwh for ch in chans if ch} | {x for ch in chans if ch for x in (ch.kvah, ch.export) if x}
             )
-            window = store.read_window(ids, p.start, p.end, interval_s)
+            window = store.read_window(ids, p.start, p.end, interval_s, include_raw=False)
             starts = window.starts()
             if pidx is None:
                 pidx = tou_period_index(starts, vdef.tou, tz)

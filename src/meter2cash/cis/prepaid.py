@@ -282,7 +282,7 @@ def _charge_chunk(
     start = floor_to(local_midnight(min(w.from_day for w in chunk), tz), interval_s)
     end = floor_to(end, interval_s)
     ids = sorted({w.channel_id for w in chunk})
-    window = store.read_window(ids, start, end, interval_s)
+    window = store.read_window(ids, start, end, interval_s, include_raw=False)
     starts = window.starts()
     row_of = {cid: r for r, cid in enumerate(window.channel_ids)}
     rows = np.fromiter((row_of[w.channel_id] for w in chunk), dtype=np.int64, count=len(chunk))

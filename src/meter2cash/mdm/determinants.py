@@ -199,7 +199,7 @@ def service_point_determinants(
     with ``kvah_total`` and ``kwh_export`` [kWh] when the meter has those channels."""
     channel_id, interval_s = kwh_import_channel(session, service_point_id, start, end)
     store = MeasurementStore(session)
-    window = store.read_window([channel_id], start, end, interval_s)
+    window = store.read_window([channel_id], start, end, interval_s, include_raw=False)
     pidx = tou_period_index(window.starts(), version.tou, tz)
     names = version.period_names
     demand_s = version.demand.interval_s if version.demand else interval_s
@@ -209,7 +209,7 @@ def service_point_determinants(
     out = {"channel_id": channel_id, "interval_s": interval_s, **det.as_dict(0, names)}
     others = companion_channels(session, channel_id, interval_s)
     if others:
-        w = store.read_window(list(others.values()), start, end, interval_s)
+        w = store.read_window(list(others.values()), start, end, interval_s, include_raw=False)
         for name, cid in others.items():
             key = "kvah_total" if name == "kvah" else "kwh_export"
             out[key] = round(float(np.nansum(w.values[w.row(cid)])), 3)
