@@ -42,7 +42,7 @@ from meter2cash.cis.models import (
 )
 from meter2cash.cis.tariffs import load_tariff_file, store_tariff
 from meter2cash.core.timeutil import local_month_bounds
-from meter2cash.db import upgrade
+from meter2cash.db import make_engine, upgrade
 from meter2cash.integration.models import OutboxMessage
 from meter2cash.mdm.models import Channel, ChannelDay, Installation, Meter
 from meter2cash.mdm.reading_types import ensure_catalogue
@@ -139,7 +139,7 @@ def main() -> None:
         url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     try:
         upgrade(url)
-        engine = create_engine(url)
+        engine = make_engine(url)  # the platform's engine, with its PostgreSQL settings
         sessions = sessionmaker(engine, expire_on_commit=False)
         t0 = time.perf_counter()
         with sessions() as s:

@@ -116,7 +116,10 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         engine = create_engine(url, echo=echo)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True)
+    # psycopg prepares a statement on the server after five executions; PostgreSQL then plans it
+    # generically, and for the store's IN lists of thousands of channels that generic plan scans
+    # the whole table (measured: 18x slower reads). Plans made per execution stay index scans.
+    return create_engine(url, echo=echo, pool_pre_ping=True, connect_args={"prepare_threshold": None})
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

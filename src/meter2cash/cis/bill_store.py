@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from meter2cash.cis.ledger import EntrySpec, post_many
+from meter2cash.cis.ledger import EntrySpec, post_entries
 from meter2cash.cis.models import Bill, BillLine, BillRun, BillSegment
 from meter2cash.cis.rating import RatedBill, RatedLine
 from meter2cash.core.timeutil import utcnow
@@ -156,7 +156,7 @@ def _insert(
             memo = f"bill {numbers[k]} {run.period} {rb.tariff_code}"
             specs.append(EntrySpec("bill", p.last, numbers[k], memo, legs, rb.currency or currency))
             with_entry.append(k)
-    entries = dict(zip(with_entry, (e.id for e in post_many(session, specs)), strict=True))
+    entries = dict(zip(with_entry, post_entries(session, specs), strict=True))
     now = utcnow()
     values = []
     for k, (job, rb, det, kwh, est, _) in enumerate(items):

@@ -14,14 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, case, func, select, type_coerce
+from sqlalchemy import BigInteger, Table, case, func, insert, select, type_coerce
 from sqlalchemy.orm import Session
 
 from meter2cash.cis.bulk import insert_rows
 from meter2cash.cis.models import JournalEntry, JournalLine, LedgerAccount
 from meter2cash.core.errors import Conflict, InvalidInput, NotFound
+from meter2cash.core.timeutil import utcnow
 
 #: The chart of accounts seeded by :func:`ensure_chart`: code → (name, type).
 CHART: dict[str, tuple[str, str]] = {
@@ -97,38 +98,55 @@ def _check(spec: EntrySpec, known: set[str]) -> None:
         )
 
 
-def post_many(session: Session, specs: Sequence[EntrySpec]) -> list[JournalEntry]:
-    """Post many balanced entries with bulk inserts; refuses the lot if any is unbalanced."""
+def post_entries(session: Session, specs: Sequence[EntrySpec]) -> list[int]:
+    """Post many balanced entries with bulk inserts and return their ids, in order.
+
+    Refuses the lot if any entry is unbalanced or names an unknown ledger account. Entries are
+    inserted in one statement per batch (``RETURNING`` their ids), without ORM objects: a bill
+    run posts thousands at once.
+    """
     if not specs:
         return []
     known = set(session.scalars(select(LedgerAccount.code)))
     for spec in specs:
         _check(spec, known)
-    entries = [
-        JournalEntry(
-            kind=s.kind,
-            effective_date=s.effective_date,
-            reference=s.reference,
-            memo=s.memo[:200],
-            reverses_id=s.reverses_id,
+    now = utcnow()
+    table = cast(Table, JournalEntry.__table__)
+    ids: list[int] = list(
+        session.scalars(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True),
+            [
+                {
+                    "posted_at": now,
+                    "kind": s.kind,
+                    "effective_date": s.effective_date,
+                    "reference": s.reference,
+                    "memo": s.memo[:200],
+                    "reverses_id": s.reverses_id,
+                }
+                for s in specs
+            ],
         )
-        for s in specs
-    ]
-    session.add_all(entries)
-    session.flush()
+    )
     rows = [
         {
-            "entry_id": e.id,
+            "entry_id": entry_id,
             "ledger_account": code,
             "account_id": acct,
             "amount": amount,
             "currency": s.currency,
         }
-        for e, s in zip(entries, specs, strict=True)
+        for entry_id, s in zip(ids, specs, strict=True)
         for code, amount, acct in s.lines
     ]
     insert_rows(session, JournalLine.__table__, rows)  # type: ignore[arg-type]
-    return entries
+    return ids
+
+
+def post_many(session: Session, specs: Sequence[EntrySpec]) -> list[JournalEntry]:
+    """Post many balanced entries (see :func:`post_entries`) and return them as ORM objects."""
+    ids = post_entries(session, specs)
+    return [e for i in ids if (e := session.get(JournalEntry, i)) is not None]
 
 
 def post(

@@ -30,7 +30,7 @@ from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from meter2cash.cis.bulk import insert_rows
-from meter2cash.cis.ledger import WALLET, EntrySpec, ensure_chart, post_many
+from meter2cash.cis.ledger import WALLET, EntrySpec, ensure_chart, post_entries
 from meter2cash.cis.models import ServiceAgreement
 from meter2cash.cis.money_models import PrepaidCharge, Wallet
 from meter2cash.cis.prepaid_policy import PrepaidPolicy
@@ -346,7 +346,7 @@ def _charge_chunk(
             legs,
             vdef.currency or currency,
         )
-        entry_id = post_many(session, [spec])[0].id
+        entry_id = post_entries(session, [spec])[0]
     insert_rows(
         session,
         PrepaidCharge.__table__,  # type: ignore[arg-type]

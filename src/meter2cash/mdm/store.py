@@ -196,7 +196,7 @@ class MeasurementStore:
             stmt = select(*_DAY_COLUMNS).where(tuple_(ChannelDay.channel_id, ChannelDay.day).in_(part))
             if for_update:
                 stmt = stmt.with_for_update()
-            for row in self.session.execute(stmt):
+            for row in self.session.execute(stmt).all():
                 found[(row.channel_id, row.day)] = DayArrays.from_row(row)
         return found
 
@@ -259,7 +259,7 @@ class MeasurementStore:
                 t.channel_id.in_(ids[i : i + CHUNK]), t.day >= first, t.day <= days[-1]
             )
             # Rows decode straight into the window: no per-day objects, one copy per array.
-            for row in self.session.execute(stmt):
+            for row in self.session.execute(stmt).all():
                 if row[3] != interval_s:
                     raise ValueError(f"channel {row[0]} is stored at {row[3]} s, not {interval_s} s")
                 r, c = row_of[row[0]], (row[1] - first).days * spd
