@@ -3,41 +3,20 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 
 import pytest
 from typer.testing import CliRunner
 
-from meter2cash.bootstrap import bootstrap
 from meter2cash.cli import app
-from meter2cash.cli.common import console
-from meter2cash.config import Settings, get_settings
-from meter2cash.db import upgrade
-from meter2cash.mdm.models import Channel, Meter
-from meter2cash.mdm.reading_types import ensure_catalogue
+from meter2cash.config import get_settings
 
 pytestmark = pytest.mark.e2e
 HEADER = "meter,channel,start,value\n"
 
 
 @pytest.fixture
-def db(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    upgrade(url)
-    p = bootstrap(Settings(database_url=url))
-    with p.sessions() as s:
-        rts = ensure_catalogue(s)
-        meter = Meter(serial="M1", status="installed")
-        s.add(meter)
-        s.flush()
-        s.add(Channel(meter_id=meter.id, reading_type_id=rts["kwh_import_15m"].id, multiplier=Decimal(1)))
-        s.commit()
-    p.dispose()
-    monkeypatch.setenv("M2C_DATABASE_URL", url)
-    monkeypatch.setattr(console, "width", 200)
-    get_settings.cache_clear()
-    yield url
-    get_settings.cache_clear()
+def db(one_meter_db):
+    return one_meter_db
 
 
 def test_ingest_reports_rows_problems_and_exit_codes(db, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import typer
 from rich.table import Table
@@ -38,6 +39,22 @@ def status() -> None:
     console.print(table)
 
 
+def _drain(step: Callable[[], int], verb: str, *, follow: bool, interval: float, batch: int) -> None:
+    """Run ``step`` (one batch, returns how many events it handled) until nothing waits, or forever."""
+    total = 0
+    while True:
+        n = step()
+        total += n
+        if n:
+            console.print(f"{verb} {n:,} events ({total:,} in all)")
+        if not follow:
+            break
+        if n < batch:
+            time.sleep(interval)
+    if not follow and total == 0:
+        console.print("nothing waiting")
+
+
 @app.command("dispatch")
 def dispatch(
     follow: bool = typer.Option(False, "--follow", help="keep dispatching as new events commit"),
@@ -49,18 +66,13 @@ def dispatch(
 
     with platform() as p:
         dispatcher = subscribers(p.settings)
-        total = 0
-        while True:
-            n = dispatcher.dispatch_pending(p.sessions, limit=batch)
-            total += n
-            if n:
-                console.print(f"dispatched {n:,} events ({total:,} in all)")
-            if not follow:
-                break
-            if n < batch:
-                time.sleep(interval)
-        if not follow and total == 0:
-            console.print("nothing waiting")
+        _drain(
+            lambda: dispatcher.dispatch_pending(p.sessions, limit=batch),
+            "dispatched",
+            follow=follow,
+            interval=interval,
+            batch=batch,
+        )
 
 
 @app.command("relay")
@@ -80,15 +92,10 @@ def relay(
             console.print("[red]error[/red] bus.not_configured: give --nats or set M2C_NATS_URL")
             raise typer.Exit(2)
         cfg = NatsConfig(url=url, stream=stream)
-        total = 0
-        while True:
-            sent = relay_outbox(p.sessions, cfg, limit=batch)
-            total += sent
-            if sent:
-                console.print(f"relayed {sent:,} events to {cfg.stream} ({total:,} in all)")
-            if not follow:
-                break
-            if sent < batch:
-                time.sleep(interval)
-        if not follow and total == 0:
-            console.print("nothing waiting")
+        _drain(
+            lambda: relay_outbox(p.sessions, cfg, limit=batch),
+            f"relayed to {cfg.stream}",
+            follow=follow,
+            interval=interval,
+            batch=batch,
+        )
