@@ -12,6 +12,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -19,9 +20,12 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
 from meter2cash.bootstrap import Platform, bootstrap
-from meter2cash.config import Settings
+from meter2cash.cli.common import console
+from meter2cash.config import Settings, get_settings
 from meter2cash.db import upgrade
 from meter2cash.integration.nats_bus import NatsConfig, delete_stream
+from meter2cash.mdm.models import Channel, Meter
+from meter2cash.mdm.reading_types import ensure_catalogue
 from meter2cash.models import metadata
 
 PG_ADMIN_URL = os.environ.get("M2C_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -159,3 +163,24 @@ def session(platform: Platform) -> Iterator[Session]:
     """A session on the test database; the test commits what it wants to keep."""
     with platform.sessions() as s:
         yield s
+
+
+@pytest.fixture
+def one_meter_db(tmp_path, monkeypatch) -> Iterator[str]:
+    """A migrated SQLite file with meter M1 (channel kwh_import_15m), configured for the CLI."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    upgrade(url)
+    p = bootstrap(Settings(database_url=url))
+    with p.sessions() as s:
+        rts = ensure_catalogue(s)
+        meter = Meter(serial="M1", status="installed")
+        s.add(meter)
+        s.flush()
+        s.add(Channel(meter_id=meter.id, reading_type_id=rts["kwh_import_15m"].id, multiplier=Decimal(1)))
+        s.commit()
+    p.dispose()
+    monkeypatch.setenv("M2C_DATABASE_URL", url)
+    monkeypatch.setattr(console, "width", 200)
+    get_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()
