@@ -41,6 +41,21 @@ def shared_data(relative: str) -> Path:
     return path
 
 
+def make_meter(session, serial: str, channels: dict[str, str] | None = None) -> dict[str, int]:
+    """A meter with channels ``{reading_type_code: multiplier}``; returns channel ids by code."""
+    rts = ensure_catalogue(session)
+    meter = Meter(serial=serial, status="installed")
+    session.add(meter)
+    session.flush()
+    ids = {}
+    for code, mult in (channels or {"kwh_import_15m": "1"}).items():
+        ch = Channel(meter_id=meter.id, reading_type_id=rts[code].id, multiplier=Decimal(mult))
+        session.add(ch)
+        session.flush()
+        ids[code] = ch.id
+    return ids
+
+
 def _pg_admin() -> Engine | None:
     engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:

@@ -5,35 +5,19 @@ from __future__ import annotations
 import gzip
 import json
 from datetime import UTC, date, datetime
-from decimal import Decimal
 
 import numpy as np
 from sqlalchemy import func, select
 
+from conftest import make_meter
 from meter2cash.integration.models import OutboxMessage
 from meter2cash.mdm.ingest import ingest_bytes, ingest_paths
-from meter2cash.mdm.models import Channel, ChannelDay, Meter, MeterEvent, RawBatch, RegisterRead
-from meter2cash.mdm.reading_types import ensure_catalogue
+from meter2cash.mdm.models import ChannelDay, MeterEvent, RawBatch, RegisterRead
 from meter2cash.mdm.store import MeasurementStore
 
 HEADER = "meter,channel,start,value\n"
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 DAY1 = date(2026, 10, 1)
-
-
-def make_meter(session, serial: str, channels: dict[str, str] | None = None) -> dict[str, int]:
-    """A meter with channels ``{reading_type_code: multiplier}``; returns channel ids by code."""
-    rts = ensure_catalogue(session)
-    meter = Meter(serial=serial, status="installed")
-    session.add(meter)
-    session.flush()
-    ids = {}
-    for code, mult in (channels or {"kwh_import_15m": "1"}).items():
-        ch = Channel(meter_id=meter.id, reading_type_id=rts[code].id, multiplier=Decimal(mult))
-        session.add(ch)
-        session.flush()
-        ids[code] = ch.id
-    return ids
 
 
 def csv(*rows: str) -> bytes:

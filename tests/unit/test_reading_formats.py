@@ -5,40 +5,23 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import make_meter
 from meter2cash.core.errors import M2CError
 from meter2cash.integration.formats import detect_format, parse_csv, parse_json
 from meter2cash.integration.formats.readings_checks import group_channel_days, last_wins, misaligned
 from meter2cash.mdm.ingest import ingest_bytes
-from meter2cash.mdm.models import Channel, Meter
-from meter2cash.mdm.reading_types import ensure_catalogue
 from meter2cash.mdm.store import MeasurementStore
 
 HEADER = "meter,channel,start,value\n"
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 T0_US = int(T0.timestamp()) * 1_000_000
 RECEIVED = datetime(2026, 10, 5, tzinfo=UTC)
-
-
-def make_meter(session, serial: str, channels: dict[str, str] | None = None) -> dict[str, int]:
-    """A meter with channels ``{reading_type_code: multiplier}``; returns channel ids by code."""
-    rts = ensure_catalogue(session)
-    meter = Meter(serial=serial, status="installed")
-    session.add(meter)
-    session.flush()
-    ids = {}
-    for code, mult in (channels or {"kwh_import_15m": "1"}).items():
-        ch = Channel(meter_id=meter.id, reading_type_id=rts[code].id, multiplier=Decimal(mult))
-        session.add(ch)
-        session.flush()
-        ids[code] = ch.id
-    return ids
 
 
 def codes_by_line(problems) -> dict[int, str]:
