@@ -83,3 +83,30 @@ def test_store_merges_reads_back_across_days_and_keeps_history(session):
     assert w.versions[(cid, d1)] == 2
     hist = store.history(cid, d1)
     assert [h.version for h in hist] == [1] and hist[0].reason == "ingest"
+
+
+def test_a_stale_copy_never_overwrites_data_that_arrived_meanwhile(platform):
+    from sqlalchemy.exc import OperationalError
+
+    from meter2cash.core.errors import Conflict
+
+    with platform.sessions() as s:
+        cid = _channel(s)
+        MeasurementStore(s).merge({(cid, date(2026, 10, 1)): (np.arange(4), np.ones(4))}, {cid: 900})
+        s.commit()
+    key = (cid, date(2026, 10, 1))
+    with platform.sessions() as vee:
+        copy = MeasurementStore(vee).load_days([key])[key]  # VEE reads the day (version 1)
+        with platform.sessions() as ingest:  # meanwhile, late data is accepted and committed
+            MeasurementStore(ingest).merge({key: (np.arange(4, 8), np.full(4, 2.0))}, {cid: 900})
+            ingest.commit()
+        copy.values = np.nan_to_num(copy.raw)
+        copy.vee_status = "validated"
+        with pytest.raises((Conflict, OperationalError)):
+            MeasurementStore(vee).save([copy], reason="vee")
+            vee.flush()
+        vee.rollback()
+    with platform.sessions() as s:
+        day = MeasurementStore(s).load_days([key])[key]
+    assert day.version == 2 and day.vee_status == "raw"
+    np.testing.assert_allclose(day.raw[:8], [1, 1, 1, 1, 2, 2, 2, 2])

@@ -17,6 +17,7 @@ import numpy.typing as npt
 from sqlalchemy import delete, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from meter2cash.core.errors import Conflict
 from meter2cash.core.quality import FLAG_DTYPE, Quality
 from meter2cash.core.timeutil import (
     day_start,
@@ -276,7 +277,11 @@ class MeasurementStore:
     def save(self, days: Sequence[DayArrays], *, reason: str) -> None:
         """Store changed channel-days: insert new ones, supersede stored ones (old row → history).
 
-        ``reason`` is recorded in history (``ingest``, ``vee``, ``edit``…).
+        ``reason`` is recorded in history (``ingest``, ``vee``, ``edit``…). A stored day is only
+        superseded if it is still at the version the caller read (``DayArrays.version``): when
+        another transaction changed it meanwhile (new data arrived while VEE ran), nothing is
+        written and :class:`Conflict` ``store.version_conflict`` is raised, so that accepted data
+        is never overwritten by a stale copy. The caller's transaction should be rolled back.
         """
         if not days:
             return
@@ -284,16 +289,28 @@ class MeasurementStore:
         new = [d for d in days if d.version == 0]
         old = [d for d in days if d.version > 0]
         if old:
-            keys = [(d.channel_id, d.day) for d in old]
+            expected = {(d.channel_id, d.day): d.version for d in old}
+            keys = list(expected)
+            cols = [c for c in ChannelDay.__table__.c if c.name != "updated_at"]
+            hist: list[dict[str, Any]] = []
             for i in range(0, len(keys), CHUNK):
                 part = keys[i : i + CHUNK]
-                cols = [c for c in ChannelDay.__table__.c if c.name != "updated_at"]
-                rows = self.session.execute(
-                    select(*cols).where(tuple_(ChannelDay.channel_id, ChannelDay.day).in_(part))
-                ).mappings()
-                hist = [{**dict(r), "superseded_at": now, "reason": reason} for r in rows]
-                if hist:
-                    self.session.execute(insert(ChannelDayHistory), hist)
+                stmt = select(*cols).where(tuple_(ChannelDay.channel_id, ChannelDay.day).in_(part))
+                rows = self.session.execute(stmt.with_for_update()).mappings()
+                hist.extend({**dict(r), "superseded_at": now, "reason": reason} for r in rows)
+            stale = [
+                (h["channel_id"], h["day"])
+                for h in hist
+                if h["version"] != expected[(h["channel_id"], h["day"])]
+            ]
+            if stale or len(hist) != len(keys):
+                raise Conflict(
+                    f"{len(stale) or len(keys) - len(hist)} channel-day(s) changed since they were read "
+                    f"(first: channel {(stale or keys)[0][0]}, {(stale or keys)[0][1]}); nothing was saved",
+                    code="store.version_conflict",
+                    days=len(stale),
+                )
+            self.session.execute(insert(ChannelDayHistory), hist)
             self.session.execute(
                 update(ChannelDay),
                 [
