@@ -8,6 +8,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from meter2cash.core.errors import M2CError, NotFound
@@ -35,6 +37,14 @@ class UnsupportedMediaType(M2CError):
 def not_found(entity: str, key: str) -> NotFound:
     """``<entity>.not_found`` for a resource that does not exist."""
     return NotFound(f"no {entity.replace('_', ' ')} {key!r}", code=f"{entity}.not_found", key=key)
+
+
+def get_by_key(session: Session, column: InstrumentedAttribute[Any], key: str, entity: str) -> Any:
+    """The row whose natural-key ``column`` equals ``key``, or ``<entity>.not_found``."""
+    row = session.scalar(select(column.class_).where(column == key))
+    if row is None:
+        raise not_found(entity, key)
+    return row
 
 
 def error_body(code: str, message: str, data: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from sqlalchemy import func, select
 
 from meter2cash.api.deps import PlatformDep, SessionDep
-from meter2cash.api.errors import not_found
+from meter2cash.api.errors import get_by_key
 from meter2cash.api.routers.common import Limit, Offset, agreements, page
 from meter2cash.api.schemas import AccountDetail, AccountOut, Page, PersonOut
 from meter2cash.cis.models import Account, JournalLine, Person, ServiceAgreement
@@ -60,9 +60,7 @@ def balance(session: SessionDep, account_id: int) -> Decimal | None:
 @router.get("/accounts/{number}", response_model=AccountDetail)
 def get_account(number: str, session: SessionDep, platform: PlatformDep) -> AccountDetail:
     """One account: person, service agreements and balance (error ``account.not_found``)."""
-    acc = session.scalar(select(Account).where(Account.number == number))
-    if acc is None:
-        raise not_found("account", number)
+    acc: Account = get_by_key(session, Account.number, number, "account")
     return AccountDetail(
         number=acc.number,
         customer_class=acc.customer_class,

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from meter2cash.api.deps import SessionDep
-from meter2cash.api.errors import not_found
+from meter2cash.api.errors import get_by_key, not_found
 from meter2cash.api.routers.common import Limit, Offset, page
 from meter2cash.api.schemas import BillDetail, BillLineOut, BillOut, Page
 from meter2cash.cis.models import Account, Bill, ServiceAgreement
@@ -48,9 +48,7 @@ def _bill_stmt() -> Any:
 
 
 def _bill(session: Session, number: str) -> Bill:
-    bill = session.scalar(select(Bill).where(Bill.number == number))
-    if bill is None:
-        raise not_found("bill", number)
+    bill: Bill = get_by_key(session, Bill.number, number, "bill")
     return bill
 
 

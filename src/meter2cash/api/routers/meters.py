@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from meter2cash.api.deps import SessionDep
-from meter2cash.api.errors import not_found
+from meter2cash.api.errors import get_by_key, not_found
 from meter2cash.api.routers.common import Limit, Offset, page
 from meter2cash.api.schemas import (
     ChannelOut,
@@ -39,9 +39,7 @@ def _meter_out(m: Meter, dcu: str | None) -> MeterOut:
 
 
 def _meter(session: SessionDep, serial: str) -> Meter:
-    meter = session.scalar(select(Meter).where(Meter.serial == serial))
-    if meter is None:
-        raise not_found("meter", serial)
+    meter: Meter = get_by_key(session, Meter.serial, serial, "meter")
     return meter
 
 

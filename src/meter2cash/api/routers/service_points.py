@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from sqlalchemy import select
 
 from meter2cash.api.deps import SessionDep
-from meter2cash.api.errors import not_found
+from meter2cash.api.errors import get_by_key
 from meter2cash.api.routers.common import Limit, Offset, agreements, page
 from meter2cash.api.schemas import (
     InstalledMeter,
@@ -49,9 +49,7 @@ def list_service_points(
 @router.get("/service-points/{code}", response_model=ServicePointDetail)
 def get_service_point(code: str, session: SessionDep) -> ServicePointDetail:
     """One service point (error ``service_point.not_found``)."""
-    sp = session.scalar(select(ServicePoint).where(ServicePoint.code == code))
-    if sp is None:
-        raise not_found("service_point", code)
+    sp: ServicePoint = get_by_key(session, ServicePoint.code, code, "service_point")
     dt = None
     if sp.dt_id is not None:
         row = session.execute(
