@@ -79,6 +79,23 @@ class ServiceAgreement(Base):
     service_point: Mapped[ServicePoint] = relationship()
 
 
+class ContractTerm(Base):
+    """The contracted load of a service agreement from a date on. A change inside a billing
+    period splits the bill into segments, so charges per kW sanctioned or kVA contracted are
+    prorated by the days under each term; the agreement's own columns hold the latest term."""
+
+    __tablename__ = "contract_term"
+    __table_args__ = (UniqueConstraint("service_agreement_id", "effective_from"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service_agreement_id: Mapped[int] = mapped_column(ForeignKey("service_agreement.id"), index=True)
+    effective_from: Mapped[date] = mapped_column(Date)
+    sanctioned_load_kw: Mapped[Decimal] = mapped_column(Quantity)
+    contract_demand_kva: Mapped[Decimal | None] = mapped_column(Quantity)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(100), default="")
+
+
 class TariffVersion(Base):
     """A tariff version as loaded from its file, kept so any bill can be re-rated exactly."""
 

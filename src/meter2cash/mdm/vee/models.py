@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from meter2cash.core.timeutil import utcnow
@@ -75,7 +75,35 @@ class VeeRereadRequest(Base):
     channel_id: Mapped[int] = mapped_column(Integer)
     window_start: Mapped[datetime] = mapped_column(UTCDateTime)
     window_end: Mapped[datetime] = mapped_column(UTCDateTime)
-    #: ``requested`` until the head-end picks it up.
+    #: ``requested`` until the head-end picks it up, then ``sent``, ``completed`` or ``failed``.
     status: Mapped[str] = mapped_column(String(16), default="requested", index=True)
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     requested_by: Mapped[str] = mapped_column(String(100), default="")
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: What the head-end answered (intervals delivered, or why it failed).
+    outcome: Mapped[str] = mapped_column(Text, default="")
+
+
+class VeeModel(Base):
+    """A trained learned estimator: its parameters, the history it learned from and how well it
+    did on held-out data. The latest active version of a scope is used until it is retrained."""
+
+    __tablename__ = "vee_model"
+    __table_args__ = (UniqueConstraint("scope", "interval_s", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: What the model serves, e.g. ``class:residential`` or ``channel:42``.
+    scope: Mapped[str] = mapped_column(String(64), index=True)
+    interval_s: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32), default="ridge")
+    trained_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    history_from: Mapped[date | None] = mapped_column(Date)
+    history_to: Mapped[date | None] = mapped_column(Date)
+    channels: Mapped[int] = mapped_column(Integer, default=0)
+    samples: Mapped[int] = mapped_column(Integer, default=0)
+    #: The parameters as an ``.npz`` archive.
+    params: Mapped[bytes] = mapped_column(LargeBinary)
+    #: Held-out error and the like (JSON).
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
