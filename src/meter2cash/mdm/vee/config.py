@@ -170,6 +170,8 @@ class EstimationConfig(_Strict):
     #: Use the learned estimator (trained on the channel's own history) for gaps beyond
     #: ``max_interp_hours`` when there is enough history; like-day otherwise.
     learned: bool = True
+    #: A stored learned model older than this is retrained at the next run that needs it [days].
+    learned_max_age_days: float = Field(30.0, gt=0.0)
 
 
 class Eligibility(_Strict):
