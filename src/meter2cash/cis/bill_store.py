@@ -12,10 +12,11 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, func, insert, select, text
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
-from meter2cash.cis.ledger import EntrySpec, post_entries
+from meter2cash.cis.bulk import insert_rows, reserve_ids
+from meter2cash.cis.ledger import COPY_FROM_ROWS, EntrySpec, post_entries
 from meter2cash.cis.models import Bill, BillLine, BillRun, BillSegment
 from meter2cash.cis.rating import RatedBill, RatedLine
 from meter2cash.core.timeutil import utcnow
@@ -215,7 +216,7 @@ def _insert(
                 for s, seg in enumerate(segs)
             ],
         )  # fmt: skip
-    session.execute(insert(OUTBOX), [_issued(b) for b in bills])
+    insert_rows(session, OUTBOX, [_issued(b) for b in bills], copy_min_rows=COPY_FROM_ROWS)
     for (job, *_), b in zip(items, bills, strict=True):
         result.bills.append(b.id)
         result.estimated += b.estimated
@@ -240,21 +241,15 @@ class _Row:
 
 def insert_bills(session: Session, values: list[dict[str, Any]]) -> list[int]:
     """Insert bills and return their ids in order. PostgreSQL: ids drawn from the sequence first,
-    then a plain executemany (a batched ``INSERT … RETURNING`` is slow to send); others: RETURNING."""
+    then one ``COPY`` (a batched ``INSERT … RETURNING`` is slow to send); others: RETURNING."""
     if not values:
         return []
-    conn = session.connection()
-    if conn.dialect.name != "postgresql":
+    ids = reserve_ids(session, BILL, len(values))
+    if ids is None:
         stmt = insert(Bill).returning(Bill.id, sort_by_parameter_order=True)
         return list(session.execute(stmt, values).scalars())
-    ids = list(
-        session.scalars(
-            text("SELECT nextval(pg_get_serial_sequence('bill', 'id')) FROM generate_series(1, :n)"),
-            {"n": len(values)},
-        )
-    )
-    session.execute(insert(BILL), [{**v, "id": i} for i, v in zip(ids, values, strict=True)])
-    return [int(i) for i in ids]
+    insert_rows(session, BILL, [{**v, "id": i} for i, v in zip(ids, values, strict=True)], copy_min_rows=0)
+    return ids
 
 
 _LINE_COLS = ("bill_id", "seq", "component", "description", "quantity", "unit", "rate", "amount",

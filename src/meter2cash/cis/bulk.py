@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
-from sqlalchemy import JSON, Table, insert
+from sqlalchemy import JSON, ColumnDefault, Table, insert, text
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
@@ -24,15 +24,43 @@ def _json(v: Any) -> str | None:
     return None if v is None else json.dumps(v, separators=(",", ":"))
 
 
-def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert ``rows`` (dicts with the same keys) into ``table``."""
+def reserve_ids(session: Session, table: Table, n: int) -> list[int] | None:
+    """``n`` new ids from the PostgreSQL sequence of ``table.id`` (so rows can be copied with
+    their ids known beforehand); ``None`` on other databases."""
+    if session.connection().dialect.name != "postgresql":
+        return None
+    stmt = text(f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) FROM generate_series(1, :n)")
+    return [int(i) for i in session.scalars(stmt, {"n": n})]
+
+
+def _defaults(table: Table, given: list[str]) -> list[tuple[str, Callable[[], Any]]]:
+    """The client-side column defaults a ``COPY`` would skip (SQLAlchemy applies them on
+    ``INSERT`` only): per missing column, a function giving its value."""
+    out: list[tuple[str, Callable[[], Any]]] = []
+    for col in table.c:
+        d = col.default
+        if col.name in given or d is None or not isinstance(d, ColumnDefault):
+            continue
+        arg = d.arg
+        out.append((col.name, partial(arg, None) if d.is_callable else partial(lambda v: v, arg)))
+    return out
+
+
+def insert_rows(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]], *, copy_min_rows: int = COPY_MIN_ROWS
+) -> None:
+    """Insert ``rows`` (dicts with the same keys) into ``table``; missing columns get their
+    defaults. ``COPY`` is used on PostgreSQL from ``copy_min_rows`` rows on."""
     if not rows:
         return
     conn = session.connection()
     dialect = conn.dialect
-    if dialect.name != "postgresql" or len(rows) < COPY_MIN_ROWS:
+    if dialect.name != "postgresql" or len(rows) < copy_min_rows:
         session.execute(insert(table), list(rows))
         return
+    fill = _defaults(table, list(rows[0]))
+    if fill:
+        rows = [{**r, **{c: f() for c, f in fill}} for r in rows]
     cols = list(rows[0])
     convert: list[Callable[[Any], Any] | None] = []
     for c in cols:

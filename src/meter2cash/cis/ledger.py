@@ -19,7 +19,7 @@ from typing import Any, cast
 from sqlalchemy import BigInteger, Table, case, func, insert, select, type_coerce
 from sqlalchemy.orm import Session
 
-from meter2cash.cis.bulk import insert_rows
+from meter2cash.cis.bulk import insert_rows, reserve_ids
 from meter2cash.cis.models import JournalEntry, JournalLine, LedgerAccount
 from meter2cash.core.errors import Conflict, InvalidInput, NotFound
 from meter2cash.core.timeutil import utcnow
@@ -44,6 +44,8 @@ CHART: dict[str, tuple[str, str]] = {
 CASH, RECEIVABLE, WALLET, TAXES, DEPOSITS = "1000", "1100", "2100", "2200", "2300"
 SURCHARGE, FEES, WRITE_OFF, GATEWAY_FEES = "4400", "4500", "6100", "6200"
 MONEY_SCALE = 4
+#: From this many entries on, PostgreSQL gets them by ``COPY`` (fewer go by ``INSERT``).
+COPY_FROM_ROWS = 100
 #: The raw scaled-integer amount column (10⁻⁴ units), for exact SQL sums.
 _RAW = type_coerce(JournalLine.__table__.c.amount, BigInteger)
 
@@ -101,9 +103,10 @@ def _check(spec: EntrySpec, known: set[str]) -> None:
 def post_entries(session: Session, specs: Sequence[EntrySpec]) -> list[int]:
     """Post many balanced entries with bulk inserts and return their ids, in order.
 
-    Refuses the lot if any entry is unbalanced or names an unknown ledger account. Entries are
-    inserted in one statement per batch (``RETURNING`` their ids), without ORM objects: a bill
-    run posts thousands at once.
+    Refuses the lot if any entry is unbalanced or names an unknown ledger account. No ORM
+    objects: a bill run posts thousands at once. On PostgreSQL, from ``COPY_FROM_ROWS`` entries
+    on, the ids are drawn from the sequence and entries and lines are copied; otherwise entries
+    are inserted with ``RETURNING`` their ids.
     """
     if not specs:
         return []
@@ -112,22 +115,25 @@ def post_entries(session: Session, specs: Sequence[EntrySpec]) -> list[int]:
         _check(spec, known)
     now = utcnow()
     table = cast(Table, JournalEntry.__table__)
-    ids: list[int] = list(
-        session.scalars(
-            insert(table).returning(table.c.id, sort_by_parameter_order=True),
-            [
-                {
-                    "posted_at": now,
-                    "kind": s.kind,
-                    "effective_date": s.effective_date,
-                    "reference": s.reference,
-                    "memo": s.memo[:200],
-                    "reverses_id": s.reverses_id,
-                }
-                for s in specs
-            ],
-        )
-    )
+    entries = [
+        {
+            "posted_at": now,
+            "kind": s.kind,
+            "effective_date": s.effective_date,
+            "reference": s.reference,
+            "memo": s.memo[:200],
+            "reverses_id": s.reverses_id,
+        }
+        for s in specs
+    ]
+    reserved = reserve_ids(session, table, len(entries)) if len(entries) >= COPY_FROM_ROWS else None
+    if reserved is not None:  # PostgreSQL: ids first, then one COPY (RETURNING batches are slow)
+        ids = reserved
+        with_ids = [{**e, "id": i} for e, i in zip(entries, ids, strict=True)]
+        insert_rows(session, table, with_ids, copy_min_rows=0)
+    else:
+        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        ids = list(session.scalars(stmt, entries))
     rows = [
         {
             "entry_id": entry_id,
@@ -139,7 +145,7 @@ def post_entries(session: Session, specs: Sequence[EntrySpec]) -> list[int]:
         for entry_id, s in zip(ids, specs, strict=True)
         for code, amount, acct in s.lines
     ]
-    insert_rows(session, JournalLine.__table__, rows)  # type: ignore[arg-type]
+    insert_rows(session, JournalLine.__table__, rows, copy_min_rows=COPY_FROM_ROWS)  # type: ignore[arg-type]
     return ids
 
 
