@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from sqlalchemy import select
@@ -26,6 +28,7 @@ from meter2cash.cis.cycles import (
     History,
     Job,
     MeterChannels,
+    MeterUse,
     bill_history,
     billing_period,
     error,
@@ -38,9 +41,9 @@ from meter2cash.cis.models import Bill, BillCycle, BillRun
 from meter2cash.cis.rating import RatedArrays, RatingInput, rate_arrays
 from meter2cash.cis.tariffs.model import TariffVersionDef
 from meter2cash.core.quality import Quality
-from meter2cash.core.timeutil import local_frame, utcnow
+from meter2cash.core.timeutil import epoch_seconds, local_frame, utcnow
 from meter2cash.mdm.determinants import bill_determinants, daily_kwh
-from meter2cash.mdm.store import MeasurementStore
+from meter2cash.mdm.store import MeasurementStore, Window
 from meter2cash.mdm.tou import tou_period_index
 
 #: Agreements rated per read of interval data (bounds memory: CHUNK_AGREEMENTS × intervals × 8 B).
@@ -123,14 +126,18 @@ def rate_jobs(
     versions: dict[int, TariffVersionDef],
     errors: list[dict[str, Any]],
 ) -> Iterator[RatedChunk]:
-    """Read interval data and rate jobs per tariff version, interval length and chunk."""
-    groups: dict[tuple[int, int], list[Job]] = defaultdict(list)
+    """Read interval data and rate jobs per tariff version, interval length and chunk.
+
+    Segments of a split bill share the month's slab limits by their days (as if the tariff
+    said ``prorate_slabs``), so a split never gives a second first slab."""
+    groups: dict[tuple[int, int, bool], list[Job]] = defaultdict(list)
     for j in jobs:
-        assert j.a.channels is not None
-        groups[(j.tv_id, j.a.channels.interval_s)].append(j)
+        groups[(j.tv_id, j.interval_s, j.split)].append(j)
     store = MeasurementStore(session)
-    for (tv_id, interval_s), members in groups.items():
+    for (tv_id, interval_s, split), members in groups.items():
         vdef = versions[tv_id]
+        if split and vdef.energy is not None and not vdef.energy.prorate_slabs:
+            vdef = vdef.model_copy(update={"energy": vdef.energy.model_copy(update={"prorate_slabs": True})})
         names = vdef.period_names
         demand_s = max(vdef.demand.interval_s, interval_s) if vdef.demand else interval_s
         ratchet = vdef.demand.ratchet_months if vdef.demand and vdef.demand.ratchet_percent else 0
@@ -138,10 +145,7 @@ def rate_jobs(
         local_days: np.ndarray = np.empty(0, "datetime64[D]")
         for c in range(0, len(members), CHUNK_AGREEMENTS):
             chunk = members[c : c + CHUNK_AGREEMENTS]
-            chans = [j.a.channels for j in chunk]
-            ids = sorted(
-                {ch.kwh for ch in chans if ch} | {x for ch in chans if ch for x in (ch.kvah, ch.export) if x}
-            )
+            ids = sorted({cid for j in chunk for cid in j.channel_ids})
             window = store.read_window(ids, p.start, p.end, interval_s, include_raw=False)
             starts = window.starts()
             if pidx is None:
@@ -156,8 +160,7 @@ def rate_jobs(
             first = np.array([j.first for j in chunk], dtype="datetime64[D]")
             last = np.array([j.last for j in chunk], dtype="datetime64[D]")
             active = (local_days[None, :] >= first[:, None]) & (local_days[None, :] <= last[:, None])
-            kwh_rows = np.asarray([row[ch.kwh] for ch in chans if ch], dtype=np.int64)
-            raw = window.values[kwh_rows]
+            raw, raw_flags = meter_rows(window, row, chunk, starts, "kwh")
             has = np.asarray((active & ~np.isnan(raw)).any(axis=1), dtype=bool)
             for j, ok in zip(chunk, has.tolist(), strict=True):
                 if not ok:
@@ -166,9 +169,9 @@ def rate_jobs(
             if not keep.size:
                 continue
             kept = [chunk[i] for i in keep.tolist()]
-            values, flags = _fill_missing(raw[keep], window.flags[kwh_rows][keep], active[keep])
+            values, flags = _fill_missing(raw[keep], raw_flags[keep], active[keep])
             det = bill_determinants(values, flags, pidx, len(names), interval_s, demand_s)
-            extra = _other_channels(window, row, kept, active[keep])
+            extra = _other_channels(window, row, kept, starts, active[keep])
             needs_history = bool(ratchet) or vdef.net_metering is not None
             hist = (
                 bill_history(session, [j.a.id for j in kept], p.code, ratchet) if needs_history else History()
@@ -178,7 +181,7 @@ def rate_jobs(
             inp = RatingInput.from_kwh(
                 det.kwh_by_period,
                 det.max_demand_kw,
-                [float(j.a.sanctioned_kw) for j in kept],
+                [float(j.sanctioned_kw) for j in kept],
                 p.days,
                 days_active,
                 [j.a.kind == "prepaid" for j in kept],
@@ -187,7 +190,7 @@ def rate_jobs(
                 export_kwh=extra["export"],
                 bank_kwh=[hist.bank_kwh.get(j.a.id, 0.0) for j in kept] if vdef.net_metering else None,
                 max_demand_kw_by_period=det.max_demand_kw_by_period,
-                contract_kva=[float(j.a.contract_kva or 0) for j in kept],
+                contract_kva=[float(j.contract_kva or 0) for j in kept],
                 ratchet_kw=[hist.ratchet_kw.get(j.a.id, 0.0) for j in kept] if ratchet else None,
                 months=p.months,
                 period=p.code,
@@ -200,12 +203,18 @@ def rate_jobs(
                 d.update(
                     interval_s=interval_s,
                     channel_id=j.a.channels.kwh if j.a.channels else None,
-                    sanctioned_load_kw=str(j.a.sanctioned_kw),
+                    sanctioned_load_kw=str(j.sanctioned_kw),
                     days_in_period=p.days,
                     days_active=days_active[k],
                     daily_kwh={"dates": dates, "kwh": np.round(daily[k], 3).tolist()},
-                    data_version=data_version(per_channel, j.a.channels),
+                    data_version=data_version(per_channel, j.channel_ids),
                 )
+                if j.termed:
+                    d["contract_demand_kva"] = None if j.contract_kva is None else str(j.contract_kva)
+                if len(j.meters) > 1:
+                    used = meters_used(window, row, j, starts, active[keep[k]], tz)
+                    if len(used) > 1:
+                        d["meters"] = used
                 if extra["kvah"] is not None:
                     d["kvah_total"] = round(float(extra["kvah"][k]), 3)
                 if extra["export"] is not None:
@@ -216,35 +225,99 @@ def rate_jobs(
             yield RatedChunk(kept, rated, dets, [s > 0 for s in est_share])
 
 
-def _other_channels(
-    window: Any, row: dict[int, int], jobs: list[Job], active: np.ndarray
-) -> dict[str, np.ndarray | None]:
-    """kVAh and export totals [kWh] over the active window; agreements without such a channel
-    get their kWh for kVAh (PF 1) and 0 export."""
-    out: dict[str, np.ndarray | None] = {}
-    for name in ("kvah", "export"):
-        ids = [getattr(j.a.channels, name) for j in jobs]
-        if not any(ids):
-            out[name] = None
+def _pick(mc: MeterChannels, name: str) -> int | None:
+    """The channel of ``name`` on a meter; kVAh falls back to kWh (power factor 1)."""
+    if name == "kwh":
+        return mc.kwh
+    if name == "kvah":
+        return mc.kvah or mc.kwh
+    return mc.export
+
+
+def _installed(m: MeterUse, starts: np.ndarray) -> np.ndarray:
+    """Intervals starting inside the meter's installation window."""
+    mask = starts >= epoch_seconds(m.installed_at)
+    if m.removed_at is not None:
+        mask &= starts < epoch_seconds(m.removed_at)
+    return np.asarray(mask, dtype=bool)
+
+
+def meter_rows(
+    window: Window, row: dict[int, int], jobs: list[Job], starts: np.ndarray, name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each job's interval values and flags of channel ``name`` (``kwh``, ``kvah``, ``export``)
+    over the window, combined over the service point's meters.
+
+    Each meter counts only inside its installation window; where windows overlap the meter
+    installed later wins, so no interval is counted twice, and an exchange in the middle of a
+    day keeps both meters' intervals of that day. A meter without the channel gives 0 (export)
+    or its kWh (kVAh). The usual case, one meter installed over the whole window, is one take
+    of rows."""
+    n, t = len(jobs), window.values.shape[1]
+    lo, hi = window.start, window.start + timedelta(seconds=t * window.interval_s)
+    zeros = np.zeros(t)
+    if all(len(j.meters) == 1 and j.meters[0].covers(lo, hi) for j in jobs):
+        picked = [_pick(j.meters[0].channels, name) for j in jobs]
+        if all(picked):
+            rows = np.asarray([row[c] for c in picked if c], dtype=np.int64)
+            return window.values[rows], window.flags[rows]
+    values = np.full((n, t), np.nan)
+    flags = np.full((n, t), Quality.MISSING, dtype=window.flags.dtype)
+    for k, j in enumerate(jobs):
+        for m in j.meters:
+            cid = _pick(m.channels, name)
+            mask = _installed(m, starts)
+            values[k] = np.where(mask, window.values[row[cid]] if cid else zeros, values[k])
+            flags[k] = np.where(mask, window.flags[row[cid]] if cid else 0, flags[k])
+    return values, flags
+
+
+def meters_used(
+    window: Window, row: dict[int, int], j: Job, starts: np.ndarray, active: np.ndarray, tz: str
+) -> list[dict[str, Any]]:
+    """The meters whose intervals count in a job's active days: serial, kWh channel, the local
+    day of installation/removal inside the period (``None`` outside it) and the kWh read."""
+    zone = ZoneInfo(tz)
+    out = []
+    lo, hi = window.start, window.start + timedelta(seconds=len(starts) * window.interval_s)
+    for m in j.meters:
+        mask = _installed(m, starts) & active
+        if not mask.any():
             continue
-        vals = np.zeros(len(jobs))
-        for k, cid in enumerate(ids):
-            if cid:
-                vals[k] = np.nansum(np.where(active[k], window.values[row[cid]], np.nan))
-            else:
-                kwh = jobs[k].a.channels.kwh  # type: ignore[union-attr]
-                vals[k] = (
-                    np.nansum(np.where(active[k], window.values[row[kwh]], np.nan)) if name == "kvah" else 0
-                )
-        out[name] = vals
+        kwh = float(np.nansum(np.where(mask, window.values[row[m.channels.kwh]], np.nan)))
+        out.append(
+            {
+                "serial": m.serial,
+                "channel_id": m.channels.kwh,
+                "from": str(m.installed_at.astimezone(zone).date()) if m.installed_at > lo else None,
+                "until": str(m.removed_at.astimezone(zone).date())
+                if m.removed_at is not None and m.removed_at < hi
+                else None,
+                "kwh": round(kwh, 3),
+            }
+        )
     return out
 
 
-def data_version(per_channel: dict[int, list[int]], ch: MeterChannels | None) -> dict[str, Any]:
+def _other_channels(
+    window: Window, row: dict[int, int], jobs: list[Job], starts: np.ndarray, active: np.ndarray
+) -> dict[str, np.ndarray | None]:
+    """kVAh and export totals [kWh] over the active window; meters without such a channel
+    give their kWh for kVAh (PF 1) and 0 export."""
+    out: dict[str, np.ndarray | None] = {}
+    for name in ("kvah", "export"):
+        if not any(getattr(m.channels, name) for j in jobs for m in j.meters):
+            out[name] = None
+            continue
+        values, _ = meter_rows(window, row, jobs, starts, name)
+        out[name] = np.nansum(np.where(active, values, np.nan), axis=1)
+    return out
+
+
+def data_version(per_channel: dict[int, list[int]], ids: list[int]) -> dict[str, Any]:
     """Fingerprint of the stored channel-days read (``per_channel``: channel → [days, sum of
-    versions]): their count and version sum over the bill's channels. A later correction or
-    late data changes it (see :mod:`meter2cash.cis.rebill`)."""
-    ids = sorted({c for c in (ch.kwh, ch.kvah, ch.export) if c}) if ch else []
+    versions]): their count and version sum over the bill's channels (every meter's). A later
+    correction or late data changes it (see :mod:`meter2cash.cis.rebill`)."""
     aggs = [per_channel.get(c, [0, 0]) for c in ids]
     return {"channels": ids, "days": sum(a[0] for a in aggs), "sum": sum(a[1] for a in aggs)}
 

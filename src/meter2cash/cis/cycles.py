@@ -24,12 +24,13 @@ from meter2cash.cis.models import (
     Bill,
     BillCycle,
     BillCycleAssignment,
+    ContractTerm,
     ServiceAgreement,
     TariffVersion,
 )
 from meter2cash.cis.tariffs.model import TariffVersionDef
 from meter2cash.core.timeutil import local_month_bounds
-from meter2cash.mdm.models import Channel, Installation, ReadingType
+from meter2cash.mdm.models import Channel, Installation, Meter, ReadingType
 from meter2cash.mdm.store import CHUNK
 
 MONTHLY = "monthly"
@@ -128,23 +129,49 @@ class MeterChannels:
     kvah: int | None = None
     export: int | None = None
 
+    @property
+    def ids(self) -> list[int]:
+        return [c for c in (self.kwh, self.kvah, self.export) if c]
 
-def service_point_channels(
+
+@dataclass(slots=True)
+class MeterUse:
+    """One installation of a meter at a service point: the meter's serial, its billed channels
+    and the installation window ``[installed_at, removed_at)`` (UTC; ``removed_at`` ``None``
+    while installed). A bill reads each meter's intervals inside its own window only."""
+
+    serial: str
+    channels: MeterChannels
+    installed_at: datetime
+    removed_at: datetime | None = None
+
+    def covers(self, start: datetime, end: datetime) -> bool:
+        """Installed over the whole of ``[start, end)``."""
+        return self.installed_at <= start and (self.removed_at is None or self.removed_at >= end)
+
+
+def service_point_meters(
     session: Session, sp_ids: list[int], start: datetime, end: datetime
-) -> dict[int, MeterChannels]:
-    """Service point → its billed channels of the meter installed during ``[start, end)`` (the
-    latest installation; the shortest kWh interval)."""
-    found: dict[int, list[tuple[Any, int, int, str, str]]] = defaultdict(list)
+) -> dict[int, list[MeterUse]]:
+    """Service point → the meters installed during ``[start, end)`` with their billed channels
+    (the shortest kWh import interval of each meter), in installation order. Installations
+    without a kWh import interval channel are left out."""
+    found: dict[tuple[int, int], list[tuple[int, int, str, str]]] = defaultdict(list)
+    inst_of: dict[tuple[int, int], tuple[str, datetime, datetime | None]] = {}
     for i in range(0, len(sp_ids), CHUNK):
         rows = session.execute(
             select(
                 Installation.service_point_id,
+                Installation.id,
                 Installation.installed_at,
+                Installation.removed_at,
+                Meter.serial,
                 Channel.id,
                 ReadingType.interval_s,
                 ReadingType.unit,
                 ReadingType.direction,
             )
+            .join(Meter, Meter.id == Installation.meter_id)
             .join(Channel, Channel.meter_id == Installation.meter_id)
             .join(ReadingType, Channel.reading_type_id == ReadingType.id)
             .where(
@@ -156,27 +183,36 @@ def service_point_channels(
                 Channel.active.is_(True),
             )
         )
-        for sp, inst, cid, interval, unit, direction in rows:
+        for sp, inst_id, installed, removed, serial, cid, interval, unit, direction in rows:
             if interval:
-                found[sp].append((inst, int(interval), int(cid), unit, direction))
-    out: dict[int, MeterChannels] = {}
-    for sp, chans in found.items():
-        latest = max(c[0] for c in chans)
-        mine = [c for c in chans if c[0] == latest]
-        kwh = sorted((iv, cid) for _, iv, cid, unit, d in mine if unit == "kWh" and d == "import")
+                found[(sp, inst_id)].append((int(interval), int(cid), unit, direction))
+                inst_of[(sp, inst_id)] = (serial, installed, removed)
+    out: dict[int, list[MeterUse]] = defaultdict(list)
+    for key, chans in found.items():
+        kwh = sorted((iv, cid) for iv, cid, unit, d in chans if unit == "kWh" and d == "import")
         if not kwh:
             continue
         interval, cid = kwh[0]
         mc = MeterChannels(cid, interval)
-        for _, iv, other, unit, d in sorted(mine, key=lambda c: c[2]):
+        for iv, other, unit, d in sorted(chans, key=lambda c: c[1]):
             if iv != interval:
                 continue
             if unit == "kVAh" and d == "import" and mc.kvah is None:
                 mc.kvah = other
             elif unit == "kWh" and d == "export" and mc.export is None:
                 mc.export = other
-        out[sp] = mc
-    return out
+        serial, installed, removed = inst_of[key]
+        out[key[0]].append(MeterUse(serial, mc, installed, removed))
+    for uses in out.values():
+        uses.sort(key=lambda u: u.installed_at)
+    return dict(out)
+
+
+def service_point_channels(
+    session: Session, sp_ids: list[int], start: datetime, end: datetime
+) -> dict[int, MeterChannels]:
+    """Service point → the billed channels of the meter installed last during ``[start, end)``."""
+    return {sp: uses[-1].channels for sp, uses in service_point_meters(session, sp_ids, start, end).items()}
 
 
 @dataclass(slots=True)
@@ -234,13 +270,74 @@ class Agreement:
 
 @dataclass(slots=True)
 class Job:
-    """One agreement × one segment of the period under one tariff version."""
+    """One agreement × one segment of the period: one tariff version, one contract term.
+
+    ``sanctioned_kw``/``contract_kva`` are the contract in effect over the segment (the
+    agreement's own columns when it has no :class:`ContractTerm`); ``meters`` are the meters
+    installed at the service point during the period (their intervals count inside their own
+    installation windows); ``split``: the bill has more than one segment."""
 
     a: Agreement
     seg: int
     first: date
     last: date
     tv_id: int
+    sanctioned_kw: Decimal = Decimal(0)
+    contract_kva: Decimal | None = None
+    meters: list[MeterUse] = field(default_factory=list)
+    split: bool = False
+    termed: bool = False
+
+    @property
+    def interval_s(self) -> int:
+        assert self.meters, "a job is planned with at least one meter"
+        return self.meters[0].channels.interval_s
+
+    @property
+    def channel_ids(self) -> list[int]:
+        return sorted({c for m in self.meters for c in m.channels.ids})
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """A contract term as billing reads it."""
+
+    effective_from: date
+    sanctioned_kw: Decimal
+    contract_kva: Decimal | None
+
+
+def contract_terms(session: Session, sa_ids: list[int], until: date) -> dict[int, list[Term]]:
+    """Agreement → its contract terms effective on or before ``until``, oldest first."""
+    out: dict[int, list[Term]] = defaultdict(list)
+    for i in range(0, len(sa_ids), CHUNK):
+        rows = session.execute(
+            select(
+                ContractTerm.service_agreement_id,
+                ContractTerm.effective_from,
+                ContractTerm.sanctioned_load_kw,
+                ContractTerm.contract_demand_kva,
+            )
+            .where(
+                ContractTerm.service_agreement_id.in_(sa_ids[i : i + CHUNK]),
+                ContractTerm.effective_from <= until,
+            )
+            .order_by(ContractTerm.service_agreement_id, ContractTerm.effective_from)
+        )
+        for sa, frm, kw, kva in rows:
+            out[sa].append(Term(frm, kw, kva))
+    return dict(out)
+
+
+def term_on(terms: list[Term], day: date) -> Term:
+    """The term in effect on ``day``: the latest one from ``day`` or before (the earliest one
+    before the first term's date)."""
+    current = terms[0]
+    for t in terms:
+        if t.effective_from > day:
+            break
+        current = t
+    return current
 
 
 def error(a: Agreement, code: str, message: str) -> dict[str, Any]:
@@ -295,8 +392,11 @@ def plan_jobs(
     versions: dict[int, TariffVersionDef],
     override: tuple[int, TariffVersionDef] | None = None,
 ) -> list[Job]:
-    """Split each agreement's active days into segments by the tariff versions in effect
-    (``override``: one given version for the whole period, for shadow billing)."""
+    """Split each agreement's active days into segments: by the tariff versions in effect
+    (``override``: one given version for the whole period, for shadow billing) and by its
+    contract terms (a change of sanctioned load or contract demand starts a segment on its
+    date). Every segment reads the meters installed at the service point during the period,
+    each inside its own installation window, so a meter exchange needs no segment of its own."""
     by_code: dict[str, list[TariffVersion]] = defaultdict(list)
     codes = sorted({a.tariff_code for a in agreements})
     if override is None and codes:
@@ -314,27 +414,66 @@ def plan_jobs(
                 versions[tv.id] = TariffVersionDef.model_validate(tv.definition)
     elif override is not None:
         versions[override[0]] = override[1]
-    channels = service_point_channels(
-        session, sorted({a.service_point_id for a in agreements}), p.start, p.end
-    )
+    meters = service_point_meters(session, sorted({a.service_point_id for a in agreements}), p.start, p.end)
+    terms = contract_terms(session, [a.id for a in agreements], p.last)
     jobs: list[Job] = []
     for a in agreements:
         first, last = max(a.start, p.first), min(a.end or p.last, p.last)
-        a.channels = channels.get(a.service_point_id)
-        if a.channels is None:
+        uses = meters.get(a.service_point_id, [])
+        a.channels = uses[-1].channels if uses else None
+        if not uses:
             errors.append(error(a, "billing.no_meter", "no meter with a kWh interval channel installed"))
             continue
+        if len({u.channels.interval_s for u in uses}) > 1:
+            serials = ", ".join(f"{u.serial} ({u.channels.interval_s} s)" for u in uses)
+            errors.append(
+                error(
+                    a,
+                    "billing.interval_mismatch",
+                    f"meters of different interval lengths in {p.code}: {serials}",
+                )
+            )
+            continue
         if override is not None:
-            jobs.append(Job(a, 1, first, last, override[0]))
-            continue
-        segs = []
-        for tv in by_code.get(a.tariff_code, []):
-            s, e = max(first, tv.effective_from), min(last, tv.effective_to or last)
-            if s <= e:
-                segs.append((s, e, tv.id))
-        covered = sum((e - s).days + 1 for s, e, _ in segs)
-        if not segs or covered < (last - first).days + 1:
-            errors.append(error(a, "billing.no_tariff", f"no version of tariff {a.tariff_code} for {p.code}"))
-            continue
-        jobs.extend(Job(a, k + 1, s, e, tv) for k, (s, e, tv) in enumerate(segs))
+            segs = [(first, last, override[0])]
+        else:
+            segs = []
+            for tv in by_code.get(a.tariff_code, []):
+                s, e = max(first, tv.effective_from), min(last, tv.effective_to or last)
+                if s <= e:
+                    segs.append((s, e, tv.id))
+            covered = sum((e - s).days + 1 for s, e, _ in segs)
+            if not segs or covered < (last - first).days + 1:
+                errors.append(
+                    error(a, "billing.no_tariff", f"no version of tariff {a.tariff_code} for {p.code}")
+                )
+                continue
+        mine = terms.get(a.id)
+        pieces = (
+            _split_by_terms(segs, mine)
+            if mine
+            else [(s, e, tv, a.sanctioned_kw, a.contract_kva) for s, e, tv in segs]
+        )
+        split = len(pieces) > 1
+        jobs.extend(
+            Job(a, k + 1, s, e, tv, kw, kva, uses, split, bool(mine))
+            for k, (s, e, tv, kw, kva) in enumerate(pieces)
+        )
     return jobs
+
+
+def _split_by_terms(
+    segs: list[tuple[date, date, int]], terms: list[Term]
+) -> list[tuple[date, date, int, Decimal, Decimal | None]]:
+    """Cut the tariff segments at the terms' dates; neighbours under the same version and the
+    same contract are joined again (a term restating the contract starts no segment)."""
+    out: list[tuple[date, date, int, Decimal, Decimal | None]] = []
+    for s, e, tv in segs:
+        cuts = [t.effective_from for t in terms if s < t.effective_from <= e]
+        for lo, hi in zip([s, *cuts], [*(c - timedelta(days=1) for c in cuts), e], strict=True):
+            t = term_on(terms, lo)
+            if out and out[-1][2] == tv and out[-1][3:] == (t.sanctioned_kw, t.contract_kva):
+                out[-1] = (out[-1][0], hi, tv, t.sanctioned_kw, t.contract_kva)
+            else:
+                out.append((lo, hi, tv, t.sanctioned_kw, t.contract_kva))
+    return out
