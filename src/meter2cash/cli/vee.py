@@ -113,6 +113,100 @@ def run(
     _show(result.findings_by_rule, result.estimated_by_method)
 
 
+@app.command("train")
+def train_cmd(
+    from_: datetime | None = typer.Option(None, "--from", formats=["%Y-%m-%d"], help="First UTC day"),
+    to: datetime | None = typer.Option(None, "--to", formats=["%Y-%m-%d"], help="Last UTC day (inclusive)"),
+    customer_class: list[str] = typer.Option(
+        [], "--class", help="Customer class (repeatable; 'none' = no class; default: every class)"
+    ),
+    interval: int = typer.Option(900, "--interval", help="Interval length [s] of the channels"),
+    days: int = typer.Option(90, "--days", min=1, help="Without --from: this many days up to --to"),
+    seed: int = typer.Option(2026, "--seed", help="Seed of the held-out gaps and the training gaps"),
+) -> None:
+    """Train the learned estimator per customer class on validated history and store a new version."""
+    from meter2cash.mdm.vee.model_store import train_models
+
+    with platform() as p, transaction(p.sessions) as session:
+        if to is None:
+            hi = session.scalar(select(func.max(ChannelDay.day)).where(ChannelDay.vee_status == "validated"))
+            if hi is None:
+                console.print("no validated data to train on")
+                return
+        last = to.date() if to else hi
+        first = from_.date() if from_ else last - timedelta(days=days - 1)
+        out = train_models(
+            session,
+            start=first,
+            end=last,
+            classes=customer_class or None,
+            interval_s=interval,
+            seed=seed,
+            tz=p.settings.tz,
+            actor="cli",
+        )
+    rows = []
+    for e in out:
+        m = e.get("metrics", {})
+        rows.append(
+            [
+                e["scope"],
+                e.get("version", "-") if e["stored"] else "not stored",
+                e["channels"],
+                e.get("samples", 0),
+                m.get("holdout_intervals", 0),
+                _mae(m.get("mae_learned_same", m.get("mae_learned"))),
+                _mae(m.get("mae_like_day")),
+            ]
+        )
+    console.print(f"training window {first} .. {last}, {interval} s intervals")
+    console.print(
+        _table(
+            "Learned models",
+            ["scope", "version", "channels", "samples", "held out", "MAE learned", "MAE like-day"],
+            rows,
+        )
+    )
+
+
+def _mae(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
+@app.command("models")
+def models_cmd(
+    active: bool = typer.Option(False, "--active", help="Only the active version of each scope"),
+) -> None:
+    """The stored learned models with their held-out errors."""
+    from meter2cash.mdm.vee.model_store import list_models
+
+    with platform() as p, p.sessions() as session:
+        models = list_models(session, active_only=active)
+    if not models:
+        console.print("no learned models stored (m2c vee train, or a VEE run with long gaps, stores one)")
+        return
+    table = Table(title="Learned VEE models", box=box.SIMPLE)
+    for col in ("scope", "interval", "version", "active", "trained at", "history", "channels", "samples"):
+        table.add_column(col, justify="left" if col in ("scope", "trained at", "history") else "right")
+    table.add_column("MAE learned", justify="right")
+    table.add_column("MAE like-day", justify="right")
+    for m in models:
+        mt = m["metrics"] or {}
+        table.add_row(
+            m["scope"],
+            f"{m['interval_s']} s",
+            str(m["version"]),
+            "yes" if m["active"] else "no",
+            m["trained_at"][:16].replace("T", " "),
+            f"{m['history_from']} .. {m['history_to']}",
+            str(m["channels"]),
+            str(m["samples"]),
+            _mae(mt.get("mae_learned_same", mt.get("mae_learned"))),
+            _mae(mt.get("mae_like_day")),
+        )
+    console.print(table)
+
+
 @app.command("report")
 def report(run_id: int | None = typer.Option(None, "--run", help="VEE run id (default: the latest)")) -> None:
     """Findings by rule of a VEE run."""

@@ -14,6 +14,7 @@ from meter2cash.api.routers.common import Limit, Offset
 from meter2cash.core.errors import InvalidInput
 from meter2cash.mdm.models import Channel, Meter
 from meter2cash.mdm.vee import exceptions as queue
+from meter2cash.mdm.vee import model_store
 from meter2cash.mdm.vee.reports import vee_report
 from meter2cash.mdm.vee.rulesets import current_rule_sets, get_rule_set, put_rule_set, rule_set_versions
 from meter2cash.mdm.vee.service import run_vee
@@ -98,6 +99,15 @@ def post_run(body: RunIn, session: SessionDep, platform: PlatformDep) -> dict[st
 def get_run(run_id: int, session: SessionDep) -> dict[str, Any]:
     """A run's findings by rule and estimates by method (error ``vee.run_not_found``)."""
     return vee_report(session, run_id)
+
+
+@router.get("/models")
+def list_models_endpoint(
+    session: SessionDep,
+    active: Annotated[bool, Query(description="only the active version of each scope")] = False,
+) -> list[dict[str, Any]]:
+    """Stored learned estimators: scope, interval, version, training window and held-out MAE."""
+    return model_store.list_models(session, active_only=active)
 
 
 @router.get("/rule-sets")

@@ -14,6 +14,7 @@ inside a gap to be estimated is ever used for training.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,9 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 N_FEATURES = 20
+#: Stored models carry this kind and format; a model of another format is not loaded.
+MODEL_KIND = "robust_linear"
+MODEL_FORMAT = 1
 
 
 def _edges(values: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
@@ -103,6 +107,7 @@ def features(
 
     p_all, p_rec, p_week = at(prof_all), at(prof_recent), at(prof_week)
     p = np.where(np.isnan(p_rec), np.where(np.isnan(p_all), 1.0, p_all), p_rec)
+    p_rec = p  # no like-day within 28 days: the whole window's profile, else the mean level
     p_all = np.where(np.isnan(p_all), p, p_all)
     p_week = np.where(np.isnan(p_week), p, p_week)
     b, a, dbt, dat = at(before), at(after), at(db), at(da)
@@ -174,6 +179,30 @@ class LearnedModel:
         out[need[rows], cols] = np.maximum(X @ self.coef, 0.0) * level[rows]
         return out
 
+    def to_npz(self) -> bytes:
+        """The model as an ``.npz`` archive (``coef``, ``samples``, ``n_features``, ``format``)."""
+        buf = io.BytesIO()
+        np.savez(
+            buf,
+            coef=np.asarray(self.coef, dtype=np.float64),
+            samples=np.int64(self.samples),
+            n_features=np.int64(N_FEATURES),
+            format=np.int64(MODEL_FORMAT),
+        )
+        return buf.getvalue()
+
+    @classmethod
+    def from_npz(cls, data: bytes) -> LearnedModel:
+        """Read a model written by :meth:`to_npz`; ``ValueError`` if it does not fit this code's
+        features (another format or number of features)."""
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            fmt, n_feat = int(z["format"]), int(z["n_features"])
+            coef = np.asarray(z["coef"], dtype=np.float64)
+            samples = int(z["samples"])
+        if fmt != MODEL_FORMAT or n_feat != N_FEATURES or coef.shape != (N_FEATURES,):
+            raise ValueError(f"stored model format {fmt} with {n_feat} features does not fit")
+        return cls(coef, samples)
+
 
 def synthetic_gaps(valid: BoolArray, rng: np.random.Generator, *, share: float, max_len: int) -> BoolArray:
     """A mask of random gaps (log-uniform lengths 1..``max_len``) inside the ``valid`` intervals,
@@ -229,12 +258,17 @@ def train(
         ys.append(values[rows, cols] / level[rows])
     X = np.concatenate(xs)
     y = np.concatenate(ys)
+    finite = np.isfinite(X).all(axis=1) & np.isfinite(y)
+    X, y = X[finite], y[finite]
     if len(y) < min_samples:
         return None
     if len(y) > max_samples:
         keep = rng.choice(len(y), max_samples, replace=False)
         X, y = X[keep], y[keep]
-    return LearnedModel(fit_l1(X, y, ridge=ridge, iterations=iterations), len(y))
+    coef = fit_l1(X, y, ridge=ridge, iterations=iterations)
+    if not np.isfinite(coef).all():
+        return None
+    return LearnedModel(coef, len(y))
 
 
 def fit_l1(X: FloatArray, y: FloatArray, *, ridge: float = 1e-3, iterations: int = 12) -> FloatArray:

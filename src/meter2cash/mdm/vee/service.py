@@ -31,7 +31,7 @@ from meter2cash.mdm.vee.config import RuleSet, intervals_for
 from meter2cash.mdm.vee.context import load_context
 from meter2cash.mdm.vee.estimation import METHOD_NAMES, day_types_for, estimate, quality_flags
 from meter2cash.mdm.vee.exceptions import open_exceptions
-from meter2cash.mdm.vee.learned import train
+from meter2cash.mdm.vee.model_store import ModelUse, model_for_run, scope_of
 from meter2cash.mdm.vee.reports import findings_for, vee_report
 from meter2cash.mdm.vee.rules import Finding, RuleContext, evaluate
 from meter2cash.mdm.vee.rulesets import channel_classes, current_rule_sets, select_rule_sets
@@ -82,6 +82,9 @@ class VeeRunResult:
     replaced_intervals: int = 0
     #: exceptions opened in the work queue
     exceptions: int = 0
+    #: the stored learned models the run estimated with: ``{"scope", "interval_s", "version",
+    #: "trained"}`` (``trained``: the run trained and stored it, there was none young enough)
+    learned_models: list[dict[str, Any]] = field(default_factory=list)
     #: ``{"channel_id", "day", "intervals"}`` per channel-day whose estimates were replaced
     replaced: list[dict[str, Any]] = field(default_factory=list)
 
@@ -133,25 +136,31 @@ def run_vee(
     cands = candidates(session, days[0], days[-1], channel_ids, only_pending) if days else []
     if days:
         cands += absent_days(session, days[0], days[-1], channel_ids, stored_days(session, days[0], days[-1]))
+    classes = channel_classes(session, sorted({c.channel_id for c in cands}))
     if rule_set is not None:
         chosen = dict.fromkeys({c.channel_id for c in cands}, rule_set)
     else:
-        classes = channel_classes(session, sorted({c.channel_id for c in cands}))
         chosen = select_rule_sets(current_rule_sets(session), classes)
     used = {r.label: r for r in chosen.values()} or {"default": rule_set or RuleSet()}
-    by_group: dict[tuple[int, str], dict[int, list[Candidate]]] = defaultdict(lambda: defaultdict(list))
+    # chunks share interval length, rule set and customer class (the learned model's scope)
+    by_group: dict[tuple[int, str, str], dict[int, list[Candidate]]] = defaultdict(lambda: defaultdict(list))
     for c in cands:
-        by_group[(c.interval_s, chosen[c.channel_id].label)][c.channel_id].append(c)
+        scope = scope_of(classes.get(c.channel_id, ("", None))[1])
+        by_group[(c.interval_s, chosen[c.channel_id].label, scope)][c.channel_id].append(c)
     done = 0
-    for (interval_s, label), per_channel in sorted(by_group.items()):
+    models: dict[tuple[str, int, int], ModelUse] = {}
+    for (interval_s, label, scope), per_channel in sorted(by_group.items()):
         ids = sorted(per_channel)
         span = (max(c.day for c in cands) - min(c.day for c in cands)).days + 1 + history_days
         size = max(1, min(MAX_CHUNK_CHANNELS, MAX_CHUNK_SLOTS // (span * slots_per_day(interval_s))))
         for i in range(0, len(ids), size):
             chunk = {cid: per_channel[cid] for cid in ids[i : i + size]}
-            done += _process_chunk(session, run.id, chunk, interval_s, used[label], history_days, tz, result)
+            done += _process_chunk(
+                session, run.id, chunk, interval_s, used[label], history_days, tz, result, scope, models
+            )
             if on_progress is not None:
                 on_progress(done, len(cands))
+    result.learned_models = [m.to_dict() for _, m in sorted(models.items())]
     sets = sorted(used.values(), key=lambda r: r.name)
     result.rule_set = "+".join(r.name for r in sets)[:64]
     result.rule_set_version = "+".join(r.version for r in sets)[:32]
@@ -179,8 +188,14 @@ def _process_chunk(
     history_days: int,
     tz: ZoneInfo | str,
     result: VeeRunResult,
+    scope: str,
+    models: dict[tuple[str, int, int], ModelUse],
 ) -> int:
-    """Validate the candidate days of a few channels sharing one interval length."""
+    """Validate the candidate days of a few channels sharing one interval length.
+
+    Long gaps are estimated with the stored learned model of ``scope`` (trained here and stored
+    when there is none young enough); ``models`` collects the versions used.
+    """
     ids = list(chunk)
     row_of = {cid: r for r, cid in enumerate(ids)}
     first = min(c.day for cs in chunk.values() for c in cs)
@@ -218,10 +233,24 @@ def _process_chunk(
         holiday_subdiv=rs.estimation.holiday_subdiv,
     )
     learned = None
-    if rs.estimation.learned:
-        model = train(series, slots_per_day=spd, day_types=types, rounds=2, min_samples=LEARNED_MIN_SAMPLES)
-        if model is not None:
-            learned = model.predict(series, np.isnan(series) & target, slots_per_day=spd, day_types=types)
+    need = np.isnan(series) & target
+    if rs.estimation.learned and need.any():
+        model, use = model_for_run(
+            session,
+            scope,
+            interval_s,
+            series,
+            slots_per_day=spd,
+            day_types=types,
+            history_from=hist_first,
+            history_to=last,
+            max_age_days=rs.estimation.learned_max_age_days,
+            min_samples=LEARNED_MIN_SAMPLES,
+        )
+        if model is not None and use is not None:
+            learned = model.predict(series, need, slots_per_day=spd, day_types=types)
+            key = (use.scope, use.interval_s, use.version)
+            models[key] = use if use.trained or key not in models else models[key]
     no_hist = np.zeros((len(ids), n_hist), dtype=bool)
     est = estimate(
         series,
