@@ -18,7 +18,7 @@ from fpdf import FPDF
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from meter2cash.cis.documents import format_rate, money
+from meter2cash.cis.documents import format_rate, money, supply_notes
 from meter2cash.cis.models import Account, Bill, ServiceAgreement, ServicePoint
 
 _ASCII = str.maketrans({"–": "-", "—": "-", "×": "x", "…": "...", "₹": "Rs", "€": "EUR", "’": "'", "·": "-"})
@@ -91,6 +91,9 @@ def render_bill_pdf(
     for a, b in zip(left + [""] * (len(right) - len(left)), right, strict=False):
         pdf.cell(95, 5, _t(a))
         pdf.cell(0, 5, _t(b), new_x="LMARGIN", new_y="NEXT")
+    for note in supply_notes(det):
+        pdf.cell(95, 5, "")
+        pdf.multi_cell(0, 5, _t(note), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
     _amount_box(pdf, bill)
     periods = det.get("kwh_by_period") or {}

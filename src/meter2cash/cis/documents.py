@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Sequence
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,58 @@ def _period_label(period: str) -> str:
     year, month = (int(p) for p in period.split("-"))
     name, last = calendar.month_abbr[month], calendar.monthrange(year, month)[1]
     return f"01 {name} {year} – {last:02d} {name} {year}"
+
+
+def _day(iso: str) -> str:
+    return date.fromisoformat(iso).strftime("%d %b")
+
+
+def bill_meters(det: dict[str, Any]) -> list[dict[str, Any]]:
+    """The meters a bill read when there were several (a meter exchange), over all segments."""
+    seen: dict[str, dict[str, Any]] = {}
+    for part in [det, *(det.get("segments") or [])]:
+        for m in part.get("meters") or []:
+            cur = seen.setdefault(
+                m["serial"], {"serial": m["serial"], "from": m["from"], "until": m["until"]}
+            )
+            cur["from"] = (
+                cur["from"] if cur["from"] is None or m["from"] is None else min(cur["from"], m["from"])
+            )
+            cur["until"] = (
+                cur["until"] if cur["until"] is None or m["until"] is None else max(cur["until"], m["until"])
+            )
+    return list(seen.values())
+
+
+def supply_notes(det: dict[str, Any]) -> list[str]:
+    """Lines for the bill document when the supply changed inside the period: the meters read
+    across an exchange (``Meter M-1 until 14 Oct, M-2 from 14 Oct``) and the sanctioned load or
+    contract demand of each segment after a load change."""
+    notes = []
+    meters = bill_meters(det)
+    if len(meters) > 1:
+        parts = [
+            m["serial"]
+            + (f" from {_day(m['from'])}" if m["from"] else "")
+            + (f" until {_day(m['until'])}" if m["until"] else "")
+            for m in meters
+        ]
+        notes.append("Meter " + ", ".join(parts))
+    segs = det.get("segments") or []
+    for key, label, unit in (("sanctioned_load_kw", "Sanctioned load", "kW"),
+                             ("contract_demand_kva", "Contract demand", "kVA")):  # fmt: skip
+        values = [(s.get(key), s["first"], s["last"]) for s in segs]
+        if len({v for v, _, _ in values}) < 2:
+            continue
+        parts = []
+        for k, (v, first, last) in enumerate(values):
+            amount = "none" if v is None else f"{Decimal(str(v)).normalize():f} {unit}"
+            when = f"until {_day(last)}" if k == 0 else f"from {_day(first)}"
+            if 0 < k < len(values) - 1:
+                when = f"{_day(first)}–{_day(last)}"
+            parts.append(f"{amount} {when}")
+        notes.append(f"{label} " + ", ".join(parts))
+    return notes
 
 
 def render_bill_html(
@@ -115,6 +168,7 @@ def render_bill_html(
         history=[(p, _qty(k)) for p, k in (history or [])],
         payment_reference=f"{bill.account.number}/{bill.number}",
         estimated_pct=f"{bill.estimated_share * 100:.1f}",
+        supply_notes=supply_notes(det),
     )
 
 
