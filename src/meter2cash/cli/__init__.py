@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from meter2cash.cli import (
+    agreements,
     billing,
     db,
     demo,
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(masterdata.app, name="masterdata")
+app.add_typer(agreements.app, name="agreement")
 app.add_typer(vee.app, name="vee")
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(hes.hes_app, name="hes")

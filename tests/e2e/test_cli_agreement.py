@@ -1,0 +1,53 @@
+"""m2c agreement change-load / terms through the CLI, and the bill run that follows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from meter2cash.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_change_load_then_terms(one_meter_db):
+    runner = CliRunner()
+    loaded = runner.invoke(app, ["masterdata", "load", str(ROOT / "examples" / "masterdata" / "small.json")])
+    assert loaded.exit_code == 0, loaded.output
+    before = runner.invoke(app, ["agreement", "terms", "SA-1002"])
+    assert (
+        before.exit_code == 0
+        and "no load changes; sanctioned load 25 kW, contract demand 30 kVA" in before.output
+    )
+
+    args = ["agreement", "change-load", "SA-1002", "--from", "2026-10-11", "--kw", "40", "--kva", "45"]
+    done = runner.invoke(app, [*args, "--reason", "second compressor", "--by", "clerk-7"])
+    assert done.exit_code == 0, done.output
+    assert "SA-1002: sanctioned load 40 kW, contract demand 45 kVA from 2026-10-11" in done.output
+
+    terms = runner.invoke(app, ["agreement", "terms", "SA-1002"])
+    assert terms.exit_code == 0
+    rows = [ln for ln in terms.output.splitlines() if "2026-" in ln]
+    assert len(rows) == 2
+    assert "2026-01-06" in rows[0] and "25" in rows[0] and "30" in rows[0]
+    assert (
+        "2026-10-11" in rows[1]
+        and "40" in rows[1]
+        and "second compressor" in rows[1]
+        and "clerk-7" in rows[1]
+    )
+
+    as_json = runner.invoke(app, ["agreement", "terms", "SA-1002", "--json"])
+    assert '"sanctioned_kw": "40"' in as_json.output
+
+    again = runner.invoke(app, [*args, "--reason", "twice"])
+    assert again.exit_code == 2 and "contract.duplicate_term" in again.output
+    bad = runner.invoke(app, ["agreement", "change-load", "SA-1002", "--from", "2026-11-01", "--kw", "-1",
+                              "--reason", "x"])  # fmt: skip
+    assert bad.exit_code == 2 and "contract.invalid_load" in bad.output
+    early = runner.invoke(app, ["agreement", "change-load", "SA-1002", "--from", "2025-12-31", "--kw", "9",
+                                "--reason", "x"])  # fmt: skip
+    assert early.exit_code == 2 and "contract.before_start" in early.output
+    unknown = runner.invoke(app, ["agreement", "terms", "SA-9999"])
+    assert unknown.exit_code == 2 and "service_agreement.not_found" in unknown.output
