@@ -93,3 +93,51 @@ def test_a_value_received_twice_differently_is_a_duplicate(session):
     assert ("vee.duplicate_imd", cid, 5, 1) in _findings(session, res.run_id)
     day = MeasurementStore(session).load_days([(cid, DAY)])[(cid, DAY)]
     assert day.flags[5] & Quality.DUPLICATE and not day.flags[6] & Quality.DUPLICATE
+
+
+def test_tou_tier_registers_must_sum_to_the_total_register(session):
+    rts = ensure_catalogue(session)
+    _, cid, rid = _meter(session)
+    mid = session.get(Channel, cid).meter_id
+    tiers = []
+    for t in (1, 2, 3):
+        ch = Channel(meter_id=mid, reading_type_id=rts[f"kwh_import_register_t{t}"].id)
+        session.add(ch)
+        session.flush()
+        tiers.append(ch.id)
+    day2 = DAY + timedelta(days=1)
+    v = np.full(96, 0.1)  # 9.6 kWh a day
+    MeasurementStore(session).merge(
+        {(cid, DAY): (np.arange(96), v), (cid, day2): (np.arange(96), v)}, {cid: 900}
+    )
+    midnights = [START + timedelta(days=k) for k in range(3)]
+    total = [1000.0, 1009.6, 1019.2]
+    # day 1: tiers 2.0 + 4.6 + 3.0 = 9.6 agree; day 2: 2.0 + 4.6 + 2.0 = 8.6 against 9.6
+    per_tier = {
+        tiers[0]: [100.0, 102.0, 104.0],
+        tiers[1]: [200.0, 204.6, 209.2],
+        tiers[2]: [300.0, 303.0, 305.0],
+    }
+    reads = [
+        RegisterRead(channel_id=rid, read_at=at, value=x) for at, x in zip(midnights, total, strict=True)
+    ]
+    for tid, xs in per_tier.items():
+        reads += [
+            RegisterRead(channel_id=tid, read_at=at, value=x) for at, x in zip(midnights, xs, strict=True)
+        ]
+    session.add_all(reads)
+    session.commit()
+    # the tier registers are no total: the interval sum still agrees with the total register
+    res = run_vee(session, start=START, end=START + timedelta(days=2))
+    session.commit()
+    found = _findings(session, res.run_id)
+    assert not [f for f in found if f[0] == "vee.sum_check"]
+    tou = session.scalars(select(VeeFinding).where(VeeFinding.rule == "vee.tou_sum_check")).all()
+    assert [(f.channel_id, f.day, f.action) for f in tou] == [(rid, day2, "flag")]
+    assert tou[0].data == {
+        "register_advance": 9.6,
+        "tou_sum": 8.6,
+        "difference": -1.0,
+        "tiers": {"1": 2.0, "2": 4.6, "3": 2.0},
+    }
+    assert res.findings_by_rule["vee.tou_sum_check"] == {"findings": 1, "intervals": 0}

@@ -128,12 +128,13 @@ def train_cmd(
     from meter2cash.mdm.vee.model_store import train_models
 
     with platform() as p, transaction(p.sessions) as session:
-        if to is None:
-            hi = session.scalar(select(func.max(ChannelDay.day)).where(ChannelDay.vee_status == "validated"))
-            if hi is None:
+        last: date | None = to.date() if to else None
+        if last is None:
+            stmt = select(func.max(ChannelDay.day)).where(ChannelDay.vee_status == "validated")
+            last = session.scalar(stmt)
+            if last is None:
                 console.print("no validated data to train on")
                 return
-        last = to.date() if to else hi
         first = from_.date() if from_ else last - timedelta(days=days - 1)
         out = train_models(
             session,

@@ -70,7 +70,33 @@ CATALOGUE: tuple[ReadingTypeSpec, ...] = (
     ),
 )
 
+#: Time-of-use tier registers (IS 15959 / DLMS: E = 1..8 of the cumulative energy register
+#: 1.0.1.8.E.255 and 1.0.9.8.E.255; E = 0 is the total). The tiers of a meter sum to its total.
+TOU_TIERS = 4
+CATALOGUE += tuple(
+    ReadingTypeSpec(
+        f"{q}_import_register_t{t}",
+        f"Cumulative {name} energy import, TOU tier {t}",
+        f"1.0.{c}.8.{t}.255",
+        unit,
+        None,
+        accumulation="cumulative",
+    )
+    for q, name, c, unit in (("kwh", "active", 1, "kWh"), ("kvah", "apparent", 9, "kVAh"))
+    for t in range(1, TOU_TIERS + 1)
+)
+
 BY_CODE = {spec.code: spec for spec in CATALOGUE}
+
+
+def tou_tier(obis: str | None) -> int:
+    """The TOU tier of a cumulative energy register from its OBIS code (``A.B.C.8.E.F``): ``E``
+    for tiers 1..63, 0 for the total register and for any other reading type."""
+    parts = (obis or "").split(".")
+    if len(parts) != 6 or parts[3] != "8" or not parts[4].isdigit():
+        return 0
+    tier = int(parts[4])
+    return tier if 0 < tier < 64 else 0
 
 
 def ensure_catalogue(session: Session) -> dict[str, ReadingType]:

@@ -29,6 +29,7 @@ from meter2cash.mdm.models import (
     ReadingType,
     RegisterRead,
 )
+from meter2cash.mdm.reading_types import tou_tier
 from meter2cash.mdm.store import decode_flags, decode_values
 from meter2cash.mdm.vee import checks
 from meter2cash.mdm.vee.config import RuleSet
@@ -189,14 +190,16 @@ def _registers(
         by_meter[(mid, unit, direction)].append(cid)
     meters = sorted({k[0] for k in by_meter})
     reg_of: dict[int, tuple[int, str, str]] = {}
+    tier_of: dict[int, int] = {}
     for part in _in(meters):
         stmt = (
-            select(Channel.id, Channel.meter_id, ReadingType.unit, ReadingType.direction)
+            select(Channel.id, Channel.meter_id, ReadingType.unit, ReadingType.direction, ReadingType.obis)
             .join(ReadingType, ReadingType.id == Channel.reading_type_id)
             .where(Channel.meter_id.in_(part), ReadingType.accumulation == "cumulative")
         )
-        for rid, mid, unit, direction in session.execute(stmt):
+        for rid, mid, unit, direction, obis in session.execute(stmt):
             reg_of[rid] = (mid, unit, direction)
+            tier_of[rid] = tou_tier(obis)
     if not reg_of:
         return []
     lo, hi = day_start(first) - timedelta(days=1), day_start(last + timedelta(days=1))
@@ -212,6 +215,9 @@ def _registers(
     cfg = rs.rules.register_increase
     rows: list[dict[str, Any]] = []
     row_of = {cid: r for r, cid in enumerate(ids)}
+    n_days = (last - first).days + 1
+    #: each register's advance over each UTC day (reads at both midnights), for the TOU check
+    day_adv: dict[int, FloatArray] = {}
     for rid, series in reads.items():
         vals = np.array([v for _, v in series])[None, :]
         adv, res = checks.register_advance(vals, rollover=cfg.rollover)
@@ -232,13 +238,74 @@ def _registers(
                     )
         # day advances from reads exactly at consecutive midnights
         mids = {at.date(): i for i, (at, _) in enumerate(series) if at == day_start(at.date())}
-        for cid in by_meter.get(reg_of[rid], []):
-            for d in range((last - first).days + 1):
-                day = first + timedelta(days=d)
-                i0, i1 = mids.get(day), mids.get(day + timedelta(days=1))
-                if i0 is not None and i1 is not None:
-                    a = series[i1][1] - series[i0][1]
-                    if a < 0 and i1 == i0 + 1 and not np.isnan(adv[0, i1]):
-                        a = float(adv[0, i1])  # a rollover between the two midnights
-                    advance[row_of[cid], d] = a if a >= 0 else np.nan
+        per_day = np.full(n_days, np.nan)
+        for d in range(n_days):
+            day = first + timedelta(days=d)
+            i0, i1 = mids.get(day), mids.get(day + timedelta(days=1))
+            if i0 is not None and i1 is not None:
+                a = series[i1][1] - series[i0][1]
+                if a < 0 and i1 == i0 + 1 and not np.isnan(adv[0, i1]):
+                    a = float(adv[0, i1])  # a rollover between the two midnights
+                per_day[d] = a if a >= 0 else np.nan
+        day_adv[rid] = per_day
+        if tier_of[rid] == 0:  # the interval sum is checked against the total register only
+            for cid in by_meter.get(reg_of[rid], []):
+                advance[row_of[cid]] = per_day
+    rows += _tou_rows(reg_of, tier_of, day_adv, first, rs)
+    return rows
+
+
+def _tou_rows(
+    reg_of: dict[int, tuple[int, str, str]],
+    tier_of: dict[int, int],
+    day_adv: dict[int, FloatArray],
+    first: date,
+    rs: RuleSet,
+) -> list[dict[str, Any]]:
+    """``vee.tou_sum_check`` per day: the TOU tier registers of a meter (same unit and direction)
+    must advance as much as its total register, within the sum check's tolerances. Findings go on
+    the total register's channel with both values; days without reads of every register at both
+    midnights are not judged."""
+    cfg = rs.rules.sum_check
+    if not cfg.enabled or not day_adv:
+        return []
+    totals: dict[tuple[int, str, str], int] = {}
+    tiers: dict[tuple[int, str, str], list[int]] = defaultdict(list)
+    for rid, key in reg_of.items():
+        if tier_of[rid] == 0:
+            totals[key] = rid
+        else:
+            tiers[key].append(rid)
+    groups = [(totals[k], sorted(t, key=tier_of.__getitem__)) for k, t in tiers.items() if k in totals]
+    if not groups:
+        return []
+    n_days = len(next(iter(day_adv.values())))
+    nan = np.full(n_days, np.nan)
+    width = max(len(t) for _, t in groups)
+    total = np.array([day_adv.get(rid, nan) for rid, _ in groups])
+    tou = np.full((len(groups), width, n_days), np.nan)
+    for g, (_, tier_ids) in enumerate(groups):
+        tou[g, : len(tier_ids)] = [day_adv.get(t, nan) for t in tier_ids]
+        tou[g, len(tier_ids) :] = 0.0  # a meter with fewer tiers than the widest one
+    bad = checks.tou_sum_check(total, tou, tolerance=cfg.tolerance, tolerance_rel=cfg.tolerance_rel)
+    tier_sum = np.nansum(tou, axis=1)
+    rows: list[dict[str, Any]] = []
+    for g, d in zip(*np.nonzero(bad), strict=True):
+        rid, tier_ids = groups[g]
+        rows.append(
+            {
+                "channel_id": rid,
+                "day": first + timedelta(days=int(d)),
+                "rule": checks.TOU_SUM_CHECK,
+                "action": cfg.action,
+                "first_slot": 0,
+                "slot_count": 0,
+                "data": {
+                    "register_advance": round(float(total[g, d]), 6),
+                    "tou_sum": round(float(tier_sum[g, d]), 6),
+                    "difference": round(float(tier_sum[g, d] - total[g, d]), 6),
+                    "tiers": {str(tier_of[t]): round(float(tou[g, k, d]), 6) for k, t in enumerate(tier_ids)},
+                },
+            }
+        )
     return rows

@@ -43,6 +43,7 @@ RULE_SECTION: dict[str, str] = {
     rules.ZERO_RUN: "zero_run",
     checks.REGISTER_DECREASE: "register_increase",
     checks.SUM_CHECK: "sum_check",
+    checks.TOU_SUM_CHECK: "sum_check",
     checks.HIGH_USAGE: "high_low_usage",
     checks.LOW_USAGE: "high_low_usage",
     checks.DYNAMIC_COMPARISON: "dynamic_comparison",

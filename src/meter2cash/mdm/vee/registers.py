@@ -147,8 +147,15 @@ def sum_check(
     )
 
 
-def tou_sum_check(total: FloatArray, tou: FloatArray, *, tolerance: float = 0.01) -> BoolArray:
+def tou_sum_check(
+    total: FloatArray, tou: FloatArray, *, tolerance: float = 0.01, tolerance_rel: float = 0.0
+) -> BoolArray:
     """``vee.tou_sum_check``: TOU register advances ``(channels, periods, k)`` must sum to ``total``
-    ``(channels, k)`` within ``tolerance``; returns the ``(channels, k)`` mask of failures."""
+    ``(channels, k)`` within ``tolerance + tolerance_rel * |total|``; returns the ``(channels, k)``
+    mask of failures. A period where the total or any tier is unknown (NaN) is not judged."""
+    total = np.atleast_2d(np.asarray(total, dtype=np.float64))
+    tou = np.asarray(tou, dtype=np.float64)
+    known = ~np.isnan(total) & ~np.isnan(tou).any(axis=1)
     with np.errstate(invalid="ignore"):
-        return np.abs(np.nansum(tou, axis=1) - total) > tolerance
+        bad = np.abs(np.nansum(tou, axis=1) - total) > tolerance + tolerance_rel * np.abs(total)
+    return np.asarray(known & bad)
