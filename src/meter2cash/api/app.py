@@ -12,6 +12,7 @@ from meter2cash.api.deps import require_api_key
 from meter2cash.api.errors import install_error_handlers
 from meter2cash.api.routers import (
     accounts,
+    agreements,
     bills,
     health,
     masterdata,
@@ -97,6 +98,7 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     protected = APIRouter(prefix=PREFIX, dependencies=[Depends(require_api_key)])
     for module in (accounts, service_points, meters, readings, bills, masterdata, payments, wallets, vee):
         protected.include_router(module.router)
+    protected.include_router(agreements.router)
     app.include_router(payments.public_router, prefix=PREFIX)
     app.include_router(protected)
     return app

@@ -1,0 +1,56 @@
+"""``/agreements/{number}/terms``: a service agreement's contract terms and load changes."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from meter2cash.api.deps import SessionDep
+from meter2cash.cis.contracts import agreement_by_number, change_load, terms_of
+
+router = APIRouter(tags=["agreements"])
+
+
+class TermIn(BaseModel):
+    """A load change. Loads are decimal strings (``"7.5"``) or integers; floats are refused."""
+
+    effective_from: date
+    sanctioned_kw: str | int = Field(description="sanctioned load [kW] from effective_from on")
+    contract_kva: str | int | None = Field(None, description="contract demand [kVA]; default: unchanged")
+    reason: str = Field(min_length=1, max_length=2000)
+    by: str = Field("api", max_length=100, description="who records the change")
+
+
+@router.get("/agreements/{number}/terms")
+def get_terms(number: str, session: SessionDep) -> dict[str, Any]:
+    """The agreement's current load and its contract terms, oldest first
+    (error ``service_agreement.not_found``)."""
+    sa = agreement_by_number(session, number)
+    return {
+        "agreement": sa.number,
+        "sanctioned_load_kw": f"{sa.sanctioned_load_kw.normalize():f}",
+        "contract_demand_kva": None
+        if sa.contract_demand_kva is None
+        else f"{sa.contract_demand_kva.normalize():f}",
+        "terms": [t.to_dict() for t in terms_of(session, sa)],
+    }
+
+
+@router.post("/agreements/{number}/terms", status_code=201)
+def post_term(number: str, body: TermIn, session: SessionDep) -> dict[str, Any]:
+    """Record a load change (errors ``contract.invalid_load`` 422, ``contract.before_start`` 422,
+    ``contract.after_end`` 422, ``contract.duplicate_term`` 409, ``service_agreement.not_found``
+    404). ``bills_affected``: issued bills rated under the earlier load."""
+    result = change_load(
+        session,
+        number,
+        body.effective_from,
+        body.sanctioned_kw,
+        body.contract_kva,
+        reason=body.reason,
+        by=body.by,
+    )
+    return result.to_dict()

@@ -1,0 +1,74 @@
+"""``/api/v1/agreements/{number}/terms`` on SQLite and PostgreSQL: load changes and their errors."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from meter2cash.api import create_app
+from meter2cash.integration.models import OutboxMessage
+
+with warnings.catch_warnings():  # the test client warns about its httpx transport on import
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+BUNDLE = json.loads((Path(__file__).resolve().parents[2] / "examples/masterdata/small.json").read_text())
+URL = "/api/v1/agreements/SA-1002/terms"
+
+
+@pytest.fixture
+def client(platform):
+    with TestClient(create_app(platform)) as c:
+        assert c.post("/api/v1/masterdata", json=BUNDLE).status_code == 200
+        yield c
+
+
+def test_post_and_get_terms(client, platform):
+    assert client.get(URL).json() == {
+        "agreement": "SA-1002", "sanctioned_load_kw": "25", "contract_demand_kva": "30", "terms": [],
+    }  # fmt: skip
+    r = client.post(URL, json={"effective_from": "2026-10-11", "sanctioned_kw": "40", "reason": "extension"})
+    assert r.status_code == 201, r.text
+    assert r.json() == {
+        "agreement": "SA-1002",
+        "term": {"effective_from": "2026-10-11", "sanctioned_kw": "40", "contract_kva": "30",
+                 "reason": "extension", "created_by": "api"},
+        "current": True,
+        "bills_affected": [],
+    }  # fmt: skip
+    body = client.get(URL).json()
+    assert body["sanctioned_load_kw"] == "40"
+    assert [(t["effective_from"], t["sanctioned_kw"]) for t in body["terms"]] == [
+        ("2026-01-06", "25"),
+        ("2026-10-11", "40"),
+    ]
+    with platform.sessions() as s:
+        topics = s.scalars(select(OutboxMessage.topic)).all()
+    assert "agreement.load_changed" in topics
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"effective_from": "2026-10-11", "sanctioned_kw": "0", "reason": "x"}, 422, "contract.invalid_load"),
+        ({"effective_from": "2026-10-11", "sanctioned_kw": 2.5, "reason": "x"}, 422, "api.invalid_request"),
+        ({"effective_from": "2025-01-01", "sanctioned_kw": "9", "reason": "x"}, 422, "contract.before_start"),
+        ({"effective_from": "2026-10-11", "sanctioned_kw": "9", "reason": ""}, 422, "api.invalid_request"),
+    ],
+)
+def test_bad_load_changes(client, body, status, code):
+    r = client.post(URL, json=body)
+    assert r.status_code == status and r.json()["error"]["code"] == code
+
+
+def test_duplicate_date_and_unknown_agreement(client):
+    body = {"effective_from": "2026-10-11", "sanctioned_kw": 40, "reason": "extension"}
+    assert client.post(URL, json=body).status_code == 201
+    r = client.post(URL, json=body)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "contract.duplicate_term"
+    r = client.get("/api/v1/agreements/SA-0/terms")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "service_agreement.not_found"
