@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
+from meter2cash.cis.models import ContractTerm
 from meter2cash.core.errors import InvalidInput, Problem
+from meter2cash.core.timeutil import utcnow
 from meter2cash.integration.masterdata_io import Section, read_bundle_path, sections_from_json
 from meter2cash.integration.masterdata_lifecycle import load_installations
 from meter2cash.integration.masterdata_spec import (
@@ -34,6 +36,9 @@ from meter2cash.mdm.models import Channel, Installation, Meter, ReadingType
 from meter2cash.mdm.reading_types import ensure_catalogue
 
 CHUNK = 2000
+#: The entity whose records carry contract terms.
+TERMED = "service_agreements"
+TERM_COLUMNS = ("effective_from", "sanctioned_load_kw", "contract_demand_kva", "reason")
 
 __all__ = ["EntityCounts", "LoadResult", "export_bundle", "load_bundle", "load_bundle_path"]
 
@@ -99,7 +104,7 @@ def natural_select(spec: EntitySpec) -> Any:
     cols: list[Any] = [model.id.label("_id")]  # type: ignore[attr-defined]
     joins: list[tuple[Any, Any]] = []
     for f in spec.fields:
-        if f.kind == "channels":
+        if f.kind in ("channels", "terms"):
             continue
         if f.kind == "ref":
             target = ENTITY[str(f.ref)]
@@ -239,7 +244,7 @@ class Loader:
         row: dict[str, Any] = {}
         for name in names:
             f = spec.field(name)
-            if f.kind == "channels":
+            if f.kind in ("channels", "terms"):
                 continue
             v = rec.get(name, f.default)
             row[f.attr] = self.ids[str(f.ref)][v] if f.kind == "ref" and v is not None else v
@@ -253,6 +258,9 @@ class Loader:
         channels = (
             self.existing_channels([e["_id"] for e in existing.values()]) if spec.name == "meters" else {}
         )
+        terms = (
+            existing_terms(self.session, [e["_id"] for e in existing.values()]) if spec.name == TERMED else {}
+        )
         counts = self.result.counts[spec.name]
         creates: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
@@ -262,9 +270,13 @@ class Loader:
             if old is None:
                 creates.append(rec)
                 continue
-            changed = [n for n, v in rec.items() if n != "channels" and not same(old.get(n), v)]
+            changed = [
+                n for n, v in rec.items() if n not in ("channels", "terms") and not same(old.get(n), v)
+            ]
             before = {n: old.get(n) for n in changed}
             after = {n: rec[n] for n in changed}
+            if "terms" in rec and terms.get(old["_id"], ()) != rec["terms"]:
+                before["terms"], after["terms"] = list(terms.get(old["_id"], ())), rec["terms"]
             if "channels" in rec:
                 have = channels.get(old["_id"], {})
                 if any(c["multiplier"] != have.get(c["reading_type"], (0, None))[1] for c in rec["channels"]):
@@ -274,7 +286,8 @@ class Loader:
                 counts.unchanged += 1
                 self.ids[spec.name][key] = old["_id"]
                 continue
-            updates.append({"id": old["_id"], **self.columns(spec, rec, changed)})
+            if changed:
+                updates.append({"id": old["_id"], **self.columns(spec, rec, changed)})
             self.ids[spec.name][key] = old["_id"]
             self.audit_row(spec, key, before, after)
             counts.updated += 1
@@ -284,6 +297,14 @@ class Loader:
         counts.created += len(creates)
         if spec.name == "meters":
             self.write_channels([r for _, r in records if "channels" in r], channels)
+        if spec.name == TERMED:
+            ids = self.ids[spec.name]
+            write_terms(
+                self.session,
+                {ids[str(r["number"])]: r["terms"] for _, r in records if "terms" in r},
+                terms,
+                self.actor,
+            )
         self.flush_audit()
 
     def insert(self, spec: EntitySpec, records: list[dict[str, Any]]) -> None:
@@ -396,6 +417,11 @@ def export_bundle(session: Session) -> dict[str, list[dict[str, Any]]]:
                 channels.setdefault(mid, []).append({"reading_type": code, "multiplier": mult})
             for r in rows:
                 r["channels"] = channels.get(r["_id"], [])
+        if spec.name == TERMED:
+            by_sa = existing_terms(session, None)
+            for r in rows:
+                if r["_id"] in by_sa:
+                    r["terms"] = list(by_sa[r["_id"]])
         out[spec.name] = [_clean(r) for r in rows]
     inst = ENTITY["installations"]
     stmt = natural_select(inst).order_by(Meter.serial, Installation.installed_at)
@@ -403,6 +429,51 @@ def export_bundle(session: Session) -> dict[str, list[dict[str, Any]]]:
     out["installations"] = [_clean(dict(r)) for r in session.execute(stmt).mappings()]
     order = [e.name for e in ENTITIES]
     return {name: out[name] for name in order}
+
+
+TERM_FIELDS = ("effective_from", "sanctioned_load_kw", "contract_demand_kva", "reason")
+
+
+def existing_terms(session: Session, sa_ids: list[int] | None) -> dict[int, tuple[dict[str, Any], ...]]:
+    """``{agreement id: its contract terms in bundle form, by date}`` (``None``: every agreement)."""
+    cols = (ContractTerm.service_agreement_id, *(getattr(ContractTerm, c) for c in TERM_COLUMNS))
+    stmt = select(*cols).order_by(ContractTerm.service_agreement_id, ContractTerm.effective_from)
+    chunks = (
+        [stmt]
+        if sa_ids is None
+        else [
+            stmt.where(ContractTerm.service_agreement_id.in_(sa_ids[i : i + CHUNK]))
+            for i in range(0, len(sa_ids), CHUNK)
+        ]
+    )
+    out: dict[int, list[dict[str, Any]]] = {}
+    for q in chunks:
+        for sa, *values in session.execute(q):
+            out.setdefault(sa, []).append(dict(zip(TERM_FIELDS, values, strict=True)))
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def write_terms(
+    session: Session,
+    wanted: dict[int, tuple[dict[str, Any], ...]],
+    have: dict[int, tuple[dict[str, Any], ...]],
+    actor: str,
+) -> None:
+    """Make each agreement's contract terms the listed ones (a bundle's ``terms`` are the
+    agreement's whole contract history); agreements without ``terms`` keep theirs."""
+    changed = [sa for sa, terms in wanted.items() if have.get(sa, ()) != terms]
+    for i in range(0, len(changed), CHUNK):
+        session.execute(
+            delete(ContractTerm).where(ContractTerm.service_agreement_id.in_(changed[i : i + CHUNK]))
+        )
+    rows = [
+        {"service_agreement_id": sa, "created_by": actor, "created_at": utcnow(),
+         **{col: t[name] for name, col in zip(TERM_FIELDS, TERM_COLUMNS, strict=True)}}
+        for sa in changed
+        for t in wanted[sa]
+    ]  # fmt: skip
+    for i in range(0, len(rows), CHUNK):
+        session.execute(insert(ContractTerm), rows[i : i + CHUNK])
 
 
 def _clean(row: dict[str, Any]) -> dict[str, Any]:

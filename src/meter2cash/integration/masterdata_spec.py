@@ -196,6 +196,7 @@ ENTITIES: tuple[EntitySpec, ...] = (
             FieldSpec("contract_demand_kva", "decimal", scale=3),
             FieldSpec("start_date", "date", required=True),
             FieldSpec("end_date", "date"),
+            FieldSpec("terms", "terms"),
         ),
         "service_agreement",
     ),
@@ -308,6 +309,84 @@ def _parse_channels(f: FieldSpec, v: Any) -> tuple[dict[str, Any], ...]:
     return tuple(out)
 
 
+def _parse_terms(f: FieldSpec, v: Any) -> tuple[dict[str, Any], ...]:
+    """Contract terms as a list of ``{effective_from, sanctioned_load_kw, contract_demand_kva,
+    reason}`` or the CSV text ``date:kW[:kVA];…``, by date."""
+    items: list[Any]
+    if isinstance(v, str):
+        items = []
+        for part in v.split(";"):
+            if part.strip():
+                bits = [b.strip() for b in part.split(":")]
+                if len(bits) not in (2, 3):
+                    raise FieldError("invalid_terms", f"term {part.strip()!r} is not date:kW or date:kW:kVA")
+                items.append(
+                    dict(
+                        zip(
+                            ("effective_from", "sanctioned_load_kw", "contract_demand_kva"),
+                            bits,
+                            strict=False,
+                        )
+                    )
+                )
+    elif isinstance(v, list | tuple):
+        items = list(v)
+    else:
+        raise FieldError("invalid_terms", "terms must be a list of {effective_from, sanctioned_load_kw, ...}")
+    out: dict[date, dict[str, Any]] = {}
+    for i, item in enumerate(items, 1):
+        if (
+            not isinstance(item, dict)
+            or _blank(item.get("effective_from"))
+            or _blank(item.get("sanctioned_load_kw"))
+        ):
+            raise FieldError("invalid_terms", f"term {i} needs effective_from and sanctioned_load_kw", term=i)
+        try:
+            day = date.fromisoformat(str(item["effective_from"]).strip())
+        except ValueError:
+            raise FieldError(
+                "invalid_terms", f"term {i}: {item['effective_from']!r} is not an ISO date", term=i
+            ) from None
+        kw = parse_decimal(f"term {i} sanctioned_load_kw", item["sanctioned_load_kw"], 3)
+        kva_raw = item.get("contract_demand_kva")
+        kva = None if _blank(kva_raw) else parse_decimal(f"term {i} contract_demand_kva", kva_raw, 3)
+        if day in out:
+            raise FieldError("invalid_terms", f"term {i}: a second term from {day}", term=i)
+        reason = item.get("reason") or ""
+        if not isinstance(reason, str):
+            raise FieldError("invalid_terms", f"term {i}: reason must be text", term=i)
+        out[day] = {
+            "effective_from": day,
+            "sanctioned_load_kw": kw,
+            "contract_demand_kva": kva,
+            "reason": reason,
+        }
+    return tuple(out[d] for d in sorted(out))
+
+
+def check_terms(rec: dict[str, Any]) -> str | None:
+    """A service agreement's terms against its dates and columns: the first term starts on
+    ``start_date``, none after ``end_date``, and the columns (taken from the latest term when
+    not given) equal the latest term. Fills the columns; returns what is wrong, if anything."""
+    terms = rec.get("terms")
+    if not terms or "start_date" not in rec:
+        return None
+    if terms[0]["effective_from"] != rec["start_date"]:
+        return (
+            f"the first term must start on start_date {rec['start_date']}, not {terms[0]['effective_from']}"
+        )
+    end = rec.get("end_date")
+    if end is not None and terms[-1]["effective_from"] > end:
+        return f"a term starts after end_date {end}"
+    latest = terms[-1]
+    for col in ("sanctioned_load_kw", "contract_demand_kva"):
+        if col in rec and rec[col] != latest[col]:
+            return f"{col} {rec[col]} differs from the latest term's {latest[col]}"
+        if latest[col] is not None:
+            rec[col] = latest[col]
+    return None
+
+
 PARSERS: dict[str, Callable[[FieldSpec, Any], Any]] = {
     "str": _parse_str,
     "ref": _parse_str,
@@ -316,6 +395,7 @@ PARSERS: dict[str, Callable[[FieldSpec, Any], Any]] = {
     "date": _parse_date,
     "datetime": _parse_datetime,
     "channels": _parse_channels,
+    "terms": _parse_terms,
 }
 
 
@@ -351,6 +431,8 @@ def validate_record(
         if first in clean and last in clean and clean[last] < clean[first]:
             msg = f"{last} {clean[last].isoformat()} is before {first} {clean[first].isoformat()}"
             problems.append(Problem("masterdata.invalid_period", msg, line, last, source))
+    if spec.name == "service_agreements" and not problems and (wrong := check_terms(clean)):
+        problems.append(Problem("masterdata.invalid_terms", wrong, line, "terms", source))
     return (None if problems else clean), problems
 
 
