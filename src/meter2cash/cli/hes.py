@@ -93,3 +93,75 @@ def events_worker(
     with platform() as p:
         n = consume(p.sessions, cfg, subscribers(p.settings), durable=durable, idle_timeout_s=idle)
     console.print(f"{n} event(s) handled")
+
+
+@hes_app.command("rereads")
+def rereads_list(
+    status: str | None = typer.Option(None, "--status", help="requested, sent, completed or failed"),
+    meter: str | None = typer.Option(None, "--meter", help="Meter serial"),
+    limit: int = typer.Option(50, "--limit", min=1),
+) -> None:
+    """Re-read requests to the head-end (newest first)."""
+    from rich.table import Table
+
+    from meter2cash.mdm.vee.rereads import list_rereads
+
+    with platform() as p, p.sessions() as session:
+        items, total = list_rereads(session, status=status, meter=meter, limit=limit)
+    if not items:
+        console.print("no re-read requests")
+        return
+    table = Table(title=f"Re-read requests ({len(items)} of {total})")
+    for col in ("id", "meter", "channel", "window", "status", "requested", "sent", "done", "outcome"):
+        table.add_column(col)
+    for r in items:
+        table.add_row(
+            str(r["id"]),
+            r["meter"] or "",
+            r["channel"] or "",
+            f"{r['window_start'][:16]} .. {r['window_end'][:16]}",
+            r["status"],
+            r["requested_at"][:16],
+            (r["sent_at"] or "")[:16],
+            (r["completed_at"] or "")[:16],
+            r["outcome"],
+        )
+    console.print(table)
+
+
+@hes_app.command("send-rereads")
+def send_rereads_cmd() -> None:
+    """Send the pending re-read requests to the head-end (one hes.reread_requested event each)."""
+    from meter2cash.db import transaction
+    from meter2cash.mdm.vee.rereads import send_rereads
+
+    with platform() as p, transaction(p.sessions) as session:
+        n = send_rereads(session)
+    console.print(f"{n} re-read request(s) sent")
+
+
+@hes_app.command("answer-rereads")
+def answer_rereads_cmd(
+    state: Path | None = typer.Option(
+        None, "--state", help="Simulator state saved by m2c demo (default: <var>/demo/hes/simulator.json)"
+    ),
+    out_dir: Path | None = typer.Option(None, "--out", help="Where the answer files go (default: <var>/hes)"),
+) -> None:
+    """The simulated head-end answers the re-read requests: sends pending ones, delivers each window's
+    clean intervals as a reading file, ingests the files and completes the requests."""
+    from meter2cash.hes.rereads import STATE_FILE, answer_round
+
+    with platform() as p:
+        try:
+            out = answer_round(
+                p,
+                state_path=state or p.settings.var_dir / STATE_FILE,
+                out_dir=out_dir or p.settings.var_dir / "hes" / "rereads",
+            )
+        except M2CError as exc:
+            err_console.print(f"[red]error[/red] {exc.code}: {exc.message}")
+            raise typer.Exit(2) from exc
+    console.print(
+        f"re-reads: {out['sent']} sent, {out['answered']} answered ({out['files']} file(s) ingested), "
+        f"{out['completed']} completed, {out['failed']} failed"
+    )

@@ -36,14 +36,17 @@ def _iso(epoch: npt.NDArray[np.int64]) -> npt.NDArray[np.str_]:
 
 
 def _csv_rows(
-    serials: npt.NDArray[np.str_], epoch: npt.NDArray[np.int64], values: npt.NDArray[np.float64]
+    serials: npt.NDArray[np.str_],
+    epoch: npt.NDArray[np.int64],
+    values: npt.NDArray[np.float64],
+    channel: str = CHANNEL,
 ) -> pd.DataFrame:
     """Long-format rows for a (meters, intervals) block, skipping NaN (not delivered)."""
     m_idx, t_idx = np.nonzero(~np.isnan(values))
     return pd.DataFrame(
         {
             "meter": serials[m_idx],
-            "channel": CHANNEL,
+            "channel": channel,
             "start": _iso(epoch[t_idx]),
             "value": values[m_idx, t_idx],
         }

@@ -14,7 +14,7 @@ from meter2cash.api.routers.common import Limit, Offset
 from meter2cash.core.errors import InvalidInput
 from meter2cash.mdm.models import Channel, Meter
 from meter2cash.mdm.vee import exceptions as queue
-from meter2cash.mdm.vee import model_store
+from meter2cash.mdm.vee import model_store, rereads
 from meter2cash.mdm.vee.reports import vee_report
 from meter2cash.mdm.vee.rulesets import current_rule_sets, get_rule_set, put_rule_set, rule_set_versions
 from meter2cash.mdm.vee.service import run_vee
@@ -162,6 +162,19 @@ def list_exceptions(
         limit=limit,
         offset=offset,
     )
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/rereads")
+def list_rereads_endpoint(
+    session: SessionDep,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    status: Annotated[str | None, Query(description="requested, sent, completed, failed")] = None,
+    meter: str | None = None,
+) -> dict[str, Any]:
+    """Re-read requests to the head-end, newest first, with when they were sent and what came back."""
+    items, total = rereads.list_rereads(session, status=status, meter=meter, limit=limit, offset=offset)
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 

@@ -33,6 +33,7 @@ from meter2cash.mdm.vee.models import (
     VeeExceptionComment,
     VeeRereadRequest,
 )
+from meter2cash.mdm.vee.rereads import reread_out
 
 #: Rule code → the rule's section in a rule set (for the exception's priority).
 RULE_SECTION: dict[str, str] = {
@@ -176,9 +177,7 @@ def get_exception(session: Session, exception_id: int) -> dict[str, Any]:
         if finding
         else None,
         "comments": [{"at": c.at.isoformat(), "author": c.author, "text": c.text} for c in comments],
-        "rereads": [
-            {"id": r.id, "status": r.status, "requested_at": r.requested_at.isoformat()} for r in rereads
-        ],
+        "rereads": [reread_out(r) for r in rereads],
         "values": None if day is None else [None if np.isnan(v) else float(v) for v in day.values[sl]],
         "raw": None if day is None else [None if np.isnan(v) else float(v) for v in day.raw[sl]],
     }

@@ -33,6 +33,7 @@ from meter2cash.mdm.vee.estimation import METHOD_NAMES, day_types_for, estimate,
 from meter2cash.mdm.vee.exceptions import open_exceptions
 from meter2cash.mdm.vee.model_store import ModelUse, model_for_run, scope_of
 from meter2cash.mdm.vee.reports import findings_for, vee_report
+from meter2cash.mdm.vee.rereads import complete_rereads
 from meter2cash.mdm.vee.rules import Finding, RuleContext, evaluate
 from meter2cash.mdm.vee.rulesets import channel_classes, current_rule_sets, select_rule_sets
 
@@ -85,6 +86,8 @@ class VeeRunResult:
     #: the stored learned models the run estimated with: ``{"scope", "interval_s", "version",
     #: "trained"}`` (``trained``: the run trained and stored it, there was none young enough)
     learned_models: list[dict[str, Any]] = field(default_factory=list)
+    #: re-read requests this run found answered (``completed``) or gave up on (``failed``)
+    rereads: dict[str, int] = field(default_factory=lambda: {"completed": 0, "failed": 0})
     #: ``{"channel_id", "day", "intervals"}`` per channel-day whose estimates were replaced
     replaced: list[dict[str, Any]] = field(default_factory=list)
 
@@ -166,6 +169,7 @@ def run_vee(
     result.rule_set_version = "+".join(r.version for r in sets)[:32]
     run.rule_set, run.rule_set_version = result.rule_set, result.rule_set_version
     result.exceptions = open_exceptions(session, run.id, {r.label: r for r in sets})
+    result.rereads = complete_rereads(session)
     run.channel_days = result.channel_days
     run.findings = result.findings
     run.estimated_intervals = result.estimated_intervals
