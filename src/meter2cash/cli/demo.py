@@ -178,6 +178,10 @@ def print_report(r: DemoReport) -> None:
             ],
         )
     )
+    if rr := r.vee.get("rereads"):
+        console.print(
+            f"re-reads requested/answered: {rr['requested']}/{rr['answered']}, completed {rr['completed']}"
+        )
     bill_rows = []
     for run in r.billing["runs"]:
         for v in run.get("totals", []):

@@ -153,3 +153,29 @@ def answer_round(
         "files": sum(1 for r in results if r.error is None),
         **done,
     }
+
+
+def demo_rereads(
+    platform: Platform, hes: SimulatedHes, out_dir: Path, *, start: datetime, end: datetime, tz: str
+) -> dict[str, int]:
+    """The demo's operator asks the head-end to read again the intervals of every open exception
+    on interval data; the simulated head-end answers, and VEE validates the re-read days."""
+    from sqlalchemy import select
+
+    from meter2cash.db import transaction
+    from meter2cash.mdm.vee import exceptions as queue
+    from meter2cash.mdm.vee.models import VeeException
+    from meter2cash.mdm.vee.service import run_vee
+
+    with transaction(platform.sessions) as session:
+        ids = session.scalars(
+            select(VeeException.id)
+            .where(VeeException.status.in_(("open", "assigned")), VeeException.slot_count > 0)
+            .order_by(VeeException.id)
+        ).all()
+        for xid in ids:
+            queue.resolve(session, xid, "reread", actor="demo", reason="read the meter again")
+    out = answer_round(platform, hes=hes, out_dir=out_dir)
+    with transaction(platform.sessions) as session:
+        run_vee(session, start=start, end=end, tz=tz)
+    return {"requested": len(ids), **out}
