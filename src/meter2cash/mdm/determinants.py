@@ -98,20 +98,24 @@ def bill_determinants(
     pidx = np.asarray(period_index, dtype=np.int8)
     if flags.shape != values.shape or pidx.shape != (t,):
         raise ValueError(f"shapes differ: values {values.shape}, flags {flags.shape}, periods {pidx.shape}")
-    missing = np.isnan(values) | ((flags & Quality.MISSING) != 0)
-    filled = np.where(np.isnan(values), 0.0, values)
-    kwh_by_period = np.zeros((n, n_periods))
-    for p in range(n_periods):
-        sel = pidx == p
-        if sel.any():
-            kwh_by_period[:, p] = filled[:, sel].sum(axis=1)
+    nan = np.isnan(values)
+    filled = np.where(nan, 0.0, values)
+    onehot = np.zeros((t, n_periods))
+    inside = np.flatnonzero((pidx >= 0) & (pidx < n_periods))
+    onehot[inside, pidx[inside]] = 1.0
+    kwh_by_period = filled @ onehot  # one pass over the intervals for every period at once
     step = (demand_interval_s or interval_s) // interval_s
     if step < 1 or (demand_interval_s or interval_s) % interval_s:
         raise ValueError(f"demand interval {demand_interval_s} s is not a multiple of {interval_s} s")
     blocks = -(-t // step) if t else 0
-    padded = np.zeros((n, blocks * step))
-    padded[:, :t] = filled
-    block_kwh = padded.reshape(n, blocks, step).sum(axis=2)
+    if step == 1:
+        block_kwh = filled
+    elif t % step == 0:
+        block_kwh = filled.reshape(n, blocks, step).sum(axis=2)
+    else:
+        padded = np.zeros((n, blocks * step))
+        padded[:, :t] = filled
+        block_kwh = padded.reshape(n, blocks, step).sum(axis=2)
     demand = block_kwh * (3600.0 / (interval_s * step))
     block_period = pidx[::step] if t else pidx
     md_by_period = np.zeros((n, n_periods))
@@ -120,13 +124,17 @@ def bill_determinants(
         if sel.any():
             md_by_period[:, p] = demand[:, sel].max(axis=1)
     denom = max(t, 1)
+    max_demand = md_by_period.max(axis=1) if blocks and n_periods else np.zeros(n)
+    if blocks and ((block_period < 0) | (block_period >= n_periods)).any():  # outside every period
+        max_demand = demand.max(axis=1)
+    missing = nan | ((flags & Quality.MISSING) != 0)
     return Determinants(
         kwh_total=filled.sum(axis=1),
         kwh_by_period=kwh_by_period,
-        max_demand_kw=demand.max(axis=1) if blocks else np.zeros(n),
+        max_demand_kw=max_demand,
         max_demand_kw_by_period=md_by_period,
-        estimated_share=((flags & Quality.ESTIMATED) != 0).sum(axis=1) / denom,
-        missing_share=missing.sum(axis=1) / denom,
+        estimated_share=np.count_nonzero(flags & Quality.ESTIMATED, axis=1) / denom,
+        missing_share=np.count_nonzero(missing, axis=1) / denom,
     )
 
 
