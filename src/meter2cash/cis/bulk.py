@@ -46,6 +46,15 @@ def _defaults(table: Table, given: list[str]) -> list[tuple[str, Callable[[], An
     return out
 
 
+def _converter(typ: Any, dialect: Any) -> Callable[[Any], Any] | None:
+    """The bind conversion of a column type (scaled decimals, UTC datetimes, JSON text)."""
+    if isinstance(typ, TypeDecorator):
+        return partial(typ.process_bind_param, dialect=dialect)
+    if isinstance(typ, JSON):
+        return _json
+    return None
+
+
 def insert_rows(
     session: Session, table: Table, rows: Sequence[dict[str, Any]], *, copy_min_rows: int = COPY_MIN_ROWS
 ) -> None:
@@ -58,24 +67,20 @@ def insert_rows(
     if dialect.name != "postgresql" or len(rows) < copy_min_rows:
         session.execute(insert(table), list(rows))
         return
-    fill = _defaults(table, list(rows[0]))
-    if fill:
-        rows = [{**r, **{c: f() for c, f in fill}} for r in rows]
-    cols = list(rows[0])
-    convert: list[Callable[[Any], Any] | None] = []
-    for c in cols:
-        typ = table.c[c].type
-        if isinstance(typ, TypeDecorator):
-            convert.append(partial(typ.process_bind_param, dialect=dialect))
-        elif isinstance(typ, JSON):
-            convert.append(_json)
-        else:
-            convert.append(None)
+    given = list(rows[0])
+    n = len(rows)
+    columns: list[list[Any]] = []  # converted column by column: one type dispatch per column
+    for c in given:
+        col = [r[c] for r in rows]
+        conv = _converter(table.c[c].type, dialect)
+        columns.append(col if conv is None else [None if v is None else conv(v) for v in col])
+    fill = _defaults(table, given)
+    for c, f in fill:
+        conv = _converter(table.c[c].type, dialect)
+        columns.append([f() if conv is None else conv(f()) for _ in range(n)])
+    names = ", ".join(f'"{c}"' for c in [*given, *(c for c, _ in fill)])
     raw = conn.connection.driver_connection
     assert raw is not None
-    names = ", ".join(f'"{c}"' for c in cols)
     with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
-        for r in rows:
-            copy.write_row(
-                [v if f is None else f(v) for f, v in zip(convert, (r[c] for c in cols), strict=True)]
-            )
+        for row in zip(*columns, strict=True):
+            copy.write_row(row)
