@@ -17,7 +17,7 @@ def test_copied_rows_get_their_defaults_and_exact_values(db_url, session):
     rows = [
         {"message_id": f"m-{i}", "topic": "t.copy", "payload": {"i": i, "x": [1, "a"]}} for i in range(150)
     ]
-    insert_rows(session, OutboxMessage.__table__, rows, copy_min_rows=0)  # type: ignore[arg-type]
+    insert_rows(session, OutboxMessage.__table__, rows, copy_min_rows=0)
     session.commit()
     got = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
     assert [m.message_id for m in got] == [r["message_id"] for r in rows]
