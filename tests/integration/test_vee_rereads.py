@@ -160,3 +160,15 @@ def test_simulator_state_rebuilds_the_clean_load(tmp_path, meters):
     got = hes.window(fleet.serials[1], start + timedelta(days=1), start + timedelta(days=2))
     assert got is not None and np.array_equal(got[1], clean[1, 96:192])
     assert hes.window("SM-UNKNOWN", start, start + timedelta(days=1)) is None
+
+
+def test_an_answer_that_changes_nothing_still_completes_the_request(platform, tmp_path):
+    _, xid = _reread_requested(platform)
+    same = CLEAN.copy()
+    same[50] = 40.0  # the head-end reads the same values again: the spike is real
+    out = answer_round(platform, hes=SimulatedHes(["C-9"], same[None, :], START), out_dir=tmp_path)
+    assert out["completed"] == 1
+    with platform.sessions() as s:
+        req = s.scalars(select(VeeRereadRequest)).one()
+        assert req.status == "completed" and req.outcome == "96 intervals re-read, unchanged"
+        assert s.get(VeeException, xid).status == "resolved"

@@ -25,6 +25,7 @@ from meter2cash.bootstrap import Platform
 from meter2cash.core.errors import NotFound
 from meter2cash.hes.delivery import _csv_rows
 from meter2cash.hes.simulator import INTERVAL_S, FleetConfig, build_fleet, simulate_load
+from meter2cash.mdm.vee.rereads import ANSWER_PREFIX
 
 #: Where a demo leaves the simulator's parameters, under ``var_dir``.
 STATE_FILE = Path("demo") / "hes" / "simulator.json"
@@ -71,7 +72,7 @@ class SimulatedHes:
                 continue
             epoch, values = got
             frame = _csv_rows(np.array([cmd["meter"]]), epoch, values[None, :], channel=cmd["channel"])
-            path = out_dir / f"hes-reread-{cmd['request_id']}-{cmd['meter']}.csv"
+            path = out_dir / f"{ANSWER_PREFIX}{cmd['request_id']}-{cmd['meter']}.csv"
             frame.to_csv(path, index=False, float_format="%.3f")
             files.append(path)
         return files

@@ -8,8 +8,9 @@ event) with the meter serial, the channel's reading type and the window; the req
 
 :func:`complete_rereads` (called by every VEE run, and after the simulated head-end answered)
 looks at the sent requests: when the window's channel-days were last written by a file received
-after the request was sent, the request is ``completed`` (``outcome`` "96 intervals re-read") and
-its exception resolved with resolution ``reread``; a request still without data
+after the request was sent (or a file named for the request, ``hes-reread-<id>-…``, arrived), the
+request is ``completed`` (``outcome`` "96 intervals re-read") and its exception resolved with
+resolution ``reread``; a request still without data
 ``timeout_hours`` after it was sent is ``failed`` and its exception opens again. Every change of an
 exception writes an audit entry. Functions take a Session and never commit.
 """
@@ -34,6 +35,9 @@ TOPIC_REREAD = "hes.reread_requested"
 #: A sent request without data after this long fails.
 TIMEOUT_HOURS = 24.0
 REREAD_STATUSES = ("requested", "sent", "completed", "failed")
+#: A head-end's answer file named ``<prefix><request id>-…`` answers that request even when every
+#: value in it was known already (the day is then not written again).
+ANSWER_PREFIX = "hes-reread-"
 
 
 def _command(
@@ -81,8 +85,8 @@ def sent_commands(session: Session) -> list[dict[str, Any]]:
     return [_command(*row) for row in _with_meta(session, "sent")]
 
 
-def _window_state(session: Session, r: VeeRereadRequest) -> tuple[int, int, bool]:
-    """``(intervals received in the window, intervals in the window, written after sending)``."""
+def _window_state(session: Session, r: VeeRereadRequest) -> tuple[int, int, bool, bool]:
+    """``(intervals received in the window, intervals in the window, answered, day written again)``."""
     days = utc_days(r.window_start, r.window_end)
     stmt = (
         select(ChannelDay.day, ChannelDay.interval_s, ChannelDay.raw_values, RawBatch.received_at)
@@ -101,6 +105,15 @@ def _window_state(session: Session, r: VeeRereadRequest) -> tuple[int, int, bool
         got += int((~np.isnan(raw[lo:hi])).sum())
         total += max(0, hi - lo)
         fresh = fresh or (received_at is not None and received_at >= sent)
+    changed = fresh
+    if not fresh and got:  # an answer that changed nothing: the file named for the request came
+        fresh = bool(
+            session.scalar(
+                select(func.count())
+                .select_from(RawBatch)
+                .where(RawBatch.filename.like(f"{ANSWER_PREFIX}{r.id}-%"), RawBatch.received_at >= sent)
+            )
+        )
     if not rows:
         interval_s = session.scalar(
             select(ReadingType.interval_s)
@@ -108,7 +121,7 @@ def _window_state(session: Session, r: VeeRereadRequest) -> tuple[int, int, bool
             .where(Channel.id == r.channel_id)
         )
         total = int((r.window_end - r.window_start).total_seconds()) // int(interval_s or 900)
-    return got, total, fresh
+    return got, total, fresh, changed
 
 
 def complete_rereads(
@@ -121,11 +134,15 @@ def complete_rereads(
     for r in session.scalars(
         select(VeeRereadRequest).where(VeeRereadRequest.status == "sent").order_by(VeeRereadRequest.id)
     ):
-        got, total, fresh = _window_state(session, r)
+        got, total, fresh, changed = _window_state(session, r)
         e = session.get(VeeException, r.exception_id) if r.exception_id is not None else None
         if fresh and got:
             r.status, r.completed_at = "completed", now
-            r.outcome = f"{got} intervals re-read" + (f", {total - got} still missing" if got < total else "")
+            r.outcome = (
+                f"{got} intervals re-read"
+                + (f", {total - got} still missing" if got < total else "")
+                + ("" if changed else ", unchanged")
+            )
             out["completed"] += 1
             if e is not None and e.status != "resolved":
                 before = {"status": e.status, "resolution": e.resolution}
