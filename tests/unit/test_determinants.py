@@ -59,3 +59,29 @@ def test_determinants_equal_the_reference(n, blocks, step, n_periods, ragged, se
         assert np.isclose(d.max_demand_kw[i], md)
         np.testing.assert_allclose(d.max_demand_kw_by_period[i], md_p, atol=1e-9)
         assert d.estimated_share[i] == est and d.missing_share[i] == miss
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), whole=st.booleans())
+def test_missing_intervals_of_a_bill_are_filled_with_the_row_average(seed, whole):
+    from meter2cash.cis.billing import _fill_missing
+
+    rng = np.random.default_rng(seed)
+    values = rng.gamma(2.0, 0.3, (3, 12))
+    values[rng.random((3, 12)) < 0.3] = np.nan
+    values[2] = np.nan  # a row with nothing
+    flags = np.where(np.isnan(values), Quality.MISSING, 0).astype(np.uint16)
+    active = np.ones((3, 12), bool) if whole else rng.random((3, 12)) < 0.7
+    before = values.copy()
+    got, got_flags = _fill_missing(values, flags, active)
+    np.testing.assert_array_equal(values, before)  # the input is left alone
+    for i in range(3):
+        present = active[i] & ~np.isnan(values[i])
+        mean = values[i][present].mean() if present.any() else 0.0
+        for k in range(12):
+            if not active[i, k]:
+                assert np.isnan(got[i, k]) and got_flags[i, k] == Quality.MISSING
+            elif np.isnan(values[i, k]):
+                assert np.isclose(got[i, k], mean) and got_flags[i, k] & Quality.ESTIMATED
+            else:
+                assert got[i, k] == values[i, k] and got_flags[i, k] == flags[i, k]

@@ -109,13 +109,24 @@ class RatedChunk:
 def _fill_missing(values: np.ndarray, flags: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Estimate missing intervals inside the active window by the row's average interval
     (flagged ESTIMATED): a bill on incomplete data is an estimated bill, not a low one."""
-    present = active & ~np.isnan(values)
-    count = present.sum(axis=1)
-    mean = np.where(count > 0, np.where(present, values, 0.0).sum(axis=1) / np.maximum(count, 1), 0.0)
-    gap = active & np.isnan(values)
-    values = np.where(gap, mean[:, None], np.where(active, values, np.nan))
-    flags = np.where(gap, flags | Quality.ESTIMATED, np.where(active, flags, Quality.MISSING))
-    return values, flags.astype(np.uint16)
+    nan = np.isnan(values)
+    gap = active & nan
+    whole = bool(active.all())  # the usual case: nothing to blank outside the active days
+    if whole:
+        flags = flags.astype(np.uint16)
+    else:
+        values = np.where(active, values, np.nan)
+        flags = np.where(active, flags, Quality.MISSING).astype(np.uint16)
+    if not gap.any():
+        return values, flags
+    count = np.count_nonzero(active & ~nan, axis=1)
+    mean = np.where(count > 0, np.nansum(values, axis=1) / np.maximum(count, 1), 0.0)
+    rows, cols = np.nonzero(gap)
+    if whole:
+        values = values.copy()  # the caller's array
+    values[rows, cols] = mean[rows]
+    flags[rows, cols] |= np.uint16(Quality.ESTIMATED)
+    return values, flags
 
 
 def rate_jobs(
