@@ -43,6 +43,8 @@ FloatArray = npt.NDArray[np.float64]
 HOLDOUT_SHARE = 0.1
 #: At most this many channels of a class are read for training (a seeded random choice).
 MAX_TRAIN_CHANNELS = 500
+#: Held-out gaps are hidden in at most this many channels (the error is measured on them).
+MAX_EVAL_CHANNELS = 200
 #: Training needs at least this many training intervals (about 100 channel-days at 15 min).
 MIN_SAMPLES = 2000
 _NOT_ACTUAL = int(Quality.MISSING | Quality.REJECTED | Quality.ESTIMATED)
@@ -83,8 +85,9 @@ def fit_and_evaluate(
     min_like_days: int = 1,
     rounds: int = 3,
 ) -> tuple[LearnedModel | None, dict[str, Any]]:
-    """Hide ``holdout`` of the valid intervals as synthetic gaps, train on the rest, and measure the
-    mean absolute error of the model and of the like-day profile on the hidden intervals.
+    """Hide ``holdout`` of the valid intervals of up to :data:`MAX_EVAL_CHANNELS` channels (a seeded
+    choice) as synthetic gaps, train on the rest, and measure the mean absolute error of the model
+    and of the like-day profile on the hidden intervals.
 
     Returns ``(model, metrics)``; ``model`` is ``None`` with too little training data.
     ``metrics``: ``holdout_intervals``, ``mae_learned``, ``mae_like_day`` (over the hidden
@@ -97,7 +100,12 @@ def fit_and_evaluate(
     metrics: dict[str, Any] = {"holdout_share": holdout, "seed": seed, "holdout_intervals": 0}
     if valid.sum() < min_samples:
         return None, metrics
-    hide = synthetic_gaps(valid, rng, share=holdout, max_len=7 * slots_per_day) if holdout > 0 else None
+    hide = None
+    if holdout > 0:
+        n = values.shape[0]
+        rows = np.sort(rng.choice(n, min(n, MAX_EVAL_CHANNELS), replace=False))
+        hide = np.zeros(values.shape, dtype=bool)
+        hide[rows] = synthetic_gaps(valid[rows], rng, share=holdout, max_len=7 * slots_per_day)
     seen = values if hide is None else np.where(hide, np.nan, values)
     model = train(
         seen,
@@ -109,6 +117,8 @@ def fit_and_evaluate(
     )
     if model is None or hide is None or not hide.any():
         return model, metrics
+    rows = np.flatnonzero(hide.any(axis=1))
+    seen, hide, values = seen[rows], hide[rows], values[rows]
     truth = values[hide]
     pred = model.predict(seen, hide, slots_per_day=slots_per_day, day_types=day_types)[hide]
     like, filled = like_day_profile(
