@@ -51,3 +51,56 @@ def test_change_load_then_terms(one_meter_db):
     assert early.exit_code == 2 and "contract.before_start" in early.output
     unknown = runner.invoke(app, ["agreement", "terms", "SA-9999"])
     assert unknown.exit_code == 2 and "service_agreement.not_found" in unknown.output
+
+
+def test_change_load_with_rebill(one_meter_db, tmp_path):
+    """A bill for October, then a load change from 11 October: --rebill cancels and rebills it."""
+    from datetime import UTC, datetime, timedelta
+
+    runner = CliRunner()
+    assert (
+        runner.invoke(
+            app, ["masterdata", "load", str(ROOT / "examples" / "masterdata" / "small.json")]
+        ).exit_code
+        == 0
+    )
+    assert (
+        runner.invoke(app, ["tariff", "load", str(ROOT / "examples" / "tariffs" / "res-lt1.toml")]).exit_code
+        == 0
+    )
+    lines = ["meter,channel,start,value"]
+    t = datetime(2026, 9, 30, 18, 30, tzinfo=UTC)  # 1 October 00:00 in Asia/Kolkata
+    for i in range(31 * 96):
+        lines.append(
+            f"MTR-000101,kwh_import_15m,{(t + timedelta(minutes=15 * i)).isoformat()},{0.05 + (i % 7) * 0.02:.2f}"
+        )
+    reads = tmp_path / "reads.csv"
+    reads.write_text("\n".join(lines) + "\n")
+    assert runner.invoke(app, ["ingest", str(reads)]).exit_code == 0
+    assert runner.invoke(app, ["vee", "run"]).exit_code == 0
+    billed = runner.invoke(app, ["bill-run", "--period", "2026-10"])
+    assert billed.exit_code == 0 and "1 bills" in billed.output, billed.output
+    plain = runner.invoke(
+        app,
+        ["agreement", "change-load", "SA-1001", "--from", "2026-10-11", "--kw", "7", "--reason", "survey"],
+    )
+    assert plain.exit_code == 0 and "B-2026-10-000001 (rebill them with --rebill)" in plain.output
+    done = runner.invoke(
+        app,
+        [
+            "agreement",
+            "change-load",
+            "SA-1001",
+            "--from",
+            "2026-10-21",
+            "--kw",
+            "8",
+            "--reason",
+            "again",
+            "--rebill",
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    assert "rebilled B-2026-10-000001: 1 new bill(s)" in done.output
+    shown = runner.invoke(app, ["bill", "show", "B-2026-10-000002"])
+    assert shown.exit_code == 0 and "(10/31 days)" in shown.output and "(11/31 days)" in shown.output

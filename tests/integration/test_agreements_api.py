@@ -31,8 +31,9 @@ def test_post_and_get_terms(client, platform):
     assert client.get(URL).json() == {
         "agreement": "SA-1002", "sanctioned_load_kw": "25", "contract_demand_kva": "30", "terms": [],
     }  # fmt: skip
-    r = client.post(URL, json={"effective_from": "2026-10-11", "sanctioned_kw": "40", "reason": "extension"})
-    assert r.status_code == 201, r.text
+    body = {"effective_from": "2026-10-11", "sanctioned_kw": "40", "reason": "extension", "rebill": True}
+    r = client.post(URL, json=body)
+    assert r.status_code == 201, r.text  # no bill reaches the date: nothing to rebill
     assert r.json() == {
         "agreement": "SA-1002",
         "term": {"effective_from": "2026-10-11", "sanctioned_kw": "40", "contract_kva": "30",

@@ -14,7 +14,7 @@ from test_billing import EXAMPLES, PERIOD, TZ, build_fleet
 
 from meter2cash.cis.bill_print import render_bill_pdf
 from meter2cash.cis.billing import run_bills
-from meter2cash.cis.contracts import change_load, terms_of
+from meter2cash.cis.contracts import change_load, rebill_affected, terms_of
 from meter2cash.cis.documents import render_bill_html
 from meter2cash.cis.ledger import trial_balance
 from meter2cash.cis.models import (
@@ -250,6 +250,27 @@ def test_rebill_of_a_bill_across_an_exchange_and_a_load_change(session):
         (date(2026, 10, 1), date(2026, 10, 10)),
         (date(2026, 10, 11), date(2026, 10, 31)),
     ]
+    assert trial_balance(session).total == 0
+
+
+def test_a_backdated_load_change_names_the_bill_and_rebills_it(session):
+    _, sp = agreement(session, "res-lt1", "2")
+    ch = meter(session, sp, "M-1", datetime(2025, 1, 1, tzinfo=UTC), None, ["kwh_import_15m"])
+    put(session, ch["kwh_import_15m"], 0.1, OCT_START, OCT_END)
+    session.commit()
+    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    session.commit()
+    first = one_bill(session)
+    change = change_load(session, "SA-S", date(2026, 10, 11), "5", reason="found on inspection", by="test")
+    assert change.bills_affected == [first.number]
+    result = rebill_affected(session, change, tz=TZ, currency="INR")
+    session.commit()
+    assert [s.number for s in result.cancelled] == [first.number] and first.status == "cancelled"
+    assert first.cancel_reason == "load changed from 2026-10-11"
+    again = session.get(Bill, result.new_bills[0])
+    assert again.replaces_bill_id == first.id and again.adjustment == -first.total
+    per_kw = [ln.amount for ln in again.lines if "Fixed charge on sanctioned load" in ln.description]
+    assert per_kw == [Decimal("12.90"), Decimal("67.74")]
     assert trial_balance(session).total == 0
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,6 +20,9 @@ from meter2cash.cis.cycles import add_months
 from meter2cash.cis.models import Bill, ContractTerm, ServiceAgreement
 from meter2cash.core.errors import Conflict, InvalidInput, NotFound
 from meter2cash.integration.outbox import emit
+
+if TYPE_CHECKING:
+    from meter2cash.cis.rebill import RebillResult
 
 TOPIC_LOAD_CHANGED = "agreement.load_changed"
 #: Quantities are stored with 3 decimals; more are refused, never rounded.
@@ -223,6 +226,22 @@ def bills_reaching(session: Session, sa_id: int, day: date) -> list[str]:
         if add_months(period, months - 1) >= month:
             out.append(number)
     return out
+
+
+def rebill_affected(session: Session, change: LoadChange, *, tz: str, currency: str) -> RebillResult:
+    """Cancel the bills a backdated load change reaches (journal entries reversed) and bill
+    their periods again under the terms now recorded; each new bill names the one it replaces
+    and carries the adjustment line (see :mod:`meter2cash.cis.rebill`)."""
+    from meter2cash.cis.rebill import StaleBill, rebill
+
+    reason = f"load changed from {change.term.effective_from}"
+    stale = [
+        StaleBill(bill_id, number, period, reason)
+        for bill_id, number, period in session.execute(
+            select(Bill.id, Bill.number, Bill.period).where(Bill.number.in_(change.bills_affected))
+        )
+    ]
+    return rebill(session, stale, tz=tz, currency=currency)
 
 
 def _s(value: Decimal | None) -> str | None:

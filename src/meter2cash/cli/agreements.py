@@ -29,21 +29,31 @@ def change_load_cmd(
     kva: str = typer.Option(None, "--kva", help="contract demand [kVA] (default: unchanged)"),
     reason: str = typer.Option(..., "--reason", help="why the load changes (kept with the term)"),
     by: str = typer.Option("cli", "--by", help="who records the change"),
+    rebill: bool = typer.Option(
+        False, "--rebill", help="cancel and rebill the issued bills the change reaches"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ) -> None:
     """Record a change of sanctioned load (and contract demand) from a date on.
 
     Bills of periods reaching that date split there: charges per kW or kVA prorate by the days
-    under each load. Bills already issued for those periods are listed (rebill them by hand).
+    under each load. Bills already issued for those periods are listed; ``--rebill`` cancels them
+    and bills the periods again.
     """
-    from meter2cash.cis.contracts import change_load
+    from meter2cash.cis.contracts import change_load, rebill_affected
 
     day = _date(effective_from)
     with platform() as p, p.sessions() as s:
         result = change_load(s, number, day, kw, kva, reason=reason, by=by)
+        rebilled = None
+        if rebill and result.bills_affected:
+            rebilled = rebill_affected(s, result, tz=p.settings.timezone, currency=p.settings.currency)
         s.commit()
     if as_json:
-        console.print_json(json.dumps(result.to_dict()))
+        out = result.to_dict()
+        if rebilled is not None:
+            out["rebill"] = rebilled.to_dict()
+        console.print_json(json.dumps(out))
         return
     t = result.term
     kva_text = "" if t.contract_kva is None else f", contract demand {t.contract_kva.normalize():f} kVA"
@@ -51,9 +61,16 @@ def change_load_cmd(
         f"[green]recorded[/green] {result.agreement}: sanctioned load {t.sanctioned_kw.normalize():f} kW"
         f"{kva_text} from {t.effective_from}" + ("" if result.current else " (not the latest term)")
     )
-    if result.bills_affected:
+    if rebilled is not None:
+        errors = "; ".join(f"{e['code']} {e['message']}" for r in rebilled.runs for e in r.errors)
+        numbers = ", ".join(result.bills_affected)
+        console.print(f"[green]rebilled[/green] {numbers}: {len(rebilled.new_bills)} new bill(s)")
+        if errors:
+            err_console.print(f"[red]not rebilled[/red] {errors}")
+    elif result.bills_affected:
         console.print(
             f"[yellow]issued bills rated under the earlier load:[/yellow] {', '.join(result.bills_affected)}"
+            " (rebill them with --rebill)"
         )
 
 

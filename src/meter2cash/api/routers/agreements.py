@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from meter2cash.api.deps import SessionDep
-from meter2cash.cis.contracts import agreement_by_number, change_load, terms_of
+from meter2cash.api.deps import PlatformDep, SessionDep
+from meter2cash.cis.contracts import agreement_by_number, change_load, rebill_affected, terms_of
 
 router = APIRouter(tags=["agreements"])
 
@@ -22,6 +22,7 @@ class TermIn(BaseModel):
     contract_kva: str | int | None = Field(None, description="contract demand [kVA]; default: unchanged")
     reason: str = Field(min_length=1, max_length=2000)
     by: str = Field("api", max_length=100, description="who records the change")
+    rebill: bool = Field(False, description="cancel and rebill the issued bills the change reaches")
 
 
 @router.get("/agreements/{number}/terms")
@@ -40,10 +41,11 @@ def get_terms(number: str, session: SessionDep) -> dict[str, Any]:
 
 
 @router.post("/agreements/{number}/terms", status_code=201)
-def post_term(number: str, body: TermIn, session: SessionDep) -> dict[str, Any]:
+def post_term(number: str, body: TermIn, session: SessionDep, platform: PlatformDep) -> dict[str, Any]:
     """Record a load change (errors ``contract.invalid_load`` 422, ``contract.before_start`` 422,
     ``contract.after_end`` 422, ``contract.duplicate_term`` 409, ``service_agreement.not_found``
-    404). ``bills_affected``: issued bills rated under the earlier load."""
+    404). ``bills_affected``: issued bills rated under the earlier load; with ``rebill`` they are
+    cancelled and billed again (``rebill`` in the answer)."""
     result = change_load(
         session,
         number,
@@ -53,4 +55,8 @@ def post_term(number: str, body: TermIn, session: SessionDep) -> dict[str, Any]:
         reason=body.reason,
         by=body.by,
     )
-    return result.to_dict()
+    out = result.to_dict()
+    if body.rebill and result.bills_affected:
+        cfg = platform.settings
+        out["rebill"] = rebill_affected(session, result, tz=cfg.timezone, currency=cfg.currency).to_dict()
+    return out
