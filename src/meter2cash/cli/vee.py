@@ -110,6 +110,13 @@ def run(
         f"{result.estimated_intervals} estimated, {result.missing_after} still missing, "
         f"{result.exceptions} exceptions opened"
     )
+    for m in result.learned_models:
+        how = "trained and stored by this run" if m["trained"] else "stored"
+        console.print(f"learned model {m['scope']} ({m['interval_s']} s) version {m['version']}, {how}")
+    if any(result.rereads.values()):
+        console.print(
+            f"re-read requests: {result.rereads['completed']} completed, {result.rereads['failed']} failed"
+        )
     _show(result.findings_by_rule, result.estimated_by_method)
 
 
