@@ -17,7 +17,7 @@ from meter2cash.mdm.store import MeasurementStore
 from meter2cash.mdm.vee import model_store
 from meter2cash.mdm.vee.learned import N_FEATURES, LearnedModel
 from meter2cash.mdm.vee.models import VeeModel
-from meter2cash.mdm.vee.service import run_vee
+from meter2cash.mdm.vee.service import run_vee, vee_report
 
 FIRST = date(2026, 3, 1)
 HISTORY = 24  # days of validated history
@@ -142,6 +142,7 @@ def test_trained_model_is_stored_and_used_by_the_next_run_without_training(sessi
     ).one()
     assert event.payload["learned_models"][0]["version"] == 1
     assert model_store.list_models(session)[0]["metrics"]["mae_learned"] == m["mae_learned"]
+    assert vee_report(session, res.run_id)["learned_models"] == res.learned_models
 
 
 def test_run_trains_and_stores_a_model_when_there_is_none_and_retrains_when_too_old(session, train_calls):

@@ -57,6 +57,8 @@ def vee_report(session: Session, run_id: int | None = None) -> dict[str, Any]:
         "estimated_intervals": run.estimated_intervals,
         "findings_by_rule": by_rule,
         "estimated_by_method": dict(event.payload.get("estimated_by_method", {})) if event else {},
+        #: the stored learned models the run estimated with (runs before they were stored: empty)
+        "learned_models": list(event.payload.get("learned_models", [])) if event else [],
     }
 
 
