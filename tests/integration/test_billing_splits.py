@@ -220,6 +220,21 @@ def test_a_removed_meter_s_later_intervals_do_not_count(session):
     assert one_bill(session).total_kwh == Decimal("466.000")
 
 
+def test_meters_of_different_interval_lengths_are_not_combined(session):
+    _, sp = agreement(session, "res-lt1", "2")
+    meter(session, sp, "M-1", datetime(2025, 1, 1, tzinfo=UTC), EXCHANGE, ["kwh_import_30m"])
+    meter(session, sp, "M-2", EXCHANGE, None, ["kwh_import_15m"])
+    session.commit()
+    result = run_bills(session, PERIOD, tz=TZ, currency="INR")
+    assert [e["code"] for e in result.errors] == ["billing.interval_mismatch"]
+    assert "M-1 (1800 s), M-2 (900 s)" in result.errors[0]["message"]
+    # November reads only M-2: the 30-minute meter left in October.
+    m2 = session.scalars(select(Channel.id).join(Meter).where(Meter.serial == "M-2")).one()
+    put(session, m2, 0.2, OCT_END, datetime(2026, 12, 1, tzinfo=IST).astimezone(UTC))
+    november = run_bills(session, "2026-11", tz=TZ, currency="INR")
+    assert november.errors == [] and len(november.bills) == 1
+
+
 def test_rebill_of_a_bill_across_an_exchange_and_a_load_change(session):
     _, sp = agreement(session, "res-lt1", "2")
     old = meter(session, sp, "M-1", datetime(2025, 1, 1, tzinfo=UTC), EXCHANGE, ["kwh_import_15m"])

@@ -419,7 +419,14 @@ def plan_jobs(
     jobs: list[Job] = []
     for a in agreements:
         first, last = max(a.start, p.first), min(a.end or p.last, p.last)
-        uses = meters.get(a.service_point_id, [])
+        # Meters installed around the agreement's days (a day's margin either side: the exact
+        # installation windows mask the intervals when they are read).
+        lo, hi = first - timedelta(days=1), last + timedelta(days=1)
+        uses = [
+            u
+            for u in meters.get(a.service_point_id, [])
+            if u.installed_at.date() <= hi and (u.removed_at is None or u.removed_at.date() >= lo)
+        ]
         a.channels = uses[-1].channels if uses else None
         if not uses:
             errors.append(error(a, "billing.no_meter", "no meter with a kWh interval channel installed"))

@@ -64,20 +64,13 @@ def _day(iso: str) -> str:
 
 
 def bill_meters(det: dict[str, Any]) -> list[dict[str, Any]]:
-    """The meters a bill read when there were several (a meter exchange), over all segments."""
+    """The meters a bill read when there were several (a meter exchange), over all segments.
+    ``from``/``until`` are days of the period, the same in every segment."""
     seen: dict[str, dict[str, Any]] = {}
     for part in [det, *(det.get("segments") or [])]:
         for m in part.get("meters") or []:
-            cur = seen.setdefault(
-                m["serial"], {"serial": m["serial"], "from": m["from"], "until": m["until"]}
-            )
-            cur["from"] = (
-                cur["from"] if cur["from"] is None or m["from"] is None else min(cur["from"], m["from"])
-            )
-            cur["until"] = (
-                cur["until"] if cur["until"] is None or m["until"] is None else max(cur["until"], m["until"])
-            )
-    return list(seen.values())
+            seen.setdefault(m["serial"], m)
+    return sorted(seen.values(), key=lambda m: m["from"] or "")
 
 
 def supply_notes(det: dict[str, Any]) -> list[str]:
