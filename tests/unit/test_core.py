@@ -102,3 +102,30 @@ def test_local_frame_handles_the_dst_day():
     assert frame["minute_of_day"].iloc[4] == 120  # 01:00 UTC is 02:00 BST
     assert (frame["weekday"] == 6).all()
     assert frame["date"].nunique() == 1
+
+
+def test_gc_is_paused_inside_and_restored_after_even_on_error():
+    import gc
+
+    from meter2cash.core.gcpause import gc_paused
+
+    @gc_paused()
+    def work(fail: bool) -> bool:
+        with gc_paused():
+            pass
+        if fail:
+            raise RuntimeError("boom")
+        return gc.isenabled()
+
+    assert gc.isenabled()
+    assert work(False) is False
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError):
+        work(True)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        work(False)
+        assert not gc.isenabled()  # a caller's own pause is kept
+    finally:
+        gc.enable()

@@ -40,6 +40,7 @@ from meter2cash.cis.ledger import ensure_chart
 from meter2cash.cis.models import Bill, BillCycle, BillRun
 from meter2cash.cis.rating import RatedArrays, RatingInput, rate_arrays
 from meter2cash.cis.tariffs.model import TariffVersionDef
+from meter2cash.core.gcpause import gc_paused
 from meter2cash.core.quality import Quality
 from meter2cash.core.timeutil import epoch_seconds, local_frame, utcnow
 from meter2cash.mdm.determinants import bill_determinants, daily_kwh
@@ -333,6 +334,7 @@ def data_version(per_channel: dict[int, list[int]], ids: list[int]) -> dict[str,
     return {"channels": ids, "days": sum(a[0] for a in aggs), "sum": sum(a[1] for a in aggs)}
 
 
+@gc_paused()
 def run_bills(
     session: Session,
     period: str,

@@ -38,6 +38,7 @@ from meter2cash.cis.rating import RatingInput, rate_arrays, split_wh
 from meter2cash.cis.tariffs.loader import tariff_version_for
 from meter2cash.cis.tariffs.model import TariffVersionDef
 from meter2cash.core.errors import NotFound
+from meter2cash.core.gcpause import gc_paused
 from meter2cash.mdm.determinants import bill_determinants
 from meter2cash.mdm.models import Channel, Installation, ReadingType
 from meter2cash.mdm.store import MeasurementStore
@@ -146,6 +147,7 @@ class _W:
     interval_s: int = 0
 
 
+@gc_paused()
 def run_daily(
     session: Session,
     day: date,
