@@ -3,19 +3,21 @@
 Creates its own PostgreSQL database ``m2c_bench_<random>`` on 127.0.0.1:5432 (dropped at the
 end; ``--sqlite`` uses a temporary SQLite file instead), loads N agreements of the commercial TOU
 + slab + demand tariff with a month of 15-minute data, analyses the tables (as autovacuum would
-after a bulk load; without statistics PostgreSQL scans the whole table), and times ``run_bills`` (median of several
-runs; the bills are deleted between runs). Baseline in the same run: reading the same interval
-data with ``MeasurementStore.read_window`` alone. Run: ``python benchmarks/bench_billrun.py
-[--quick] [--n N] [--sqlite]``.
+after a bulk load; without statistics PostgreSQL scans the whole table), and times ``run_bills``
+(the run of median wall time of several; the bills are deleted between runs). Baseline in the
+same run: reading the same interval data with ``MeasurementStore.read_window`` alone. Besides wall
+time it prints this process's CPU time and the PostgreSQL server process's. Run: ``python
+benchmarks/bench_billrun.py [--quick] [--n N] [--sqlite]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import os
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -109,14 +111,50 @@ def load_fleet(session: Session, n: int) -> list[int]:
     return [i + 1 for i in rows]
 
 
+@dataclass(slots=True)
+class Timing:
+    """Wall time, this process's CPU time and the database server process's CPU time [s] (read
+    from /proc on the machine running PostgreSQL locally; ``None`` where not available)."""
+
+    wall: float
+    cpu: float
+    db_cpu: float | None
+    _pid: int | None = None
+
+    @classmethod
+    def start(cls, session: Session) -> Timing:
+        pid = None
+        if session.get_bind().dialect.name == "postgresql":
+            pid = session.execute(text("SELECT pg_backend_pid()")).scalar()
+        return cls(time.perf_counter(), time.process_time(), _proc_cpu(pid), pid)
+
+    def stop(self) -> Timing:
+        db = _proc_cpu(self._pid)
+        return Timing(
+            time.perf_counter() - self.wall,
+            time.process_time() - self.cpu,
+            None if db is None or self.db_cpu is None else db - self.db_cpu,
+        )
+
+    @staticmethod
+    def median(ts: list[Timing]) -> Timing:
+        """The run of median wall time."""
+        return sorted(ts, key=lambda t: t.wall)[len(ts) // 2]
+
+
+def _proc_cpu(pid: int | None) -> float | None:
+    """User + system CPU seconds of a local process, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def clear_bills(session: Session) -> None:
     for model in (BillLine, BillSegment, Bill, JournalLine, JournalEntry, OutboxMessage, BillRun):
         session.execute(delete(model))
     session.commit()
-
-
-def median(times: list[float]) -> float:
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -151,29 +189,29 @@ def main() -> None:
         setup = time.perf_counter() - t0
         start, end = local_month_bounds(PERIOD, TZ)
 
-        def read_only() -> float:
+        def read_only() -> Timing:
             with sessions() as s:
-                t = time.perf_counter()
+                t = Timing.start(s)
                 store = MeasurementStore(s)
                 for lo in range(0, len(ids), 1000):
                     store.read_window(ids[lo : lo + 1000], start, end, 900)
-                return time.perf_counter() - t
+                return t.stop()
 
-        def bill_run() -> float:
+        def bill_run() -> Timing:
             with sessions() as s:
                 clear_bills(s)
             with sessions() as s:
-                t = time.perf_counter()
+                t = Timing.start(s)
                 result = run_bills(s, PERIOD, tz=TZ, currency="INR")
                 s.commit()
-                elapsed = time.perf_counter() - t
+                elapsed = t.stop()
                 assert len(result.bills) == n, result.errors[:3]
                 assert trial_balance(s).total == 0
                 assert s.scalar(select(Bill.total).limit(1)) is not None
                 return elapsed
 
-        base = median([read_only() for _ in range(repeats)])
-        run = median([bill_run() for _ in range(repeats)])
+        base = Timing.median([read_only() for _ in range(repeats)])
+        run = Timing.median([bill_run() for _ in range(repeats)])
         engine.dispose()
     finally:
         if admin is not None:
@@ -183,15 +221,19 @@ def main() -> None:
         tmp.cleanup()
     db = "SQLite" if args.sqlite else "PostgreSQL"
     table = Table(title=f"Bill run, {n:,} COM-TOU agreements, 15-min data, {db} (median of {repeats})")
-    for col in ("step", "seconds", "bills/s"):
+    for col in ("step", "seconds", "bills/s", "Python CPU s", "database CPU s"):
         table.add_column(col, justify="left" if col == "step" else "right")
-    table.add_row(
-        "baseline: read the month's interval data only (read_window)", f"{base:.2f}", f"{n / base:,.0f}"
-    )
-    table.add_row("run_bills: read, determinants, rate, bills + lines + ledger + outbox", f"{run:.2f}",
-                  f"{n / run:,.0f}")  # fmt: skip
+    for label, t in (
+        ("baseline: read the month's interval data only (read_window)", base),
+        ("run_bills: read, determinants, rate, bills + lines + ledger + outbox", run),
+    ):
+        db_cpu = "n/a" if t.db_cpu is None else f"{t.db_cpu:.2f}"
+        table.add_row(label, f"{t.wall:.2f}", f"{n / t.wall:,.0f}", f"{t.cpu:.2f}", db_cpu)
     console.print(table)
-    console.print(f"setup (not timed): {setup:.1f} s; target ≥ 2,000 bills/s on PostgreSQL")
+    console.print(
+        f"setup (not timed): {setup:.1f} s; target ≥ 2,000 bills/s on PostgreSQL; load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other work on the machine slows the figures)"
+    )
 
 
 if __name__ == "__main__":
