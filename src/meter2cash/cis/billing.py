@@ -267,16 +267,24 @@ def meter_rows(
     of rows."""
     n, t = len(jobs), window.values.shape[1]
     lo, hi = window.start, window.start + timedelta(seconds=t * window.interval_s)
-    zeros = np.zeros(t)
-    if all(len(j.meters) == 1 and j.meters[0].covers(lo, hi) for j in jobs):
-        picked = [_pick(j.meters[0].channels, name) for j in jobs]
-        if all(picked):
-            rows = np.asarray([row[c] for c in picked if c], dtype=np.int64)
-            return window.values[rows], window.flags[rows]
+    plain: list[int] = []
+    rows: list[int] = []
+    mixed: list[int] = []
+    for k, j in enumerate(jobs):
+        cid = _pick(j.meters[0].channels, name)
+        if len(j.meters) == 1 and cid and j.meters[0].covers(lo, hi):
+            plain.append(k)
+            rows.append(row[cid])
+        else:
+            mixed.append(k)
+    if not mixed:
+        return window.values[rows], window.flags[rows]
     values = np.full((n, t), np.nan)
     flags = np.full((n, t), Quality.MISSING, dtype=window.flags.dtype)
-    for k, j in enumerate(jobs):
-        for m in j.meters:
+    values[plain], flags[plain] = window.values[rows], window.flags[rows]
+    zeros = np.zeros(t)
+    for k in mixed:
+        for m in jobs[k].meters:
             cid = _pick(m.channels, name)
             mask = _installed(m, starts)
             values[k] = np.where(mask, window.values[row[cid]] if cid else zeros, values[k])
