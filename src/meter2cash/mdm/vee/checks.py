@@ -187,6 +187,27 @@ def dynamic_comparison_check(
 # --- channel metadata, activity, duplicates --------------------------------------------------------
 
 
+def metadata_failures(
+    *,
+    interval_s: Sequence[int],
+    expected_interval_s: Sequence[int | None],
+    units: Sequence[str],
+    multipliers: Sequence[float],
+    allowed_units: frozenset[str] = ENERGY_UNITS,
+    allowed_multipliers: Sequence[float] | None = None,
+) -> tuple[BoolArray, BoolArray, BoolArray]:
+    """The rows failing interval size, unit of measure and multiplier (see :func:`metadata_check`)."""
+    size_bad = np.array(
+        [e is not None and i != e for i, e in zip(interval_s, expected_interval_s, strict=True)], dtype=bool
+    )
+    unit_bad = np.array([u not in allowed_units for u in units], dtype=bool)
+    mult = np.asarray(multipliers, dtype=np.float64)
+    mult_bad = ~(mult > 0)
+    if allowed_multipliers is not None:
+        mult_bad |= ~np.isin(mult, np.asarray(allowed_multipliers, dtype=np.float64))
+    return size_bad, unit_bad, mult_bad
+
+
 def metadata_check(
     n: int,
     *,
@@ -205,14 +226,15 @@ def metadata_check(
     A failing row is found over its whole window of ``n`` intervals.
     """
     rows = len(interval_s)
-    size_bad = np.array(
-        [e is not None and i != e for i, e in zip(interval_s, expected_interval_s, strict=True)]
+    size_bad, unit_bad, mult_bad = metadata_failures(
+        interval_s=interval_s,
+        expected_interval_s=expected_interval_s,
+        units=units,
+        multipliers=multipliers,
+        allowed_units=allowed_units,
+        allowed_multipliers=allowed_multipliers,
     )
-    unit_bad = np.array([u not in allowed_units for u in units], dtype=bool)
     mult = np.asarray(multipliers, dtype=np.float64)
-    mult_bad = ~(mult > 0)
-    if allowed_multipliers is not None:
-        mult_bad |= ~np.isin(mult, np.asarray(allowed_multipliers, dtype=np.float64))
 
     def result(rule: str, bad: BoolArray, data: Callable[[int], dict[str, Any]]) -> RuleResult:
         mask = np.zeros((rows, n), dtype=bool)

@@ -15,15 +15,38 @@ from meter2cash.mdm.vee.config import RuleSet
 from meter2cash.mdm.vee.rules import FloatArray, RuleContext, RuleResult
 
 
+def runnable_context_rules(n: int, ctx: RuleContext, rs: RuleSet) -> frozenset[str]:
+    """The context rules (names as in the rule set, plus ``keep_edits``) that run over a window of
+    ``n`` intervals: enabled, with their context present, on whole days where they need them."""
+    cfg = rs.rules
+    spd = 86_400 // ctx.interval_s
+    whole_days = n % spd == 0
+    hist = ctx.history
+    history_days = hist is not None and whole_days and hist.shape[1] % spd == 0
+    present = {
+        "sum_check": ctx.day_advance is not None and whole_days,
+        "high_low_usage": history_days,
+        "dynamic_comparison": history_days,
+        "metadata": ctx.metadata is not None,
+        "inactive_measurement": ctx.active is not None,
+        "duplicate_imd": ctx.earlier_raw is not None,
+        "replacement": ctx.prev_flags is not None,
+    }
+    out = {name for name, ok in present.items() if ok and getattr(cfg, name).enabled}
+    if "replacement" in out and cfg.replacement.keep_edits:
+        out.add("keep_edits")
+    return frozenset(out)
+
+
 def context_rules(values: FloatArray, ctx: RuleContext, rs: RuleSet) -> list[tuple[str, RuleResult]]:
     """Run the enabled context rules over ``values``; ``(action, result)`` per rule."""
     cfg = rs.rules
     out: list[tuple[str, RuleResult]] = []
     n = values.shape[1]
     spd = 86_400 // ctx.interval_s
-    whole_days = n % spd == 0
     hist = ctx.history
-    if cfg.sum_check.enabled and ctx.day_advance is not None and whole_days:
+    runs = runnable_context_rules(n, ctx, rs)
+    if "sum_check" in runs and ctx.day_advance is not None:
         sc = cfg.sum_check
         out.append(
             (
@@ -37,7 +60,7 @@ def context_rules(values: FloatArray, ctx: RuleContext, rs: RuleSet) -> list[tup
                 ),
             )
         )
-    if cfg.high_low_usage.enabled and hist is not None and whole_days and hist.shape[1] % spd == 0:
+    if "high_low_usage" in runs and hist is not None:
         hl = cfg.high_low_usage
         high, low = checks.high_low_usage_check(
             values,
@@ -48,7 +71,7 @@ def context_rules(values: FloatArray, ctx: RuleContext, rs: RuleSet) -> list[tup
             min_history_days=hl.min_history_days,
         )
         out += [(hl.action, high), (hl.action, low)]
-    if cfg.dynamic_comparison.enabled and hist is not None and whole_days and hist.shape[1] % spd == 0:
+    if "dynamic_comparison" in runs and hist is not None:
         dc = cfg.dynamic_comparison
         res = checks.dynamic_comparison_check(
             values,
@@ -60,7 +83,7 @@ def context_rules(values: FloatArray, ctx: RuleContext, rs: RuleSet) -> list[tup
             min_history_days=dc.min_history_days,
         )
         out.append((dc.action, res))
-    if cfg.metadata.enabled and ctx.metadata is not None:
+    if "metadata" in runs and ctx.metadata is not None:
         md = cfg.metadata
         interval_s, expected, units, mults = ctx.metadata
         for res in checks.metadata_check(
@@ -72,11 +95,11 @@ def context_rules(values: FloatArray, ctx: RuleContext, rs: RuleSet) -> list[tup
             allowed_multipliers=md.allowed_multipliers or None,
         ):
             out.append((md.action, res))
-    if cfg.inactive_measurement.enabled and ctx.active is not None:
+    if "inactive_measurement" in runs and ctx.active is not None:
         out.append((cfg.inactive_measurement.action, checks.inactive_measurement_check(values, ctx.active)))
-    if cfg.duplicate_imd.enabled and ctx.earlier_raw is not None:
+    if "duplicate_imd" in runs and ctx.earlier_raw is not None:
         out.append((cfg.duplicate_imd.action, checks.duplicate_imd_check(values, ctx.earlier_raw)))
-    if cfg.replacement.enabled and ctx.prev_flags is not None:
+    if "replacement" in runs and ctx.prev_flags is not None:
         replaced, kept = checks.replacement_check(
             values,
             ctx.prev_flags,
@@ -85,7 +108,7 @@ def context_rules(values: FloatArray, ctx: RuleContext, rs: RuleSet) -> list[tup
             rejected_bit=int(Quality.REJECTED),
         )
         out.append(("info", replaced))
-        if cfg.replacement.keep_edits:
+        if "keep_edits" in runs:
             out.append(("info", kept))
     return out
 

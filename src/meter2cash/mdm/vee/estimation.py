@@ -49,6 +49,11 @@ METHOD_NAMES: dict[int, str] = {
 WEEKDAY = 0
 WEEKEND = 1
 
+#: The bits :func:`quality_flags` sets: missing, rejected, suspect, estimated.
+_FLAG_BITS = np.array(
+    [Quality.MISSING, Quality.REJECTED, Quality.SUSPECT, Quality.ESTIMATED], dtype=FLAG_DTYPE
+)
+
 
 @dataclass(slots=True)
 class Estimate:
@@ -245,6 +250,7 @@ def estimate(
     outage: BoolArray | None = None,
     learned: FloatArray | None = None,
     day_advance: FloatArray | None = None,
+    fused: bool = True,
 ) -> Estimate:
     """Estimate the gaps: outage zeros, linear interpolation, learned, like-day, average use.
 
@@ -256,8 +262,26 @@ def estimate(
 
     Profiles are computed from the valid values only (never from other estimates). Valid
     (non-NaN) values are returned unchanged; intervals nothing could fill stay NaN with method 0.
+
+    With ``fused`` (the default) every method runs in one compiled pass per channel
+    (:func:`.kernels.estimate_rows`); without, method function by method function. Both give the
+    same values and methods.
     """
     values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    if fused:
+        est = _estimate_fused(
+            values,
+            slots_per_day,
+            day_types,
+            target,
+            max_interp_intervals,
+            min_like_days,
+            outage,
+            learned,
+            day_advance,
+        )
+        if est is not None:
+            return est
     method = np.zeros(values.shape, dtype=np.int8)
     remaining = _target(values, target)
     out = values.copy()
@@ -309,6 +333,56 @@ def estimate(
     return Estimate(out, method)
 
 
+def _estimate_fused(
+    values: FloatArray,
+    spd: int,
+    day_types: Sequence[int] | npt.NDArray[np.integer],
+    target: BoolArray | None,
+    max_interp: int,
+    min_like_days: int,
+    outage: BoolArray | None,
+    learned: FloatArray | None,
+    day_advance: FloatArray | None,
+) -> Estimate | None:
+    """:func:`estimate` through the compiled kernel; None when the arrays do not fit it (the
+    method functions then run, and report a mismatch as before)."""
+    from meter2cash.mdm.vee import kernels  # Numba loads on first use
+    from meter2cash.mdm.vee.fused import contiguous
+
+    n_rows, n = values.shape
+    types = np.asarray(day_types, dtype=np.int64)
+    if values.ndim != 2 or not values.size or spd <= 0 or types.ndim != 1 or len(types) * spd != n:
+        return None
+    no_f, no_b = np.zeros((0, 0)), np.zeros((0, 0), dtype=bool)
+    args = [contiguous(values, np.float64, values.shape)]
+    for given, dtype, shape, dummy in (
+        (target, np.bool_, values.shape, no_b),
+        (outage, np.bool_, values.shape, no_b),
+        (learned, np.float64, values.shape, no_f),
+        (day_advance, np.float64, (n_rows, len(types)), no_f),
+    ):
+        got = dummy if given is None else contiguous(given, dtype, shape)
+        if got is None:
+            return None
+        args.append(got)
+    if args[0] is None:
+        return None
+    out = args[0].copy()
+    method = np.zeros((n_rows, n), dtype=np.int8)
+    kernels.estimate_rows(
+        *args,
+        types,
+        spd,
+        max_interp,
+        min_like_days,
+        out,
+        method,
+        np.empty(n, dtype=bool),
+        np.empty(len(types) + spd),
+    )
+    return Estimate(out, method)
+
+
 def quality_flags(
     values: FloatArray, rejected: BoolArray, suspect: BoolArray, method: MethodArray
 ) -> npt.NDArray[np.uint16]:
@@ -317,6 +391,23 @@ def quality_flags(
     ``values`` are the final values (NaN = still missing → MISSING); ``rejected`` → REJECTED,
     ``suspect`` → SUSPECT, a non-zero ``method`` → ESTIMATED. A valid received value gets 0.
     """
+    shape = np.shape(values)
+    if np.shape(rejected) == np.shape(suspect) == np.shape(method) == shape and np.size(values):
+        from meter2cash.mdm.vee import kernels  # Numba loads on first use
+        from meter2cash.mdm.vee.fused import contiguous
+
+        size = (int(np.size(values)),)
+        m = np.asarray(method)
+        flags = np.empty(shape, dtype=FLAG_DTYPE)
+        kernels.flag_values(
+            contiguous(np.ravel(values), np.float64, size),
+            contiguous(np.ravel(rejected), np.bool_, size),
+            contiguous(np.ravel(suspect), np.bool_, size),
+            contiguous(np.ravel(m if m.dtype == np.int8 else (m != 0).view(np.int8)), np.int8, size),
+            flags.reshape(-1),
+            _FLAG_BITS,
+        )
+        return flags
     flags = np.zeros(np.shape(values), dtype=FLAG_DTYPE)
     flags[np.isnan(values)] |= FLAG_DTYPE(Quality.MISSING)
     flags[rejected] |= FLAG_DTYPE(Quality.REJECTED)
