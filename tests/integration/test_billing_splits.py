@@ -168,8 +168,15 @@ def test_each_segment_bills_demand_on_its_own_contract_demand(session):
     run_bills(session, PERIOD, tz=TZ, currency="INR")
     session.commit()
     bill = one_bill(session)
-    demand = [(ln.quantity, ln.segment) for ln in bill.lines if ln.description.endswith("billing demand")]
-    assert demand == [(Decimal(300), 1), (Decimal(450), 2)]  # 75 % of 400 and of 600
+    demand = [(ln.quantity, ln.amount, ln.segment) for ln in bill.lines if "billing demand" in ln.description]
+    # 75 % of 400 and of 600 kVA, at 300 INR/kW for the segment's days: 300 × 300 × 10/31 = 29032.258;
+    # 450 × 300 × 21/31 = 91451.613 (a split bill charges the month's demand once, shared by days)
+    assert demand == [(Decimal(300), Decimal("29032.26"), 1), (Decimal(450), Decimal("91451.61"), 2)]
+    assert bill.lines[[ln.amount for ln in bill.lines].index(Decimal("29032.26"))].description == (
+        "01 Oct–10 Oct: Demand charge on billing demand (10/31 days)"
+    )
+    peak = [ln.amount for ln in bill.lines if "peak maximum demand" in ln.description]
+    assert peak == [Decimal("3096.77"), Decimal("6503.23")]  # 80 kW × 120 × 10/31, × 21/31
     kva = [(ln.quantity, ln.amount) for ln in bill.lines if "contract demand" in ln.description]
     # 350 INR/kVA/month: 400 × 350 × 10/31 = 45161.29; 600 × 350 × 21/31 = 142258.06
     assert kva == [(Decimal(400), Decimal("45161.29")), (Decimal(600), Decimal("142258.06"))]

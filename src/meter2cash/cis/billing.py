@@ -140,8 +140,9 @@ def rate_jobs(
 ) -> Iterator[RatedChunk]:
     """Read interval data and rate jobs per tariff version, interval length and chunk.
 
-    Segments of a split bill share the month's slab limits by their days (as if the tariff
-    said ``prorate_slabs``), so a split never gives a second first slab."""
+    Segments of a split bill share the month's slab limits and demand charges by their days
+    (slabs as if the tariff said ``prorate_slabs``), so a split never gives a second first slab
+    nor charges the month's demand twice."""
     groups: dict[tuple[int, int, bool], list[Job]] = defaultdict(list)
     for j in jobs:
         groups[(j.tv_id, j.interval_s, j.split)].append(j)
@@ -206,6 +207,7 @@ def rate_jobs(
                 ratchet_kw=[hist.ratchet_kw.get(j.a.id, 0.0) for j in kept] if ratchet else None,
                 months=p.months,
                 period=p.code,
+                prorate_demand=split,
             )
             rated = rate_arrays(vdef, inp)
             dets = []

@@ -73,7 +73,8 @@ class RatingInput:
     export_wh (n,) [Wh] exported; bank_wh (n,) [Wh] banked export carried in; demand_w_by_period
     (n, P) [W]; contract_va (n,) contract demand [VA]; ratchet_w (n,) highest maximum demand of
     the ratchet months [W]; months (n,) months in the period (2 for a bimonthly cycle);
-    period ``YYYY-MM`` billing month (fuel adjustment, true-up).
+    period ``YYYY-MM`` billing month (fuel adjustment, true-up); prorate_demand: the bills are
+    segments of split bills, so demand charges prorate by days_active / days_in_period too.
     """
 
     wh_by_period: I64
@@ -90,6 +91,7 @@ class RatingInput:
     ratchet_w: I64 | None = None
     months: I64 | None = None
     period: str | None = None
+    prorate_demand: bool = False
 
     @property
     def months_or_one(self) -> I64:
@@ -122,6 +124,7 @@ class RatingInput:
         ratchet_kw: npt.ArrayLike | None = None,
         months: npt.ArrayLike | None = None,
         period: str | None = None,
+        prorate_demand: bool = False,
     ) -> RatingInput:
         """From measured kWh/kW (float), in whole Wh and W.
 
@@ -160,6 +163,7 @@ class RatingInput:
             ratchet_w=milli(ratchet_kw),
             months=None if months is None else np.broadcast_to(np.asarray(months, np.int64), (n,)).copy(),
             period=period,
+            prorate_demand=prorate_demand,
         )
 
 

@@ -349,6 +349,14 @@ def demand_charges(c: Ctx) -> None:
     if dm is None:
         return
     pct = 10 ** (PCT_PLACES + 2)
+    split = inp.prorate_demand
+
+    def charge(qty: I64, rate: Decimal) -> I64:
+        """Rate × demand, × active / period days on a segment of a split bill (one rounding)."""
+        if not split:
+            return c.charge(qty, rate)
+        return c.round(qty * scaled(rate, RATE_PLACES) * inp.days_active, c.to_amount * inp.days_in_period)
+
     billing = inp.demand_w.copy()
     if dm.floor_percent:
         billing = np.maximum(billing, c.round(inp.sanctioned_w * scaled(dm.floor_percent, PCT_PLACES), pct))
@@ -361,9 +369,11 @@ def demand_charges(c: Ctx) -> None:
         desc = "Demand charge on maximum demand"
         if dm.floor_percent or dm.contract_percent or dm.ratchet_percent:
             desc = "Demand charge on billing demand"
-        c.add("demand", "kW", desc, dm.rate_per_kw, billing, c.charge(billing, dm.rate_per_kw))
+        c.add("demand", "kW", desc, dm.rate_per_kw, billing, charge(billing, dm.rate_per_kw), prorated=split)
     names = c.version.period_names
     by = inp.demand_w_by_period
     for name, rate in dm.by_period.items():
         q = by[:, names.index(name)] if by is not None else np.zeros(inp.n, np.int64)
-        c.add("demand", "kW", f"Demand charge, {name} maximum demand", rate, q, c.charge(q, rate))
+        c.add(
+            "demand", "kW", f"Demand charge, {name} maximum demand", rate, q, charge(q, rate), prorated=split
+        )
