@@ -183,6 +183,48 @@ def test_each_segment_bills_demand_on_its_own_contract_demand(session):
     assert [s["contract_demand_kva"] for s in bill.determinants["segments"]] == ["400.000", "600.000"]
 
 
+def test_a_split_bill_carries_the_highest_demand_of_its_segments_into_the_ratchet(session):
+    agreement(session, "ind-kvah", "300", "400")
+    sp = session.scalars(select(ServicePoint)).one().id
+    ch = meter(session, sp, "M-1", datetime(2025, 1, 1, tzinfo=UTC), None, ["kwh_import_15m"])
+    eleventh = datetime(2026, 10, 11, tzinfo=IST).astimezone(UTC)
+    put(session, ch["kwh_import_15m"], 20.0, OCT_START, eleventh)  # 80 kW
+    put(session, ch["kwh_import_15m"], 50.0, eleventh, OCT_END)  # 200 kW
+    put(session, ch["kwh_import_15m"], 10.0, OCT_END, datetime(2026, 12, 1, tzinfo=IST).astimezone(UTC))
+    change_load(session, "SA-S", date(2026, 10, 11), "450", "200", reason="x", by="test")
+    session.commit()
+    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    run_bills(session, "2026-11", tz=TZ, currency="INR")
+    session.commit()
+    nov = session.scalars(select(Bill).where(Bill.period == "2026-11")).one()
+    demand = next(ln for ln in nov.lines if "billing demand" in ln.description)
+    # max(40 kW, 75 % of 200 kVA, 85 % of October's 200 kW in its second segment, not of its 80 kW)
+    assert demand.quantity == Decimal(170)
+
+
+def test_net_metering_across_a_split_uses_the_bank_once(session):
+    agreement(session, "res-nm", "2")
+    sp = session.scalars(select(ServicePoint)).one().id
+    ch = meter(
+        session, sp, "M-1", datetime(2025, 1, 1, tzinfo=UTC), None, ["kwh_import_15m", "kwh_export_15m"]
+    )
+    nov_end = datetime(2027, 1, 1, tzinfo=IST).astimezone(UTC)
+    put(session, ch["kwh_import_15m"], 0.1, OCT_START, nov_end)
+    put(session, ch["kwh_export_15m"], 0.15, OCT_START, nov_end)  # a surplus of 4.8 kWh a day
+    session.commit()
+    change_load(session, "SA-S", date(2026, 11, 11), "3", reason="x", by="test")
+    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    run_bills(session, "2026-11", tz=TZ, currency="INR")
+    session.commit()
+    nov = session.scalars(select(Bill).where(Bill.period == "2026-11")).one()
+    # October banks 148.8; November adds 4.8 × 30 in two segments: the bank is the same as unsplit.
+    first, second = nov.determinants["segments"]
+    assert first["banked_kwh"] == 148.8 + 48.0 and second["banked_kwh"] == 96.0
+    run_bills(session, "2026-12", tz=TZ, currency="INR")
+    dec = session.scalars(select(Bill).where(Bill.period == "2026-12")).one()
+    assert dec.determinants["banked_kwh"] == 292.8 + 148.8  # November's whole bank carried in
+
+
 def test_a_meter_exchange_on_the_14th_bills_both_meters(session):
     _, sp = agreement(session, "res-lt1", "2")
     old = meter(session, sp, "M-1", datetime(2025, 1, 1, tzinfo=UTC), EXCHANGE, ["kwh_import_15m"])

@@ -201,7 +201,10 @@ def rate_jobs(
                 kwh_total=det.kwh_total,
                 kvah=extra["kvah"],
                 export_kwh=extra["export"],
-                bank_kwh=[hist.bank_kwh.get(j.a.id, 0.0) for j in kept] if vdef.net_metering else None,
+                # The bank carried in offsets the first segment's imports only (never twice).
+                bank_kwh=[hist.bank_kwh.get(j.a.id, 0.0) if j.seg == 1 else 0.0 for j in kept]
+                if vdef.net_metering
+                else None,
                 max_demand_kw_by_period=det.max_demand_kw_by_period,
                 contract_kva=[float(j.contract_kva or 0) for j in kept],
                 ratchet_kw=[hist.ratchet_kw.get(j.a.id, 0.0) for j in kept] if ratchet else None,

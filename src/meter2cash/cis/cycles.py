@@ -226,7 +226,8 @@ class History:
 
 def bill_history(session: Session, sa_ids: list[int], period: str, ratchet_months: int) -> History:
     """Read the ratchet demand and the bank from the agreements' bills before ``period``
-    (cancelled bills are ignored; the latest bill's bank is carried in)."""
+    (cancelled bills are ignored; the latest bill's bank is carried in; a split bill counts the
+    highest demand of its segments and the bank all of them left)."""
     h = History()
     back = max(ratchet_months, 12)
     since = add_months(period, -back)
@@ -243,12 +244,14 @@ def bill_history(session: Session, sa_ids: list[int], period: str, ratchet_month
         )
         for sa, p, det in rows:
             det = det or {}
+            # A split bill: the highest demand of its segments, the bank left by all of them.
+            parts = det.get("segments") or [det]
             if ratchet_months and p >= add_months(period, -ratchet_months):
-                md = float(det.get("max_demand_kw") or 0)
+                md = max(float(d.get("max_demand_kw") or 0) for d in parts)
                 h.ratchet_kw[sa] = max(h.ratchet_kw.get(sa, 0.0), md)
-            if "banked_kwh" in det and p > latest.get(sa, ""):
+            if any("banked_kwh" in d for d in parts) and p > latest.get(sa, ""):
                 latest[sa] = p
-                h.bank_kwh[sa] = float(det["banked_kwh"])
+                h.bank_kwh[sa] = sum(float(d.get("banked_kwh") or 0) for d in parts)
     return h
 
 
