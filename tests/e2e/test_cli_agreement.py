@@ -71,9 +71,8 @@ def test_change_load_with_rebill(one_meter_db, tmp_path):
     lines = ["meter,channel,start,value"]
     t = datetime(2026, 9, 30, 18, 30, tzinfo=UTC)  # 1 October 00:00 in Asia/Kolkata
     for i in range(31 * 96):
-        lines.append(
-            f"MTR-000101,kwh_import_15m,{(t + timedelta(minutes=15 * i)).isoformat()},{0.05 + (i % 7) * 0.02:.2f}"
-        )
+        start = (t + timedelta(minutes=15 * i)).isoformat()
+        lines.append(f"MTR-000101,kwh_import_15m,{start},{0.05 + (i % 7) * 0.02:.2f}")
     reads = tmp_path / "reads.csv"
     reads.write_text("\n".join(lines) + "\n")
     assert runner.invoke(app, ["ingest", str(reads)]).exit_code == 0
