@@ -367,7 +367,7 @@ def _estimate_fused(
         args.append(got)
     if args[0] is None:
         return None
-    out = args[0].copy()
+    out = np.empty((n_rows, n))
     method = np.zeros((n_rows, n), dtype=np.int8)
     kernels.estimate_rows(
         *args,

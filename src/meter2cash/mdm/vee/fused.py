@@ -8,6 +8,7 @@ columns (``tolist`` once per rule), never with a NumPy call per finding.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from itertools import repeat
 from typing import Any
@@ -184,7 +185,15 @@ def evaluate_fused(values: r.FloatArray, ctx: r.RuleContext, rs: RuleSet) -> r.E
         if len(parts) == 1
         else (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
     )
-    findings = _findings(ib, fb, actions, ctx, n, cfg.metadata.allowed_multipliers)
+    # thousands of small objects and no cycles among them: collecting garbage while they are
+    # built only walks the process's objects again and again
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        findings = _findings(ib, fb, actions, ctx, n, cfg.metadata.allowed_multipliers)
+    finally:
+        if collecting:
+            gc.enable()
     return r.Evaluation(findings, rejected, suspect)
 
 
@@ -250,6 +259,12 @@ def _data(
         by_row = {f.row: f.data for f in results[rule - kernels.R_SIZE].findings}
         return [by_row[row] for row in rows]
     values = fb[:, 0].tolist()
+    if rule == kernels.R_DYNAMIC:  # the most frequent finding: one comprehension
+        means, stds = np.round(fb[:, 1], 6).tolist(), np.round(fb[:, 2], 6).tolist()
+        return [
+            {"intervals": c, "value": x, "mean": m, "std": s}
+            for c, x, m, s in zip(counts, values, means, stds, strict=True)
+        ]  # a dynamic comparison run always holds values
     data = [
         {"intervals": c, "value": x} if x == x else {"intervals": c}
         for c, x in zip(counts, values, strict=True)
@@ -260,7 +275,4 @@ def _data(
     elif rule == kernels.R_DUPLICATE:
         for d, e in zip(data, fb[:, 1].tolist(), strict=True):
             d["earlier"] = e
-    elif rule == kernels.R_DYNAMIC:
-        for d, m, s in zip(data, np.round(fb[:, 1], 6).tolist(), np.round(fb[:, 2], 6).tolist(), strict=True):
-            d["mean"], d["std"] = m, s
     return data

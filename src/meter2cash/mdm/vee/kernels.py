@@ -232,27 +232,12 @@ def _mark(rej, sus, v, act, a, b, received_only):
     return 1 if act == ACT_REJECT else 2
 
 
-@_jit("f8(f8[::1], i8, i8, f8[::1], f8)")
-def _day_use(h, start, spd, buf, cover):
-    """A day's use scaled up for missing intervals (as ``checks._daily``); NaN below ``cover``
-    valid intervals."""
-    got = 0
-    for s in range(spd):
-        x = h[start + s]
-        ok = x == x
-        got += ok
-        buf[s] = x if ok else 0.0
-    if got >= cover:
-        return pairwise_sum(buf, 0, spd) * spd / (got if got > 1 else 1)
-    return np.nan
-
-
 @_jit("i8(f8[::1], i8, i8, f8[::1], f8[::1], i8[::1], f8[::1], f8[::1], f8)")
 def _history_statistics(h, spd, days, slot_sum, slot_sq, slot_cnt, hday, buf, cover):
     """Per slot of day: sum, sum of squares and count of the valid history values (the days
-    added one after the other, as NumPy reduces a middle axis); per day: the use
-    (:func:`_day_use`; 0 for a day without enough data, as ``nansum`` counts it). Returns the
-    number of days with a use."""
+    added one after the other, as NumPy reduces a middle axis); per day: the use scaled up for
+    missing intervals (``checks._daily``; 0 for a day with less than ``cover`` valid intervals,
+    as ``nansum`` counts it). Returns the number of days with a use."""
     for s in range(spd):
         slot_sum[s] = 0.0
         slot_sq[s] = 0.0
@@ -300,12 +285,12 @@ def _spike_threshold(v, h, biggest, fp, pool, counts):
     limit_q = biggest / factor * (1 + 1e-9)  # on the safe side of rounding
     usable = 0
     below = 0
-    for x in h:
-        usable += x > 0
-        below += (x > 0) & (x < limit_q)
-    for x in v:
-        usable += x > 0
-        below += (x > 0) & (x < limit_q)
+    for i in range(h.shape[0]):
+        usable += h[i] > 0
+        below += (h[i] > 0) & (h[i] < limit_q)
+    for i in range(v.shape[0]):
+        usable += v[i] > 0
+        below += (v[i] > 0) & (v[i] < limit_q)
     rank = math.floor(fp[F_SPIKE_QUANTILE] * (usable - 1))
     if not (below > rank or usable == 0):
         return np.nan
@@ -476,6 +461,7 @@ def evaluate_rows(
             padded[j + 1] = v[j]
         for d in range(n_blocks):
             d0 = d * block
+            got_day = 0
             for s in range(block):
                 j = d0 + s
                 # offset views, not j + 1: an index the compiler cannot prove non-negative gets
@@ -504,17 +490,23 @@ def evaluate_rows(
                     | (int((f & edit_bit) != 0) << R_KEPT)
                 )
                 row_bits[j] = b & mask
+                buf[s] = x if got else 0.0  # the day's received values, for its sums
+                got_day += got
             if block == spd and (on_sum or need_days):
-                if on_sum:
+                # the sum of the received values; with every interval received it is the day's
+                # interval sum (NaN otherwise, and NaN never fails the sum check)
+                day_sum = pairwise_sum(buf, 0, spd)
+                if on_sum and got_day == spd:
                     adv = day_advance[r, d]
-                    total = pairwise_sum(v, d0, spd)
-                    diff = total - adv
+                    diff = day_sum - adv
                     if abs(diff) > fp[F_SUM_TOL] + fp[F_SUM_TOL_REL] * abs(adv):
                         ib[k, 0], ib[k, 1], ib[k, 2], ib[k, 3] = R_SUM, r, d0, spd
-                        fb[k, 1], fb[k, 2], fb[k, 3] = total, adv, diff
+                        fb[k, 1], fb[k, 2], fb[k, 3] = day_sum, adv, diff
                         k += 1
                 if need_days:
-                    day = _day_use(v, d0, spd, buf, cover)
+                    day = np.nan  # the day's use scaled up for missing intervals (checks._daily)
+                    if got_day >= cover:
+                        day = day_sum * spd / (got_day if got_day > 1 else 1)
                     if on_high and day > fp[F_HIGH] * ref:
                         ib[k, 0], ib[k, 1], ib[k, 2], ib[k, 3] = R_HIGH, r, d0, spd
                         fb[k, 1], fb[k, 2] = day, ref
@@ -686,8 +678,8 @@ def estimate_rows(
     adjustment to the register advance, per row (see :func:`.estimation.estimate`).
 
     ``target``, ``outage``, ``learned``, ``day_advance`` may be ``(0, 0)`` (absent);
-    ``day_types`` is the type of each day. ``out`` holds a copy of ``values`` and ``method``
-    zeros on entry: only rows with a gap are written. ``remaining`` (bool, ``n``) and
+    ``day_types`` is the type of each day. ``out`` receives the values, filled; ``method`` holds
+    zeros on entry and is written only in rows with a gap. ``remaining`` (bool, ``n``) and
     ``fscratch`` (float64, ``days + spd``) are scratch space.
     """
     n_rows, n = values.shape
@@ -700,12 +692,13 @@ def estimate_rows(
     buf = fscratch[n_days:]
     for r in range(n_rows):
         v = values[r]
+        o = out[r]
         gaps = 0
-        for x in v:
-            gaps += x != x
+        for j in range(n):
+            o[j] = v[j]
+            gaps += v[j] != v[j]
         if gaps == 0:
             continue
-        o = out[r]
         m = method[r]
         left = 0
         for j in range(n):
