@@ -221,3 +221,38 @@ def test_train_and_list_models_from_the_command_line_and_the_api(session, platfo
         (m,) = r.json()
         assert m["scope"] == "class:residential" and m["version"] == 1 and m["active"]
         assert m["metrics"]["mae_learned"] > 0 and m["history_to"] == last
+
+
+def test_a_run_uses_the_model_another_run_stored_meanwhile(session, platform, db_url, monkeypatch):
+    from sqlalchemy.exc import IntegrityError
+
+    if db_url.startswith("sqlite"):
+        pytest.skip("SQLite has one writer at a time: two runs cannot store models concurrently")
+    ids = _fleet(session)
+    theirs = LearnedModel(np.full(N_FEATURES, 0.05), 999)
+    store = model_store.store_model
+
+    def racing(*args, **kwargs):
+        # another run stores version 1 of the scope and commits first: our insert of version 1 fails
+        with platform.sessions() as other, other.begin():
+            store(
+                other,
+                "class:residential",
+                900,
+                theirs,
+                history_from=None,
+                history_to=None,
+                channels=1,
+                metrics={},
+            )
+        raise IntegrityError("INSERT INTO vee_model", {}, Exception("duplicate version"))
+
+    monkeypatch.setattr(model_store, "store_model", racing)
+    res = run_vee(session, **_day_with_gap(session, ids, FIRST + timedelta(days=HISTORY)))
+    session.commit()
+    assert res.learned_models == [
+        {"scope": "class:residential", "interval_s": 900, "version": 1, "trained": False}
+    ]
+    assert res.estimated_by_method["learned"] > 0
+    (row,) = session.scalars(select(VeeModel)).all()
+    assert row.samples == 999

@@ -9,7 +9,8 @@ the previous ones.
 :func:`train_models` (``m2c vee train``) trains on validated history from the store. A VEE run
 asks :func:`model_for_run` for the active model of a chunk's scope and trains one on the chunk's
 own data (and stores it) only when there is none or it is older than the rule set's
-``estimation.learned_max_age_days``. Functions take a Session and never commit.
+``estimation.learned_max_age_days``; when another run stored a model of the scope meanwhile, the
+run uses that one. Functions take a Session and never commit.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from meter2cash.core.errors import InvalidInput
@@ -242,16 +244,25 @@ def model_for_run(
                 return old, ModelUse(scope, interval_s, row.version, trained=False)
         return None, None
     channels = int((~np.isnan(series)).any(axis=1).sum())
-    stored = store_model(
-        session,
-        scope,
-        interval_s,
-        model,
-        history_from=history_from,
-        history_to=history_to,
-        channels=channels,
-        metrics={**metrics, "source": "vee run"},
-    )
+    try:
+        with session.begin_nested():
+            stored = store_model(
+                session,
+                scope,
+                interval_s,
+                model,
+                history_from=history_from,
+                history_to=history_to,
+                channels=channels,
+                metrics={**metrics, "source": "vee run"},
+            )
+    except IntegrityError:
+        # another run stored this version of the scope meanwhile: use that one
+        other = active_model(session, scope, interval_s)
+        loaded = load(other) if other is not None else None
+        if other is None or loaded is None:
+            raise
+        return loaded, ModelUse(scope, interval_s, other.version, trained=False)
     return model, ModelUse(scope, interval_s, stored.version, trained=True)
 
 
