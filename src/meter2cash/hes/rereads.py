@@ -4,7 +4,8 @@ A re-read command (``hes.reread_requested``, see :mod:`meter2cash.mdm.vee.reread
 a channel and a window. The simulator reads the meter again: it delivers the window's intervals
 from its clean simulated load (the values before fault injection) as a CSV file in the format
 :mod:`.delivery` writes, which then goes through normal ingestion. Meters or windows the simulator
-has no load for are not answered (the request fails after its timeout).
+has no load for, and channels other than the 15-minute kWh load profile, are not answered (the
+request fails after its timeout).
 
 :class:`SimulatedHes` holds the clean load; :meth:`SimulatedHes.from_state` rebuilds it from the
 parameters a demo saved (:func:`save_state`), since the load is generated from seeds.
@@ -23,7 +24,7 @@ import numpy.typing as npt
 
 from meter2cash.bootstrap import Platform
 from meter2cash.core.errors import NotFound
-from meter2cash.hes.delivery import _csv_rows
+from meter2cash.hes.delivery import CHANNEL, _csv_rows
 from meter2cash.hes.simulator import INTERVAL_S, FleetConfig, build_fleet, simulate_load
 from meter2cash.mdm.vee.rereads import ANSWER_PREFIX
 
@@ -61,7 +62,7 @@ class SimulatedHes:
         out_dir.mkdir(parents=True, exist_ok=True)
         files = []
         for cmd in commands:
-            if cmd.get("interval_s") not in (None, self.interval_s):
+            if cmd.get("channel") != CHANNEL:  # it simulates the 15-minute kWh load profile only
                 continue
             got = self.window(
                 cmd["meter"],
