@@ -145,7 +145,12 @@ def answer_rereads_cmd(
     state: Path | None = typer.Option(
         None, "--state", help="Simulator state saved by m2c demo (default: <var>/demo/hes/simulator.json)"
     ),
-    out_dir: Path | None = typer.Option(None, "--out", help="Where the answer files go (default: <var>/hes)"),
+    out_dir: Path | None = typer.Option(
+        None, "--out", help="Where the answer files go (default: <var>/hes/rereads)"
+    ),
+    timeout_hours: float = typer.Option(
+        24.0, "--timeout-hours", help="Fail requests sent longer ago without data"
+    ),
 ) -> None:
     """The simulated head-end answers the re-read requests: sends pending ones, delivers each window's
     clean intervals as a reading file, ingests the files and completes the requests."""
@@ -157,6 +162,7 @@ def answer_rereads_cmd(
                 p,
                 state_path=state or p.settings.var_dir / STATE_FILE,
                 out_dir=out_dir or p.settings.var_dir / "hes" / "rereads",
+                timeout_hours=timeout_hours,
             )
         except M2CError as exc:
             err_console.print(f"[red]error[/red] {exc.code}: {exc.message}")

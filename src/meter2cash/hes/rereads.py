@@ -128,13 +128,17 @@ def answer_round(
     state_path: Path | None = None,
     out_dir: Path,
     source: str = "hes-reread",
+    timeout_hours: float | None = None,
 ) -> dict[str, int]:
     """One round of the simulated head-end: send the pending re-read requests, answer every sent
     one it has load for with a reading file, ingest the files (one transaction each) and complete
-    the requests whose data arrived. Commits."""
+    the requests whose data arrived (and fail those older than ``timeout_hours``, default
+    :data:`~meter2cash.mdm.vee.rereads.TIMEOUT_HOURS`). Commits."""
     from meter2cash.db import transaction
     from meter2cash.mdm.ingest import ingest_paths
-    from meter2cash.mdm.vee.rereads import complete_rereads, send_rereads, sent_commands
+    from meter2cash.mdm.vee.rereads import TIMEOUT_HOURS, complete_rereads, send_rereads, sent_commands
+
+    timeout = TIMEOUT_HOURS if timeout_hours is None else timeout_hours
 
     with transaction(platform.sessions) as session:
         sent = send_rereads(session)
@@ -148,7 +152,7 @@ def answer_round(
     files = hes.answer(commands, out_dir)
     results = ingest_paths(platform, files, source=source)
     with transaction(platform.sessions) as session:
-        done = complete_rereads(session)
+        done = complete_rereads(session, timeout_hours=timeout)
     return {
         "sent": sent,
         "answered": len(files),
