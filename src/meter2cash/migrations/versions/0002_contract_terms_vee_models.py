@@ -72,7 +72,6 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("outcome", sa.Text(), nullable=False, server_default=""))
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table("vee_reread_request", schema=None) as batch_op:
         batch_op.drop_column("outcome")
