@@ -700,15 +700,23 @@ def estimate_rows(
         if gaps == 0:
             continue
         m = method[r]
+        # branch-free loops (vectorised): the gaps to fill, then the outage zeros
+        for j in range(n):
+            remaining[j] = v[j] != v[j]
+        if has_target:
+            t_row = target[r]
+            for j in range(n):
+                remaining[j] = remaining[j] & t_row[j]
+        if has_outage:
+            o_row = outage[r]
+            for j in range(n):
+                zero = remaining[j] & o_row[j]
+                o[j] = 0.0 if zero else o[j]
+                m[j] = M_OUTAGE if zero else m[j]
+                remaining[j] = remaining[j] & (not zero)
         left = 0
         for j in range(n):
-            rem = v[j] != v[j] and (not has_target or target[r, j])
-            if rem and has_outage and outage[r, j]:
-                o[j] = 0.0
-                m[j] = M_OUTAGE
-                rem = False
-            remaining[j] = rem
-            left += rem
+            left += remaining[j]
         if left == 0:
             continue
         # linear interpolation over the gaps of the received values
