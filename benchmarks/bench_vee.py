@@ -9,8 +9,8 @@ register advances per day, channel metadata), so every rule of the default rule 
 five value rules, sum check, high/low usage, dynamic comparison, interval size / unit / multiplier,
 inactive measurement, duplicate IMD and replacement; then estimation (outage zeros, linear,
 like-day, average daily use, adjustment to the register advance) and the quality flags; and the
-rule set alone (``evaluate``: findings and masks). The
-default size is 1,000,000 channel-days (about 1.3 GB of arrays, all in memory). The baseline is a
+rule set alone (``evaluate``: findings and masks). The default size is 1,000,000 channel-days
+(about 2.5 GB of arrays, all in memory). The baseline is a
 plain NumPy pass over the same value arrays (``np.isnan``, ``np.nansum`` and one comparison per
 element), measured in the same run. ``--learned`` adds a pass that also trains and applies the
 learned estimator per chunk, as a VEE run does.
