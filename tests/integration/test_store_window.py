@@ -1,4 +1,4 @@
-"""Window reads: the PostgreSQL binary-COPY path and the row path give the same arrays."""
+"""Window reads: the PostgreSQL per-channel path and the row path give the same arrays."""
 
 from __future__ import annotations
 
@@ -52,13 +52,13 @@ def test_binary_copy_read_equals_the_row_read(db_url, session, monkeypatch, incl
     start, end = datetime(2026, 9, 30, 20, 15, tzinfo=UTC), datetime(2026, 10, 5, 3, 45, tzinfo=UTC)
     wanted = [ids[3], 9999, *ids[:3], *ids[4:]]
     fast = store.read_window(wanted, start, end, 900, include_raw=include_raw)
-    copy = store._copy_reader()
-    if db_url.startswith("postgresql"):  # the binary path is the one taken, not a fallback
-        rec = copy(wanted, date(2026, 9, 30), date(2026, 10, 5), 96, include_raw)
-        assert rec is not None and len(rec) == len(fast.versions)
+    grouped = store._grouped_reader()
+    if db_url.startswith("postgresql"):  # one row per channel with data
+        rows = grouped(wanted, date(2026, 9, 30), date(2026, 10, 5), 900, include_raw)
+        assert len(rows) == 7 and sum(len(r[3]) for r in rows) == len(fast.versions)
     else:
-        assert copy is None
-    monkeypatch.setattr(MeasurementStore, "_copy_reader", lambda self: None)
+        assert grouped is None
+    monkeypatch.setattr(MeasurementStore, "_grouped_reader", lambda self: None)
     slow = store.read_window(wanted, start, end, 900, include_raw=include_raw)
     np.testing.assert_array_equal(fast.values, slow.values)
     np.testing.assert_array_equal(fast.flags, slow.flags)
