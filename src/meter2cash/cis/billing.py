@@ -215,6 +215,7 @@ def rate_jobs(
             rated = rate_arrays(vdef, inp)
             dets = []
             est_share = det.estimated_share.tolist()
+            daily_rows = np.round(daily, 3).tolist()
             for k, j in enumerate(kept):
                 d = det.as_dict(k, names)
                 d.update(
@@ -223,7 +224,7 @@ def rate_jobs(
                     sanctioned_load_kw=str(j.sanctioned_kw),
                     days_in_period=p.days,
                     days_active=days_active[k],
-                    daily_kwh={"dates": dates, "kwh": np.round(daily[k], 3).tolist()},
+                    daily_kwh={"dates": dates, "kwh": daily_rows[k]},
                     data_version=data_version(per_channel, j.channel_ids),
                 )
                 if j.termed:
