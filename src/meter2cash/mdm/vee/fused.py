@@ -169,7 +169,7 @@ def evaluate_fused(values: r.FloatArray, ctx: r.RuleContext, rs: RuleSet) -> r.E
     suspect = np.zeros(shape, dtype=bool)
     f_size, i_size, b_size = kernels.scratch_sizes(n, args[0].shape[1], spd)
     scratch = (np.empty(f_size), np.empty(i_size, dtype=np.int64), np.empty(b_size, dtype=np.uint16))
-    capacity = max(8 * n_rows, int(ip[kernels.I_ROOM]))
+    capacity = 8 * n_rows + int(ip[kernels.I_ROOM])
     parts: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = []
     row = 0
     while row < n_rows:  # the run buffers fill up only with many runs: then more room

@@ -84,10 +84,11 @@ M_AVERAGE = 5
 M_OUTAGE = 6
 
 
-#: Room in the run buffers for one row of ``n`` intervals: every interval-level rule can have at
-#: most ``n // 2 + 1`` runs, plus day-level and set-up findings.
 def room_per_row(n: int) -> int:
-    return 5 * n + 64
+    """Room in the run buffers for one row of ``n`` intervals: each of the ten interval-level
+    rules has at most ``n // 2 + 1`` runs, the three day-level rules at most one a day (at most
+    ``n`` days), plus three set-up findings."""
+    return 8 * n + 32
 
 
 def scratch_sizes(n: int, n_hist: int, spd: int) -> tuple[int, int, int]:
