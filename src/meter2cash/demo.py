@@ -431,7 +431,7 @@ def _estimation_accuracy(
         ids, utc0, utc0 + timedelta(seconds=n_int * INTERVAL_S), INTERVAL_S
     )
     t = true[[row_of[s] for s in order]]
-    est = (w.flags & Quality.ESTIMATED) != 0
+    est = (w.flags & np.uint16(Quality.ESTIMATED)) != 0
     err = np.abs(w.values[est] - t[est])
     valid = np.isfinite(w.values)
     return {

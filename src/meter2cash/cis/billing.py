@@ -117,7 +117,7 @@ def _fill_missing(values: np.ndarray, flags: np.ndarray, active: np.ndarray) -> 
         flags = flags.astype(np.uint16)
     else:
         values = np.where(active, values, np.nan)
-        flags = np.where(active, flags, Quality.MISSING).astype(np.uint16)
+        flags = np.where(active, flags, np.uint16(Quality.MISSING)).astype(np.uint16)
     if not gap.any():
         return values, flags
     count = np.count_nonzero(active & ~nan, axis=1)

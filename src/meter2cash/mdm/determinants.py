@@ -108,32 +108,39 @@ def bill_determinants(
     if step < 1 or (demand_interval_s or interval_s) % interval_s:
         raise ValueError(f"demand interval {demand_interval_s} s is not a multiple of {interval_s} s")
     blocks = -(-t // step) if t else 0
-    if step == 1:
-        block_kwh = filled
-    elif t % step == 0:
-        block_kwh = filled.reshape(n, blocks, step).sum(axis=2)
+    if t % step:  # a last, shorter block: pad with zeros
+        filled = np.concatenate((filled, np.zeros((n, blocks * step - t))), axis=1)
+    block_kwh = filled[:, 0::step].copy() if step > 1 else filled
+    for k in range(1, step):  # strided adds: NumPy reduces a short last axis slowly
+        block_kwh += filled[:, k::step]
+    if step > 1:  # block_kwh is a new array: scale it in place
+        block_kwh *= 3600.0 / (interval_s * step)
+        demand = block_kwh
     else:
-        padded = np.zeros((n, blocks * step))
-        padded[:, :t] = filled
-        block_kwh = padded.reshape(n, blocks, step).sum(axis=2)
-    demand = block_kwh * (3600.0 / (interval_s * step))
+        demand = filled * (3600.0 / interval_s)
+    filled = filled[:, :t]
     block_period = pidx[::step] if t else pidx
     md_by_period = np.zeros((n, n_periods))
-    for p in range(n_periods):
-        sel = block_period == p
-        if sel.any():
-            md_by_period[:, p] = demand[:, sel].max(axis=1)
+    max_demand = np.zeros(n)
+    if blocks:
+        # maxima of the runs of consecutive blocks in one period (one pass, no copy), then of
+        # each period's runs; the largest run maximum is the maximum demand
+        starts = np.flatnonzero(np.r_[True, block_period[1:] != block_period[:-1]])
+        run_max = np.maximum.reduceat(demand, starts, axis=1)
+        run_period = block_period[starts]
+        for p in range(n_periods):
+            cols = run_period == p
+            if cols.any():
+                md_by_period[:, p] = run_max[:, cols].max(axis=1)
+        max_demand = run_max.max(axis=1)
     denom = max(t, 1)
-    max_demand = md_by_period.max(axis=1) if blocks and n_periods else np.zeros(n)
-    if blocks and ((block_period < 0) | (block_period >= n_periods)).any():  # outside every period
-        max_demand = demand.max(axis=1)
-    missing = nan | ((flags & Quality.MISSING) != 0)
+    missing = nan | ((flags & np.uint16(Quality.MISSING)) != 0)  # a uint16 mask, not IntFlag
     return Determinants(
         kwh_total=filled.sum(axis=1),
         kwh_by_period=kwh_by_period,
         max_demand_kw=max_demand,
         max_demand_kw_by_period=md_by_period,
-        estimated_share=np.count_nonzero(flags & Quality.ESTIMATED, axis=1) / denom,
+        estimated_share=np.count_nonzero(flags & np.uint16(Quality.ESTIMATED), axis=1) / denom,
         missing_share=np.count_nonzero(missing, axis=1) / denom,
     )
 

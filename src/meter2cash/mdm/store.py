@@ -163,7 +163,7 @@ def merge_received(
         return None, counts
     raw = day.raw.copy()
     raw[slots] = values
-    flags = np.where(np.isnan(raw), Quality.MISSING, Quality.RAW).astype(FLAG_DTYPE)
+    flags = np.where(np.isnan(raw), FLAG_DTYPE(Quality.MISSING), FLAG_DTYPE(Quality.RAW))
     merged = DayArrays(
         day.channel_id,
         day.day,
