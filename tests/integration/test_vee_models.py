@@ -223,11 +223,10 @@ def test_train_and_list_models_from_the_command_line_and_the_api(session, platfo
         assert m["metrics"]["mae_learned"] > 0 and m["history_to"] == last
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite has one writer at a time
 def test_a_run_uses_the_model_another_run_stored_meanwhile(session, platform, db_url, monkeypatch):
     from sqlalchemy.exc import IntegrityError
 
-    if db_url.startswith("sqlite"):
-        pytest.skip("SQLite has one writer at a time: two runs cannot store models concurrently")
     ids = _fleet(session)
     theirs = LearnedModel(np.full(N_FEATURES, 0.05), 999)
     store = model_store.store_model
