@@ -261,6 +261,9 @@ def main() -> None:
             f"setup: {n:,} prepaid wallets with one day of 30-minute data in {time.perf_counter() - t0:.1f} s"
         )
         engine = make_engine(url)
+        with engine.connect() as c:  # statistics, as autovacuum gathers them after a bulk load
+            c.execute(text("ANALYZE"))
+            c.commit()
         sessions = session_factory(engine)
         runs, reads, floats, outcome = [], [], [], {}
         start, end = local_midnight(DAY, TZ), local_midnight(DAY + timedelta(days=1), TZ)
