@@ -12,6 +12,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -54,6 +55,32 @@ def make_meter(session, serial: str, channels: dict[str, str] | None = None) -> 
         session.flush()
         ids[code] = ch.id
     return ids
+
+
+def attach_customer(session, meter_id: int, serial: str, customer_class: str) -> None:
+    """A customer of ``customer_class`` whose service point has the meter installed since
+    2026-01-01, with an agreement on tariff ``T`` (names derived from ``serial``)."""
+    from meter2cash.cis.models import Account, Person, Premise, ServiceAgreement, ServicePoint
+    from meter2cash.mdm.models import Installation
+
+    person, premise = Person(name=f"P {serial}"), Premise(code=f"PR-{serial}")
+    session.add_all([person, premise])
+    session.flush()
+    acc = Account(number=f"A-{serial}", person_id=person.id, customer_class=customer_class)
+    sp = ServicePoint(code=f"SP-{serial}", premise_id=premise.id)
+    session.add_all([acc, sp])
+    session.flush()
+    since = datetime(2026, 1, 1, tzinfo=UTC)
+    session.add_all(
+        [
+            Installation(meter_id=meter_id, service_point_id=sp.id, installed_at=since),
+            ServiceAgreement(
+                number=f"SA-{serial}", account_id=acc.id, service_point_id=sp.id, tariff_code="T",
+                start_date=since.date(),
+            ),
+        ]
+    )  # fmt: skip
+    session.flush()
 
 
 def _pg_admin() -> Engine | None:

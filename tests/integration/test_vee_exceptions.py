@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from meter2cash.cis.models import Account, Person, Premise, ServiceAgreement, ServicePoint
+from conftest import attach_customer
 from meter2cash.core.errors import Conflict, InvalidInput
 from meter2cash.core.quality import Quality
 from meter2cash.integration.models import AuditEntry
-from meter2cash.mdm.models import Channel, Installation, Meter, VeeFinding, VeeRun
+from meter2cash.mdm.models import Channel, Meter, VeeFinding, VeeRun
 from meter2cash.mdm.reading_types import ensure_catalogue
 from meter2cash.mdm.store import MeasurementStore
 from meter2cash.mdm.vee import exceptions as queue
@@ -33,29 +33,7 @@ def _customer(session, serial: str, customer_class: str | None) -> int:
     session.add(ch)
     session.flush()
     if customer_class:
-        person = Person(name=f"P {serial}")
-        premise = Premise(code=f"PR-{serial}")
-        session.add_all([person, premise])
-        session.flush()
-        acc = Account(number=f"A-{serial}", person_id=person.id, customer_class=customer_class)
-        sp = ServicePoint(code=f"SP-{serial}", premise_id=premise.id)
-        session.add_all([acc, sp])
-        session.flush()
-        session.add_all(
-            [
-                Installation(
-                    meter_id=meter.id, service_point_id=sp.id, installed_at=datetime(2026, 1, 1, tzinfo=UTC)
-                ),
-                ServiceAgreement(
-                    number=f"SA-{serial}",
-                    account_id=acc.id,
-                    service_point_id=sp.id,
-                    tariff_code="T",
-                    start_date=date(2026, 1, 1),
-                ),
-            ]
-        )
-        session.flush()
+        attach_customer(session, meter.id, serial, customer_class)
     return ch.id
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from sqlalchemy import select, update
 
-from meter2cash.cis.models import Account, Person, Premise, ServiceAgreement, ServicePoint
+from conftest import attach_customer
 from meter2cash.integration.models import AuditEntry, OutboxMessage
-from meter2cash.mdm.models import Channel, Installation, Meter
+from meter2cash.mdm.models import Channel, Meter
 from meter2cash.mdm.reading_types import ensure_catalogue
 from meter2cash.mdm.store import MeasurementStore
 from meter2cash.mdm.vee import model_store
@@ -28,29 +28,12 @@ def _home(session, k: int, customer_class: str = "residential") -> int:
     rts = ensure_catalogue(session)
     serial = f"H-{k}"
     meter = Meter(serial=serial)
-    person, premise = Person(name=f"P {serial}"), Premise(code=f"PR-{serial}")
-    session.add_all([meter, person, premise])
+    session.add(meter)
     session.flush()
     ch = Channel(meter_id=meter.id, reading_type_id=rts["kwh_import_15m"].id)
-    acc = Account(number=f"A-{serial}", person_id=person.id, customer_class=customer_class)
-    sp = ServicePoint(code=f"SP-{serial}", premise_id=premise.id)
-    session.add_all([ch, acc, sp])
+    session.add(ch)
     session.flush()
-    session.add_all(
-        [
-            Installation(
-                meter_id=meter.id, service_point_id=sp.id, installed_at=datetime(2026, 1, 1, tzinfo=UTC)
-            ),
-            ServiceAgreement(
-                number=f"SA-{serial}",
-                account_id=acc.id,
-                service_point_id=sp.id,
-                tariff_code="T",
-                start_date=date(2026, 1, 1),
-            ),
-        ]
-    )
-    session.flush()
+    attach_customer(session, meter.id, serial, customer_class)
     return ch.id
 
 
