@@ -183,7 +183,10 @@ def get_exception(session: Session, exception_id: int) -> dict[str, Any]:
     }
 
 
-def _audit(session: Session, actor: str, action: str, e: VeeException, before: Any, after: Any) -> None:
+def audit_exception(
+    session: Session, actor: str, action: str, e: VeeException, before: Any, after: Any
+) -> None:
+    """An audit entry for a change of an exception (its state before and after)."""
     session.add(
         AuditEntry(
             actor=actor,
@@ -201,7 +204,8 @@ def assign(session: Session, exception_id: int, assignee: str, *, actor: str) ->
     e = _open(session, exception_id)
     before = {"assignee": e.assignee, "status": e.status}
     e.assignee, e.status = assignee, "assigned"
-    _audit(session, actor, "vee.exception_assigned", e, before, {"assignee": assignee, "status": e.status})
+    after = {"assignee": assignee, "status": e.status}
+    audit_exception(session, actor, "vee.exception_assigned", e, before, after)
     session.flush()
     return _out(e)
 
@@ -266,7 +270,7 @@ def resolve(
         e.status, e.resolved_at, e.resolved_by = "resolved", utcnow(), actor
     session.flush()
     after = _out(e)
-    _audit(session, actor, f"vee.exception_{action}", e, before, after)
+    audit_exception(session, actor, f"vee.exception_{action}", e, before, after)
     return after
 
 

@@ -25,7 +25,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from meter2cash.core.timeutil import utc_days, utcnow
-from meter2cash.integration.models import AuditEntry
 from meter2cash.integration.outbox import emit
 from meter2cash.mdm.models import Channel, ChannelDay, Meter, RawBatch, ReadingType
 from meter2cash.mdm.store import decode_values
@@ -163,16 +162,10 @@ def complete_rereads(
 def _audit(
     session: Session, actor: str, action: str, e: VeeException, before: dict[str, Any], r: VeeRereadRequest
 ) -> None:
-    session.add(
-        AuditEntry(
-            actor=actor,
-            action=action,
-            entity="vee_exception",
-            entity_id=str(e.id),
-            before=before,
-            after={"status": e.status, "resolution": e.resolution, "reread": r.id, "outcome": r.outcome},
-        )
-    )
+    from meter2cash.mdm.vee.exceptions import audit_exception  # exceptions imports this module
+
+    after = {"status": e.status, "resolution": e.resolution, "reread": r.id, "outcome": r.outcome}
+    audit_exception(session, actor, action, e, before, after)
 
 
 def list_rereads(
