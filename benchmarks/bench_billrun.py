@@ -17,6 +17,8 @@ import os
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -151,6 +153,30 @@ def _proc_cpu(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@contextmanager
+def bench_database(sqlite: bool) -> Iterator[str]:
+    """The URL of a new, migrated database: PostgreSQL ``m2c_bench_<random>`` on 127.0.0.1:5432,
+    dropped afterwards, or with ``sqlite`` a temporary SQLite file."""
+    with tempfile.TemporaryDirectory() as tmp:
+        if sqlite:
+            url = f"sqlite:///{tmp}/bench.db"
+            upgrade(url)
+            yield url
+            return
+        name = f"m2c_bench_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+            upgrade(url)
+            yield url
+        finally:
+            with admin.connect() as c:
+                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+
 def clear_bills(session: Session) -> None:
     for model in (BillLine, BillSegment, Bill, JournalLine, JournalEntry, OutboxMessage, BillRun):
         session.execute(delete(model))
@@ -166,18 +192,7 @@ def main() -> None:
     args = ap.parse_args()
     n, repeats = (400, 2) if args.quick else (args.n, args.repeats)
     console = Console()
-    name = f"m2c_bench_{uuid.uuid4().hex[:8]}"
-    tmp = tempfile.TemporaryDirectory()
-    if args.sqlite:
-        url = f"sqlite:///{tmp.name}/bench.db"
-        admin = None
-    else:
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    try:
-        upgrade(url)
+    with bench_database(args.sqlite) as url:
         engine = make_engine(url)  # the platform's engine, with its PostgreSQL settings
         sessions = sessionmaker(engine, expire_on_commit=False)
         t0 = time.perf_counter()
@@ -213,12 +228,6 @@ def main() -> None:
         base = Timing.median([read_only() for _ in range(repeats)])
         run = Timing.median([bill_run() for _ in range(repeats)])
         engine.dispose()
-    finally:
-        if admin is not None:
-            with admin.connect() as c:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
-        tmp.cleanup()
     db = "SQLite" if args.sqlite else "PostgreSQL"
     table = Table(title=f"Bill run, {n:,} COM-TOU agreements, 15-min data, {db} (median of {repeats})")
     for col in ("step", "seconds", "bills/s", "Python CPU s", "database CPU s"):

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -24,13 +22,13 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import create_engine, func, insert, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import sessionmaker
 
-from bench_billrun import PERIOD, PG_ADMIN, TZ, clear_bills, load_fleet
+from bench_billrun import PERIOD, TZ, bench_database, clear_bills, load_fleet
 from meter2cash.cis.billing import run_bills
 from meter2cash.cis.models import Bill, ContractTerm, ServiceAgreement
-from meter2cash.db import make_engine, upgrade
+from meter2cash.db import make_engine
 from meter2cash.mdm.models import Channel, ChannelDay, Installation, Meter
 from meter2cash.mdm.reading_types import ensure_catalogue
 
@@ -94,19 +92,8 @@ def main() -> None:
     ap.add_argument("--sqlite", action="store_true")
     args = ap.parse_args()
     console = Console()
-    name = f"m2c_bench_{uuid.uuid4().hex[:8]}"
-    tmp = tempfile.TemporaryDirectory()
-    admin = None
-    if args.sqlite:
-        url = f"sqlite:///{tmp.name}/bench.db"
-    else:
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     rows = []
-    try:
-        upgrade(url)
+    with bench_database(args.sqlite) as url:
         engine = make_engine(url)
         sessions = sessionmaker(engine, expire_on_commit=False)
         with sessions() as s:
@@ -145,12 +132,6 @@ def main() -> None:
             )
         energy_in = billed_energy_in(sessions, exchanged, args.n + 1000)
         engine.dispose()
-    finally:
-        if admin is not None:
-            with admin.connect() as c:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
-        tmp.cleanup()
     db = "SQLite" if args.sqlite else "PostgreSQL"
     table = Table(
         title=f"Bill run with split bills, {args.n:,} COM-TOU agreements, {db} (median of {args.repeats})"
