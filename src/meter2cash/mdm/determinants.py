@@ -1,6 +1,8 @@
 """Bill determinants: energy by TOU period, maximum demand and data quality, for many meters.
 
 :func:`bill_determinants` is a pure kernel over ``(meters, intervals)`` arrays;
+:func:`window_determinants` gives the same for many bill jobs straight from a read window, with
+their missing intervals estimated, in one compiled walk (Numba, loaded on first use);
 :func:`service_point_determinants` reads a service point's kWh channel from the measurement store
 and calls it (takes a Session, never commits).
 """
@@ -153,6 +155,296 @@ def daily_kwh(values: F64, epoch_s: npt.NDArray[np.int64], tz: ZoneInfo | str) -
     onehot[np.arange(len(epoch_s)), uniques] = 1.0
     filled = np.where(np.isnan(values), 0.0, values)
     return [str(d) for d in codes], filled @ onehot
+
+
+@dataclass(slots=True)
+class WindowDeterminants:
+    """Bill determinants, energy per local day and data present of ``n`` jobs read from one window.
+
+    det : :class:`Determinants` of the jobs; daily (n, D) [kWh] per local day; valid (n,) count of
+    intervals of the job's active span that hold data (not NaN).
+    """
+
+    det: Determinants
+    daily: F64
+    valid: npt.NDArray[np.int64]
+
+
+# The kernel compiles (or loads from Numba's cache) on the first call of window_determinants:
+# importing this module must not load Numba. It sums in NumPy's pairwise order through the VEE
+# kernels' ``pairwise_sum``, bound as a global of this module when the kernel is first built.
+if TYPE_CHECKING:
+    from meter2cash.mdm.vee.kernels import pairwise_sum
+
+# values and flags of any layout (a window's columns are a slice of whole UTC days), read only
+_WINDOW_SIGNATURE = (
+    "void(Array(float64, 2, 'A', readonly=True), Array(uint16, 2, 'A', readonly=True),"
+    " i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], i8, i8, f8, u2, u2,"
+    " f8[::1], f8[:, ::1], f8[::1], f8[:, ::1], i8[::1], i8[::1], i8[::1], f8[:, ::1],"
+    " f8[::1], f8[::1], f8[::1], i8[::1])"
+)
+
+
+def _window_rows(
+    values,
+    flags,
+    rows,
+    lo,
+    hi,
+    period,
+    day,
+    n_periods,
+    step,
+    scale,
+    est_bit,
+    miss_bit,
+    kwh_total,
+    kwh_by_period,
+    max_demand,
+    md_by_period,
+    est_count,
+    miss_count,
+    valid,
+    daily,
+    buf,
+    kwh_p,
+    md_p,
+    has_block,
+):
+    """Per job ``k``: the row ``rows[k]`` of the window, estimated inside ``[lo[k], hi[k])`` and
+    blanked outside it as ``_fill_missing`` does, reduced to its determinants in one walk.
+
+    ``period`` holds each interval's TOU period, ``n_periods`` where it has none (a slot summed
+    and maximised but never reported); ``buf`` (T,), ``kwh_p``, ``md_p`` and ``has_block``
+    (n_periods + 1,) are scratch. The active mean and kWh total are pairwise sums over a row of T
+    (zeros outside the active span), as NumPy's ``nansum`` and ``sum`` along the last axis."""
+    n = rows.shape[0]
+    t_all = values.shape[1]
+    n_blocks = (t_all + step - 1) // step
+    for p in range(n_periods + 1):
+        has_block[p] = 0
+    for b in range(n_blocks):
+        has_block[period[b * step]] = 1
+    outside_est = 1 if miss_bit & est_bit else 0
+    for k in range(n):
+        vrow = values[rows[k]]
+        frow = flags[rows[k]]
+        a = lo[k]
+        e = hi[k]
+        # pass 1: the mean of the data present in the active span (0 if none)
+        for t in range(a):
+            buf[t] = 0.0
+        for t in range(e, t_all):
+            buf[t] = 0.0
+        count = 0
+        for t in range(a, e):
+            v = vrow[t]
+            if v == v:
+                buf[t] = v
+                count += 1
+            else:
+                buf[t] = 0.0
+        valid[k] = count
+        mean = 0.0
+        if count > 0 and count < e - a:
+            mean = pairwise_sum(buf, 0, t_all) / count
+        fill_nan = mean != mean
+        fill = 0.0 if fill_nan else mean
+        # pass 2: energy per period and day, block demand, quality counts
+        for p in range(n_periods + 1):
+            kwh_p[p] = 0.0
+            md_p[p] = -np.inf
+        n_est = outside_est * (a + t_all - e)
+        n_miss = a + t_all - e  # NaN and MISSING outside the active span
+        top = -np.inf
+        b0 = a // step
+        b1 = (e + step - 1) // step
+        for i in range(n_blocks - (b1 - b0)):  # the blocks wholly outside the span: zero demand
+            p = period[(i if i < b0 else i + b1 - b0) * step]
+            if md_p[p] < 0.0:  # False for NaN, which stays
+                md_p[p] = 0.0
+            if top < 0.0:
+                top = 0.0
+        for b in range(b0, b1):
+            s = b * step
+            t0 = s if s > a else a
+            t1 = s + step if s + step < e else e
+            block = 0.0
+            for t in range(t0, t1):
+                v = vrow[t]
+                f = frow[t]
+                missing = (f & miss_bit) != 0
+                if v != v:
+                    v = fill
+                    buf[t] = fill
+                    f |= est_bit
+                    missing = missing or fill_nan
+                if f & est_bit:
+                    n_est += 1
+                if missing:
+                    n_miss += 1
+                kwh_p[period[t]] += v
+                daily[k, day[t]] += v
+                block += v
+            demand = block * scale
+            p = period[s]
+            if md_p[p] == md_p[p] and not (demand <= md_p[p]):  # NaN propagates, as np.maximum
+                md_p[p] = demand
+            if top == top and not (demand <= top):
+                top = demand
+        kwh_total[k] = pairwise_sum(buf, 0, t_all)
+        for p in range(n_periods):
+            kwh_by_period[k, p] = kwh_p[p]
+            md_by_period[k, p] = md_p[p] if has_block[p] else 0.0
+        max_demand[k] = top if n_blocks else 0.0
+        est_count[k] = n_est
+        miss_count[k] = n_miss
+
+
+_window_kernel: Any = None
+
+
+def _compiled_window_kernel() -> Any:
+    """The kernel of :func:`window_determinants`, compiled (or loaded from Numba's cache) once."""
+    global _window_kernel, pairwise_sum
+    if _window_kernel is None:
+        from meter2cash.mdm.vee.kernels import _jit, pairwise_sum
+
+        _window_kernel = _jit(_WINDOW_SIGNATURE)(_window_rows)
+    return _window_kernel
+
+
+def _int_array(a: npt.ArrayLike, name: str, n: int | None) -> npt.NDArray[np.int64]:
+    """``a`` as a 1-D int64 array (of length ``n`` if given)."""
+    out = np.asarray(a)
+    if out.ndim != 1 or (out.size and out.dtype.kind not in "iu"):
+        raise ValueError(f"{name} must be a 1-D integer array")
+    if n is not None and out.shape[0] != n:
+        raise ValueError(f"{name} has {out.shape[0]} entries, rows has {n}")
+    return np.ascontiguousarray(out, dtype=np.int64)
+
+
+def window_determinants(
+    values: F64,
+    flags: npt.NDArray[np.uint16],
+    rows: npt.NDArray[np.int64],
+    lo: npt.NDArray[np.int64],
+    hi: npt.NDArray[np.int64],
+    period_index: npt.NDArray[np.int8],
+    n_periods: int,
+    day_index: npt.NDArray[np.int64],
+    n_days: int,
+    interval_s: int,
+    demand_interval_s: int | None = None,
+) -> WindowDeterminants:
+    """Bill determinants and daily energy of many jobs, straight from a read window.
+
+    Equal to taking each job's row (``values[rows]``, ``flags[rows]``), estimating the missing
+    intervals of its active span ``[lo, hi)`` by the span's mean interval and blanking the rest
+    (``meter2cash.cis.billing._fill_missing``), then :func:`bill_determinants` and the daily sums
+    of :func:`daily_kwh` — in one compiled walk per job, with no copy of any row. kWh totals, the
+    estimates and the demands are summed in NumPy's order; kWh per period and per day may differ
+    from the matrix products in the last bits.
+
+    Parameters
+    ----------
+    values : (C, T) float64
+        Energy per interval of the window's channels [kWh]; NaN where missing. Any layout.
+    flags : (C, T) uint16
+        Quality flags (:class:`~meter2cash.core.quality.Quality`).
+    rows : (n,) int
+        Row of ``values`` of each job (rows may repeat).
+    lo, hi : (n,) int
+        Each job's active span: columns ``lo <= t < hi`` (``0 <= lo <= hi <= T``). Outside it an
+        interval is missing (no energy, flag MISSING); inside, a NaN is estimated (flag ESTIMATED).
+    period_index : (T,) int8
+        TOU period of every interval (see :func:`meter2cash.mdm.tou.tou_period_index`).
+    n_periods : int
+        Number of TOU periods ``P``.
+    day_index : (T,) int
+        Local day ``0 <= d < n_days`` of every interval.
+    n_days : int
+        Number of local days ``D``.
+    interval_s, demand_interval_s : int
+        Interval length [s] and demand integration period [s], as for :func:`bill_determinants`.
+
+    Returns
+    -------
+    WindowDeterminants
+        ``det`` as :func:`bill_determinants` gives it, ``daily`` (n, D) [kWh] and ``valid`` (n,),
+        the number of intervals of each active span that hold data.
+    """
+    if not isinstance(values, np.ndarray) or values.ndim != 2 or values.dtype != np.float64:
+        raise ValueError("values must be a 2-D float64 array (channels, intervals)")
+    c, t = values.shape
+    if not isinstance(flags, np.ndarray) or flags.dtype != np.uint16 or flags.shape != values.shape:
+        raise ValueError(f"flags must be a uint16 array of the shape of values {values.shape}")
+    rows_ = _int_array(rows, "rows", None)
+    n = rows_.shape[0]
+    lo_, hi_ = _int_array(lo, "lo", n), _int_array(hi, "hi", n)
+    if n and (rows_.min() < 0 or rows_.max() >= c):
+        raise ValueError(f"rows must lie in [0, {c})")
+    if n and (lo_.min() < 0 or hi_.max() > t or bool((lo_ > hi_).any())):
+        raise ValueError(f"active spans must satisfy 0 <= lo <= hi <= {t}")
+    pidx = np.asarray(period_index, dtype=np.int8)  # as bill_determinants reads it
+    day = _int_array(day_index, "day_index", None)
+    if pidx.shape != (t,) or day.shape != (t,):
+        raise ValueError(f"shapes differ: values {values.shape}, periods {pidx.shape}, days {day.shape}")
+    if n_periods < 0 or n_days < 0:
+        raise ValueError(f"n_periods {n_periods} and n_days {n_days} must not be negative")
+    if t and (day.min() < 0 or day.max() >= n_days):
+        raise ValueError(f"day_index must lie in [0, {n_days})")
+    if interval_s <= 0:
+        raise ValueError(f"interval {interval_s} s is not positive")
+    step = (demand_interval_s or interval_s) // interval_s
+    if step < 1 or (demand_interval_s or interval_s) % interval_s:
+        raise ValueError(f"demand interval {demand_interval_s} s is not a multiple of {interval_s} s")
+    # intervals of no reported period count in a slot of their own, as bill_determinants counts
+    # them in kwh_total and max_demand only
+    period = np.where((pidx >= 0) & (pidx < n_periods), pidx, n_periods).astype(np.int64)
+    kwh_total, max_demand = np.empty(n), np.empty(n)
+    kwh_by_period, md_by_period = np.empty((n, n_periods)), np.empty((n, n_periods))
+    est_count = np.empty(n, dtype=np.int64)
+    miss_count = np.empty(n, dtype=np.int64)
+    valid = np.empty(n, dtype=np.int64)
+    daily = np.zeros((n, n_days))
+    scratch = np.empty(n_periods + 1)
+    _compiled_window_kernel()(
+        values,
+        flags,
+        rows_,
+        lo_,
+        hi_,
+        period,
+        day,
+        n_periods,
+        step,
+        3600.0 / (interval_s * step),
+        np.uint16(Quality.ESTIMATED),
+        np.uint16(Quality.MISSING),
+        kwh_total,
+        kwh_by_period,
+        max_demand,
+        md_by_period,
+        est_count,
+        miss_count,
+        valid,
+        daily,
+        np.empty(t),
+        scratch,
+        np.empty(n_periods + 1),
+        np.empty(n_periods + 1, dtype=np.int64),
+    )
+    denom = max(t, 1)
+    det = Determinants(
+        kwh_total=kwh_total,
+        kwh_by_period=kwh_by_period,
+        max_demand_kw=max_demand,
+        max_demand_kw_by_period=md_by_period,
+        estimated_share=est_count / denom,
+        missing_share=miss_count / denom,
+    )
+    return WindowDeterminants(det=det, daily=daily, valid=valid)
 
 
 def kwh_import_channel(
