@@ -9,8 +9,10 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import delete, func, select
 
+from meter2cash.cis import bill_store, billing
 from meter2cash.cis.billing import run_bills
 from meter2cash.cis.documents import render_bill_html, write_bills_html
 from meter2cash.cis.ledger import account_balance, trial_balance
@@ -18,6 +20,7 @@ from meter2cash.cis.models import (
     Account,
     Bill,
     BillLine,
+    JournalEntry,
     JournalLine,
     Person,
     Premise,
@@ -197,6 +200,57 @@ def test_rerun_changes_nothing(session):
         session.scalar(select(func.count()).select_from(t)) for t in (Bill, BillLine, JournalLine)
     ] == counts
     assert trial_balance(session).total == 0
+
+
+def _stored(session) -> list[tuple]:
+    """Every bill of the run with its lines and journal legs, without ids and times."""
+    out = []
+    for b in session.scalars(select(Bill).order_by(Bill.number)):
+        legs = session.execute(
+            select(JournalLine.ledger_account, JournalLine.amount, JournalLine.account_id)
+            .where(JournalLine.entry_id == b.journal_entry_id)
+            .order_by(JournalLine.id)
+        ).all()
+        lines = [(ln.seq, ln.component, ln.description, ln.quantity, ln.rate, ln.amount) for ln in b.lines]
+        out.append((b.number, b.service_agreement_id, b.total, b.total_kwh, b.determinants, lines, legs))
+    return out
+
+
+def test_a_run_in_many_chunks_stores_what_one_chunk_does(session, monkeypatch):
+    """One agreement per chunk: reads ahead and stores behind the chunk being rated (on
+    PostgreSQL on a database thread) give the same bills, in the same order, as one chunk."""
+    build_fleet(session)
+    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    session.commit()
+    whole = _stored(session)
+    for model in (BillLine, Bill, JournalLine, JournalEntry, OutboxMessage):
+        session.execute(delete(model))
+    session.commit()
+    monkeypatch.setattr(billing, "CHUNK_AGREEMENTS", 1)
+    result = run_bills(session, PERIOD, tz=TZ, currency="INR")
+    session.commit()
+    assert len(result.bills) == 4 and _stored(session) == whole
+    assert trial_balance(session).total == 0
+
+
+def test_a_failed_store_stops_the_run_and_nothing_after_it_runs(session, monkeypatch):
+    build_fleet(session)
+    monkeypatch.setattr(billing, "CHUNK_AGREEMENTS", 1)
+    calls = []
+    real = bill_store.store_bills
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bill_store, "store_bills", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run_bills(session, PERIOD, tz=TZ, currency="INR")
+    session.rollback()
+    assert len(calls) == 2  # the chunks queued behind the failed one were not stored
+    assert session.scalar(select(func.count()).select_from(Bill)) == 0
 
 
 def test_bill_html_document(session, tmp_path):

@@ -48,6 +48,12 @@ def _fleet(session, n: int, days: int, rng: np.random.Generator) -> list[int]:
 def test_binary_copy_read_equals_the_row_read(db_url, session, monkeypatch, include_raw):
     ids = _fleet(session, 7, 5, np.random.default_rng(4))
     store = MeasurementStore(session)
+    # some days at a later version, so that the per-channel version sums differ
+    edited = list(store.load_days([(ids[0], date(2026, 10, 2)), (ids[2], date(2026, 10, 3))]).values())
+    for day in edited:
+        day.values = day.values + 1.0
+    store.save(edited, reason="edit")
+    session.commit()
     # a window that starts and ends inside days, with a channel that has no data at all
     start, end = datetime(2026, 9, 30, 20, 15, tzinfo=UTC), datetime(2026, 10, 5, 3, 45, tzinfo=UTC)
     wanted = [ids[3], 9999, *ids[:3], *ids[4:]]
@@ -64,6 +70,11 @@ def test_binary_copy_read_equals_the_row_read(db_url, session, monkeypatch, incl
     np.testing.assert_array_equal(fast.flags, slow.flags)
     np.testing.assert_array_equal(fast.raw, slow.raw)
     assert fast.versions == slow.versions and len(fast.versions) > 20
+    totals = fast.version_totals()
+    assert totals == slow.version_totals() and 9999 not in totals
+    assert {cid: t for cid, t in totals.items() if t[1] != t[0]} == {
+        cid: (n, n + 1) for cid, (n, _) in totals.items() if cid in (ids[0], ids[2])
+    }
     assert np.isnan(fast.values[1]).all() and (fast.flags[1] == Quality.MISSING).all()
     assert fast.values.shape == (8, (end - start) // timedelta(minutes=15))
 

@@ -9,8 +9,9 @@ billing and rebilling.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -43,12 +44,15 @@ from meter2cash.cis.tariffs.model import TariffVersionDef
 from meter2cash.core.gcpause import gc_paused
 from meter2cash.core.quality import Quality
 from meter2cash.core.timeutil import epoch_seconds, local_frame, utcnow
+from meter2cash.dbthread import SessionThread
 from meter2cash.mdm.determinants import bill_determinants, daily_kwh
 from meter2cash.mdm.store import MeasurementStore, Window
 from meter2cash.mdm.tou import tou_period_index
 
 #: Agreements rated per read of interval data (bounds memory: CHUNK_AGREEMENTS × intervals × 8 B).
 CHUNK_AGREEMENTS = 1000
+#: Chunks read ahead of the one being rated when reads go through a :class:`SessionThread`.
+READ_AHEAD = 1
 Progress = Callable[[int, int], None]
 __all__ = ["Agreement", "Job", "billing_period", "plan_jobs", "rate_jobs", "run_bills", "select_agreements"]
 
@@ -137,110 +141,155 @@ def rate_jobs(
     tz: str,
     versions: dict[int, TariffVersionDef],
     errors: list[dict[str, Any]],
+    db: SessionThread | None = None,
 ) -> Iterator[RatedChunk]:
     """Read interval data and rate jobs per tariff version, interval length and chunk.
 
     Segments of a split bill share the month's slab limits and demand charges by their days
     (slabs as if the tariff said ``prorate_slabs``), so a split never gives a second first slab
-    nor charges the month's demand twice."""
+    nor charges the month's demand twice. With ``db`` (a :class:`SessionThread` over
+    ``session``) every database read goes through it, READ_AHEAD chunks ahead of the one
+    being rated."""
     groups: dict[tuple[int, int, bool], list[Job]] = defaultdict(list)
     for j in jobs:
         groups[(j.tv_id, j.interval_s, j.split)].append(j)
     store = MeasurementStore(session)
-    for (tv_id, interval_s, split), members in groups.items():
-        vdef = versions[tv_id]
-        if split and vdef.energy is not None and not vdef.energy.prorate_slabs:
-            vdef = vdef.model_copy(update={"energy": vdef.energy.model_copy(update={"prorate_slabs": True})})
-        names = vdef.period_names
-        demand_s = max(vdef.demand.interval_s, interval_s) if vdef.demand else interval_s
-        ratchet = vdef.demand.ratchet_months if vdef.demand and vdef.demand.ratchet_percent else 0
-        pidx: np.ndarray | None = None
-        local_days: np.ndarray = np.empty(0, "datetime64[D]")
-        for c in range(0, len(members), CHUNK_AGREEMENTS):
-            chunk = members[c : c + CHUNK_AGREEMENTS]
-            ids = sorted({cid for j in chunk for cid in j.channel_ids})
-            window = store.read_window(ids, p.start, p.end, interval_s, include_raw=False)
-            starts = window.starts()
-            if pidx is None:
-                pidx = tou_period_index(starts, vdef.tou, tz)
-                local_days = local_frame(starts, tz)["date"].to_numpy().astype("datetime64[D]")
-            row = {cid: r for r, cid in enumerate(window.channel_ids)}
-            per_channel: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-            for (cid, _), ver in window.versions.items():
-                agg = per_channel[cid]
-                agg[0] += 1
-                agg[1] += ver
-            first = np.array([j.first for j in chunk], dtype="datetime64[D]")
-            last = np.array([j.last for j in chunk], dtype="datetime64[D]")
-            active = (local_days[None, :] >= first[:, None]) & (local_days[None, :] <= last[:, None])
-            raw, raw_flags = meter_rows(window, row, chunk, starts, "kwh")
-            has = np.asarray((active & ~np.isnan(raw)).any(axis=1), dtype=bool)
-            for j, ok in zip(chunk, has.tolist(), strict=True):
-                if not ok:
-                    errors.append(error(j.a, "billing.no_data", f"no interval data in {p.code}"))
-            keep = np.flatnonzero(has)
-            if not keep.size:
-                continue
-            kept = [chunk[i] for i in keep.tolist()]
-            values, flags = _fill_missing(raw[keep], raw_flags[keep], active[keep])
-            det = bill_determinants(values, flags, pidx, len(names), interval_s, demand_s)
-            extra = _other_channels(window, row, kept, starts, active[keep])
-            needs_history = bool(ratchet) or vdef.net_metering is not None
-            hist = (
-                bill_history(session, [j.a.id for j in kept], p.code, ratchet) if needs_history else History()
+    chunks = [
+        (key, members[c : c + CHUNK_AGREEMENTS])
+        for key, members in groups.items()
+        for c in range(0, len(members), CHUNK_AGREEMENTS)
+    ]
+
+    def read(k: int) -> Future[Window]:
+        (_, interval_s, _), chunk = chunks[k]
+        ids = sorted({cid for j in chunk for cid in j.channel_ids})
+        args = (ids, p.start, p.end, interval_s)
+        if db is None:
+            done: Future[Window] = Future()
+            done.set_result(store.read_window(*args, include_raw=False))
+            return done
+        return db.submit(store.read_window, *args, include_raw=False)
+
+    def query(fn: Callable[..., Any], *args: Any) -> Any:
+        return fn(*args) if db is None else db.call(fn, *args)
+
+    ahead: deque[Future[Window]] = deque()
+    prepared: dict[tuple[int, int, bool], tuple[TariffVersionDef, np.ndarray, np.ndarray]] = {}
+    for k, ((tv_id, interval_s, split), chunk) in enumerate(chunks):
+        while len(ahead) <= READ_AHEAD and k + len(ahead) < len(chunks):
+            ahead.append(read(k + len(ahead)))
+        window = ahead.popleft().result()
+        starts = window.starts()
+        key = (tv_id, interval_s, split)
+        if key not in prepared:
+            vdef = versions[tv_id]
+            if split and vdef.energy is not None and not vdef.energy.prorate_slabs:
+                energy = vdef.energy.model_copy(update={"prorate_slabs": True})
+                vdef = vdef.model_copy(update={"energy": energy})
+            prepared[key] = (
+                vdef,
+                tou_period_index(starts, vdef.tou, tz),
+                local_frame(starts, tz)["date"].to_numpy().astype("datetime64[D]"),
             )
-            dates, daily = daily_kwh(np.where(active[keep], values, np.nan), starts, tz)
-            days_active = [(j.last - j.first).days + 1 for j in kept]
-            inp = RatingInput.from_kwh(
-                det.kwh_by_period,
-                det.max_demand_kw,
-                [float(j.sanctioned_kw) for j in kept],
-                p.days,
-                days_active,
-                [j.a.kind == "prepaid" for j in kept],
-                kwh_total=det.kwh_total,
-                kvah=extra["kvah"],
-                export_kwh=extra["export"],
-                # The bank carried in offsets the first segment's imports only (never twice).
-                bank_kwh=[hist.bank_kwh.get(j.a.id, 0.0) if j.seg == 1 else 0.0 for j in kept]
-                if vdef.net_metering
-                else None,
-                max_demand_kw_by_period=det.max_demand_kw_by_period,
-                contract_kva=[float(j.contract_kva or 0) for j in kept],
-                ratchet_kw=[hist.ratchet_kw.get(j.a.id, 0.0) for j in kept] if ratchet else None,
-                months=p.months,
-                period=p.code,
-                prorate_demand=split,
-            )
-            rated = rate_arrays(vdef, inp)
-            dets = []
-            est_share = det.estimated_share.tolist()
-            daily_rows = np.round(daily, 3).tolist()
-            for k, j in enumerate(kept):
-                d = det.as_dict(k, names)
-                d.update(
-                    interval_s=interval_s,
-                    channel_id=j.a.channels.kwh if j.a.channels else None,
-                    sanctioned_load_kw=str(j.sanctioned_kw),
-                    days_in_period=p.days,
-                    days_active=days_active[k],
-                    daily_kwh={"dates": dates, "kwh": daily_rows[k]},
-                    data_version=data_version(per_channel, j.channel_ids),
-                )
-                if j.termed:
-                    d["contract_demand_kva"] = None if j.contract_kva is None else str(j.contract_kva)
-                if len(j.meters) > 1:
-                    used = meters_used(window, row, j, starts, active[keep[k]], tz)
-                    if len(used) > 1:
-                        d["meters"] = used
-                if extra["kvah"] is not None:
-                    d["kvah_total"] = round(float(extra["kvah"][k]), 3)
-                if extra["export"] is not None:
-                    d["kwh_export"] = round(float(extra["export"][k]), 3)
-                if vdef.net_metering is not None and rated.bank_wh is not None:
-                    d["banked_kwh"] = int(rated.bank_wh[k]) / 1000
-                dets.append(d)
-            yield RatedChunk(kept, rated, dets, [s > 0 for s in est_share])
+        vdef, pidx, local_days = prepared[key]
+        rc = _rate_chunk(session, window, starts, chunk, p, tz, vdef, pidx, local_days, errors, query)
+        if rc is not None:
+            yield rc
+
+
+def _rate_chunk(
+    session: Session,
+    window: Window,
+    starts: np.ndarray,
+    chunk: list[Job],
+    p: BillingPeriod,
+    tz: str,
+    vdef: TariffVersionDef,
+    pidx: np.ndarray,
+    local_days: np.ndarray,
+    errors: list[dict[str, Any]],
+    query: Callable[..., Any],
+) -> RatedChunk | None:
+    """Determinants and rating of one chunk of jobs of one tariff version (``None``: no job of
+    the chunk has data; each is named in ``errors``)."""
+    names = vdef.period_names
+    interval_s = window.interval_s
+    split = chunk[0].split
+    demand_s = max(vdef.demand.interval_s, interval_s) if vdef.demand else interval_s
+    ratchet = vdef.demand.ratchet_months if vdef.demand and vdef.demand.ratchet_percent else 0
+    row = {cid: r for r, cid in enumerate(window.channel_ids)}
+    per_channel = window.version_totals()
+    first = np.array([j.first for j in chunk], dtype="datetime64[D]")
+    last = np.array([j.last for j in chunk], dtype="datetime64[D]")
+    active = (local_days[None, :] >= first[:, None]) & (local_days[None, :] <= last[:, None])
+    raw, raw_flags = meter_rows(window, row, chunk, starts, "kwh")
+    has = np.asarray((active & ~np.isnan(raw)).any(axis=1), dtype=bool)
+    for j, ok in zip(chunk, has.tolist(), strict=True):
+        if not ok:
+            errors.append(error(j.a, "billing.no_data", f"no interval data in {p.code}"))
+    keep = np.flatnonzero(has)
+    if not keep.size:
+        return None
+    kept = [chunk[i] for i in keep.tolist()]
+    values, flags = _fill_missing(raw[keep], raw_flags[keep], active[keep])
+    det = bill_determinants(values, flags, pidx, len(names), interval_s, demand_s)
+    extra = _other_channels(window, row, kept, starts, active[keep])
+    needs_history = bool(ratchet) or vdef.net_metering is not None
+    hist = (
+        query(bill_history, session, [j.a.id for j in kept], p.code, ratchet) if needs_history else History()
+    )
+    dates, daily = daily_kwh(np.where(active[keep], values, np.nan), starts, tz)
+    days_active = [(j.last - j.first).days + 1 for j in kept]
+    inp = RatingInput.from_kwh(
+        det.kwh_by_period,
+        det.max_demand_kw,
+        [float(j.sanctioned_kw) for j in kept],
+        p.days,
+        days_active,
+        [j.a.kind == "prepaid" for j in kept],
+        kwh_total=det.kwh_total,
+        kvah=extra["kvah"],
+        export_kwh=extra["export"],
+        # The bank carried in offsets the first segment's imports only (never twice).
+        bank_kwh=[hist.bank_kwh.get(j.a.id, 0.0) if j.seg == 1 else 0.0 for j in kept]
+        if vdef.net_metering
+        else None,
+        max_demand_kw_by_period=det.max_demand_kw_by_period,
+        contract_kva=[float(j.contract_kva or 0) for j in kept],
+        ratchet_kw=[hist.ratchet_kw.get(j.a.id, 0.0) for j in kept] if ratchet else None,
+        months=p.months,
+        period=p.code,
+        prorate_demand=split,
+    )
+    rated = rate_arrays(vdef, inp)
+    dets = []
+    est_share = det.estimated_share.tolist()
+    daily_rows = np.round(daily, 3).tolist()
+    for k, j in enumerate(kept):
+        d = det.as_dict(k, names)
+        d.update(
+            interval_s=interval_s,
+            channel_id=j.a.channels.kwh if j.a.channels else None,
+            sanctioned_load_kw=str(j.sanctioned_kw),
+            days_in_period=p.days,
+            days_active=days_active[k],
+            daily_kwh={"dates": dates, "kwh": daily_rows[k]},
+            data_version=data_version(per_channel, j.channel_ids),
+        )
+        if j.termed:
+            d["contract_demand_kva"] = None if j.contract_kva is None else str(j.contract_kva)
+        if len(j.meters) > 1:
+            used = meters_used(window, row, j, starts, active[keep[k]], tz)
+            if len(used) > 1:
+                d["meters"] = used
+        if extra["kvah"] is not None:
+            d["kvah_total"] = round(float(extra["kvah"][k]), 3)
+        if extra["export"] is not None:
+            d["kwh_export"] = round(float(extra["export"][k]), 3)
+        if vdef.net_metering is not None and rated.bank_wh is not None:
+            d["banked_kwh"] = int(rated.bank_wh[k]) / 1000
+        dets.append(d)
+    return RatedChunk(kept, rated, dets, [s > 0 for s in est_share])
 
 
 def _pick(mc: MeterChannels, name: str) -> int | None:
@@ -340,11 +389,11 @@ def _other_channels(
     return out
 
 
-def data_version(per_channel: dict[int, list[int]], ids: list[int]) -> dict[str, Any]:
+def data_version(per_channel: dict[int, tuple[int, int]], ids: list[int]) -> dict[str, Any]:
     """Fingerprint of the stored channel-days read (``per_channel``: channel → [days, sum of
     versions]): their count and version sum over the bill's channels (every meter's). A later
     correction or late data changes it (see :mod:`meter2cash.cis.rebill`)."""
-    aggs = [per_channel.get(c, [0, 0]) for c in ids]
+    aggs = [per_channel.get(c, (0, 0)) for c in ids]
     return {"channels": ids, "days": sum(a[0] for a in aggs), "sum": sum(a[1] for a in aggs)}
 
 
@@ -395,16 +444,20 @@ def run_bills(
     segmented = {a for a, n in _count(j.a.id for j in jobs).items() if n > 1}
     pending: dict[int, list[tuple[Job, RatedChunk, int]]] = defaultdict(list)
     done = 0
-    for rc in rate_jobs(session, jobs, p, tz, versions, result.errors):
-        whole = [k for k, j in enumerate(rc.jobs) if j.a.id not in segmented]
-        if whole:
-            store_bills(session, run, result, p, rc, whole, cycle, due_days, currency, replacing)
-        for k, j in enumerate(rc.jobs):
-            if j.a.id in segmented:
-                pending[j.a.id].append((j, rc, k))
-        done += len(rc.jobs)
-        if on_progress:
-            on_progress(done, len(jobs))
+    # Reads and stores run on a database thread: chunk k is rated while k-1 is stored and
+    # k+1 read, so the Python work and the database server's overlap.
+    with SessionThread(session) as db:
+        for rc in rate_jobs(session, jobs, p, tz, versions, result.errors, db):
+            whole = [k for k, j in enumerate(rc.jobs) if j.a.id not in segmented]
+            if whole:
+                args = (run, result, p, rc, whole, cycle, due_days, currency, replacing)
+                db.submit(store_bills, session, *args)
+            for k, j in enumerate(rc.jobs):
+                if j.a.id in segmented:
+                    pending[j.a.id].append((j, rc, k))
+            done += len(rc.jobs)
+            if on_progress:
+                on_progress(done, len(jobs))
     if pending:
         from meter2cash.cis.bill_store import store_segmented
 

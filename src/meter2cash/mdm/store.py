@@ -115,11 +115,21 @@ class Window:
     values: FloatArray
     flags: FlagArray
     raw: FloatArray
-    versions: dict[tuple[int, date], int]
+    versions: Mapping[tuple[int, date], int]
 
     @property
     def n_intervals(self) -> int:
         return int(self.values.shape[1])
+
+    def version_totals(self) -> dict[int, tuple[int, int]]:
+        """Channel → (channel-days read, sum of their versions): a fingerprint of the data read."""
+        if isinstance(self.versions, DayVersions):
+            return self.versions.totals()
+        out: dict[int, tuple[int, int]] = {}
+        for (cid, _), ver in self.versions.items():
+            days, total = out.get(cid, (0, 0))
+            out[cid] = (days + 1, total + ver)
+        return out
 
     def starts(self) -> npt.NDArray[np.int64]:
         """Epoch seconds of every interval start."""
@@ -127,6 +137,43 @@ class Window:
 
     def row(self, channel_id: int) -> int:
         return self.channel_ids.index(channel_id)
+
+
+class DayVersions(Mapping[tuple[int, date], int]):
+    """``(channel_id, day) → version`` kept as arrays (channel ids, day numbers since ``epoch``,
+    versions); the dict is built only when looked into, and :meth:`totals` needs none."""
+
+    __slots__ = ("_channels", "_days", "_dict", "_epoch", "_versions")
+
+    def __init__(self, channels: npt.NDArray[np.int64], days: npt.NDArray[np.int64],
+                 versions: npt.NDArray[np.int64], epoch: date) -> None:  # fmt: skip
+        self._channels, self._days, self._versions, self._epoch = channels, days, versions, epoch
+        self._dict: dict[tuple[int, date], int] | None = None
+
+    def _built(self) -> dict[tuple[int, date], int]:
+        if self._dict is None:
+            day = (np.datetime64(self._epoch, "D") + self._days).tolist()
+            keys = zip(self._channels.tolist(), day, strict=True)
+            self._dict = dict(zip(keys, self._versions.tolist(), strict=True))
+        return self._dict
+
+    def __getitem__(self, key: tuple[int, date]) -> int:
+        return self._built()[key]
+
+    def __iter__(self) -> Any:
+        return iter(self._built())
+
+    def __len__(self) -> int:
+        return int(self._channels.size)
+
+    def totals(self) -> dict[int, tuple[int, int]]:
+        """Channel → (days, sum of versions), column-wise."""
+        if not self._channels.size:
+            return {}
+        cids, inverse = np.unique(self._channels, return_inverse=True)
+        days = np.bincount(inverse, minlength=cids.size)
+        total = np.bincount(inverse, weights=self._versions, minlength=cids.size).astype(np.int64)
+        return dict(zip(cids.tolist(), zip(days.tolist(), total.tolist(), strict=True), strict=True))
 
 
 @dataclass(slots=True)
@@ -252,6 +299,7 @@ class MeasurementStore:
         flags = np.full((n_rows, total), Quality.MISSING, dtype=FLAG_DTYPE)
         row_of = {cid: r for r, cid in enumerate(ids)}
         versions: dict[tuple[int, date], int] = {}
+        grouped_versions: list[tuple[list[int], list[int], list[int]]] = []
         t = ChannelDay.__table__.c
         cols = [t.channel_id, t.day, t.version, t.interval_s, t["values"], t.flags]
         if include_raw:
@@ -261,7 +309,10 @@ class MeasurementStore:
             part = ids[i : i + CHUNK]
             if grouped is not None:
                 rows = grouped(part, first, days[-1], interval_s, include_raw)
-                _scatter(rows, row_of, first, spd, values, flags, raw if include_raw else None, versions)
+                part_versions = _scatter(
+                    rows, row_of, first, spd, values, flags, raw if include_raw else None
+                )
+                grouped_versions.append(part_versions)
                 continue
             stmt = select(*cols).where(t.channel_id.in_(part), t.day >= first, t.day <= days[-1])
             # Rows decode straight into the window: no per-day objects, one copy per array.
@@ -275,6 +326,12 @@ class MeasurementStore:
                     raw[r, c : c + spd] = np.frombuffer(row[6], dtype=F64)
                 versions[(row[0], row[1])] = row[2]
         sl = slice(int(offset), int(offset + n))
+        if grouped is not None:
+            cols3 = [
+                np.asarray([x for g in grouped_versions for x in g[k]], dtype=np.int64) for k in range(3)
+            ]
+            lazy = DayVersions(cols3[0], cols3[1], cols3[2], first)
+            return Window(ids, start, interval_s, values[:, sl], flags[:, sl], raw[:, sl], lazy)
         return Window(ids, start, interval_s, values[:, sl], flags[:, sl], raw[:, sl], versions)
 
     def _grouped_reader(self) -> Any:
@@ -453,11 +510,11 @@ def _scatter(
     values: FloatArray,
     flags: FlagArray,
     raw: FloatArray | None,
-    versions: dict[tuple[int, date], int],
-) -> None:
-    """Place per-channel rows into the window's ``(rows, days × spd)`` arrays."""
+) -> tuple[list[int], list[int], list[int]]:
+    """Place per-channel rows into the window's ``(rows, days × spd)`` arrays; return the
+    channel ids, days since ``first`` and versions of the channel-days placed."""
     if not rows:
-        return
+        return [], [], []
     n_rows, n_days = values.shape[0], values.shape[1] // spd
     v3 = values.reshape(n_rows, n_days, spd)
     f3 = flags.reshape(n_rows, n_days, spd)
@@ -476,5 +533,4 @@ def _scatter(
         cids += [row[0]] * k
         days += row[3]
         vers += row[4]
-    day = (np.datetime64(_PG_EPOCH, "D") + np.asarray(days, dtype=np.int64)).tolist()
-    versions.update(zip(zip(cids, day, strict=True), vers, strict=True))
+    return cids, [d - off for d in days], vers
