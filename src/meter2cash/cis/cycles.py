@@ -11,13 +11,28 @@ ends is part of the next run of its cycle). Functions taking a Session never com
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    or_,
+    select,
+    type_coerce,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
+from sqlalchemy.types import NullType
 
 from meter2cash.cis.models import (
     Account,
@@ -30,10 +45,51 @@ from meter2cash.cis.models import (
 )
 from meter2cash.cis.tariffs.model import TariffVersionDef
 from meter2cash.core.timeutil import local_month_bounds
+from meter2cash.db import Quantity
 from meter2cash.mdm.models import Channel, Installation, Meter, ReadingType
 from meter2cash.mdm.store import CHUNK
 
 MONTHLY = "monthly"
+ONE_DAY = timedelta(days=1)
+
+
+def id_filters(session: Session, column: Any, ids: Sequence[int]) -> list[ColumnElement[bool]]:
+    """``column`` in ``ids`` as WHERE clauses, one per query to run (none for no ids). On
+    PostgreSQL one array parameter (``column = ANY(:ids)``): a single bound value however many
+    ids, where an IN list expands into a parameter per id when the statement is executed and
+    costs Python time per id; elsewhere IN lists of at most ``CHUNK`` ids."""
+    if not ids:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        # The array's text, untyped and cast to integer[] in the statement: PostgreSQL folds it
+        # into a constant when planning (so a scan hashes it), and Python makes it in one join.
+        # A list would be adapted element by element, as smallint[] for small ids: a cross-type
+        # comparison PostgreSQL neither hashes nor matches to the index (measured 100x slower).
+        array = "{" + ",".join(map(str, ids)) + "}"
+        return [column == any_(cast(bindparam(None, array, type_=NullType()), ARRAY(Integer)))]
+    return [column.in_(ids[i : i + CHUNK]) for i in range(0, len(ids), CHUNK)]
+
+
+class ScaledValues(dict[int, Decimal]):
+    """Stored scaled integers (see :class:`meter2cash.db.ScaledDecimal`) → ``Decimal``, each
+    distinct value converted once: a fleet shares a few loads, so a bill run reading thousands
+    of agreements makes a few Decimals instead of one per row."""
+
+    def __init__(self, scale: int) -> None:
+        super().__init__()
+        self.scale = -scale
+
+    def __missing__(self, raw: int) -> Decimal:
+        value = self[raw] = Decimal(raw).scaleb(self.scale)
+        return value
+
+    def get_or_none(self, raw: int | None) -> Decimal | None:
+        return None if raw is None else self[raw]
+
+
+def _raw(column: Any) -> Any:
+    """A :class:`~meter2cash.db.ScaledDecimal` column read as its stored integer."""
+    return type_coerce(column, BigInteger)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,65 +207,72 @@ class MeterUse:
 
 
 def service_point_meters(
-    session: Session, sp_ids: list[int], start: datetime, end: datetime
+    session: Session, sp_ids: Sequence[int], start: datetime, end: datetime
 ) -> dict[int, list[MeterUse]]:
     """Service point → the meters installed during ``[start, end)`` with their billed channels
     (the shortest kWh import interval of each meter), in installation order. Installations
     without a kWh import interval channel are left out."""
-    found: dict[tuple[int, int], list[tuple[int, int, str, str]]] = defaultdict(list)
-    inst_of: dict[tuple[int, int], tuple[str, datetime, datetime | None]] = {}
-    for i in range(0, len(sp_ids), CHUNK):
-        rows = session.execute(
-            select(
-                Installation.service_point_id,
-                Installation.id,
-                Installation.installed_at,
-                Installation.removed_at,
-                Meter.serial,
-                Channel.id,
-                ReadingType.interval_s,
-                ReadingType.unit,
-                ReadingType.direction,
-            )
-            .join(Meter, Meter.id == Installation.meter_id)
-            .join(Channel, Channel.meter_id == Installation.meter_id)
-            .join(ReadingType, Channel.reading_type_id == ReadingType.id)
-            .where(
-                Installation.service_point_id.in_(sp_ids[i : i + CHUNK]),
-                Installation.installed_at < end,
-                or_(Installation.removed_at.is_(None), Installation.removed_at > start),
-                ReadingType.unit.in_(("kWh", "kVAh")),
-                ReadingType.interval_s.is_not(None),
-                Channel.active.is_(True),
-            )
+    inst, meter, chan, rt = (m.__table__.c for m in (Installation, Meter, Channel, ReadingType))
+    stmt = (
+        select(
+            inst.id,
+            inst.service_point_id,
+            inst.installed_at,
+            inst.removed_at,
+            meter.serial,
+            chan.id,
+            rt.interval_s,
+            rt.unit,
+            rt.direction,
         )
-        for sp, inst_id, installed, removed, serial, cid, interval, unit, direction in rows:
+        .join_from(Installation.__table__, Meter.__table__, meter.id == inst.meter_id)
+        .join(Channel.__table__, chan.meter_id == inst.meter_id)
+        .join(ReadingType.__table__, chan.reading_type_id == rt.id)
+        .where(
+            inst.installed_at < end,
+            or_(inst.removed_at.is_(None), inst.removed_at > start),
+            rt.unit.in_(("kWh", "kVAh")),
+            rt.interval_s.is_not(None),
+            chan.active.is_(True),
+        )
+    )
+    # installation id → (service point, installed, removed, serial, [(interval, channel, unit, direction)])
+    found: dict[int, tuple[int, datetime, datetime | None, str, list[tuple[int, int, str, str]]]] = {}
+    for where in id_filters(session, inst.service_point_id, sp_ids):
+        for inst_id, sp, installed, removed, serial, cid, interval, unit, direction in session.execute(
+            stmt.where(where)
+        ).all():
             if interval:
-                found[(sp, inst_id)].append((int(interval), int(cid), unit, direction))
-                inst_of[(sp, inst_id)] = (serial, installed, removed)
-    out: dict[int, list[MeterUse]] = defaultdict(list)
-    for key, chans in found.items():
-        kwh = sorted((iv, cid) for iv, cid, unit, d in chans if unit == "kWh" and d == "import")
-        if not kwh:
-            continue
-        interval, cid = kwh[0]
-        mc = MeterChannels(cid, interval)
-        for iv, other, unit, d in sorted(chans, key=lambda c: c[1]):
-            if iv != interval:
+                rec = found.get(inst_id)
+                if rec is None:
+                    found[inst_id] = rec = (sp, installed, removed, serial, [])
+                rec[4].append((interval, cid, unit, direction))
+    out: dict[int, list[tuple[datetime, int, MeterUse]]] = defaultdict(list)
+    for inst_id, (sp, installed, removed, serial, chans) in found.items():
+        if len(chans) == 1:  # the usual meter: one kWh import channel
+            interval, cid, unit, d = chans[0]
+            if unit != "kWh" or d != "import":
                 continue
-            if unit == "kVAh" and d == "import" and mc.kvah is None:
-                mc.kvah = other
-            elif unit == "kWh" and d == "export" and mc.export is None:
-                mc.export = other
-        serial, installed, removed = inst_of[key]
-        out[key[0]].append(MeterUse(serial, mc, installed, removed))
-    for uses in out.values():
-        uses.sort(key=lambda u: u.installed_at)
-    return dict(out)
+            mc = MeterChannels(cid, interval)
+        else:
+            kwh = [(iv, cid) for iv, cid, unit, d in chans if unit == "kWh" and d == "import"]
+            if not kwh:
+                continue
+            interval, cid = min(kwh)
+            mc = MeterChannels(cid, interval)
+            for iv, other, unit, d in sorted(chans, key=lambda c: c[1]):
+                if iv != interval:
+                    continue
+                if unit == "kVAh" and d == "import" and mc.kvah is None:
+                    mc.kvah = other
+                elif unit == "kWh" and d == "export" and mc.export is None:
+                    mc.export = other
+        out[sp].append((installed, inst_id, MeterUse(serial, mc, installed, removed)))
+    return {sp: [u for _, _, u in sorted(uses, key=lambda x: x[:2])] for sp, uses in out.items()}
 
 
 def service_point_channels(
-    session: Session, sp_ids: list[int], start: datetime, end: datetime
+    session: Session, sp_ids: Sequence[int], start: datetime, end: datetime
 ) -> dict[int, MeterChannels]:
     """Service point → the billed channels of the meter installed last during ``[start, end)``."""
     return {sp: uses[-1].channels for sp, uses in service_point_meters(session, sp_ids, start, end).items()}
@@ -310,25 +373,27 @@ class Term:
     contract_kva: Decimal | None
 
 
-def contract_terms(session: Session, sa_ids: list[int], until: date) -> dict[int, list[Term]]:
-    """Agreement → its contract terms effective on or before ``until``, oldest first."""
+def contract_terms(
+    session: Session, sa_ids: Sequence[int] | Select[tuple[int]], until: date
+) -> dict[int, list[Term]]:
+    """Agreement → its contract terms effective on or before ``until``, oldest first. The
+    agreements are given by id or as a query of their ids (read in the same statement)."""
+    ct = ContractTerm.__table__.c
+    stmt = select(
+        ct.service_agreement_id, ct.effective_from, _raw(ct.sanctioned_load_kw), _raw(ct.contract_demand_kva)
+    ).where(ct.effective_from <= until)
+    wheres: list[ColumnElement[bool]]
+    if isinstance(sa_ids, Select):
+        wheres = [ct.service_agreement_id.in_(sa_ids.scalar_subquery())]
+    else:
+        wheres = id_filters(session, ct.service_agreement_id, sa_ids)
+    qty = ScaledValues(Quantity.scale)
     out: dict[int, list[Term]] = defaultdict(list)
-    for i in range(0, len(sa_ids), CHUNK):
-        rows = session.execute(
-            select(
-                ContractTerm.service_agreement_id,
-                ContractTerm.effective_from,
-                ContractTerm.sanctioned_load_kw,
-                ContractTerm.contract_demand_kva,
-            )
-            .where(
-                ContractTerm.service_agreement_id.in_(sa_ids[i : i + CHUNK]),
-                ContractTerm.effective_from <= until,
-            )
-            .order_by(ContractTerm.service_agreement_id, ContractTerm.effective_from)
-        )
-        for sa, frm, kw, kva in rows:
-            out[sa].append(Term(frm, kw, kva))
+    for where in wheres:
+        for sa, frm, kw, kva in session.execute(
+            stmt.where(where).order_by(ct.service_agreement_id, ct.effective_from)
+        ).all():
+            out[sa].append(Term(frm, qty[kw], qty.get_or_none(kva)))
     return dict(out)
 
 
@@ -350,41 +415,45 @@ def error(a: Agreement, code: str, message: str) -> dict[str, Any]:
 def select_agreements(
     session: Session, p: BillingPeriod, cycle: str = MONTHLY, agreement_ids: list[int] | None = None
 ) -> list[Agreement]:
-    """Agreements active in the period (in the cycle, or the given ids), by id."""
+    """Agreements active in the period (in the cycle, or the given ids), by id. The cycle's
+    agreements come from one query: those assigned to the cycle, or for ``monthly`` those
+    assigned to no other cycle."""
+    sa, acc, asg = ServiceAgreement.__table__.c, Account.__table__.c, BillCycleAssignment.__table__.c
     stmt = (
         select(
-            ServiceAgreement.id,
-            ServiceAgreement.number,
-            ServiceAgreement.account_id,
-            ServiceAgreement.service_point_id,
-            ServiceAgreement.tariff_code,
-            ServiceAgreement.payment_mode,
-            ServiceAgreement.sanctioned_load_kw,
-            ServiceAgreement.contract_demand_kva,
-            ServiceAgreement.start_date,
-            ServiceAgreement.end_date,
-            Account.customer_class,
+            sa.id,
+            sa.number,
+            sa.account_id,
+            sa.service_point_id,
+            sa.tariff_code,
+            sa.payment_mode,
+            _raw(sa.sanctioned_load_kw),
+            _raw(sa.contract_demand_kva),
+            sa.start_date,
+            sa.end_date,
+            acc.customer_class,
         )
-        .join(Account, Account.id == ServiceAgreement.account_id)
-        .where(
-            ServiceAgreement.start_date <= p.last,
-            or_(ServiceAgreement.end_date.is_(None), ServiceAgreement.end_date >= p.first),
-        )
-        .order_by(ServiceAgreement.id)
+        .join_from(ServiceAgreement.__table__, Account.__table__, acc.id == sa.account_id)
+        .where(sa.start_date <= p.last, or_(sa.end_date.is_(None), sa.end_date >= p.first))
+        .order_by(sa.id)
     )
+    queries: list[Select[Any]]
     if agreement_ids is not None:
-        ids = sorted(set(agreement_ids))
-        return [
-            Agreement(*r)
-            for i in range(0, len(ids), 500)
-            for r in session.execute(stmt.where(ServiceAgreement.id.in_(ids[i : i + 500])))
-        ]
-    rows = [Agreement(*r) for r in session.execute(stmt)]
-    members = cycle_members(session, cycle)
-    if members is None:
-        other = assigned_elsewhere(session)
-        return [a for a in rows if a.id not in other]
-    return [a for a in rows if a.id in members]
+        queries = [stmt.where(w) for w in id_filters(session, sa.id, sorted(set(agreement_ids)))]
+    elif cycle == MONTHLY:
+        stmt = stmt.outerjoin(BillCycleAssignment.__table__, asg.service_agreement_id == sa.id)
+        queries = [stmt.where(or_(asg.cycle_code.is_(None), asg.cycle_code == MONTHLY))]
+    else:
+        on = and_(asg.service_agreement_id == sa.id, asg.cycle_code == cycle)
+        queries = [stmt.join(BillCycleAssignment.__table__, on)]
+    qty = ScaledValues(Quantity.scale)
+    return [
+        Agreement(
+            i, num, acc_id, sp, code, kind, qty[kw], None if kva is None else qty[kva], first, last, cls
+        )
+        for q in queries
+        for i, num, acc_id, sp, code, kind, kw, kva, first, last, cls in session.execute(q).all()
+    ]
 
 
 def plan_jobs(
@@ -400,41 +469,48 @@ def plan_jobs(
     contract terms (a change of sanctioned load or contract demand starts a segment on its
     date). Every segment reads the meters installed at the service point during the period,
     each inside its own installation window, so a meter exchange needs no segment of its own."""
-    by_code: dict[str, list[TariffVersion]] = defaultdict(list)
+    by_code: dict[str, list[tuple[int, date, date | None]]] = defaultdict(list)
     codes = sorted({a.tariff_code for a in agreements})
     if override is None and codes:
-        for tv in session.scalars(
-            select(TariffVersion)
+        tv = TariffVersion.__table__.c
+        for tv_id, code, frm, to in session.execute(
+            select(tv.id, tv.code, tv.effective_from, tv.effective_to)
             .where(
-                TariffVersion.code.in_(codes),
-                TariffVersion.effective_from <= p.last,
-                or_(TariffVersion.effective_to.is_(None), TariffVersion.effective_to >= p.first),
+                tv.code.in_(codes),
+                tv.effective_from <= p.last,
+                or_(tv.effective_to.is_(None), tv.effective_to >= p.first),
             )
-            .order_by(TariffVersion.effective_from)
+            .order_by(tv.effective_from)
         ):
-            by_code[tv.code].append(tv)
-            if tv.id not in versions:
-                versions[tv.id] = TariffVersionDef.model_validate(tv.definition)
+            by_code[code].append((tv_id, frm, to))
+        missing = [v for vs in by_code.values() for v, _, _ in vs if v not in versions]
+        if missing:
+            for tv_id, definition in session.execute(select(tv.id, tv.definition).where(tv.id.in_(missing))):
+                versions[tv_id] = TariffVersionDef.model_validate(definition)
     elif override is not None:
         versions[override[0]] = override[1]
     meters = service_point_meters(session, sorted({a.service_point_id for a in agreements}), p.start, p.end)
     terms = contract_terms(session, [a.id for a in agreements], p.last)
+    # (tariff, first, last) → the segments by version, or None where a day has no version:
+    # most agreements of a run share their tariff and days
+    seg_cache: dict[tuple[str, date, date], list[tuple[date, date, int]] | None] = {}
     jobs: list[Job] = []
     for a in agreements:
-        first, last = max(a.start, p.first), min(a.end or p.last, p.last)
+        first = a.start if a.start > p.first else p.first
+        last = p.last if a.end is None or a.end > p.last else a.end
         # Meters installed around the agreement's days (a day's margin either side: the exact
         # installation windows mask the intervals when they are read).
-        lo, hi = first - timedelta(days=1), last + timedelta(days=1)
+        lo, hi = first - ONE_DAY, last + ONE_DAY
         uses = [
             u
-            for u in meters.get(a.service_point_id, [])
+            for u in meters.get(a.service_point_id, ())
             if u.installed_at.date() <= hi and (u.removed_at is None or u.removed_at.date() >= lo)
         ]
         a.channels = uses[-1].channels if uses else None
         if not uses:
             errors.append(error(a, "billing.no_meter", "no meter with a kWh interval channel installed"))
             continue
-        if len({u.channels.interval_s for u in uses}) > 1:
+        if len(uses) > 1 and len({u.channels.interval_s for u in uses}) > 1:
             serials = ", ".join(f"{u.serial} ({u.channels.interval_s} s)" for u in uses)
             errors.append(
                 error(
@@ -444,32 +520,50 @@ def plan_jobs(
                 )
             )
             continue
+        key = (a.tariff_code, first, last)
+        segs: list[tuple[date, date, int]] | None
         if override is not None:
             segs = [(first, last, override[0])]
+        elif key in seg_cache:
+            segs = seg_cache[key]
         else:
-            segs = []
-            for tv in by_code.get(a.tariff_code, []):
-                s, e = max(first, tv.effective_from), min(last, tv.effective_to or last)
-                if s <= e:
-                    segs.append((s, e, tv.id))
-            covered = sum((e - s).days + 1 for s, e, _ in segs)
-            if not segs or covered < (last - first).days + 1:
-                errors.append(
-                    error(a, "billing.no_tariff", f"no version of tariff {a.tariff_code} for {p.code}")
-                )
-                continue
+            segs = seg_cache[key] = _tariff_segments(by_code.get(a.tariff_code, []), first, last)
+        if segs is None:
+            errors.append(error(a, "billing.no_tariff", f"no version of tariff {a.tariff_code} for {p.code}"))
+            continue
         mine = terms.get(a.id)
-        pieces = (
-            _split_by_terms(segs, mine)
-            if mine
-            else [(s, e, tv, a.sanctioned_kw, a.contract_kva) for s, e, tv in segs]
-        )
-        split = len(pieces) > 1
-        jobs.extend(
-            Job(a, k + 1, s, e, tv, kw, kva, uses, split, bool(mine))
-            for k, (s, e, tv, kw, kva) in enumerate(pieces)
-        )
+        if mine:
+            pieces = _split_by_terms(segs, mine)
+            split = len(pieces) > 1
+            jobs.extend(
+                Job(a, k + 1, s, e, tv_id, kw, kva, uses, split, True)
+                for k, (s, e, tv_id, kw, kva) in enumerate(pieces)
+            )
+        elif len(segs) == 1:
+            s, e, tv_id = segs[0]
+            jobs.append(Job(a, 1, s, e, tv_id, a.sanctioned_kw, a.contract_kva, uses))
+        else:
+            jobs.extend(
+                Job(a, k + 1, s, e, tv_id, a.sanctioned_kw, a.contract_kva, uses, True)
+                for k, (s, e, tv_id) in enumerate(segs)
+            )
     return jobs
+
+
+def _tariff_segments(
+    versions: list[tuple[int, date, date | None]], first: date, last: date
+) -> list[tuple[date, date, int]] | None:
+    """The days ``first..last`` cut by the tariff versions in effect (``None``: some day has
+    no version)."""
+    segs = []
+    for tv_id, frm, to in versions:
+        s, e = max(first, frm), min(last, to or last)
+        if s <= e:
+            segs.append((s, e, tv_id))
+    covered = sum((e - s).days + 1 for s, e, _ in segs)
+    if not segs or covered < (last - first).days + 1:
+        return None
+    return segs
 
 
 def _split_by_terms(
