@@ -166,7 +166,8 @@ class Bill(Base):
     tax: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     total: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     determinants: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    journal_entry_id: Mapped[int | None] = mapped_column(ForeignKey("journal_entry.id"))
+    #: Indexed: open items and revenue reports join entries to their bills by it.
+    journal_entry_id: Mapped[int | None] = mapped_column(ForeignKey("journal_entry.id"), index=True)
     lines: Mapped[list[BillLine]] = relationship(back_populates="bill", order_by="BillLine.seq")
     account: Mapped[Account] = relationship()
     service_agreement: Mapped[ServiceAgreement] = relationship()
@@ -249,7 +250,8 @@ class JournalEntry(Base):
     kind: Mapped[str] = mapped_column(String(32))
     reference: Mapped[str] = mapped_column(String(64), default="", index=True)
     memo: Mapped[str] = mapped_column(String(200), default="")
-    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("journal_entry.id"))
+    #: Indexed: a reversal looks up whether the entry was already reversed.
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("journal_entry.id"), index=True)
     lines: Mapped[list[JournalLine]] = relationship(back_populates="entry")
 
 
