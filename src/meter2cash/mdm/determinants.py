@@ -239,11 +239,9 @@ def _window_rows(
         count = 0
         for t in range(a, e):
             v = vrow[t]
-            if v == v:
-                buf[t] = v
-                count += 1
-            else:
-                buf[t] = 0.0
+            ok = v == v
+            buf[t] = v if ok else 0.0
+            count += ok
         valid[k] = count
         mean = 0.0
         if count > 0 and count < e - a:
@@ -256,21 +254,22 @@ def _window_rows(
             md_p[p] = -np.inf
         n_est = outside_est * (a + t_all - e)
         n_miss = a + t_all - e  # NaN and MISSING outside the active span
-        top = -np.inf
         b0 = a // step
-        b1 = (e + step - 1) // step
+        b1 = (e + step - 1) // step if e > a else b0
         for i in range(n_blocks - (b1 - b0)):  # the blocks wholly outside the span: zero demand
             p = period[(i if i < b0 else i + b1 - b0) * step]
-            if md_p[p] < 0.0:  # False for NaN, which stays
+            if md_p[p] < 0.0:  # False for NaN, which stays (np.maximum propagates NaN)
                 md_p[p] = 0.0
-            if top < 0.0:
-                top = 0.0
-        for b in range(b0, b1):
-            s = b * step
-            t0 = s if s > a else a
-            t1 = s + step if s + step < e else e
+        if e > a:
+            # energy of the span: the kWh of a run of one period and day is summed apart, then
+            # added to both; a block's kWh in order (zeros outside the span add nothing)
+            pos = a - b0 * step
+            block_p = period[b0 * step]
             block = 0.0
-            for t in range(t0, t1):
+            run = 0.0
+            run_p = period[a]
+            run_d = day[a]
+            for t in range(a, e):
                 v = vrow[t]
                 f = frow[t]
                 missing = (f & miss_bit) != 0
@@ -279,19 +278,40 @@ def _window_rows(
                     buf[t] = fill
                     f |= est_bit
                     missing = missing or fill_nan
-                if f & est_bit:
-                    n_est += 1
-                if missing:
-                    n_miss += 1
-                kwh_p[period[t]] += v
-                daily[k, day[t]] += v
+                n_est += (f & est_bit) != 0
+                n_miss += missing
+                p = period[t]
+                d = day[t]
+                if p != run_p or d != run_d:
+                    kwh_p[run_p] += run
+                    daily[k, run_d] += run
+                    run = 0.0
+                    run_p = p
+                    run_d = d
+                run += v
                 block += v
-            demand = block * scale
-            p = period[s]
-            if md_p[p] == md_p[p] and not (demand <= md_p[p]):  # NaN propagates, as np.maximum
-                md_p[p] = demand
-            if top == top and not (demand <= top):
-                top = demand
+                pos += 1
+                if pos == step:
+                    demand = block * scale
+                    m = md_p[block_p]
+                    if m == m and not (demand <= m):
+                        md_p[block_p] = demand
+                    block = 0.0
+                    pos = 0
+                    if t + 1 < t_all:
+                        block_p = period[t + 1]
+            kwh_p[run_p] += run
+            daily[k, run_d] += run
+            if pos:  # a block cut short by the end of the span or of the window
+                demand = block * scale
+                m = md_p[block_p]
+                if m == m and not (demand <= m):
+                    md_p[block_p] = demand
+        top = -np.inf  # the largest block demand is the largest of the periods'
+        for p in range(n_periods + 1):
+            m = md_p[p]
+            if top == top and not (m <= top):
+                top = m
         kwh_total[k] = pairwise_sum(buf, 0, t_all)
         for p in range(n_periods):
             kwh_by_period[k, p] = kwh_p[p]
