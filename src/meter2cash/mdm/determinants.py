@@ -2,7 +2,7 @@
 
 :func:`bill_determinants` is a pure kernel over ``(meters, intervals)`` arrays;
 :func:`window_determinants` gives the same for many bill jobs straight from a read window, with
-their missing intervals estimated, in one compiled walk (Numba, loaded on first use);
+their missing intervals estimated, in one compiled call (Numba, loaded on first use);
 :func:`service_point_determinants` reads a service point's kWh channel from the measurement store
 and calls it (takes a Session, never commits).
 """
@@ -212,7 +212,8 @@ def _window_rows(
     has_block,
 ):
     """Per job ``k``: the row ``rows[k]`` of the window, estimated inside ``[lo[k], hi[k])`` and
-    blanked outside it as ``_fill_missing`` does, reduced to its determinants in one walk.
+    blanked outside it as ``_fill_missing`` does, reduced to its determinants: one walk over the
+    active span for its mean, one for everything else; the row is read in place.
 
     ``period`` holds each interval's TOU period, ``n_periods`` where it has none (a slot summed
     and maximised but never reported); ``buf`` (T,), ``kwh_p``, ``md_p`` and ``has_block``
@@ -362,9 +363,10 @@ def window_determinants(
     Equal to taking each job's row (``values[rows]``, ``flags[rows]``), estimating the missing
     intervals of its active span ``[lo, hi)`` by the span's mean interval and blanking the rest
     (``meter2cash.cis.billing._fill_missing``), then :func:`bill_determinants` and the daily sums
-    of :func:`daily_kwh` — in one compiled walk per job, with no copy of any row. kWh totals, the
-    estimates and the demands are summed in NumPy's order; kWh per period and per day may differ
-    from the matrix products in the last bits.
+    of :func:`daily_kwh` — in one compiled call: two walks over each job's active span (its mean,
+    then everything else), with no copy of any row. kWh totals, the estimates and the demands are
+    summed in NumPy's order; kWh per period and per day may differ from the matrix products in
+    the last bits.
 
     Parameters
     ----------
@@ -428,7 +430,6 @@ def window_determinants(
     miss_count = np.empty(n, dtype=np.int64)
     valid = np.empty(n, dtype=np.int64)
     daily = np.zeros((n, n_days))
-    scratch = np.empty(n_periods + 1)
     _compiled_window_kernel()(
         values,
         flags,
@@ -451,7 +452,7 @@ def window_determinants(
         valid,
         daily,
         np.empty(t),
-        scratch,
+        np.empty(n_periods + 1),
         np.empty(n_periods + 1),
         np.empty(n_periods + 1, dtype=np.int64),
     )
