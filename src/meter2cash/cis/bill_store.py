@@ -6,26 +6,28 @@ never commits.
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
-from sqlalchemy import BigInteger, Column, MetaData, Table, func, insert, select
+import numpy.typing as npt
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
-from meter2cash.cis.bulk import insert_rows, reserve_ids
-from meter2cash.cis.ledger import COPY_FROM_ROWS, EntrySpec, post_entries
+from meter2cash.cis.bulk import insert_columns, raw_table, reserve_ids
+from meter2cash.cis.ledger import COPY_FROM_ROWS, ScaledLeg, post_scaled
 from meter2cash.cis.models import Bill, BillLine, BillRun, BillSegment
 from meter2cash.cis.rating import RatedBill, RatedLine
-from meter2cash.cis.rating_lines import LINE_FIELDS, line_columns, line_rows
+from meter2cash.cis.rating_lines import LINE_FIELDS, MONEY_PLACES, line_columns, line_table
 from meter2cash.core.money import quantum
 from meter2cash.core.timeutil import utcnow
-from meter2cash.db import ScaledDecimal
+from meter2cash.db import Money
 from meter2cash.integration.models import OutboxMessage
 
 #: Core tables: plain executemany inserts (the ORM bulk path groups rows and is slower here).
@@ -53,31 +55,43 @@ def bill_entry_legs(bill: RatedBill, kind: str, account_id: int) -> list[tuple[s
 
 
 def _next_seq(session: Session, period: str) -> int:
+    """The last bill number of ``period`` (0 if none). The range bounds the fixed-format numbers
+    ``B-<period>-NNNNNN`` so the unique index on ``number`` serves it on any collation (a
+    ``LIKE`` alone can use it only under the C collation); the ``LIKE`` keeps it exact."""
     prefix = f"B-{period}-"
-    last = session.scalar(select(func.max(Bill.number)).where(Bill.number.like(prefix + "%")))
+    last = session.scalar(
+        select(func.max(Bill.number)).where(
+            Bill.number >= prefix + "0" * 6, Bill.number <= prefix + "9" * 6, Bill.number.like(prefix + "%")
+        )
+    )
     return int(last.rsplit("-", 1)[1]) if last else 0
 
 
 @dataclass(slots=True)
-class _Head:
-    """What a bill row needs besides its lines: totals, terms, determinants and journal legs."""
+class _Heads:
+    """What the bill rows need besides their lines, column-wise: money as the stored integers
+    of 10⁻⁴ (``total`` also as the ``Decimal`` the outbox and the run totals carry), kWh as
+    integers of 10⁻³ (Wh), determinants with the payment terms, journal legs (scaled)."""
 
-    job: Job
-    tariff_code: str
-    currency: str
-    subtotal: Decimal
-    tax: Decimal
-    total: Decimal
-    terms: dict[str, Any]
-    det: dict[str, Any]
-    kwh: Decimal
-    estimated: bool
-    legs: list[tuple[str, Decimal, int | None]]
-    n_lines: int
+    jobs: list[Job]
+    tariff_code: list[str]
+    currency: list[str]
+    subtotal: list[int]
+    tax: list[int]
+    total: list[Decimal]
+    total_scaled: list[int]
+    det: list[dict[str, Any]]
+    wh: list[int]
+    estimated: list[bool]
+    legs: list[list[ScaledLeg]]
+    n_lines: list[int]
 
 
-#: Bill line rows as stored (LINE_FIELDS order, scaled integers) for the given bill ids.
-LineRows = Callable[[list[int]], list[tuple[Any, ...]]]
+#: Bill line columns as stored (:data:`LINE_FIELDS` → values, scaled integers) for the bill ids.
+LineTable = Callable[[list[int]], dict[str, list[Any]]]
+#: The bill columns given as stored scaled integers.
+_SCALED_BILL = ("subtotal", "tax", "total", "total_kwh", "adjustment")
+_SCALED_LINE = ("quantity", "rate", "amount")
 
 
 def store_bills(
@@ -93,20 +107,14 @@ def store_bills(
     replacing: dict[int, Bill],
 ) -> None:
     """Store the bills ``idx`` of a rated chunk (one segment each) straight from the rating
-    arrays: lines and journal legs are built column-wise, with one ``Decimal`` per distinct
-    amount rather than an object per line."""
+    arrays: lines, totals and journal legs are written as the scaled integers the rating gives,
+    column-wise; one ``Decimal`` per bill total only (the outbox event and the run totals)."""
     ra = rc.rated
     n = ra.inputs.n
     sel = np.asarray(idx, dtype=np.int64)
     v = ra.version
     q = quantum(v.currency)
-    cache: dict[int, Decimal] = {}
-
-    def money(x: int) -> Decimal:
-        d = cache.get(x)
-        if d is None:
-            d = cache[x] = Decimal(x).scaleb(-ra.scale)
-        return d
+    up = _to_money(ra.scale)
 
     cols = line_columns(ra)
     pos = np.full(n, -1, dtype=np.int64)
@@ -119,34 +127,56 @@ def store_bills(
     n_lines = np.bincount(pos[cols.bill[keep]], minlength=sel.size).tolist()
     rows, accts = np.nonzero(credit)
     bounds = np.searchsorted(rows, np.arange(sel.size + 1)).tolist()
-    accts_l, credit_l = accts.tolist(), credit[rows, accts].tolist()
-    wh = ra.inputs.wh_total
-    sub, tax, tot = ra.subtotal[sel].tolist(), ra.tax[sel].tolist(), ra.total[sel].tolist()
+    credit_l = up(credit[rows, accts])
+    code_l = [codes[a] for a in accts.tolist()]
+    sub, tax = up(ra.subtotal[sel]), up(ra.tax[sel])
+    tot_l = ra.total[sel].tolist()
+    exact = ra.scale <= -int(q.as_tuple().exponent) <= MONEY_PLACES  # quantize only appends zeros
+    tot = [Decimal(t).scaleb(-ra.scale).quantize(q) for t in tot_l]
+    tot_scaled = up(ra.total[sel]) if exact else [_money_int(d) for d in tot]
     has_terms = bool(v.payment_terms.prompt_percent or v.payment_terms.late_percent or v.net_metering)
-    heads = []
-    for j, k in enumerate(idx):
-        job = rc.jobs[k]
-        total = money(tot[j]).quantize(q)
-        legs: list[tuple[str, Decimal, int | None]] = [
-            (codes[accts_l[i]], money(credit_l[i]), None) for i in range(bounds[j], bounds[j + 1])
-        ]
-        if total != 0:
-            legs.insert(0, ("2100" if job.a.kind == "prepaid" else "1100", total, job.a.account_id))
-        heads.append(
-            _Head(
-                job, v.code, v.currency, money(sub[j]), money(tax[j]), total,
-                ra.terms(k, total) if has_terms else {}, rc.determinants[k],
-                Decimal(int(wh[k])).scaleb(-3), rc.estimated[k], legs, n_lines[j],
-            )
-        )  # fmt: skip
+    jobs = [rc.jobs[k] for k in idx]
+    dets = [rc.determinants[k] for k in idx]
+    legs: list[list[ScaledLeg]] = []
+    for j, job in enumerate(jobs):
+        ls: list[ScaledLeg] = [(code_l[i], credit_l[i], None) for i in range(bounds[j], bounds[j + 1])]
+        if tot_scaled[j] != 0:
+            ls.insert(0, ("2100" if job.a.kind == "prepaid" else "1100", tot_scaled[j], job.a.account_id))
+        legs.append(ls)
+        if has_terms:
+            terms = ra.terms(idx[j], tot[j])
+            if terms:
+                dets[j] = {**dets[j], "terms": terms}
+    m = len(idx)
+    heads = _Heads(
+        jobs, [v.code] * m, [v.currency or currency] * m, sub, tax, tot, tot_scaled,
+        dets, ra.inputs.wh_total[sel].tolist(), [rc.estimated[k] for k in idx], legs, n_lines,
+    )  # fmt: skip
 
-    def lines(ids: list[int]) -> list[tuple[Any, ...]]:
+    def lines(ids: list[int]) -> dict[str, list[Any]]:
         full = np.full(n, -1, dtype=np.int64)
         full[sel] = ids
-        out = line_rows(ra, full, stored=True)
-        return out if sel.size == n else [r for r in out if r[0] >= 0]
+        return line_table(ra, full, stored=True, skip_negative=sel.size != n)
 
-    _insert(session, run, result, p, heads, lines, cycle, due_days, currency, replacing, None)
+    _insert(session, run, result, p, heads, lines, cycle, due_days, replacing, None)
+
+
+def _to_money(scale: int) -> Callable[[npt.NDArray[np.int64]], list[int]]:
+    """Integers of 10^-scale → the stored integers of 10⁻⁴ (exact; more places are refused)."""
+    if scale <= MONEY_PLACES:
+        f = 10 ** (MONEY_PLACES - scale)
+        return lambda a: (np.asarray(a, dtype=np.int64) * f).tolist()
+    return lambda a: [_money_int(Decimal(int(x)).scaleb(-scale)) for x in np.asarray(a).tolist()]
+
+
+def _money_int(d: Decimal) -> int:
+    """The stored integer of a money amount (the ``Money`` column's own bind conversion)."""
+    out = Money.process_bind_param(d, _NO_DIALECT)
+    assert out is not None
+    return out
+
+
+_NO_DIALECT: Any = None
 
 
 def store_segmented(
@@ -161,7 +191,7 @@ def store_segmented(
     replacing: dict[int, Bill],
 ) -> None:
     """Merge the segments of each agreement into one bill (lines prefixed with the dates)."""
-    heads: list[_Head] = []
+    heads = _Heads([], [], [], [], [], [], [], [], [], [], [], [])
     segments: list[list[dict[str, Any]]] = []
     merged_lines: list[list[tuple[RatedLine, int]]] = []
     for parts in pending.values():
@@ -191,29 +221,42 @@ def store_segmented(
         rb0 = parts[0][1].rated.bill(parts[0][2])
         merged = RatedBill(rb0.tariff_code, rb0.currency, [ln for ln, _ in lines], sub, tax, total)
         a = parts[0][0].a
-        heads.append(
-            _Head(
-                parts[0][0], merged.tariff_code, merged.currency, sub, tax, total, merged.terms, det, kwh,
-                any(rc.estimated[k] for _, rc, k in parts), bill_entry_legs(merged, a.kind, a.account_id),
-                len(lines),
-            )
-        )  # fmt: skip
+        h = heads
+        h.jobs.append(parts[0][0])
+        h.tariff_code.append(merged.tariff_code)
+        h.currency.append(merged.currency or currency)
+        h.subtotal.append(_money_int(sub))
+        h.tax.append(_money_int(tax))
+        h.total.append(total)
+        h.total_scaled.append(_money_int(total))
+        h.det.append({**det, "terms": merged.terms} if merged.terms else det)
+        h.wh.append(_scaled_int(kwh, 3))
+        h.estimated.append(any(rc.estimated[k] for _, rc, k in parts))
+        h.legs.append(
+            [(c, _money_int(x), acct) for c, x, acct in bill_entry_legs(merged, a.kind, a.account_id)]
+        )
+        h.n_lines.append(len(lines))
         segments.append(segs)
         merged_lines.append(lines)
 
-    def rows(ids: list[int]) -> list[tuple[Any, ...]]:
-        return [
+    def rows(ids: list[int]) -> dict[str, list[Any]]:
+        out = [
             (bill_id, i + 1, ln.component, ln.description, _scaled(ln.quantity, 3), ln.unit,
              _scaled(ln.rate, 6), _scaled(ln.amount, 4), ln.ledger_account, seg)
             for bill_id, lines in zip(ids, merged_lines, strict=True)
             for i, (ln, seg) in enumerate(lines)
         ]  # fmt: skip
+        return {f: list(c) for f, c in zip(LINE_FIELDS, zip(*out, strict=True), strict=True)} if out else {}
 
-    _insert(session, run, result, p, heads, rows, cycle, due_days, currency, replacing, segments)
+    _insert(session, run, result, p, heads, rows, cycle, due_days, replacing, segments)
 
 
 def _scaled(v: Decimal | None, places: int) -> int | None:
     return None if v is None else int(v.scaleb(places))
+
+
+def _scaled_int(v: Decimal, places: int) -> int:
+    return int(v.scaleb(places))
 
 
 def _insert(
@@ -221,92 +264,121 @@ def _insert(
     run: BillRun,
     result: BillRunResult,
     p: BillingPeriod,
-    heads: list[_Head],
-    lines: LineRows,
+    heads: _Heads,
+    lines: LineTable,
     cycle: str,
     due_days: int,
-    currency: str,
     replacing: dict[int, Bill],
     segments: list[list[dict[str, Any]]] | None,
 ) -> None:
-    seq = _next_seq(session, run.period)
+    period = run.period
+    seq = _next_seq(session, period)
     issue_day = max(utcnow().date(), p.last)
-    numbers = [f"B-{run.period}-{seq + k + 1:06d}" for k in range(len(heads))]
-    specs, with_entry = [], []
-    for k, h in enumerate(heads):
-        if h.job.a.kind == "prepaid":
-            continue  # charged daily by the prepaid engine; the statement posts nothing
-        if h.legs:
-            memo = f"bill {numbers[k]} {run.period} {h.tariff_code}"
-            specs.append(EntrySpec("bill", p.last, numbers[k], memo, h.legs, h.currency or currency))
-            with_entry.append(k)
-    entries = dict(zip(with_entry, post_entries(session, specs), strict=True))
+    m = len(heads.jobs)
+    numbers = [f"B-{period}-{seq + k + 1:06d}" for k in range(m)]
+    agreements = [j.a for j in heads.jobs]
+    kinds = [a.kind for a in agreements]
+    posted = [k for k in range(m) if kinds[k] != "prepaid" and heads.legs[k]]  # prepaid: charged daily
+    entry_ids = post_scaled(
+        session, "bill", p.last, [numbers[k] for k in posted],
+        [f"bill {numbers[k]} {period} {heads.tariff_code[k]}" for k in posted],
+        [heads.currency[k] for k in posted], [heads.legs[k] for k in posted],
+    )  # fmt: skip
+    entry: list[int | None] = [None] * m
+    for k, e in zip(posted, entry_ids, strict=True):
+        entry[k] = e
     now = utcnow()
-    values = []
-    for k, h in enumerate(heads):
-        a = h.job.a
-        old = replacing.get(a.id)
-        det = {**h.det, "terms": h.terms} if h.terms else h.det
-        values.append(
-            {
-                "number": numbers[k], "bill_run_id": run.id, "service_agreement_id": a.id,
-                "account_id": a.account_id, "kind": a.kind,
-                "status": "statement" if a.kind == "prepaid" else "issued", "estimated": h.estimated,
-                "period": run.period, "period_start": p.start, "period_end": p.end, "issued_at": now,
-                "due_date": None if a.kind == "prepaid" else _due(issue_day, due_days),
-                "tariff_code": a.tariff_code, "tariff_version_id": h.job.tv_id,
-                "currency": h.currency or currency, "total_kwh": h.kwh,
-                "estimated_share": det["estimated_share"], "subtotal": h.subtotal, "tax": h.tax,
-                "total": h.total, "determinants": det, "journal_entry_id": entries.get(k), "cycle": cycle,
-                "replaces_bill_id": None if old is None else old.id,
-                "adjustment": Decimal(0) if old is None or old.journal_entry_id is None else -old.total,
-                "cancel_reason": "",
-            }
-        )  # fmt: skip
-    ids = insert_bills(session, values)
-    bills = [_Row(i, v) for i, v in zip(ids, values, strict=True)]
+    due = _due(issue_day, due_days)
+    old = [replacing.get(a.id) for a in agreements]
+    adjustment = [Decimal(0) if o is None or o.journal_entry_id is None else -o.total for o in old]
+    columns: dict[str, list[Any]] = {
+        "number": numbers,
+        "service_agreement_id": [a.id for a in agreements],
+        "account_id": [a.account_id for a in agreements],
+        "kind": kinds,
+        "status": ["statement" if k == "prepaid" else "issued" for k in kinds],
+        "estimated": heads.estimated,
+        "due_date": [None if k == "prepaid" else due for k in kinds],
+        "tariff_code": [a.tariff_code for a in agreements],
+        "tariff_version_id": [j.tv_id for j in heads.jobs],
+        "currency": heads.currency,
+        "total_kwh": heads.wh,
+        "estimated_share": [d["estimated_share"] for d in heads.det],
+        "subtotal": heads.subtotal,
+        "tax": heads.tax,
+        "total": heads.total_scaled,
+        "determinants": heads.det,
+        "journal_entry_id": entry,
+        "replaces_bill_id": [None if o is None else o.id for o in old],
+        "adjustment": [
+            0 if o is None or o.journal_entry_id is None else _money_int(x)
+            for o, x in zip(old, adjustment, strict=True)
+        ],
+    }
+    same = {
+        "bill_run_id": run.id, "period": period, "period_start": p.start, "period_end": p.end,
+        "issued_at": now, "cycle": cycle, "cancel_reason": "",
+    }  # fmt: skip
+    ids = _insert_bill_columns(session, columns, same)
     rows = lines(ids)
-    for b, h in zip(bills, heads, strict=True):
-        if b.replaces_bill_id is not None and b.adjustment:
-            old = replacing[b.service_agreement_id]
-            rows.append(
-                (b.id, h.n_lines + 1, "adjustment",
-                 f"Bill {old.number} cancelled and reversed ({old.cancel_reason})"[:200],
-                 None, "", None, _scaled(b.adjustment, 4), "1100", 0)
+    for k in range(m):
+        o = old[k]
+        if o is not None and adjustment[k]:
+            extra = (
+                ids[k], heads.n_lines[k] + 1, "adjustment",
+                f"Bill {o.number} cancelled and reversed ({o.cancel_reason})"[:200],
+                None, "", None, columns["adjustment"][k], "1100", 0,
             )  # fmt: skip
+            for f, x in zip(LINE_FIELDS, extra, strict=True):
+                rows.setdefault(f, []).append(x)
     if rows:
-        insert_lines(session, rows)
+        insert_lines_columns(session, rows)
     if segments:
         session.execute(
             insert(BillSegment),
             [
-                {"bill_id": b.id, "seq": s + 1, "start_date": seg["first"], "end_date": seg["last"],
+                {"bill_id": b, "seq": s + 1, "start_date": seg["first"], "end_date": seg["last"],
                  "tariff_version_id": seg["tv"], "total_kwh": seg["kwh"], "total": seg["total"]}
-                for b, segs in zip(bills, segments, strict=True)
+                for b, segs in zip(ids, segments, strict=True)
                 for s, seg in enumerate(segs)
             ],
         )  # fmt: skip
-    insert_rows(session, OUTBOX, [_issued(b) for b in bills], copy_min_rows=COPY_FROM_ROWS)
-    for h, b in zip(heads, bills, strict=True):
-        result.bills.append(b.id)
-        result.estimated += b.estimated
-        result.statements += b.kind == "prepaid"
-        t = result.totals.setdefault((h.job.a.customer_class, h.job.a.kind), _totals())
-        t.count += 1
-        t.kwh += b.total_kwh
-        t.amount += b.total
+    payloads = [
+        {"bill_id": i, "number": num, "account_id": a.account_id, "kind": a.kind, "status": st,
+         "estimated": est, "period": period, "total": str(t), "adjustment": str(adj),
+         "replaces_bill_id": rep, "currency": cur, "due_date": None if d is None else d.isoformat()}
+        for i, num, a, st, est, t, adj, rep, cur, d in zip(
+            ids, numbers, agreements, columns["status"], heads.estimated, heads.total, adjustment,
+            columns["replaces_bill_id"], heads.currency, columns["due_date"], strict=True,
+        )
+    ]  # fmt: skip
+    insert_columns(
+        session, OUTBOX, {"message_id": _uuid4s(m), "key": numbers, "payload": payloads},
+        same={"topic": "bill.issued", "created_at": now}, copy_min_rows=COPY_FROM_ROWS,
+    )  # fmt: skip
+    result.bills.extend(ids)
+    result.estimated += sum(heads.estimated)
+    result.statements += kinds.count("prepaid")
+    for a, wh, t in zip(agreements, heads.wh, heads.total, strict=True):
+        key = (a.customer_class, a.kind)
+        tot = result.totals.get(key)
+        if tot is None:
+            tot = result.totals[key] = _totals()
+        tot.count += 1
+        tot.kwh += Decimal(wh).scaleb(-3)
+        tot.amount += t
 
 
-class _Row:
-    """A stored bill's id and column values (no ORM object is built for speed)."""
-
-    __slots__ = ("id", "v")
-
-    def __init__(self, id_: int, v: dict[str, Any]) -> None:
-        self.id, self.v = id_, v
-
-    def __getattr__(self, name: str) -> Any:
-        return self.v[name]
+def _uuid4s(n: int) -> list[str]:
+    """``n`` random (version 4) UUIDs as text, from one read of the system's random source."""
+    b = np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy()
+    b[:, 6] = (b[:, 6] & 0x0F) | 0x40
+    b[:, 8] = (b[:, 8] & 0x3F) | 0x80
+    h = b.tobytes().hex()
+    return [
+        f"{h[o : o + 8]}-{h[o + 8 : o + 12]}-{h[o + 12 : o + 16]}-{h[o + 16 : o + 20]}-{h[o + 20 : o + 32]}"
+        for o in range(0, 32 * n, 32)
+    ]
 
 
 def insert_bills(session: Session, values: list[dict[str, Any]]) -> list[int]:
@@ -314,34 +386,38 @@ def insert_bills(session: Session, values: list[dict[str, Any]]) -> list[int]:
     then one ``COPY`` (a batched ``INSERT … RETURNING`` is slow to send); others: RETURNING."""
     if not values:
         return []
-    ids = reserve_ids(session, BILL, len(values))
+    return _insert_bill_columns(session, {c: [v[c] for v in values] for c in values[0]}, {}, scaled=())
+
+
+def _insert_bill_columns(
+    session: Session, columns: dict[str, list[Any]], same: dict[str, Any], *, scaled: Any = _SCALED_BILL
+) -> list[int]:
+    n = len(columns["number"])
+    ids = reserve_ids(session, BILL, n)
     if ids is None:
-        stmt = insert(Bill).returning(Bill.id, sort_by_parameter_order=True)
-        return list(session.execute(stmt, values).scalars())
-    insert_rows(session, BILL, [{**v, "id": i} for i, v in zip(ids, values, strict=True)], copy_min_rows=0)
+        raw = raw_table(BILL, scaled)
+        names = [*columns, *same]
+        values = [*columns.values(), *(repeat(v, n) for v in same.values())]
+        stmt = insert(raw).returning(raw.c.id, sort_by_parameter_order=True)
+        return list(
+            session.scalars(stmt, [dict(zip(names, r, strict=True)) for r in zip(*values, strict=True)])
+        )
+    insert_columns(session, BILL, {"id": ids, **columns}, same=same, copy_min_rows=0, scaled=scaled)
     return ids
-
-
-#: ``bill_line`` with its scaled-decimal columns as the integers they are stored as.
-_RAW_LINE = Table(
-    "bill_line",
-    MetaData(),
-    *(Column(c.name, BigInteger if isinstance(c.type, ScaledDecimal) else c.type) for c in BILL_LINE.c),
-)
 
 
 def insert_lines(session: Session, rows: list[tuple[Any, ...]]) -> None:
     """Insert bill lines given as stored tuples (:data:`LINE_FIELDS` order; quantity, rate and
     amount as scaled integers of 10⁻³, 10⁻⁶, 10⁻⁴): PostgreSQL ``COPY``, others executemany."""
-    conn = session.connection()
-    if conn.dialect.name != "postgresql":
-        session.execute(insert(_RAW_LINE), [dict(zip(LINE_FIELDS, r, strict=True)) for r in rows])
-        return
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    with raw.cursor() as cur, cur.copy(f"COPY bill_line ({', '.join(LINE_FIELDS)}) FROM STDIN") as copy:
-        for r in rows:
-            copy.write_row(r)
+    if rows:
+        insert_lines_columns(
+            session, {f: list(c) for f, c in zip(LINE_FIELDS, zip(*rows, strict=True), strict=True)}
+        )
+
+
+def insert_lines_columns(session: Session, columns: dict[str, list[Any]]) -> None:
+    """:func:`insert_lines` with the lines given column-wise (:data:`LINE_FIELDS` → values)."""
+    insert_columns(session, BILL_LINE, columns, copy_min_rows=0, scaled=_SCALED_LINE)
 
 
 def _due(issue_day: date, due_days: int) -> date:
@@ -352,25 +428,3 @@ def _totals() -> Any:
     from meter2cash.cis.billing import Totals
 
     return Totals()
-
-
-def _issued(b: Any) -> dict[str, Any]:
-    return {
-        "message_id": str(uuid.uuid4()),
-        "topic": "bill.issued",
-        "key": b.number,
-        "payload": {
-            "bill_id": b.id,
-            "number": b.number,
-            "account_id": b.account_id,
-            "kind": b.kind,
-            "status": b.status,
-            "estimated": b.estimated,
-            "period": b.period,
-            "total": str(b.total),
-            "adjustment": str(b.adjustment),
-            "replaces_bill_id": b.replaces_bill_id,
-            "currency": b.currency,
-            "due_date": b.due_date.isoformat() if b.due_date else None,
-        },
-    }

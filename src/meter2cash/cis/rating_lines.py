@@ -82,7 +82,22 @@ def line_rows(
     ``stored=True`` gives quantity, rate and amount as the database stores them (scaled
     integers of 10⁻³, 10⁻⁶ and 10⁻⁴: :data:`meter2cash.db.Quantity`, ``Rate``, ``Money``), for a
     raw insert or COPY without a Decimal per line; otherwise Decimals."""
+    return list(zip(*line_table(rated, bill_ids, stored=stored).values(), strict=True))
+
+
+def line_table(
+    rated: RatedArrays, bill_ids: list[int] | I64, *, stored: bool = False, skip_negative: bool = False
+) -> dict[str, list[Any]]:
+    """The rows of :func:`line_rows` column-wise (:data:`LINE_FIELDS` → values). With
+    ``skip_negative``, the lines of bills whose id is negative are left out."""
     cols = line_columns(rated)
+    if skip_negative:
+        keep = np.asarray(bill_ids, dtype=np.int64)[cols.bill] >= 0
+        if not keep.all():
+            c = cols
+            cols = LineColumns(
+                c.bill[keep], c.seq[keep], c.line[keep], c.choice[keep], c.quantity[keep], c.amount[keep]
+            )
     ids = np.asarray(bill_ids, dtype=np.int64)[cols.bill]
     variants = [(li, c) for li, ln in enumerate(rated.lines) for c in range(len(ln.descriptions))]
     code_of = {v: k for k, v in enumerate(variants)}
@@ -114,9 +129,8 @@ def line_rows(
     else:
         qty = _decimals(cols.quantity, QTY_PLACES).tolist()
         amount = _decimals(cols.amount, rated.scale).tolist()
-    return list(
-        zip(
-            ids.tolist(), cols.seq.tolist(), comp.tolist(), desc.tolist(), qty, unit.tolist(),
-            rate.tolist(), amount, acct.tolist(), seg.tolist(), strict=True,
-        )
+    values = (
+        ids.tolist(), cols.seq.tolist(), comp.tolist(), desc.tolist(), qty, unit.tolist(),
+        rate.tolist(), amount, acct.tolist(), seg.tolist(),
     )  # fmt: skip
+    return dict(zip(LINE_FIELDS, values, strict=True))
