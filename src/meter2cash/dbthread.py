@@ -16,16 +16,22 @@ Rules that keep this safe:
   which the caller gets from the next ``submit``, ``call``, ``drain`` or the future's result.
 - ``enabled=False`` runs every call at once on the caller's thread (same results, no overlap):
   the default on SQLite, whose work happens inside this process anyway.
+
+:func:`snapshot_session` opens a second, read-only session that sees exactly what a session's
+transaction sees, so that reads run on another database connection (another server process)
+at the same time as the writes.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, TypeVar
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 T = TypeVar("T")
@@ -114,3 +120,37 @@ class SessionThread:
     def _raise_failed(self) -> None:
         if self._failed is not None:
             raise self._failed
+
+
+@contextmanager
+def snapshot_session(session: Session) -> Iterator[Session | None]:
+    """A read-only session on a second connection that sees what ``session`` sees, or ``None``.
+
+    On PostgreSQL, while ``session``'s transaction has written nothing yet, the second session
+    imports its snapshot (``pg_export_snapshot``, ``SET TRANSACTION SNAPSHOT``): both see the
+    same committed data, and reads through the second one run in another server process.
+    ``None`` elsewhere, and once ``session`` has written: its own uncommitted rows would not be
+    visible to another connection. The caller keeps ``session``'s transaction open while the
+    second session is in use, and reads through it only what ``session`` itself does not write.
+    """
+    bind = session.get_bind()
+    if bind.dialect.name != "postgresql":
+        yield None
+        return
+    conn = session.connection()
+    if conn.execute(text("SELECT txid_current_if_assigned()")).scalar() is not None:
+        yield None
+        return
+    snapshot = conn.execute(text("SELECT pg_export_snapshot()")).scalar()
+    engine = bind.engine
+    with engine.connect() as reader_conn:
+        reader_conn = reader_conn.execution_options(
+            isolation_level="REPEATABLE READ", postgresql_readonly=True
+        )
+        reader_conn.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
+        reader = Session(bind=reader_conn)
+        try:
+            yield reader
+        finally:
+            reader.close()
+            reader_conn.rollback()

@@ -91,7 +91,3 @@ def test_an_error_in_the_callers_block_cancels_calls_not_started():
         threading.Timer(0.05, release.set).start()
         raise KeyError("rating failed")
     assert ran == [1]  # the running call finished before the block was left; call 2 never ran
-
-
-def test_default_overlaps_on_postgresql_only(session):
-    assert SessionThread(session).enabled is (session.get_bind().dialect.name == "postgresql")

@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -44,8 +46,8 @@ from meter2cash.cis.tariffs.model import TariffVersionDef
 from meter2cash.core.gcpause import gc_paused
 from meter2cash.core.quality import Quality
 from meter2cash.core.timeutil import epoch_seconds, local_frame, utcnow
-from meter2cash.dbthread import SessionThread
-from meter2cash.mdm.determinants import bill_determinants, daily_kwh
+from meter2cash.dbthread import SessionThread, snapshot_session
+from meter2cash.mdm.determinants import Determinants, WindowDeterminants, window_determinants
 from meter2cash.mdm.store import MeasurementStore, Window
 from meter2cash.mdm.tou import tou_period_index
 
@@ -142,18 +144,22 @@ def rate_jobs(
     versions: dict[int, TariffVersionDef],
     errors: list[dict[str, Any]],
     db: SessionThread | None = None,
+    reads: SessionThread | None = None,
 ) -> Iterator[RatedChunk]:
     """Read interval data and rate jobs per tariff version, interval length and chunk.
 
     Segments of a split bill share the month's slab limits and demand charges by their days
     (slabs as if the tariff said ``prorate_slabs``), so a split never gives a second first slab
     nor charges the month's demand twice. With ``db`` (a :class:`SessionThread` over
-    ``session``) every database read goes through it, READ_AHEAD chunks ahead of the one
-    being rated."""
+    ``session``) every database call goes through it, and interval data is read READ_AHEAD
+    chunks ahead of the one being rated, through ``reads`` if given (a :class:`SessionThread`
+    over a session that sees what ``session`` does, see
+    :func:`~meter2cash.dbthread.snapshot_session`), else through ``db``."""
     groups: dict[tuple[int, int, bool], list[Job]] = defaultdict(list)
     for j in jobs:
         groups[(j.tv_id, j.interval_s, j.split)].append(j)
-    store = MeasurementStore(session)
+    reads = reads or db
+    store = MeasurementStore(session if reads is None else reads.session)
     chunks = [
         (key, members[c : c + CHUNK_AGREEMENTS])
         for key, members in groups.items()
@@ -164,17 +170,17 @@ def rate_jobs(
         (_, interval_s, _), chunk = chunks[k]
         ids = sorted({cid for j in chunk for cid in j.channel_ids})
         args = (ids, p.start, p.end, interval_s)
-        if db is None:
+        if reads is None:
             done: Future[Window] = Future()
             done.set_result(store.read_window(*args, include_raw=False))
             return done
-        return db.submit(store.read_window, *args, include_raw=False)
+        return reads.submit(store.read_window, *args, include_raw=False)
 
     def query(fn: Callable[..., Any], *args: Any) -> Any:
         return fn(*args) if db is None else db.call(fn, *args)
 
     ahead: deque[Future[Window]] = deque()
-    prepared: dict[tuple[int, int, bool], tuple[TariffVersionDef, np.ndarray, np.ndarray]] = {}
+    prepared: dict[tuple[int, int, bool], _Calendar] = {}
     for k, ((tv_id, interval_s, split), chunk) in enumerate(chunks):
         while len(ahead) <= READ_AHEAD and k + len(ahead) < len(chunks):
             ahead.append(read(k + len(ahead)))
@@ -186,15 +192,26 @@ def rate_jobs(
             if split and vdef.energy is not None and not vdef.energy.prorate_slabs:
                 energy = vdef.energy.model_copy(update={"prorate_slabs": True})
                 vdef = vdef.model_copy(update={"energy": energy})
-            prepared[key] = (
-                vdef,
-                tou_period_index(starts, vdef.tou, tz),
-                local_frame(starts, tz)["date"].to_numpy().astype("datetime64[D]"),
+            local_days = local_frame(starts, tz)["date"].to_numpy().astype("datetime64[D]")
+            dates, day_index = np.unique(local_days, return_inverse=True)
+            prepared[key] = _Calendar(
+                vdef, tou_period_index(starts, vdef.tou, tz), local_days, day_index, [str(d) for d in dates]
             )
-        vdef, pidx, local_days = prepared[key]
-        rc = _rate_chunk(session, window, starts, chunk, p, tz, vdef, pidx, local_days, errors, query)
+        rc = _rate_chunk(session, window, starts, chunk, p, tz, prepared[key], errors, query)
         if rc is not None:
             yield rc
+
+
+@dataclass(slots=True)
+class _Calendar:
+    """What every chunk of one tariff version and interval length shares: the version to rate
+    with, each interval's TOU period, local day and day number, and the local days' ISO dates."""
+
+    vdef: TariffVersionDef
+    period_index: np.ndarray
+    local_days: np.ndarray
+    day_index: np.ndarray
+    dates: list[str]
 
 
 def _rate_chunk(
@@ -204,14 +221,13 @@ def _rate_chunk(
     chunk: list[Job],
     p: BillingPeriod,
     tz: str,
-    vdef: TariffVersionDef,
-    pidx: np.ndarray,
-    local_days: np.ndarray,
+    cal: _Calendar,
     errors: list[dict[str, Any]],
     query: Callable[..., Any],
 ) -> RatedChunk | None:
     """Determinants and rating of one chunk of jobs of one tariff version (``None``: no job of
     the chunk has data; each is named in ``errors``)."""
+    vdef = cal.vdef
     names = vdef.period_names
     interval_s = window.interval_s
     split = chunk[0].split
@@ -219,11 +235,11 @@ def _rate_chunk(
     ratchet = vdef.demand.ratchet_months if vdef.demand and vdef.demand.ratchet_percent else 0
     row = {cid: r for r, cid in enumerate(window.channel_ids)}
     per_channel = window.version_totals()
-    first = np.array([j.first for j in chunk], dtype="datetime64[D]")
-    last = np.array([j.last for j in chunk], dtype="datetime64[D]")
-    active = (local_days[None, :] >= first[:, None]) & (local_days[None, :] <= last[:, None])
-    raw, raw_flags = meter_rows(window, row, chunk, starts, "kwh")
-    has = np.asarray((active & ~np.isnan(raw)).any(axis=1), dtype=bool)
+    # each job's active days are one span of columns: the local days ascend
+    lo = np.searchsorted(cal.local_days, np.array([j.first for j in chunk], dtype="datetime64[D]"), "left")
+    hi = np.searchsorted(cal.local_days, np.array([j.last for j in chunk], dtype="datetime64[D]"), "right")
+    wd = _determinants(window, row, chunk, starts, lo, hi, cal, len(names), demand_s)
+    has = wd.valid > 0
     for j, ok in zip(chunk, has.tolist(), strict=True):
         if not ok:
             errors.append(error(j.a, "billing.no_data", f"no interval data in {p.code}"))
@@ -231,14 +247,15 @@ def _rate_chunk(
     if not keep.size:
         return None
     kept = [chunk[i] for i in keep.tolist()]
-    values, flags = _fill_missing(raw[keep], raw_flags[keep], active[keep])
-    det = bill_determinants(values, flags, pidx, len(names), interval_s, demand_s)
-    extra = _other_channels(window, row, kept, starts, active[keep])
+    det = _take(wd.det, keep)
+    cols = np.arange(len(starts))
+    active = (cols[None, :] >= lo[keep, None]) & (cols[None, :] < hi[keep, None])
+    extra = _other_channels(window, row, kept, starts, active)
     needs_history = bool(ratchet) or vdef.net_metering is not None
     hist = (
         query(bill_history, session, [j.a.id for j in kept], p.code, ratchet) if needs_history else History()
     )
-    dates, daily = daily_kwh(np.where(active[keep], values, np.nan), starts, tz)
+    dates, daily = cal.dates, wd.daily[keep]
     days_active = [(j.last - j.first).days + 1 for j in kept]
     inp = RatingInput.from_kwh(
         det.kwh_by_period,
@@ -279,7 +296,7 @@ def _rate_chunk(
         if j.termed:
             d["contract_demand_kva"] = None if j.contract_kva is None else str(j.contract_kva)
         if len(j.meters) > 1:
-            used = meters_used(window, row, j, starts, active[keep[k]], tz)
+            used = meters_used(window, row, j, starts, active[k], tz)
             if len(used) > 1:
                 d["meters"] = used
         if extra["kvah"] is not None:
@@ -290,6 +307,72 @@ def _rate_chunk(
             d["banked_kwh"] = int(rated.bank_wh[k]) / 1000
         dets.append(d)
     return RatedChunk(kept, rated, dets, [s > 0 for s in est_share])
+
+
+def _determinants(
+    window: Window,
+    row: dict[int, int],
+    jobs: list[Job],
+    starts: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    cal: _Calendar,
+    n_periods: int,
+    demand_s: int,
+) -> WindowDeterminants:
+    """Determinants of every job of a chunk over its active span ``[lo, hi)`` (gaps estimated
+    by the span's mean, see :func:`_fill_missing`): straight from the window's rows for a
+    job read from one meter over the whole window, from combined rows (:func:`meter_rows`)
+    for the others (meter exchanges)."""
+    lo_w, hi_w = window.start, window.start + timedelta(seconds=len(starts) * window.interval_s)
+    plain: list[int] = []
+    rows: list[int] = []
+    for k, j in enumerate(jobs):
+        m = j.meters[0]
+        if len(j.meters) == 1 and m.channels.kwh and m.covers(lo_w, hi_w):
+            plain.append(k)
+            rows.append(row[m.channels.kwh])
+
+    def kernel(values: np.ndarray, flags: np.ndarray, r: list[int], idx: list[int]) -> WindowDeterminants:
+        return window_determinants(
+            values, flags, np.asarray(r, dtype=np.int64), lo[idx], hi[idx], cal.period_index, n_periods,
+            cal.day_index, len(cal.dates), window.interval_s, demand_s,
+        )  # fmt: skip
+
+    if len(plain) == len(jobs):
+        return kernel(window.values, window.flags, rows, plain)
+    mixed = [k for k in range(len(jobs)) if k not in set(plain)]
+    values, flags = meter_rows(window, row, [jobs[k] for k in mixed], starts, "kwh")
+    parts = [(plain, kernel(window.values, window.flags, rows, plain))] if plain else []
+    parts.append((mixed, kernel(values, flags, list(range(len(mixed))), mixed)))
+    return _merge(parts, len(jobs))
+
+
+def _take(det: Determinants, idx: np.ndarray) -> Determinants:
+    """The determinants of the jobs ``idx``."""
+    return Determinants(*(getattr(det, f)[idx] for f in _DET_FIELDS))
+
+
+_DET_FIELDS = [f.name for f in fields(Determinants)]
+
+
+def _merge(parts: list[tuple[list[int], WindowDeterminants]], n: int) -> WindowDeterminants:
+    """Scatter the determinants of disjoint job subsets back into one set of ``n`` jobs."""
+    first = parts[0][1]
+
+    def scatter(get: Callable[[WindowDeterminants], np.ndarray]) -> np.ndarray:
+        proto = get(first)
+        out = np.zeros((n, *proto.shape[1:]), dtype=proto.dtype)
+        for idx, wd in parts:
+            out[idx] = get(wd)
+        return out
+
+    det = Determinants(*(scatter(partial(_det_field, name=f)) for f in _DET_FIELDS))
+    return WindowDeterminants(det, scatter(lambda wd: wd.daily), scatter(lambda wd: wd.valid))
+
+
+def _det_field(wd: WindowDeterminants, name: str) -> np.ndarray:
+    return np.asarray(getattr(wd.det, name))
 
 
 def _pick(mc: MeterChannels, name: str) -> int | None:
@@ -420,7 +503,32 @@ def run_bills(
     (``replacing``: agreement id → the cancelled bill; see :mod:`meter2cash.cis.rebill`).
     A version change inside the period splits the bill into segments. Emits ``bill.issued``
     per bill. Does not commit.
+
+    On PostgreSQL the database work overlaps the rating: while a chunk of agreements is rated,
+    the next chunk's interval data is read on a second connection that shares the
+    transaction's snapshot (when the transaction has written nothing before the run; see
+    :func:`~meter2cash.dbthread.snapshot_session`) and the previous chunk's bills are stored.
     """
+    with snapshot_session(session) as snap:
+        return _run_bills(
+            session, snap, period, tz=tz, currency=currency, on_progress=on_progress, due_days=due_days,
+            cycle=cycle, agreement_ids=agreement_ids, replacing=replacing,
+        )  # fmt: skip
+
+
+def _run_bills(
+    session: Session,
+    snap: Session | None,
+    period: str,
+    *,
+    tz: str,
+    currency: str,
+    on_progress: Progress | None,
+    due_days: int,
+    cycle: str,
+    agreement_ids: list[int] | None,
+    replacing: dict[int, Bill] | None,
+) -> BillRunResult:
     from meter2cash.cis.bill_store import store_bills
 
     cyc = session.get(BillCycle, cycle) if cycle != MONTHLY else None
@@ -444,10 +552,12 @@ def run_bills(
     segmented = {a for a, n in _count(j.a.id for j in jobs).items() if n > 1}
     pending: dict[int, list[tuple[Job, RatedChunk, int]]] = defaultdict(list)
     done = 0
-    # Reads and stores run on a database thread: chunk k is rated while k-1 is stored and
-    # k+1 read, so the Python work and the database server's overlap.
-    with SessionThread(session) as db:
-        for rc in rate_jobs(session, jobs, p, tz, versions, result.errors, db):
+    # Reads and stores run on database threads: chunk k is rated while k-1 is stored and k+1
+    # read (on the snapshot's connection if there is one), so Python and the database overlap.
+    with ExitStack() as stack:
+        db = stack.enter_context(SessionThread(session))
+        reads = None if snap is None else stack.enter_context(SessionThread(snap))
+        for rc in rate_jobs(session, jobs, p, tz, versions, result.errors, db, reads):
             whole = [k for k, j in enumerate(rc.jobs) if j.a.id not in segmented]
             if whole:
                 args = (run, result, p, rc, whole, cycle, due_days, currency, replacing)
