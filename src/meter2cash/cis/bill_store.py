@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from meter2cash.cis.bulk import insert_columns, raw_table, reserve_ids
@@ -56,13 +56,18 @@ def bill_entry_legs(bill: RatedBill, kind: str, account_id: int) -> list[tuple[s
 
 def _next_seq(session: Session, period: str) -> int:
     """The last bill number of ``period`` (0 if none). The range bounds the fixed-format numbers
-    ``B-<period>-NNNNNN`` so the unique index on ``number`` serves it on any collation (a
-    ``LIKE`` alone can use it only under the C collation); the ``LIKE`` keeps it exact."""
+    ``B-<period>-NNNNNN`` so that PostgreSQL reads the last one from the unique index on
+    ``number`` whatever the database's collation (a ``LIKE`` uses that index only under the C
+    collation, and ``max()`` under a ``LIKE`` walks back over every later number); the ``LIKE``
+    keeps the match exact."""
     prefix = f"B-{period}-"
     last = session.scalar(
-        select(func.max(Bill.number)).where(
+        select(Bill.number)
+        .where(
             Bill.number >= prefix + "0" * 6, Bill.number <= prefix + "9" * 6, Bill.number.like(prefix + "%")
         )
+        .order_by(Bill.number.desc())
+        .limit(1)
     )
     return int(last.rsplit("-", 1)[1]) if last else 0
 
