@@ -5,8 +5,9 @@ days estimated, bill_determinants, daily_kwh).
 A chunk of N agreements (default 1000) on N channels of 15-minute data over a 31-day window
 (2976 intervals, 32 local days in Asia/Kolkata), 3 TOU periods, about 0.1 % of the intervals
 missing; every agreement active all month, and again with a tenth of them starting mid-month.
-Times are medians of 7 after a warm-up call; the compile time is that of the kernel alone
-(Numba's cache bypassed), the load time that of importing Numba and loading the cached kernels.
+Times are medians of 7 (the two taken in turn) after a warm-up call; the compile time is that of
+the kernel alone (Numba's cache bypassed), the load time that of importing Numba and loading the
+cached kernels.
 Run: ``python benchmarks/bench_determinants.py [--quick] [--n N] [--demand-s S]``.
 """
 
@@ -19,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 
 import numpy as np
 from rich.console import Console
@@ -34,14 +36,18 @@ INTERVAL_S = 900
 N_PERIODS = 3
 
 
-def median_time(fn: Callable[[], object], repeats: int = 7) -> float:
-    fn()  # warm-up: compile or load the kernel, touch the arrays
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+def median_times(fns: list[Callable[[], object]], repeats: int = 7) -> list[tuple[float, float]]:
+    """(median, fastest) seconds of each function, the calls taken in turn (so that both see the
+    same load of a shared machine), after a warm-up call of each (compile or load, touch arrays)."""
+    for fn in fns:
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, out in zip(fns, times, strict=True):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    return [(statistics.median(ts), min(ts)) for ts in times]
 
 
 def load_and_compile_s() -> tuple[float, float]:
@@ -105,12 +111,12 @@ def main() -> None:
         )
 
     table = Table(title=f"{n} agreements × {t} intervals, {n_days} local days, demand {args.demand_s} s")
-    for col in ("case", "NumPy (ms)", "kernel (ms)", "speed-up"):
+    for col in ("case", "NumPy (ms)", "kernel (ms)", "speed-up", "fastest: NumPy / kernel (ms)"):
         table.add_column(col, justify="right")
     for name, (lo, hi) in cases.items():
-        ref = median_time(lambda lo=lo, hi=hi: reference(lo, hi))
-        ker = median_time(lambda lo=lo, hi=hi: kernel(lo, hi))
-        table.add_row(name, f"{ref * 1e3:.1f}", f"{ker * 1e3:.1f}", f"{ref / ker:.1f}×")
+        ref, ker = median_times([partial(reference, lo, hi), partial(kernel, lo, hi)])
+        fast = f"{ref[1] * 1e3:.1f} / {ker[1] * 1e3:.1f}"
+        table.add_row(name, f"{ref[0] * 1e3:.1f}", f"{ker[0] * 1e3:.1f}", f"{ref[0] / ker[0]:.1f}×", fast)
     console = Console()
     console.print(table)
     load, compile_ = load_and_compile_s()

@@ -263,10 +263,12 @@ def _window_rows(
                 md_p[p] = 0.0
         if e > a:
             # energy of the span: the kWh of a run of one period and day is summed apart, then
-            # added to both; a block's kWh in order (zeros outside the span add nothing)
+            # added to both; a block's kWh in order (zeros outside the span add nothing), the
+            # largest demand of a run of blocks of one period kept apart, then merged
             pos = a - b0 * step
             block_p = period[b0 * step]
             block = 0.0
+            bmax = -np.inf
             run = 0.0
             run_p = period[a]
             run_d = day[a]
@@ -294,20 +296,25 @@ def _window_rows(
                 pos += 1
                 if pos == step:
                     demand = block * scale
-                    m = md_p[block_p]
-                    if m == m and not (demand <= m):
-                        md_p[block_p] = demand
+                    if bmax == bmax and not (demand <= bmax):
+                        bmax = demand
                     block = 0.0
                     pos = 0
-                    if t + 1 < t_all:
+                    if t + 1 < t_all and period[t + 1] != block_p:
+                        m = md_p[block_p]
+                        if m == m and not (bmax <= m):
+                            md_p[block_p] = bmax
+                        bmax = -np.inf
                         block_p = period[t + 1]
             kwh_p[run_p] += run
             daily[k, run_d] += run
             if pos:  # a block cut short by the end of the span or of the window
                 demand = block * scale
-                m = md_p[block_p]
-                if m == m and not (demand <= m):
-                    md_p[block_p] = demand
+                if bmax == bmax and not (demand <= bmax):
+                    bmax = demand
+            m = md_p[block_p]
+            if m == m and not (bmax <= m):
+                md_p[block_p] = bmax
         top = -np.inf  # the largest block demand is the largest of the periods'
         for p in range(n_periods + 1):
             m = md_p[p]
