@@ -266,7 +266,26 @@ def test_a_removed_meter_s_later_intervals_do_not_count(session):
     session.commit()
     run_bills(session, PERIOD, tz=TZ, currency="INR")
     session.commit()
-    assert one_bill(session).total_kwh == Decimal("466.000")
+    bill = one_bill(session)
+    assert bill.total_kwh == Decimal("466.000")
+    assert bill.determinants["data_version"]["spans"] == {
+        str(old["kwh_import_15m"]): ["2025-01-01", "2026-10-14"],
+        str(new["kwh_import_15m"]): ["2026-10-14", None],
+    }
+    # A late file of M-1 for days after its removal is not billed: the bill is not stale.
+    late = datetime(2026, 10, 20, tzinfo=IST).astimezone(UTC)
+    put(session, old["kwh_import_15m"], 0.4, late, late + timedelta(days=2))
+    session.commit()
+    assert stale_bills(session, period=PERIOD) == []
+    # A correction of M-1 before the exchange is: the bill is rated again with it.
+    fix = datetime(2026, 10, 5, tzinfo=IST).astimezone(UTC)
+    put(session, old["kwh_import_15m"], 0.2, fix, fix + timedelta(days=1))
+    session.commit()
+    stale = stale_bills(session, period=PERIOD)
+    assert [s.number for s in stale] == [bill.number]
+    (new_id,) = rebill(session, stale, tz=TZ, currency="INR").new_bills
+    session.commit()
+    assert session.get(Bill, new_id).total_kwh == Decimal("475.600")  # 96 intervals × 0.1 more
 
 
 def test_meters_of_different_interval_lengths_are_not_combined(session):

@@ -10,11 +10,11 @@ billing and rebilling.
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import ExitStack
 from dataclasses import dataclass, field, fields
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -291,7 +291,7 @@ def _rate_chunk(
             days_in_period=p.days,
             days_active=days_active[k],
             daily_kwh={"dates": dates, "kwh": daily_rows[k]},
-            data_version=data_version(per_channel, j.channel_ids),
+            data_version=data_version(per_channel, j.channel_ids, _spans(j, window), window.versions),
         )
         if j.termed:
             d["contract_demand_kva"] = None if j.contract_kva is None else str(j.contract_kva)
@@ -472,12 +472,58 @@ def _other_channels(
     return out
 
 
-def data_version(per_channel: dict[int, tuple[int, int]], ids: list[int]) -> dict[str, Any]:
-    """Fingerprint of the stored channel-days read (``per_channel``: channel → [days, sum of
-    versions]): their count and version sum over the bill's channels (every meter's). A later
-    correction or late data changes it (see :mod:`meter2cash.cis.rebill`)."""
-    aggs = [per_channel.get(c, (0, 0)) for c in ids]
-    return {"channels": ids, "days": sum(a[0] for a in aggs), "sum": sum(a[1] for a in aggs)}
+def data_version(
+    per_channel: dict[int, tuple[int, int]],
+    ids: list[int],
+    spans: dict[int, tuple[date, date | None]] | None = None,
+    versions: Mapping[tuple[int, date], int] | None = None,
+) -> dict[str, Any]:
+    """Fingerprint of the stored channel-days read (``per_channel``: channel → (days, sum of
+    versions)): their count and version sum over the bill's channels (every meter's). A later
+    correction or late data changes it (see :mod:`meter2cash.cis.rebill`).
+
+    ``spans`` (channel → its meter's first and last UTC day at the service point, ``None``
+    while installed) limits a channel to those days, counted from ``versions``: data a removed
+    meter sends later, or a new meter sent before it was installed, is not billed and must not
+    make the bill stale. They are recorded as ``spans`` (ISO days) for the staleness check."""
+    spans = spans or {}
+    days = total = 0
+    for c in ids:
+        span = spans.get(c)
+        if span is None or versions is None:
+            n, v = per_channel.get(c, (0, 0))
+        else:
+            n, v = span_totals(versions, c, *span)
+        days, total = days + n, total + v
+    out: dict[str, Any] = {"channels": ids, "days": days, "sum": total}
+    if spans:
+        out["spans"] = {
+            str(c): [str(a), None if b is None else str(b)] for c, (a, b) in sorted(spans.items())
+        }
+    return out
+
+
+def span_totals(
+    versions: Mapping[tuple[int, date], int], channel: int, first: date, last: date | None
+) -> tuple[int, int]:
+    """Channel-days of ``channel`` from ``first`` to ``last`` (open when ``None``) and their
+    version sum."""
+    vs = [v for (c, d), v in versions.items() if c == channel and d >= first and (last is None or d <= last)]
+    return len(vs), sum(vs)
+
+
+def _spans(j: Job, window: Window) -> dict[int, tuple[date, date | None]]:
+    """The UTC days of each meter of a job that was not installed over the whole window."""
+    lo = window.start
+    hi = lo + timedelta(seconds=window.n_intervals * window.interval_s)
+    out: dict[int, tuple[date, date | None]] = {}
+    for m in j.meters:
+        if m.covers(lo, hi):
+            continue
+        last = None if m.removed_at is None else (m.removed_at - timedelta(microseconds=1)).date()
+        for c in m.channels.ids:
+            out[c] = (m.installed_at.date(), last)
+    return out
 
 
 @gc_paused()

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from meter2cash.cis.billing import BillRunResult, run_bills
+from meter2cash.cis.billing import BillRunResult, run_bills, span_totals
 from meter2cash.cis.ledger import reverse
 from meter2cash.cis.models import Account, Bill
 from meter2cash.core.timeutil import utcnow
@@ -84,12 +84,33 @@ def stale_bills(
                 .group_by(ChannelDay.channel_id)
             )
             now.update({int(c): (int(n), int(s or 0)) for c, n, s in rows})
+        spanned = sorted(
+            {int(c) for b in bills for c in (b.determinants or {}).get("data_version", {}).get("spans", {})}
+        )
+        by_day: dict[tuple[int, date], int] = {}
+        for i in range(0, len(spanned), 500):  # meters exchanged in the period: per day
+            by_day.update(
+                ((c, d), v)
+                for c, d, v in session.execute(
+                    select(ChannelDay.channel_id, ChannelDay.day, ChannelDay.version).where(
+                        ChannelDay.channel_id.in_(spanned[i : i + 500]),
+                        ChannelDay.day >= start.date(),
+                        ChannelDay.day <= (end - timedelta(microseconds=1)).date(),
+                    )
+                )
+            )
         for b in bills:
             dv = (b.determinants or {}).get("data_version")
             if not dv:
                 continue
-            days = sum(now.get(c, (0, 0))[0] for c in dv["channels"])
-            total = sum(now.get(c, (0, 0))[1] for c in dv["channels"])
+            spans = {
+                int(c): (date.fromisoformat(a), None if z is None else date.fromisoformat(z))
+                for c, (a, z) in dv.get("spans", {}).items()
+            }
+            days = total = 0
+            for c in dv["channels"]:
+                n, v = now.get(c, (0, 0)) if c not in spans else span_totals(by_day, c, *spans[c])
+                days, total = days + n, total + v
             if (days, total) != (dv["days"], dv["sum"]):
                 what = "estimate replaced by actual data" if b.estimated else "corrected data after the bill"
                 out.append(StaleBill(b.id, b.number, b.period, what))
