@@ -1,7 +1,9 @@
 """Contract terms of a service agreement: sanctioned load [kW] and contract demand [kVA] from a
 date on (a load change). The bill run splits a period at each term's date (see
 :func:`meter2cash.cis.cycles.plan_jobs`), so charges per kW or kVA prorate by the days under
-each term. The agreement's own columns hold the latest term.
+each term. The agreement's own columns hold the latest term, also one dated in the future; what
+applies on a day is the term in effect then (the bill run and the prepaid engine read the terms,
+:func:`meter2cash.cis.cycles.contract_terms`).
 
 Functions take a Session and never commit.
 """
@@ -129,7 +131,8 @@ def change_load(
     a second term on the same date (``contract.duplicate_term``), an empty reason
     (``contract.missing_reason``). The first change of an agreement also records the contract
     it had until then as a term from its start date, so earlier days keep their load. When the
-    new term is the latest, the agreement's columns take its values. Emits
+    new term is the latest, the agreement's columns take its values, even before its date (the
+    days before it are still charged under the earlier term). Emits
     ``agreement.load_changed``. Without ``contract_kva`` the contract demand in effect on that
     date carries over.
     """

@@ -374,7 +374,7 @@ class Term:
 
 
 def contract_terms(
-    session: Session, sa_ids: Sequence[int] | Select[tuple[int]], until: date
+    session: Session, sa_ids: Sequence[int] | Select[int], until: date
 ) -> dict[int, list[Term]]:
     """Agreement → its contract terms effective on or before ``until``, oldest first. The
     agreements are given by id or as a query of their ids (read in the same statement)."""
@@ -406,6 +406,18 @@ def term_on(terms: list[Term], day: date) -> Term:
             break
         current = t
     return current
+
+
+def sanctioned_kw_days(terms: list[Term], first: date, last: date) -> Decimal:
+    """The sanctioned load in effect on each day of ``first..last`` (see :func:`term_on`),
+    added up [kW·day]; 0 for no days."""
+    total = Decimal(0)
+    for k, t in enumerate(terms):
+        lo = first if k == 0 else max(first, t.effective_from)
+        hi = last if k + 1 == len(terms) else min(last, terms[k + 1].effective_from - ONE_DAY)
+        if lo <= hi:
+            total += t.sanctioned_kw * ((hi - lo).days + 1)
+    return total
 
 
 def error(a: Agreement, code: str, message: str) -> dict[str, Any]:

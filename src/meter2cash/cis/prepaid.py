@@ -30,6 +30,7 @@ from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from meter2cash.cis.bulk import insert_rows
+from meter2cash.cis.cycles import Term, contract_terms, sanctioned_kw_days
 from meter2cash.cis.ledger import WALLET, EntrySpec, ensure_chart, post_entries
 from meter2cash.cis.models import ServiceAgreement
 from meter2cash.cis.money_models import PrepaidCharge, Wallet
@@ -145,6 +146,28 @@ class _W:
     from_day: date = date.min
     channel_id: int = 0
     interval_s: int = 0
+    #: From contract terms: the sanctioned load [W] of the month to date after and before the
+    #: days charged (see :func:`month_loads_w`); ``None``: the agreement's own column.
+    load_w: tuple[int, int] | None = None
+
+
+def _avg_w(kw_days: Decimal, days: int) -> int:
+    """An average load [W] over ``days`` from kW·days (half up)."""
+    total = int(kw_days * 1000)  # quantities have 3 places: exact
+    return (2 * total + days) // (2 * days)
+
+
+def month_loads_w(terms: list[Term], charged_days: int, from_day: date, day: date) -> tuple[int, int]:
+    """The sanctioned load [W] to rate the month to date with, after and before charging the
+    days ``from_day..day`` (``charged_days`` days of the month were charged before them, up to
+    the day before ``from_day``): the average over those days of the load in effect on each day
+    (contract terms). So a day's charge per kW is at the load in effect on that day, a change
+    dated in the future changes nothing before its date, and the charges of a month still add
+    up to the rating of the month."""
+    before = sanctioned_kw_days(terms, from_day - timedelta(days=charged_days), from_day - timedelta(days=1))
+    after_days = charged_days + (day - from_day).days + 1
+    after = _avg_w(before + sanctioned_kw_days(terms, from_day, day), after_days)
+    return after, (_avg_w(before, charged_days) if charged_days else after)
 
 
 @gc_paused()
@@ -170,6 +193,11 @@ def run_daily(
     first = day.replace(day=1)
     days_in_month = ((first + timedelta(days=32)).replace(day=1) - first).days
     result = DailyResult(day)
+    active = (
+        ServiceAgreement.payment_mode == "prepaid",
+        ServiceAgreement.start_date <= day,
+        or_(ServiceAgreement.end_date.is_(None), ServiceAgreement.end_date >= day),
+    )
     rows = session.execute(
         select(
             Wallet.id,
@@ -182,11 +210,7 @@ def run_daily(
             Wallet.last_charged_on,
         )
         .join(ServiceAgreement, ServiceAgreement.id == Wallet.service_agreement_id)
-        .where(
-            ServiceAgreement.payment_mode == "prepaid",
-            ServiceAgreement.start_date <= day,
-            or_(ServiceAgreement.end_date.is_(None), ServiceAgreement.end_date >= day),
-        )
+        .where(*active)
     ).all()
     wallets = [_W(*r) for r in rows]
     result.already = sum(1 for w in wallets if w.last is not None and w.last >= day)
@@ -207,10 +231,16 @@ def run_daily(
             .where(PrepaidCharge.day >= first, PrepaidCharge.day < day)
         )
     }
+    # the contract terms of every prepaid agreement (one query; the agreement's columns hold the
+    # latest term, which may start after the days charged)
+    terms = contract_terms(session, select(ServiceAgreement.id).where(*active), day)
     for w in wallets:
         w.from_day = max(first, w.start, (w.last + timedelta(days=1)) if w.last else first)
         if w.wallet_id in prev:
             w.mtd_wh, w.mtd_demand_w, w.mtd_days = prev[w.wallet_id]
+        mine = terms.get(w.agreement_id)
+        if mine:
+            w.load_w = month_loads_w(mine, w.mtd_days, w.from_day, day)
     end = local_midnight(day + timedelta(days=1), tz)
     channels = prepaid_channels(session, local_midnight(first, tz), end)
     versions: dict[str, tuple[int, TariffVersionDef] | None] = {}
@@ -320,10 +350,16 @@ def _charge_chunk(
     covered = np.fromiter(((day - w.from_day).days + 1 for w in kept), dtype=np.int64, count=n)
     day_dem = np.rint(np.asarray(det.max_demand_kw, dtype=np.float64) * 1000).astype(np.int64)
     sanctioned = np.rint(np.asarray([float(w.sanctioned_kw) for w in kept]) * 1000).astype(np.int64)
+    sanctioned_before = sanctioned
+    termed = [(j, w.load_w) for j, w in enumerate(kept) if w.load_w is not None]
+    if termed:
+        sanctioned_before = sanctioned.copy()
+        for j, (after_w, before_w) in termed:
+            sanctioned[j], sanctioned_before[j] = after_w, before_w
     dim = np.full(n, days_in_month, dtype=np.int64)
     prepaid = np.ones(n, dtype=bool)
     after_wh, after_dem, after_days = prev_wh + wh_day, np.maximum(prev_dem, day_dem), prev_days + covered
-    before = rate_arrays(vdef, RatingInput(prev_wh, prev_dem, sanctioned, dim, prev_days, prepaid))
+    before = rate_arrays(vdef, RatingInput(prev_wh, prev_dem, sanctioned_before, dim, prev_days, prepaid))
     after = rate_arrays(vdef, RatingInput(after_wh, after_dem, sanctioned, dim, after_days, prepaid))
     charge = after.total - before.total  # [10^-scale]
     credits: dict[str, int] = defaultdict(int)
