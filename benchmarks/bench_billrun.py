@@ -4,7 +4,8 @@ Creates its own PostgreSQL database ``m2c_bench_<random>`` on 127.0.0.1:5432 (dr
 end; ``--sqlite`` uses a temporary SQLite file instead), loads N agreements of the commercial TOU
 + slab + demand tariff with a month of 15-minute data, analyses the tables (as autovacuum would
 after a bulk load; without statistics PostgreSQL scans the whole table), and times ``run_bills``
-(the run of median wall time of several; the bills are deleted between runs). Baseline in the
+(the run of median wall time of several, after an untimed warm-up run that loads the compiled
+kernels; the bills are deleted between runs). Baseline in the
 same run: reading the same interval data with ``MeasurementStore.read_window`` alone. Besides wall
 time it prints this process's CPU time and the PostgreSQL server process's. Run: ``python
 benchmarks/bench_billrun.py [--quick] [--n N] [--sqlite]``.
@@ -115,33 +116,53 @@ def load_fleet(session: Session, n: int) -> list[int]:
 
 @dataclass(slots=True)
 class Timing:
-    """Wall time, this process's CPU time and the database server process's CPU time [s] (read
-    from /proc on the machine running PostgreSQL locally; ``None`` where not available)."""
+    """Wall time, this process's CPU time and the CPU time of the database server processes
+    serving the benchmark's database [s] (read from /proc on the machine running PostgreSQL
+    locally, so a second connection a run opens counts too; ``None`` where not available)."""
 
     wall: float
     cpu: float
     db_cpu: float | None
-    _pid: int | None = None
+    _session: Session | None = None
 
     @classmethod
     def start(cls, session: Session) -> Timing:
-        pid = None
-        if session.get_bind().dialect.name == "postgresql":
-            pid = session.execute(text("SELECT pg_backend_pid()")).scalar()
-        return cls(time.perf_counter(), time.process_time(), _proc_cpu(pid), pid)
+        pg = session.get_bind().dialect.name == "postgresql"
+        return cls(
+            time.perf_counter(),
+            time.process_time(),
+            _db_cpu(session) if pg else None,
+            session if pg else None,
+        )
 
     def stop(self) -> Timing:
-        db = _proc_cpu(self._pid)
-        return Timing(
-            time.perf_counter() - self.wall,
-            time.process_time() - self.cpu,
-            None if db is None or self.db_cpu is None else db - self.db_cpu,
-        )
+        wall, cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+        db = None if self._session is None else _db_cpu(self._session)
+        return Timing(wall, cpu, None if db is None or self.db_cpu is None else db - self.db_cpu)
 
     @staticmethod
     def median(ts: list[Timing]) -> Timing:
         """The run of median wall time."""
         return sorted(ts, key=lambda t: t.wall)[len(ts) // 2]
+
+
+#: CPU seconds of every server process seen so far, so a connection that ended still counts.
+_SEEN: dict[int, float] = {}
+
+
+def _db_cpu(session: Session) -> float | None:
+    """Total CPU seconds of the server processes of this session's database (those alive now
+    and those seen before)."""
+    pids = (
+        session.connection()
+        .exec_driver_sql("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        .scalars()
+    )
+    for pid in pids:
+        cpu = _proc_cpu(pid)
+        if cpu is not None:
+            _SEEN[pid] = cpu
+    return sum(_SEEN.values()) if _SEEN else None
 
 
 def _proc_cpu(pid: int | None) -> float | None:
@@ -225,6 +246,7 @@ def main() -> None:
                 assert s.scalar(select(Bill.total).limit(1)) is not None
                 return elapsed
 
+        bill_run()  # warm-up, not timed: loads the compiled kernels (Numba's cache) once per process
         base = Timing.median([read_only() for _ in range(repeats)])
         run = Timing.median([bill_run() for _ in range(repeats)])
         engine.dispose()
