@@ -145,34 +145,52 @@ def insert_columns(
     if dialect.name != "postgresql" or n < copy_min_rows:
         raw = raw_table(table, scaled) if scaled else table
         keys = [*columns, *same]
-        values = [*columns.values(), *(repeat(v, n) for v in same.values())]
-        session.execute(insert(raw), [dict(zip(keys, r, strict=True)) for r in zip(*values, strict=True)])
+        lists = [*columns.values(), *(repeat(v, n) for v in same.values())]
+        session.execute(insert(raw), [dict(zip(keys, r, strict=True)) for r in zip(*lists, strict=True)])
         return
     given = {**columns, **same}
     names: list[str] = []
-    cells: list[Any] = []  # per column: a list of n cells, or one cell for every row
+    values: list[Any] = []  # per column, converted: a list of n values, or one value for every row
     for c, vals in given.items():
         conv = None if c in scaled else _converter(table.c[c].type, dialect)
         names.append(c)
         if c in same:
-            v = vals if conv is None or vals is None else conv(vals)
-            cells.append(_cell(v))
+            values.append(_Same(vals if conv is None or vals is None else conv(vals)))
         else:
-            col = vals if conv is None else [None if v is None else conv(v) for v in vals]
-            cells.append(_cells(col))
+            values.append(vals if conv is None else [None if v is None else conv(v) for v in vals])
     for c, f in _defaults(table, list(given)):
         conv = _converter(table.c[c].type, dialect)
         v = f()
         names.append(c)
-        cells.append(_cell(v if conv is None or v is None else conv(v)))
-    _copy(session, table.name, names, cells, n)
+        values.append(_Same(v if conv is None or v is None else conv(v)))
+    _copy(session, table.name, names, values, n)
 
 
-def _copy(session: Session, name: str, names: list[str], cells: list[Any], n: int) -> None:
+class _Same:
+    """The value of a column in every row."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _copy(session: Session, name: str, names: list[str], values: list[Any], n: int) -> None:
+    """``COPY`` the columns ``values`` (lists, or :class:`_Same`) as text blocks; values of a type
+    the text formatting does not know (enums, UUIDs, bytes…) go row by row through psycopg."""
     raw = session.connection().connection.driver_connection
     assert raw is not None
     cols = ", ".join(f'"{c}"' for c in names)
+    try:
+        cells = [_cell(v.value) if isinstance(v, _Same) else _cells(v) for v in values]
+    except TypeError:
+        cells = None
     with raw.cursor() as cur, cur.copy(f'COPY "{name}" ({cols}) FROM STDIN') as copy:
+        if cells is None:
+            full = [repeat(v.value, n) if isinstance(v, _Same) else v for v in values]
+            for row in zip(*full, strict=True):
+                copy.write_row(row)
+            return
         for lo in range(0, n, _BLOCK_ROWS):
             hi = min(n, lo + _BLOCK_ROWS)
             parts = [c[lo:hi] if isinstance(c, list) else repeat(c, hi - lo) for c in cells]
