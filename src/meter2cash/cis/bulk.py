@@ -218,7 +218,7 @@ def _cell(v: Any) -> str:
         return _escape(v)
     if t is bool:
         return "t" if v else "f"
-    if t is int or t is float or t is date or t is datetime or t is Decimal:
+    if t in _PLAIN:
         return str(v)
     raise TypeError(f"cannot COPY a {t.__name__} value")
 
@@ -226,10 +226,12 @@ def _cell(v: Any) -> str:
 def _cells(col: list[Any]) -> list[str]:
     """A column's values in ``COPY`` text form; the common homogeneous columns in one go."""
     kinds = set(map(type, col))
-    if kinds == {int}:
+    if kinds <= _PLAIN:
         return list(map(str, col))
-    if kinds == {int, _NONE}:
+    if kinds <= _PLAIN_OR_NONE:
         return [_NULL if v is None else str(v) for v in col]
+    if kinds == {bool}:
+        return ["t" if v else "f" for v in col]
     if kinds <= {str, _NONE}:
         block = "".join(filter(None, col))
         if any(ch in block for ch in _SPECIAL):
@@ -239,3 +241,6 @@ def _cells(col: list[Any]) -> list[str]:
 
 
 _NONE = type(None)
+#: Types whose ``str`` is their ``COPY`` text (as psycopg's dumpers write them).
+_PLAIN: set[type] = {int, float, date, datetime, Decimal}
+_PLAIN_OR_NONE = {*_PLAIN, _NONE}
