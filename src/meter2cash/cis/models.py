@@ -152,7 +152,7 @@ class Bill(Base):
     adjustment: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     #: Bill cycle code (``monthly``, ``bimonthly-odd``…).
     cycle: Mapped[str] = mapped_column(String(32), default="monthly")
-    period: Mapped[str] = mapped_column(String(7))
+    period: Mapped[str] = mapped_column(String(7), index=True)
     period_start: Mapped[datetime] = mapped_column(UTCDateTime)
     period_end: Mapped[datetime] = mapped_column(UTCDateTime)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,8 +1,9 @@
-"""indexes on bill.journal_entry_id and journal_entry.reverses_id
+"""indexes on bill.journal_entry_id, bill.period and journal_entry.reverses_id
 
 A reversal looks up whether an entry was already reversed (``reverses_id``), open items and the
 revenue report join journal entries to their bills (``bill.journal_entry_id``), and deleting a
-journal entry checks both foreign keys: without the indexes each is a scan of the table.
+journal entry checks both foreign keys; a bill run looks up the bills already issued for its
+period (``bill.period``): without the indexes each is a scan of the table.
 
 Revision ID: 0003
 Revises: 0002
@@ -21,6 +22,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("bill", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_bill_journal_entry_id"), ["journal_entry_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_bill_period"), ["period"], unique=False)
 
     with op.batch_alter_table("journal_entry", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_journal_entry_reverses_id"), ["reverses_id"], unique=False)
@@ -31,4 +33,5 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_journal_entry_reverses_id"))
 
     with op.batch_alter_table("bill", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_bill_period"))
         batch_op.drop_index(batch_op.f("ix_bill_journal_entry_id"))
