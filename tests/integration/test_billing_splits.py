@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from unittest.mock import patch
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -15,6 +16,7 @@ from test_billing import EXAMPLES, PERIOD, TZ, build_fleet
 from meter2cash.cis.bill_print import render_bill_pdf
 from meter2cash.cis.billing import run_bills
 from meter2cash.cis.contracts import change_load, rebill_affected, terms_of
+from meter2cash.cis.cycles import MeterChannels, MeterUse, billing_period, plan_jobs, select_agreements
 from meter2cash.cis.documents import render_bill_html
 from meter2cash.cis.ledger import trial_balance
 from meter2cash.cis.models import (
@@ -81,18 +83,20 @@ def meter(
     return ids
 
 
-def put(session, channel_id: int, per_interval: float, start: datetime, end: datetime) -> None:
-    """Constant ``per_interval`` kWh in every 15-minute interval of ``[start, end)``."""
+def put(
+    session, channel_id: int, per_interval: float, start: datetime, end: datetime, minutes: int = 15
+) -> None:
+    """Constant ``per_interval`` kWh in every interval of ``minutes`` of ``[start, end)``."""
     received = {}
     day = start.date()
     while day <= end.date():
         day_start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        starts = np.asarray([day_start + timedelta(minutes=15 * i) for i in range(96)])
+        starts = np.asarray([day_start + timedelta(minutes=minutes * i) for i in range(24 * 60 // minutes)])
         idx = np.flatnonzero((starts >= start) & (starts < end))
         if idx.size:
             received[(channel_id, day)] = (idx, np.full(idx.size, per_interval))
         day += timedelta(days=1)
-    MeasurementStore(session).merge(received, {channel_id: 900})
+    MeasurementStore(session).merge(received, {channel_id: minutes * 60})
 
 
 def stored_kwh(session, channel_id: int) -> Decimal:
@@ -288,19 +292,42 @@ def test_a_removed_meter_s_later_intervals_do_not_count(session):
     assert session.get(Bill, new_id).total_kwh == Decimal("475.600")  # 96 intervals × 0.1 more
 
 
-def test_meters_of_different_interval_lengths_are_not_combined(session):
+def test_an_exchange_from_a_30_minute_to_a_15_minute_meter_bills_at_30_minutes(session):
     _, sp = agreement(session, "res-lt1", "2")
-    meter(session, sp, "M-1", datetime(2025, 1, 1, tzinfo=UTC), EXCHANGE, ["kwh_import_30m"])
-    meter(session, sp, "M-2", EXCHANGE, None, ["kwh_import_15m"])
+    old = meter(session, sp, "M-1", datetime(2025, 1, 1, tzinfo=UTC), EXCHANGE, ["kwh_import_30m"])
+    new = meter(session, sp, "M-2", EXCHANGE, None, ["kwh_import_15m"])
+    put(session, old["kwh_import_30m"], 0.2, OCT_START, OCT_END, minutes=30)  # sends on after removal
+    # one 15-minute interval of M-2 never arrived: its half hour is estimated
+    gap = datetime(2026, 10, 20, 6, 15, tzinfo=UTC)
+    put(session, new["kwh_import_15m"], 0.2, EXCHANGE, gap)
+    put(session, new["kwh_import_15m"], 0.2, gap + timedelta(minutes=15), OCT_END)
     session.commit()
     result = run_bills(session, PERIOD, tz=TZ, currency="INR")
-    assert [e["code"] for e in result.errors] == ["billing.interval_mismatch"]
-    assert "M-1 (1800 s), M-2 (900 s)" in result.errors[0]["message"]
-    # November reads only M-2: the 30-minute meter left in October.
-    m2 = session.scalars(select(Channel.id).join(Meter).where(Meter.serial == "M-2")).one()
-    put(session, m2, 0.2, OCT_END, datetime(2026, 12, 1, tzinfo=IST).astimezone(UTC))
-    november = run_bills(session, "2026-11", tz=TZ, currency="INR")
-    assert november.errors == [] and len(november.bills) == 1
+    session.commit()
+    assert result.errors == []
+    bill = one_bill(session)
+    det = bill.determinants
+    # M-1: 646 half hours × 0.2 until 11:00 on the 14th; M-2: 842 half hours × 0.4, one of them
+    # with a 15-minute part missing: read 841 × 0.4, the missing half hour estimated at the
+    # average of the 1,487 read (465.6 kWh / 1,487)
+    assert det["interval_s"] == 1800 and bill.estimated
+    assert [(m["serial"], m["kwh"]) for m in det["meters"]] == [("M-1", 129.2), ("M-2", 336.4)]
+    assert det["max_demand_kw"] == 0.8  # 0.4 kWh in a half hour, on M-2
+    assert det["kwh_total"] == round(465.6 + 465.6 / 1487, 3)
+
+
+def test_meters_whose_intervals_do_not_divide_each_other_are_not_combined(session):
+    _, sp = agreement(session, "res-lt1", "2")
+    uses = [
+        MeterUse("M-1", MeterChannels(1, 600), datetime(2025, 1, 1, tzinfo=UTC), EXCHANGE),
+        MeterUse("M-2", MeterChannels(2, 900), EXCHANGE),
+    ]
+    errors: list = []
+    agreements = select_agreements(session, billing_period(PERIOD, TZ), "monthly", None)
+    with patch("meter2cash.cis.cycles.service_point_meters", return_value={sp: uses}):
+        jobs = plan_jobs(session, agreements, billing_period(PERIOD, TZ), errors, {})
+    assert jobs == [] and [e["code"] for e in errors] == ["billing.interval_mismatch"]
+    assert "M-1 (600 s), M-2 (900 s)" in errors[0]["message"]
 
 
 def test_rebill_of_a_bill_across_an_exchange_and_a_load_change(session):

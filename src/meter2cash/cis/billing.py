@@ -168,13 +168,12 @@ def rate_jobs(
 
     def read(k: int) -> Future[Window]:
         (_, interval_s, _), chunk = chunks[k]
-        ids = sorted({cid for j in chunk for cid in j.channel_ids})
-        args = (ids, p.start, p.end, interval_s)
+        args = (store, chunk, p, interval_s)
         if reads is None:
             done: Future[Window] = Future()
-            done.set_result(store.read_window(*args, include_raw=False))
+            done.set_result(read_chunk(*args))
             return done
-        return reads.submit(store.read_window, *args, include_raw=False)
+        return reads.submit(read_chunk, *args)
 
     def query(fn: Callable[..., Any], *args: Any) -> Any:
         return fn(*args) if db is None else db.call(fn, *args)
@@ -200,6 +199,44 @@ def rate_jobs(
         rc = _rate_chunk(session, window, starts, chunk, p, tz, prepared[key], errors, query)
         if rc is not None:
             yield rc
+
+
+def read_chunk(store: MeasurementStore, jobs: list[Job], p: BillingPeriod, interval_s: int) -> Window:
+    """The interval data of every channel of ``jobs`` over the period at ``interval_s``.
+
+    Channels of meters with shorter intervals (a 15-minute meter that replaced a 30-minute one)
+    are read at their own length and summed to ``interval_s``: a billed interval is missing
+    if any of its parts is, and carries the flags of all of them."""
+    by_length: dict[int, set[int]] = defaultdict(set)
+    for j in jobs:
+        for m in j.meters:
+            by_length[m.channels.interval_s].update(m.channels.ids)
+    window = store.read_window(
+        sorted(by_length.pop(interval_s, set())), p.start, p.end, interval_s, include_raw=False
+    )
+    for length, ids in sorted(by_length.items()):
+        fine = store.read_window(sorted(ids), p.start, p.end, length, include_raw=False)
+        window = _append_rows(window, _coarsen(fine, interval_s))
+    return window
+
+
+def _coarsen(w: Window, interval_s: int) -> Window:
+    """A window summed to a longer interval (a multiple of its own)."""
+    k = interval_s // w.interval_s
+    n, t = w.values.shape
+    parts = w.values.reshape(n, t // k, k)
+    values = np.where(np.isnan(parts).any(axis=2), np.nan, np.nansum(parts, axis=2))
+    flags = np.bitwise_or.reduce(w.flags.reshape(n, t // k, k), axis=2).astype(w.flags.dtype)
+    return Window(w.channel_ids, w.start, interval_s, values, flags, np.broadcast_to(np.nan, values.shape), w.versions)
+
+
+def _append_rows(w: Window, other: Window) -> Window:
+    """One window with the rows of both (same start and interval)."""
+    versions = {**dict(w.versions.items()), **dict(other.versions.items())}
+    values = np.vstack((w.values, other.values))
+    flags = np.vstack((w.flags, other.flags))
+    raw = np.broadcast_to(np.nan, values.shape)  # the received values are not read for billing
+    return Window(w.channel_ids + other.channel_ids, w.start, w.interval_s, values, flags, raw, versions)
 
 
 @dataclass(slots=True)

@@ -356,8 +356,10 @@ class Job:
 
     @property
     def interval_s(self) -> int:
+        """The interval the job is billed at: its meters' longest (after an exchange between
+        a 30-minute and a 15-minute meter, the 15-minute intervals are summed in pairs)."""
         assert self.meters, "a job is planned with at least one meter"
-        return self.meters[0].channels.interval_s
+        return max(m.channels.interval_s for m in self.meters)
 
     @property
     def channel_ids(self) -> list[int]:
@@ -522,13 +524,17 @@ def plan_jobs(
         if not uses:
             errors.append(error(a, "billing.no_meter", "no meter with a kWh interval channel installed"))
             continue
-        if len(uses) > 1 and len({u.channels.interval_s for u in uses}) > 1:
+        if len(uses) > 1 and any(
+            max(u.channels.interval_s for u in uses) % u.channels.interval_s for u in uses
+        ):
+            # meters of different interval lengths are billed at the longest, which the others
+            # must divide (15 and 30 minutes); 10 and 15 minutes have no common interval
             serials = ", ".join(f"{u.serial} ({u.channels.interval_s} s)" for u in uses)
             errors.append(
                 error(
                     a,
                     "billing.interval_mismatch",
-                    f"meters of different interval lengths in {p.code}: {serials}",
+                    f"meters of interval lengths that do not divide each other in {p.code}: {serials}",
                 )
             )
             continue
