@@ -26,10 +26,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from meter2cash.cis.billing import _fill_missing
 from meter2cash.core.quality import FLAG_DTYPE, Quality
 from meter2cash.core.timeutil import local_frame
-from meter2cash.mdm.determinants import bill_determinants, daily_kwh, window_determinants
+from meter2cash.mdm.determinants import bill_determinants, daily_kwh, fill_missing, window_determinants
 
 TZ = "Asia/Kolkata"
 INTERVAL_S = 900
@@ -100,7 +99,7 @@ def main() -> None:
         active = (cols[None, :] >= lo[:, None]) & (cols[None, :] < hi[:, None])
         raw, raw_flags = values[rows], flags[rows]
         valid = np.count_nonzero(active & ~np.isnan(raw), axis=1)
-        filled, filled_flags = _fill_missing(raw, raw_flags, active)
+        filled, filled_flags = fill_missing(raw, raw_flags, active)
         det = bill_determinants(filled, filled_flags, pidx, N_PERIODS, INTERVAL_S, args.demand_s)
         _, daily = daily_kwh(np.where(active, filled, np.nan), starts, TZ)
         return det, daily, valid

@@ -64,7 +64,7 @@ def test_determinants_equal_the_reference(n, blocks, step, n_periods, ragged, se
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), whole=st.booleans())
 def test_missing_intervals_of_a_bill_are_filled_with_the_row_average(seed, whole):
-    from meter2cash.cis.billing import _fill_missing
+    from meter2cash.mdm.determinants import fill_missing
 
     rng = np.random.default_rng(seed)
     values = rng.gamma(2.0, 0.3, (3, 12))
@@ -73,7 +73,7 @@ def test_missing_intervals_of_a_bill_are_filled_with_the_row_average(seed, whole
     flags = np.where(np.isnan(values), Quality.MISSING, 0).astype(np.uint16)
     active = np.ones((3, 12), bool) if whole else rng.random((3, 12)) < 0.7
     before = values.copy()
-    got, got_flags = _fill_missing(values, flags, active)
+    got, got_flags = fill_missing(values, flags, active)
     np.testing.assert_array_equal(values, before)  # the input is left alone
     for i in range(3):
         present = active[i] & ~np.isnan(values[i])

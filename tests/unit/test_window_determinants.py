@@ -1,5 +1,5 @@
 """window_determinants equals the NumPy composition the bill run uses: rows taken from the window,
-missing intervals of the active days estimated (``_fill_missing``), ``bill_determinants`` and
+missing intervals of the active days estimated (``fill_missing``), ``bill_determinants`` and
 ``daily_kwh``."""
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from meter2cash.cis.billing import _fill_missing
 from meter2cash.core.quality import Quality
 from meter2cash.mdm.determinants import (
     Determinants,
     WindowDeterminants,
     bill_determinants,
     daily_kwh,
+    fill_missing,
     window_determinants,
 )
 
@@ -48,7 +48,7 @@ def reference(
     active = (cols[None, :] >= lo[:, None]) & (cols[None, :] < hi[:, None])
     raw, raw_flags = values[rows], flags[rows]
     valid = np.count_nonzero(active & ~np.isnan(raw), axis=1)
-    filled, filled_flags = _fill_missing(raw, raw_flags, active)
+    filled, filled_flags = fill_missing(raw, raw_flags, active)
     det = bill_determinants(filled, filled_flags, pidx, n_periods, interval_s, demand_s)
     dates, daily = daily_kwh(np.where(active, filled, np.nan), starts, tz)
     return det, dates, daily, valid

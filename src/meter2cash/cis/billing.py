@@ -113,29 +113,6 @@ class RatedChunk:
     estimated: list[bool]
 
 
-def _fill_missing(values: np.ndarray, flags: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Estimate missing intervals inside the active window by the row's average interval
-    (flagged ESTIMATED): a bill on incomplete data is an estimated bill, not a low one."""
-    nan = np.isnan(values)
-    gap = active & nan
-    whole = bool(active.all())  # the usual case: nothing to blank outside the active days
-    if whole:
-        flags = flags.astype(np.uint16)
-    else:
-        values = np.where(active, values, np.nan)
-        flags = np.where(active, flags, np.uint16(Quality.MISSING)).astype(np.uint16)
-    if not gap.any():
-        return values, flags
-    count = np.count_nonzero(active & ~nan, axis=1)
-    mean = np.where(count > 0, np.nansum(values, axis=1) / np.maximum(count, 1), 0.0)
-    rows, cols = np.nonzero(gap)
-    if whole:
-        values = values.copy()  # the caller's array
-    values[rows, cols] = mean[rows]
-    flags[rows, cols] |= np.uint16(Quality.ESTIMATED)
-    return values, flags
-
-
 def rate_jobs(
     session: Session,
     jobs: list[Job],
@@ -227,7 +204,9 @@ def _coarsen(w: Window, interval_s: int) -> Window:
     parts = w.values.reshape(n, t // k, k)
     values = np.where(np.isnan(parts).any(axis=2), np.nan, np.nansum(parts, axis=2))
     flags = np.bitwise_or.reduce(w.flags.reshape(n, t // k, k), axis=2).astype(w.flags.dtype)
-    return Window(w.channel_ids, w.start, interval_s, values, flags, np.broadcast_to(np.nan, values.shape), w.versions)
+    return Window(
+        w.channel_ids, w.start, interval_s, values, flags, np.broadcast_to(np.nan, values.shape), w.versions
+    )
 
 
 def _append_rows(w: Window, other: Window) -> Window:
@@ -358,9 +337,9 @@ def _determinants(
     demand_s: int,
 ) -> WindowDeterminants:
     """Determinants of every job of a chunk over its active span ``[lo, hi)`` (gaps estimated
-    by the span's mean, see :func:`_fill_missing`): straight from the window's rows for a
-    job read from one meter over the whole window, from combined rows (:func:`meter_rows`)
-    for the others (meter exchanges)."""
+    by the span's mean, see :func:`~meter2cash.mdm.determinants.fill_missing`): straight from
+    the window's rows for a job read from one meter over the whole window, from combined rows
+    (:func:`meter_rows`) for the others (meter exchanges)."""
     lo_w, hi_w = window.start, window.start + timedelta(seconds=len(starts) * window.interval_s)
     plain: list[int] = []
     rows: list[int] = []

@@ -147,6 +147,31 @@ def bill_determinants(
     )
 
 
+def fill_missing(values: np.ndarray, flags: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Estimate missing intervals inside the active window by the row's average interval
+    (flagged ESTIMATED): a bill on incomplete data is an estimated bill, not a low one. Outside
+    ``active`` values are NaN and flags MISSING. The NumPy reference of the gap filling that
+    :func:`window_determinants` does in its walk."""
+    nan = np.isnan(values)
+    gap = active & nan
+    whole = bool(active.all())  # the usual case: nothing to blank outside the active days
+    if whole:
+        flags = flags.astype(np.uint16)
+    else:
+        values = np.where(active, values, np.nan)
+        flags = np.where(active, flags, np.uint16(Quality.MISSING)).astype(np.uint16)
+    if not gap.any():
+        return values, flags
+    count = np.count_nonzero(active & ~nan, axis=1)
+    mean = np.where(count > 0, np.nansum(values, axis=1) / np.maximum(count, 1), 0.0)
+    rows, cols = np.nonzero(gap)
+    if whole:
+        values = values.copy()  # the caller's array
+    values[rows, cols] = mean[rows]
+    flags[rows, cols] |= np.uint16(Quality.ESTIMATED)
+    return values, flags
+
+
 def daily_kwh(values: F64, epoch_s: npt.NDArray[np.int64], tz: ZoneInfo | str) -> tuple[list[str], F64]:
     """Energy per local calendar day: (ISO dates, (n, days) [kWh]); NaN counts as 0."""
     frame = local_frame(epoch_s, tz)
@@ -212,7 +237,7 @@ def _window_rows(
     has_block,
 ):
     """Per job ``k``: the row ``rows[k]`` of the window, estimated inside ``[lo[k], hi[k])`` and
-    blanked outside it as ``_fill_missing`` does, reduced to its determinants: one walk over the
+    blanked outside it as :func:`fill_missing` does, reduced to its determinants: one walk over the
     active span for its mean, one for everything else; the row is read in place.
 
     ``period`` holds each interval's TOU period, ``n_periods`` where it has none (a slot summed
@@ -369,7 +394,7 @@ def window_determinants(
 
     Equal to taking each job's row (``values[rows]``, ``flags[rows]``), estimating the missing
     intervals of its active span ``[lo, hi)`` by the span's mean interval and blanking the rest
-    (``meter2cash.cis.billing._fill_missing``), then :func:`bill_determinants` and the daily sums
+    (:func:`fill_missing`), then :func:`bill_determinants` and the daily sums
     of :func:`daily_kwh` — in one compiled call: two walks over each job's active span (its mean,
     then everything else), with no copy of any row. kWh totals, the estimates and the demands are
     summed in NumPy's order; kWh per period and per day may differ from the matrix products in
