@@ -212,7 +212,7 @@ def main() -> None:
     ap.add_argument("--sqlite", action="store_true", help="a temporary SQLite file instead of PostgreSQL")
     args = ap.parse_args()
     n, repeats = (400, 2) if args.quick else (args.n, args.repeats)
-    console = Console()
+    console = Console(width=max(Console().width, 130))
     with bench_database(args.sqlite) as url:
         engine = make_engine(url)  # the platform's engine, with its PostgreSQL settings
         sessions = sessionmaker(engine, expire_on_commit=False)
@@ -247,24 +247,32 @@ def main() -> None:
                 return elapsed
 
         bill_run()  # warm-up, not timed: loads the compiled kernels (Numba's cache) once per process
-        base = Timing.median([read_only() for _ in range(repeats)])
-        run = Timing.median([bill_run() for _ in range(repeats)])
+        bases = [read_only() for _ in range(repeats)]
+        runs = [bill_run() for _ in range(repeats)]
         engine.dispose()
     db = "SQLite" if args.sqlite else "PostgreSQL"
     table = Table(title=f"Bill run, {n:,} COM-TOU agreements, 15-min data, {db} (median of {repeats})")
-    for col in ("step", "seconds", "bills/s", "Python CPU s", "database CPU s"):
+    for col in ("step", "seconds", "bills/s", "bills/s of every run", "Python CPU s", "database CPU s"):
         table.add_column(col, justify="left" if col == "step" else "right")
+    base, run = Timing.median(bases), Timing.median(runs)
+    spread = {id(base): _spread(n, bases), id(run): _spread(n, runs)}
     for label, t in (
         ("baseline: read the month's interval data only (read_window)", base),
         ("run_bills: read, determinants, rate, bills + lines + ledger + outbox", run),
     ):
         db_cpu = "n/a" if t.db_cpu is None else f"{t.db_cpu:.2f}"
-        table.add_row(label, f"{t.wall:.2f}", f"{n / t.wall:,.0f}", f"{t.cpu:.2f}", db_cpu)
+        table.add_row(label, f"{t.wall:.2f}", f"{n / t.wall:,.0f}", spread[id(t)], f"{t.cpu:.2f}", db_cpu)
     console.print(table)
     console.print(
         f"setup (not timed): {setup:.1f} s; target ≥ 2,000 bills/s on PostgreSQL; load average "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other work on the machine slows the figures)"
     )
+
+
+def _spread(n: int, ts: list[Timing]) -> str:
+    """Lowest–highest rate of the runs."""
+    rates = sorted(n / t.wall for t in ts)
+    return f"{rates[0]:,.0f}–{rates[-1]:,.0f}"
 
 
 if __name__ == "__main__":
