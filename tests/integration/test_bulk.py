@@ -212,11 +212,10 @@ def test_bill_numbers_continue_from_the_periods_last_number(db_url, session):
     assert _next_seq(session, "2026-12") == 0
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # COPY is PostgreSQL's
 def test_copy_falls_back_to_psycopg_for_other_types(db_url, session):
     """A value the text blocks do not format (here a UUID for a text column) goes through
     psycopg's own adaptation, row by row, as before."""
-    if session.get_bind().dialect.name != "postgresql":
-        pytest.skip("COPY is PostgreSQL's")
     ids = [uuid.UUID(int=i) for i in range(5)]
     rows = [{"message_id": u, "topic": "t.uuid", "payload": {"i": i}} for i, u in enumerate(ids)]
     insert_rows(session, OutboxMessage.__table__, rows, copy_min_rows=0)
