@@ -70,6 +70,12 @@ def test_binary_copy_read_equals_the_row_read(db_url, session, monkeypatch, incl
     np.testing.assert_array_equal(fast.flags, slow.flags)
     np.testing.assert_array_equal(fast.raw, slow.raw)
     assert fast.versions == slow.versions and len(fast.versions) > 20
+    some = [ids[0], ids[2], 9999]
+    assert {c: sorted(d) for c, d in fast.days_of(some).items()} == {
+        c: sorted(d) for c, d in slow.days_of(some).items()
+    }
+    assert fast.days_of([9999]) == {9999: []}
+    assert len(fast.days_of([ids[0]])[ids[0]]) == sum(c == ids[0] for c, _ in fast.versions) > 0
     totals = fast.version_totals()
     assert totals == slow.version_totals() and 9999 not in totals
     assert {cid: t for cid, t in totals.items() if t[1] != t[0]} == {

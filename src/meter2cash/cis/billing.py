@@ -296,6 +296,9 @@ def _rate_chunk(
     )
     rated = rate_arrays(vdef, inp)
     dets = []
+    # channels of meters installed or removed inside the window count on their own days only
+    spans = {k: sp for k, j in enumerate(kept) if (sp := _spans(j, window))}
+    days_of = window.days_of({c for sp in spans.values() for c in sp}) if spans else {}
     est_share = det.estimated_share.tolist()
     daily_rows = np.round(daily, 3).tolist()
     for k, j in enumerate(kept):
@@ -307,7 +310,7 @@ def _rate_chunk(
             days_in_period=p.days,
             days_active=days_active[k],
             daily_kwh={"dates": dates, "kwh": daily_rows[k]},
-            data_version=data_version(per_channel, j.channel_ids, _spans(j, window), window.versions),
+            data_version=data_version(per_channel, j.channel_ids, spans.get(k), days_of),
         )
         if j.termed:
             d["contract_demand_kva"] = None if j.contract_kva is None else str(j.contract_kva)
@@ -492,24 +495,25 @@ def data_version(
     per_channel: dict[int, tuple[int, int]],
     ids: list[int],
     spans: dict[int, tuple[date, date | None]] | None = None,
-    versions: Mapping[tuple[int, date], int] | None = None,
+    days_of: Mapping[int, list[tuple[date, int]]] | None = None,
 ) -> dict[str, Any]:
     """Fingerprint of the stored channel-days read (``per_channel``: channel → (days, sum of
     versions)): their count and version sum over the bill's channels (every meter's). A later
     correction or late data changes it (see :mod:`meter2cash.cis.rebill`).
 
     ``spans`` (channel → its meter's first and last UTC day at the service point, ``None``
-    while installed) limits a channel to those days, counted from ``versions``: data a removed
+    while installed) limits a channel to those days, counted from ``days_of`` (channel → its
+    (day, version) pairs read): data a removed
     meter sends later, or a new meter sent before it was installed, is not billed and must not
     make the bill stale. They are recorded as ``spans`` (ISO days) for the staleness check."""
     spans = spans or {}
     days = total = 0
     for c in ids:
         span = spans.get(c)
-        if span is None or versions is None:
+        if span is None or days_of is None:
             n, v = per_channel.get(c, (0, 0))
         else:
-            n, v = span_totals(versions, c, *span)
+            n, v = span_totals(days_of.get(c, []), *span)
         days, total = days + n, total + v
     out: dict[str, Any] = {"channels": ids, "days": days, "sum": total}
     if spans:
@@ -519,12 +523,10 @@ def data_version(
     return out
 
 
-def span_totals(
-    versions: Mapping[tuple[int, date], int], channel: int, first: date, last: date | None
-) -> tuple[int, int]:
-    """Channel-days of ``channel`` from ``first`` to ``last`` (open when ``None``) and their
-    version sum."""
-    vs = [v for (c, d), v in versions.items() if c == channel and d >= first and (last is None or d <= last)]
+def span_totals(days: list[tuple[date, int]], first: date, last: date | None) -> tuple[int, int]:
+    """How many of a channel's ``(day, version)`` pairs fall from ``first`` to ``last`` (open
+    when ``None``), and the sum of their versions."""
+    vs = [v for d, v in days if d >= first and (last is None or d <= last)]
     return len(vs), sum(vs)
 
 

@@ -87,18 +87,16 @@ def stale_bills(
         spanned = sorted(
             {int(c) for b in bills for c in (b.determinants or {}).get("data_version", {}).get("spans", {})}
         )
-        by_day: dict[tuple[int, date], int] = {}
+        by_day: dict[int, list[tuple[date, int]]] = defaultdict(list)
         for i in range(0, len(spanned), 500):  # meters exchanged in the period: per day
-            by_day.update(
-                ((c, d), v)
-                for c, d, v in session.execute(
-                    select(ChannelDay.channel_id, ChannelDay.day, ChannelDay.version).where(
-                        ChannelDay.channel_id.in_(spanned[i : i + 500]),
-                        ChannelDay.day >= start.date(),
-                        ChannelDay.day <= (end - timedelta(microseconds=1)).date(),
-                    )
+            for c, d, v in session.execute(
+                select(ChannelDay.channel_id, ChannelDay.day, ChannelDay.version).where(
+                    ChannelDay.channel_id.in_(spanned[i : i + 500]),
+                    ChannelDay.day >= start.date(),
+                    ChannelDay.day <= (end - timedelta(microseconds=1)).date(),
                 )
-            )
+            ):
+                by_day[c].append((d, v))
         for b in bills:
             dv = (b.determinants or {}).get("data_version")
             if not dv:
@@ -109,7 +107,7 @@ def stale_bills(
             }
             days = total = 0
             for c in dv["channels"]:
-                n, v = now.get(c, (0, 0)) if c not in spans else span_totals(by_day, c, *spans[c])
+                n, v = now.get(c, (0, 0)) if c not in spans else span_totals(by_day[c], *spans[c])
                 days, total = days + n, total + v
             if (days, total) != (dv["days"], dv["sum"]):
                 what = "estimate replaced by actual data" if b.estimated else "corrected data after the bill"

@@ -121,6 +121,17 @@ class Window:
     def n_intervals(self) -> int:
         return int(self.values.shape[1])
 
+    def days_of(self, channel_ids: Iterable[int]) -> dict[int, list[tuple[date, int]]]:
+        """The channel-days read of some channels: channel → [(UTC day, version)]."""
+        wanted = set(channel_ids)
+        out: dict[int, list[tuple[date, int]]] = {c: [] for c in wanted}
+        if isinstance(self.versions, DayVersions):
+            return self.versions.days_of(wanted, out)
+        for (cid, day), ver in self.versions.items():
+            if cid in wanted:
+                out[cid].append((day, ver))
+        return out
+
     def version_totals(self) -> dict[int, tuple[int, int]]:
         """Channel → (channel-days read, sum of their versions): a fingerprint of the data read."""
         if isinstance(self.versions, DayVersions):
@@ -165,6 +176,16 @@ class DayVersions(Mapping[tuple[int, date], int]):
 
     def __len__(self) -> int:
         return int(self._channels.size)
+
+    def days_of(
+        self, wanted: set[int], out: dict[int, list[tuple[date, int]]]
+    ) -> dict[int, list[tuple[date, int]]]:
+        """Add the (day, version) pairs of the ``wanted`` channels to ``out``."""
+        sel = np.flatnonzero(np.isin(self._channels, np.fromiter(wanted, dtype=np.int64, count=len(wanted))))
+        day = (np.datetime64(self._epoch, "D") + self._days[sel]).tolist()
+        for c, d, v in zip(self._channels[sel].tolist(), day, self._versions[sel].tolist(), strict=True):
+            out[c].append((d, v))
+        return out
 
     def totals(self) -> dict[int, tuple[int, int]]:
         """Channel → (days, sum of versions), column-wise."""
