@@ -210,6 +210,14 @@ def test_bill_numbers_continue_from_the_periods_last_number(db_url, session):
     assert _next_seq(session, "2026-09") == 7
     assert _next_seq(session, "2026-11") == 1
     assert _next_seq(session, "2026-12") == 0
+    # past 999,999 a number grows a digit and sorts before the six-digit ones as text
+    for number in ("B-2027-01-999999", "B-2027-01-1000000", "B-2027-01-1000001", "B-2027-01-999998"):
+        session.add(
+            Bill(number=number, service_agreement_id=sa.id, account_id=sa.account_id, period="2027-01",
+                 period_start=at, period_end=at, tariff_code="T", currency="INR")
+        )  # fmt: skip
+    session.flush()
+    assert _next_seq(session, "2027-01") == 1_000_001
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # COPY is PostgreSQL's

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from meter2cash.cis.bulk import insert_columns, raw_table, reserve_ids
@@ -59,17 +59,25 @@ def _next_seq(session: Session, period: str) -> int:
     ``B-<period>-NNNNNN`` so that PostgreSQL reads the last one from the unique index on
     ``number`` whatever the database's collation (a ``LIKE`` uses that index only under the C
     collation, and ``max()`` under a ``LIKE`` walks back over every later number); the ``LIKE``
-    keeps the match exact."""
+    keeps the match exact. Beyond 999,999 bills in a period the numbers grow a digit and no
+    longer sort as text: the longest is looked for then (a scan of the period's numbers)."""
     prefix = f"B-{period}-"
-    last = session.scalar(
-        select(Bill.number)
-        .where(
-            Bill.number >= prefix + "0" * 6, Bill.number <= prefix + "9" * 6, Bill.number.like(prefix + "%")
-        )
-        .order_by(Bill.number.desc())
-        .limit(1)
+    in_period = (
+        Bill.number >= prefix + "0" * 6,
+        Bill.number <= prefix + "9" * 6,
+        Bill.number.like(prefix + "%"),
     )
-    return int(last.rsplit("-", 1)[1]) if last else 0
+    last = session.scalar(select(Bill.number).where(*in_period).order_by(Bill.number.desc()).limit(1))
+    seq = int(last.rsplit("-", 1)[1]) if last else 0
+    if seq == 10**6 - 1:
+        longer = session.scalar(
+            select(Bill.number)
+            .where(*in_period, func.length(Bill.number) > len(prefix) + 6)
+            .order_by(func.length(Bill.number).desc(), Bill.number.desc())
+            .limit(1)
+        )
+        seq = int(longer.rsplit("-", 1)[1]) if longer else seq
+    return seq
 
 
 @dataclass(slots=True)
