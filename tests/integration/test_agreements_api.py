@@ -28,8 +28,11 @@ def client(platform):
 
 
 def test_post_and_get_terms(client, platform):
-    assert client.get(URL).json() == {
-        "agreement": "SA-1002", "sanctioned_load_kw": "25", "contract_demand_kva": "30", "terms": [],
+    before = client.get(URL, params={"on": "2026-10-01"}).json()
+    assert before == {
+        "agreement": "SA-1002", "sanctioned_load_kw": "25", "contract_demand_kva": "30",
+        "in_effect": {"on": "2026-10-01", "sanctioned_load_kw": "25", "contract_demand_kva": "30"},
+        "terms": [],
     }  # fmt: skip
     body = {"effective_from": "2026-10-11", "sanctioned_kw": "40", "reason": "extension", "rebill": True}
     r = client.post(URL, json=body)
@@ -50,6 +53,13 @@ def test_post_and_get_terms(client, platform):
     with platform.sessions() as s:
         topics = s.scalars(select(OutboxMessage.topic)).all()
     assert "agreement.load_changed" in topics
+    # a change dated in the future: the columns hold it at once, what is in effect does not
+    future = {"effective_from": "2099-01-01", "sanctioned_kw": "60", "reason": "planned"}
+    assert client.post(URL, json=future).status_code == 201
+    body = client.get(URL).json()
+    assert body["sanctioned_load_kw"] == "60" and body["in_effect"]["sanctioned_load_kw"] == "40"
+    assert client.get(URL, params={"on": "2026-10-10"}).json()["in_effect"]["sanctioned_load_kw"] == "25"
+    assert client.get(URL, params={"on": "2099-01-01"}).json()["in_effect"]["sanctioned_load_kw"] == "60"
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter
@@ -10,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from meter2cash.api.deps import PlatformDep, SessionDep
 from meter2cash.cis.contracts import agreement_by_number, change_load, rebill_affected, terms_of
+from meter2cash.core.timeutil import utcnow
 
 router = APIRouter(tags=["agreements"])
 
@@ -26,18 +28,34 @@ class TermIn(BaseModel):
 
 
 @router.get("/agreements/{number}/terms")
-def get_terms(number: str, session: SessionDep) -> dict[str, Any]:
-    """The agreement's current load and its contract terms, oldest first
-    (error ``service_agreement.not_found``)."""
+def get_terms(
+    number: str, session: SessionDep, platform: PlatformDep, on: date | None = None
+) -> dict[str, Any]:
+    """The agreement's latest load (its columns; a change dated in the future is already
+    there), the load ``in_effect`` on a day (``on``, default today in the platform's time
+    zone) and its contract terms, oldest first (error ``service_agreement.not_found``)."""
     sa = agreement_by_number(session, number)
+    terms = terms_of(session, sa)
+    day = on or utcnow().astimezone(platform.settings.tz).date()
+    started = [t for t in terms if t.effective_from <= day]
+    kw, kva = (started[-1].sanctioned_kw, started[-1].contract_kva) if started else (
+        sa.sanctioned_load_kw, sa.contract_demand_kva
+    )  # fmt: skip
     return {
         "agreement": sa.number,
-        "sanctioned_load_kw": f"{sa.sanctioned_load_kw.normalize():f}",
-        "contract_demand_kva": None
-        if sa.contract_demand_kva is None
-        else f"{sa.contract_demand_kva.normalize():f}",
-        "terms": [t.to_dict() for t in terms_of(session, sa)],
+        "sanctioned_load_kw": _text(sa.sanctioned_load_kw),
+        "contract_demand_kva": _text(sa.contract_demand_kva),
+        "in_effect": {
+            "on": day.isoformat(),
+            "sanctioned_load_kw": _text(kw),
+            "contract_demand_kva": _text(kva),
+        },
+        "terms": [t.to_dict() for t in terms],
     }
+
+
+def _text(v: Decimal | None) -> str | None:
+    return None if v is None else f"{v.normalize():f}"
 
 
 @router.post("/agreements/{number}/terms", status_code=201)
