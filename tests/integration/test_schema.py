@@ -83,6 +83,9 @@ def test_store_merges_reads_back_across_days_and_keeps_history(session):
     assert w.versions[(cid, d1)] == 2
     hist = store.history(cid, d1)
     assert [h.version for h in hist] == [1] and hist[0].reason == "ingest"
+    assert hist[0].superseded_at.tzinfo is not None and hist[0].vee_status == "raw"
+    np.testing.assert_allclose(np.frombuffer(hist[0].raw_values, "<f8")[92:], [0.5, 0.5, 0.5, 0.5])
+    assert np.frombuffer(hist[0].flags, "<u2").shape == (96,)
 
 
 def test_a_stale_copy_never_overwrites_data_that_arrived_meanwhile(platform):

@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy import Date, Integer, Table, bindparam, delete, func, insert, literal, select, tuple_, update
+from sqlalchemy import cast as cast_
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from meter2cash.core.errors import Conflict
@@ -27,6 +29,7 @@ from meter2cash.core.timeutil import (
     utc_days,
     utcnow,
 )
+from meter2cash.db import UTCDateTime
 from meter2cash.mdm.models import ChannelDay, ChannelDayHistory
 
 F64 = np.dtype("<f8")
@@ -387,38 +390,39 @@ class MeasurementStore:
         if old:
             expected = {(d.channel_id, d.day): d.version for d in old}
             keys = list(expected)
-            cols = [c for c in ChannelDay.__table__.c if c.name != "updated_at"]
-            hist: list[dict[str, Any]] = []
-            for i in range(0, len(keys), CHUNK):
-                part = keys[i : i + CHUNK]
-                stmt = select(*cols).where(tuple_(ChannelDay.channel_id, ChannelDay.day).in_(part))
-                rows = self.session.execute(stmt.with_for_update()).mappings()
-                hist.extend({**dict(r), "superseded_at": now, "reason": reason} for r in rows)
-            stale = [
-                (h["channel_id"], h["day"])
-                for h in hist
-                if h["version"] != expected[(h["channel_id"], h["day"])]
-            ]
-            if stale or len(hist) != len(keys):
+            t = ChannelDay.__table__.c
+            pg = self.session.get_bind().dialect.name == "postgresql"
+            found: dict[tuple[int, date], int] = {}
+            for i in range(0, len(keys), CHUNK):  # lock the rows; only their versions travel
+                where = _key_filter(keys[i : i + CHUNK], pg)
+                rows = self.session.execute(
+                    select(t.channel_id, t.day, t.version).where(where).with_for_update()
+                )
+                found.update(((c, d), v) for c, d, v in rows)
+            stale = [k for k, v in found.items() if v != expected[k]]
+            if stale or len(found) != len(keys):
                 raise Conflict(
-                    f"{len(stale) or len(keys) - len(hist)} channel-day(s) changed since they were read "
+                    f"{len(stale) or len(keys) - len(found)} channel-day(s) changed since they were read "
                     f"(first: channel {(stale or keys)[0][0]}, {(stale or keys)[0][1]}); nothing was saved",
                     code="store.version_conflict",
                     days=len(stale),
                 )
-            self.session.execute(insert(ChannelDayHistory), hist)
-            self.session.execute(
-                update(ChannelDay),
-                [
-                    {
-                        "channel_id": d.channel_id,
-                        "day": d.day,
-                        **self._columns(d, now),
-                        "version": d.version + 1,
-                    }
-                    for d in old
-                ],
-            )
+            # the superseded rows go to history inside the database, without a round trip
+            h = cast(Table, ChannelDayHistory.__table__)
+            for i in range(0, len(keys), CHUNK):
+                where = _key_filter(keys[i : i + CHUNK], pg)
+                kept = select(*(t[c] for c in _HISTORY_COLUMNS), literal(now, UTCDateTime()), literal(reason))
+                self.session.execute(
+                    insert(h).from_select([*_HISTORY_COLUMNS, "superseded_at", "reason"], kept.where(where))
+                )
+            changed = [
+                {"channel_id": d.channel_id, "day": d.day, **self._columns(d, now), "version": d.version + 1}
+                for d in old
+            ]
+            if pg:
+                _update_days_pg(self.session.connection().connection.driver_connection, changed)
+            else:
+                self.session.execute(update(ChannelDay), changed)
         if new:
             self.session.execute(
                 insert(ChannelDay),
@@ -482,6 +486,57 @@ class MeasurementStore:
 
     def delete_channel(self, channel_id: int) -> None:
         self.session.execute(delete(ChannelDay).where(ChannelDay.channel_id == channel_id))
+
+
+#: Columns a superseded channel-day keeps in ``channel_day_history``.
+_HISTORY_COLUMNS = [
+    "channel_id", "day", "version", "interval_s", "raw_values", "values", "flags", "vee_status",
+    "vee_run_id", "batch_id",
+]  # fmt: skip
+
+#: Changed channel-days in one statement: the new rows as arrays, joined on the key.
+_UPDATE_DAYS_SQL = """
+UPDATE channel_day AS c SET interval_s = v.interval_s, raw_values = v.raw_values, "values" = v."values",
+    flags = v.flags, received = v.received, vee_status = v.vee_status, vee_run_id = v.vee_run_id,
+    batch_id = v.batch_id, updated_at = v.updated_at, version = v.version
+FROM unnest(%b::int[], %b::date[], %b::int[], %b::bytea[], %b::bytea[], %b::bytea[], %b::int[],
+            %b::varchar[], %b::int[], %b::int[], %b::timestamptz[], %b::int[])
+    AS v(channel_id, day, interval_s, raw_values, "values", flags, received, vee_status, vee_run_id,
+         batch_id, updated_at, version)
+WHERE c.channel_id = v.channel_id AND c.day = v.day
+"""
+
+_UPDATE_FIELDS = [
+    "channel_id", "day", "interval_s", "raw_values", "values", "flags", "received", "vee_status",
+    "vee_run_id", "batch_id", "updated_at", "version",
+]  # fmt: skip
+
+
+def _key_filter(keys: list[tuple[int, date]], pg: bool) -> Any:
+    """``(channel_id, day) IN keys``; on PostgreSQL as two array parameters (``unnest``), not
+    thousands of literal pairs for the server to parse and plan."""
+    t = ChannelDay.__table__.c
+    if not pg:
+        return tuple_(t.channel_id, t.day).in_(keys)
+    ids = cast_(bindparam("key_channels", [k[0] for k in keys], type_=ARRAY(Integer)), ARRAY(Integer))
+    days = cast_(bindparam("key_days", [k[1] for k in keys], type_=ARRAY(Date)), ARRAY(Date))
+    wanted = func.unnest(ids, days).table_valued("channel_id", "day").render_derived(name="wanted")
+    return tuple_(t.channel_id, t.day).in_(select(wanted.c.channel_id, wanted.c.day))
+
+
+def _update_days_pg(raw_conn: Any, rows: list[dict[str, Any]]) -> None:
+    """Update stored channel-days on PostgreSQL: one ``UPDATE … FROM unnest(arrays)`` per
+    :data:`CHUNK` rows instead of one statement per row (arrays sent in binary)."""
+    with raw_conn.cursor() as cur:
+        for i in range(0, len(rows), CHUNK):
+            part = rows[i : i + CHUNK]
+            cur.execute(_UPDATE_DAYS_SQL, [[r[f] for r in part] for f in _UPDATE_FIELDS])
+            if cur.rowcount != len(part):
+                raise Conflict(
+                    f"{len(part) - cur.rowcount} channel-day(s) vanished while being saved",
+                    code="store.version_conflict",
+                    days=len(part) - cur.rowcount,
+                )
 
 
 def day_range(first: date, last: date) -> list[date]:
