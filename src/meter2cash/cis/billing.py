@@ -16,7 +16,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 from decimal import Decimal
-from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -135,8 +134,9 @@ def rate_jobs(
     groups: dict[tuple[int, int, bool], list[Job]] = defaultdict(list)
     for j in jobs:
         groups[(j.tv_id, j.interval_s, j.split)].append(j)
+    db = db or SessionThread(session, enabled=False)  # without one: every call at once
     reads = reads or db
-    store = MeasurementStore(session if reads is None else reads.session)
+    store = MeasurementStore(reads.session)
     chunks = [
         (key, members[c : c + CHUNK_AGREEMENTS])
         for key, members in groups.items()
@@ -145,15 +145,7 @@ def rate_jobs(
 
     def read(k: int) -> Future[Window]:
         (_, interval_s, _), chunk = chunks[k]
-        args = (store, chunk, p, interval_s)
-        if reads is None:
-            done: Future[Window] = Future()
-            done.set_result(read_chunk(*args))
-            return done
-        return reads.submit(read_chunk, *args)
-
-    def query(fn: Callable[..., Any], *args: Any) -> Any:
-        return fn(*args) if db is None else db.call(fn, *args)
+        return reads.submit(read_chunk, store, chunk, p, interval_s)
 
     ahead: deque[Future[Window]] = deque()
     prepared: dict[tuple[int, int, bool], _Calendar] = {}
@@ -173,7 +165,7 @@ def rate_jobs(
             prepared[key] = _Calendar(
                 vdef, tou_period_index(starts, vdef.tou, tz), local_days, day_index, [str(d) for d in dates]
             )
-        rc = _rate_chunk(session, window, starts, chunk, p, tz, prepared[key], errors, query)
+        rc = _rate_chunk(session, window, starts, chunk, p, tz, prepared[key], errors, db.call)
         if rc is not None:
             yield rc
 
@@ -344,54 +336,28 @@ def _determinants(
     the window's rows for a job read from one meter over the whole window, from combined rows
     (:func:`meter_rows`) for the others (meter exchanges)."""
     lo_w, hi_w = window.start, window.start + timedelta(seconds=len(starts) * window.interval_s)
-    plain: list[int] = []
-    rows: list[int] = []
+    rows = np.empty(len(jobs), dtype=np.int64)
+    mixed: list[int] = []
     for k, j in enumerate(jobs):
         m = j.meters[0]
         if len(j.meters) == 1 and m.channels.kwh and m.covers(lo_w, hi_w):
-            plain.append(k)
-            rows.append(row[m.channels.kwh])
-
-    def kernel(values: np.ndarray, flags: np.ndarray, r: list[int], idx: list[int]) -> WindowDeterminants:
-        return window_determinants(
-            values, flags, np.asarray(r, dtype=np.int64), lo[idx], hi[idx], cal.period_index, n_periods,
-            cal.day_index, len(cal.dates), window.interval_s, demand_s,
-        )  # fmt: skip
-
-    if len(plain) == len(jobs):
-        return kernel(window.values, window.flags, rows, plain)
-    mixed = [k for k in range(len(jobs)) if k not in set(plain)]
-    values, flags = meter_rows(window, row, [jobs[k] for k in mixed], starts, "kwh")
-    parts = [(plain, kernel(window.values, window.flags, rows, plain))] if plain else []
-    parts.append((mixed, kernel(values, flags, list(range(len(mixed))), mixed)))
-    return _merge(parts, len(jobs))
+            rows[k] = row[m.channels.kwh]
+        else:
+            mixed.append(k)
+    values, flags = window.values, window.flags
+    if mixed:  # their combined rows go below the window's
+        combined, combined_flags = meter_rows(window, row, [jobs[k] for k in mixed], starts, "kwh")
+        rows[mixed] = len(window.channel_ids) + np.arange(len(mixed))
+        values, flags = np.vstack((values, combined)), np.vstack((flags, combined_flags))
+    return window_determinants(
+        values, flags, rows, lo, hi, cal.period_index, n_periods, cal.day_index, len(cal.dates),
+        window.interval_s, demand_s,
+    )  # fmt: skip
 
 
 def _take(det: Determinants, idx: np.ndarray) -> Determinants:
     """The determinants of the jobs ``idx``."""
-    return Determinants(*(getattr(det, f)[idx] for f in _DET_FIELDS))
-
-
-_DET_FIELDS = [f.name for f in fields(Determinants)]
-
-
-def _merge(parts: list[tuple[list[int], WindowDeterminants]], n: int) -> WindowDeterminants:
-    """Scatter the determinants of disjoint job subsets back into one set of ``n`` jobs."""
-    first = parts[0][1]
-
-    def scatter(get: Callable[[WindowDeterminants], np.ndarray]) -> np.ndarray:
-        proto = get(first)
-        out = np.zeros((n, *proto.shape[1:]), dtype=proto.dtype)
-        for idx, wd in parts:
-            out[idx] = get(wd)
-        return out
-
-    det = Determinants(*(scatter(partial(_det_field, name=f)) for f in _DET_FIELDS))
-    return WindowDeterminants(det, scatter(lambda wd: wd.daily), scatter(lambda wd: wd.valid))
-
-
-def _det_field(wd: WindowDeterminants, name: str) -> np.ndarray:
-    return np.asarray(getattr(wd.det, name))
+    return Determinants(*(getattr(det, f.name)[idx] for f in fields(Determinants)))
 
 
 def _pick(mc: MeterChannels, name: str) -> int | None:
