@@ -10,13 +10,12 @@ Every function takes a Session and flushes; none commits (the caller owns the tr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, cast
 
-import numpy as np
 from sqlalchemy import BigInteger, Table, case, func, insert, select, type_coerce
 from sqlalchemy.orm import Session
 
@@ -116,27 +115,14 @@ def post_entries(session: Session, specs: Sequence[EntrySpec]) -> list[int]:
     known = set(session.scalars(select(LedgerAccount.code)))
     for spec in specs:
         _check(spec, known)
-    now = utcnow()
-    table = cast(Table, JournalEntry.__table__)
-    entries = [
-        {
-            "posted_at": now,
-            "kind": s.kind,
-            "effective_date": s.effective_date,
-            "reference": s.reference,
-            "memo": s.memo[:200],
-            "reverses_id": s.reverses_id,
-        }
-        for s in specs
-    ]
-    reserved = reserve_ids(session, table, len(entries)) if len(entries) >= COPY_FROM_ROWS else None
-    if reserved is not None:  # PostgreSQL: ids first, then one COPY (RETURNING batches are slow)
-        ids = reserved
-        with_ids = [{**e, "id": i} for e, i in zip(entries, ids, strict=True)]
-        insert_rows(session, table, with_ids, copy_min_rows=0)
-    else:
-        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        ids = list(session.scalars(stmt, entries))
+    columns: dict[str, Sequence[Any]] = {
+        "kind": [s.kind for s in specs],
+        "effective_date": [s.effective_date for s in specs],
+        "reference": [s.reference for s in specs],
+        "memo": [s.memo[:200] for s in specs],
+        "reverses_id": [s.reverses_id for s in specs],
+    }
+    ids = _insert_entries(session, columns, {"posted_at": utcnow()})
     rows = [
         {
             "entry_id": entry_id,
@@ -184,21 +170,9 @@ def post_scaled(
             code="ledger.unbalanced",
             difference=str(diff),
         )
-    table = cast(Table, JournalEntry.__table__)
     same = {"posted_at": posted_at or utcnow(), "kind": kind, "effective_date": effective_date}
-    memo = [m[:200] for m in memos]
-    reserved = reserve_ids(session, table, n) if n >= COPY_FROM_ROWS else None
-    if reserved is not None:  # PostgreSQL: ids first, then one COPY (RETURNING batches are slow)
-        ids = reserved
-        columns: dict[str, Sequence[Any]] = {"id": ids, "reference": references, "memo": memo}
-        insert_columns(session, table, columns, same={**same, "reverses_id": None}, copy_min_rows=0)
-    else:
-        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        rows = [
-            {**same, "reference": r, "memo": m, "reverses_id": None}
-            for r, m in zip(references, memo, strict=True)
-        ]
-        ids = list(session.scalars(stmt, rows))
+    columns = {"reference": references, "memo": [m[:200] for m in memos], "reverses_id": [None] * n}
+    ids = _insert_entries(session, columns, same)
     lines: dict[str, list[Any]] = {
         "entry_id": [i for i, c in zip(ids, counts, strict=True) for _ in range(c)],
         "ledger_account": [leg[0] for leg in flat],
@@ -214,22 +188,31 @@ def post_scaled(
 def _unbalanced(amounts: list[int], counts: list[int]) -> list[int]:
     """Indices of the entries (``counts`` legs each, in order) that are empty or whose
     ``amounts`` do not sum to zero."""
-    bad = [k for k, c in enumerate(counts) if not c]
-    if bad:
-        return bad
-    try:
-        sums = np.add.reduceat(np.asarray(amounts, dtype=np.int64), np.cumsum([0, *counts[:-1]]))
-    except OverflowError:  # beyond 64 bits: exact Python sums
-        sums = np.asarray([0 if s == 0 else 1 for s in _sums(amounts, counts)])
-    return np.flatnonzero(sums).tolist()
-
-
-def _sums(amounts: list[int], counts: list[int]) -> list[int]:
-    out, i = [], 0
-    for c in counts:
-        out.append(sum(amounts[i : i + c]))
+    bad: list[int] = []
+    i = 0
+    for k, c in enumerate(counts):
+        if not c or sum(amounts[i : i + c]) != 0:
+            bad.append(k)
         i += c
-    return out
+    return bad
+
+
+def _insert_entries(
+    session: Session, columns: Mapping[str, Sequence[Any]], same: Mapping[str, Any]
+) -> list[int]:
+    """Insert journal entries given column-wise (``same``: values of every entry) and return
+    their ids in order. On PostgreSQL, from ``COPY_FROM_ROWS`` entries on, the ids are drawn from
+    the sequence first and the entries copied (``RETURNING`` batches are slow to send)."""
+    table = cast(Table, JournalEntry.__table__)
+    n = len(next(iter(columns.values())))
+    reserved = reserve_ids(session, table, n) if n >= COPY_FROM_ROWS else None
+    if reserved is not None:
+        insert_columns(session, table, {"id": reserved, **columns}, same=same, copy_min_rows=0)
+        return reserved
+    stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    keys = [*columns, *same]
+    rows = [dict(zip(keys, (*r, *same.values()), strict=True)) for r in zip(*columns.values(), strict=True)]
+    return list(session.scalars(stmt, rows))
 
 
 def post_many(session: Session, specs: Sequence[EntrySpec]) -> list[JournalEntry]:
