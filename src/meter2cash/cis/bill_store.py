@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from itertools import repeat
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -20,7 +19,7 @@ import numpy.typing as npt
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
-from meter2cash.cis.bulk import insert_columns, raw_table, reserve_ids
+from meter2cash.cis.bulk import column_rows, insert_columns, raw_table, reserve_ids
 from meter2cash.cis.ledger import COPY_FROM_ROWS, ScaledLeg, post_scaled
 from meter2cash.cis.models import Bill, BillLine, BillRun, BillSegment
 from meter2cash.cis.rating import RatedBill, RatedLine
@@ -243,7 +242,7 @@ def store_segmented(
         h.total.append(total)
         h.total_scaled.append(_money_int(total))
         h.det.append({**det, "terms": merged.terms} if merged.terms else det)
-        h.wh.append(_scaled_int(kwh, 3))
+        h.wh.append(int(kwh.scaleb(3)))
         h.estimated.append(any(rc.estimated[k] for _, rc, k in parts))
         h.legs.append(
             [(c, _money_int(x), acct) for c, x, acct in bill_entry_legs(merged, a.kind, a.account_id)]
@@ -266,10 +265,6 @@ def store_segmented(
 
 def _scaled(v: Decimal | None, places: int) -> int | None:
     return None if v is None else int(v.scaleb(places))
-
-
-def _scaled_int(v: Decimal, places: int) -> int:
-    return int(v.scaleb(places))
 
 
 def _insert(
@@ -409,12 +404,8 @@ def _insert_bill_columns(
     ids = reserve_ids(session, BILL, n)
     if ids is None:
         raw = raw_table(BILL, scaled)
-        names = [*columns, *same]
-        values = [*columns.values(), *(repeat(v, n) for v in same.values())]
         stmt = insert(raw).returning(raw.c.id, sort_by_parameter_order=True)
-        return list(
-            session.scalars(stmt, [dict(zip(names, r, strict=True)) for r in zip(*values, strict=True)])
-        )
+        return list(session.scalars(stmt, column_rows(columns, same)))
     insert_columns(session, BILL, {"id": ids, **columns}, same=same, copy_min_rows=0, scaled=scaled)
     return ids
 

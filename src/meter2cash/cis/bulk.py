@@ -144,9 +144,7 @@ def insert_columns(
     scaled = frozenset(scaled)
     if dialect.name != "postgresql" or n < copy_min_rows:
         raw = raw_table(table, scaled) if scaled else table
-        keys = [*columns, *same]
-        lists = [*columns.values(), *(repeat(v, n) for v in same.values())]
-        session.execute(insert(raw), [dict(zip(keys, r, strict=True)) for r in zip(*lists, strict=True)])
+        session.execute(insert(raw), column_rows(columns, same))
         return
     given = {**columns, **same}
     names: list[str] = []
@@ -164,6 +162,18 @@ def insert_columns(
         names.append(c)
         values.append(_Same(v if conv is None or v is None else conv(v)))
     _copy(session, table.name, names, values, n)
+
+
+def column_rows(
+    columns: Mapping[str, Sequence[Any]], same: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Rows (dicts) of columns given column-wise, each with the ``same`` values too: for an
+    executemany where no ``COPY`` is used."""
+    same = same or {}
+    n = len(next(iter(columns.values()))) if columns else 0
+    keys = [*columns, *same]
+    lists = [*columns.values(), *(repeat(v, n) for v in same.values())]
+    return [dict(zip(keys, r, strict=True)) for r in zip(*lists, strict=True)]
 
 
 class _Same:

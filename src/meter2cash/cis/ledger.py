@@ -19,7 +19,7 @@ from typing import Any, cast
 from sqlalchemy import BigInteger, Table, case, func, insert, select, type_coerce
 from sqlalchemy.orm import Session
 
-from meter2cash.cis.bulk import insert_columns, insert_rows, reserve_ids
+from meter2cash.cis.bulk import column_rows, insert_columns, insert_rows, reserve_ids
 from meter2cash.cis.models import JournalEntry, JournalLine, LedgerAccount
 from meter2cash.core.errors import Conflict, InvalidInput, NotFound
 from meter2cash.core.timeutil import utcnow
@@ -210,9 +210,7 @@ def _insert_entries(
         insert_columns(session, table, {"id": reserved, **columns}, same=same, copy_min_rows=0)
         return reserved
     stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-    keys = [*columns, *same]
-    rows = [dict(zip(keys, (*r, *same.values()), strict=True)) for r in zip(*columns.values(), strict=True)]
-    return list(session.scalars(stmt, rows))
+    return list(session.scalars(stmt, column_rows(columns, same)))
 
 
 def post_many(session: Session, specs: Sequence[EntrySpec]) -> list[JournalEntry]:
