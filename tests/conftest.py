@@ -57,9 +57,10 @@ def make_meter(session, serial: str, channels: dict[str, str] | None = None) -> 
     return ids
 
 
-def attach_customer(session, meter_id: int, serial: str, customer_class: str) -> None:
+def attach_customer(session, meter_id: int, serial: str, customer_class: str, **agreement) -> None:
     """A customer of ``customer_class`` whose service point has the meter installed since
-    2026-01-01, with an agreement on tariff ``T`` (names derived from ``serial``)."""
+    2026-01-01, with an agreement on tariff ``T`` (names derived from ``serial``; ``agreement``:
+    other values of the agreement's columns, e.g. ``tariff_code``, ``payment_mode``)."""
     from meter2cash.cis.models import Account, Person, Premise, ServiceAgreement, ServicePoint
     from meter2cash.mdm.models import Installation
 
@@ -75,8 +76,8 @@ def attach_customer(session, meter_id: int, serial: str, customer_class: str) ->
         [
             Installation(meter_id=meter_id, service_point_id=sp.id, installed_at=since),
             ServiceAgreement(
-                number=f"SA-{serial}", account_id=acc.id, service_point_id=sp.id, tariff_code="T",
-                start_date=since.date(),
+                **{"number": f"SA-{serial}", "account_id": acc.id, "service_point_id": sp.id,
+                   "tariff_code": "T", "start_date": since.date(), **agreement}
             ),
         ]
     )  # fmt: skip

@@ -4,22 +4,23 @@ at the new load (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
 
+from conftest import attach_customer, make_meter
 from meter2cash.cis.contracts import change_load
 from meter2cash.cis.cycles import Term, sanctioned_kw_days
-from meter2cash.cis.models import Account, Person, Premise, ServiceAgreement, ServicePoint
+from meter2cash.cis.models import ServiceAgreement
 from meter2cash.cis.money_models import PrepaidCharge, Wallet
 from meter2cash.cis.prepaid import ensure_wallets, month_loads_w, run_daily
 from meter2cash.cis.rating import RatingInput, rate_arrays
 from meter2cash.cis.tariffs import load_tariff_file, store_tariff
 from meter2cash.cis.tariffs.loader import tariff_version_for
-from meter2cash.mdm.models import Channel, Installation, Meter
+from meter2cash.mdm.models import Channel
 from meter2cash.mdm.reading_types import ensure_catalogue
 from meter2cash.mdm.store import MeasurementStore
 
@@ -42,30 +43,14 @@ def build(session, loads: list[str]) -> dict[str, int]:
     values = {d: rng.uniform(0, 0.3, 96).round(3) for d in days}
     received = {}
     for i, load in enumerate(loads):
-        person, premise = Person(name=f"Customer {i}"), Premise(code=f"P-{i}")
-        session.add_all([person, premise])
-        session.flush()
-        acct = Account(number=f"A-{i}", person_id=person.id)
-        sp = ServicePoint(code=f"SP-{i}", premise_id=premise.id)
-        meter = Meter(serial=f"M-{i}", status="installed")
-        session.add_all([acct, sp, meter])
-        session.flush()
-        session.add(
-            ServiceAgreement(
-                number=f"SA-{i}", account_id=acct.id, service_point_id=sp.id, tariff_code="RES-LT1",
-                payment_mode="prepaid", sanctioned_load_kw=D(load), start_date=date(2026, 1, 1),
-            )
+        cid = make_meter(session, f"{i}")["kwh_import_15m"]
+        meter_id = session.scalar(select(Channel.meter_id).where(Channel.id == cid))
+        attach_customer(
+            session, meter_id, f"{i}", "residential", tariff_code="RES-LT1", payment_mode="prepaid",
+            sanctioned_load_kw=D(load),
         )  # fmt: skip
-        ch = Channel(meter_id=meter.id, reading_type_id=rt.id)
-        session.add(ch)
-        session.add(
-            Installation(
-                meter_id=meter.id, service_point_id=sp.id, installed_at=datetime(2026, 1, 1, tzinfo=UTC)
-            )
-        )
-        session.flush()
         for d in days:
-            received[(ch.id, d)] = (np.arange(96), values[d])
+            received[(cid, d)] = (np.arange(96), values[d])
     MeasurementStore(session).merge(received, {cid: rt.interval_s for cid, _ in received})
     ensure_wallets(session, date(2026, 10, 1))
     session.commit()
