@@ -89,6 +89,7 @@ def test_a_cycle_reads_its_own_agreements_and_monthly_those_assigned_elsewhere_n
             ContractTerm(
                 service_agreement_id=sa, effective_from=frm, sanctioned_load_kw=Decimal(kw),
                 contract_demand_kva=None if kva is None else Decimal(kva),
+                payment_mode="postpaid", tariff_code="T",
             )
         )  # fmt: skip
     session.flush()

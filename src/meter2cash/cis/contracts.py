@@ -170,6 +170,8 @@ def change_load(
             effective_from=sa.start_date,
             sanctioned_load_kw=sa.sanctioned_load_kw,
             contract_demand_kva=sa.contract_demand_kva,
+            payment_mode=sa.payment_mode,
+            tariff_code=sa.tariff_code,
             reason=INITIAL_REASON,
             created_by=by,
         )
@@ -186,6 +188,8 @@ def change_load(
         effective_from=effective_from,
         sanctioned_load_kw=kw,
         contract_demand_kva=kva,
+        payment_mode=previous.payment_mode if previous is not None else sa.payment_mode,
+        tariff_code=previous.tariff_code if previous is not None else sa.tariff_code,
         reason=reason.strip(),
         created_by=by,
     )

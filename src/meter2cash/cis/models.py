@@ -80,9 +80,11 @@ class ServiceAgreement(Base):
 
 
 class ContractTerm(Base):
-    """The contracted load of a service agreement from a date on. A change inside a billing
-    period splits the bill into segments, so charges per kW sanctioned or kVA contracted are
-    prorated by the days under each term; the agreement's own columns hold the latest term."""
+    """The terms of a service agreement from a date on: contracted load, payment mode and
+    tariff. A change inside a billing period splits the bill into segments, so charges per kW
+    sanctioned or kVA contracted are prorated by the days under each term, each segment is rated
+    on its own tariff, and only postpaid days are billed (prepaid days are charged by the prepaid
+    engine); the agreement's own columns hold the latest term."""
 
     __tablename__ = "contract_term"
     __table_args__ = (UniqueConstraint("service_agreement_id", "effective_from"),)
@@ -91,6 +93,9 @@ class ContractTerm(Base):
     effective_from: Mapped[date] = mapped_column(Date)
     sanctioned_load_kw: Mapped[Decimal] = mapped_column(Quantity)
     contract_demand_kva: Mapped[Decimal | None] = mapped_column(Quantity)
+    #: ``prepaid`` or ``postpaid`` from ``effective_from`` on.
+    payment_mode: Mapped[str] = mapped_column(String(16))
+    tariff_code: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(100), default="")
@@ -166,6 +171,10 @@ class Bill(Base):
     tax: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     total: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     determinants: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: The customer, premise and agreement as they were when the bill was issued (name,
+    #: address, account and agreement numbers, sanctioned load…): an issued bill is a record,
+    #: and its document shows them as issued whatever master data says later.
+    issued_to: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     #: Indexed: open items and revenue reports join entries to their bills by it.
     journal_entry_id: Mapped[int | None] = mapped_column(ForeignKey("journal_entry.id"), index=True)
     lines: Mapped[list[BillLine]] = relationship(back_populates="bill", order_by="BillLine.seq")

@@ -13,12 +13,31 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from meter2cash.core.errors import InvalidInput
+
 SECONDS_PER_DAY = 86_400
 EPOCH_DAY0 = date(1970, 1, 1)
+#: The window of dates the platform accepts anywhere (payments, periods, contracts, readings):
+#: a date outside it is a typing or system error, not history or planning.
+FIRST_DATE = date(1970, 1, 1)
+LAST_DATE = date(2199, 12, 31)
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def check_date(day: date, field: str = "date", *, code: str = "date.out_of_range") -> date:
+    """``day`` if it lies in :data:`FIRST_DATE` .. :data:`LAST_DATE`; else :class:`InvalidInput`
+    with ``code`` naming ``field``."""
+    if not FIRST_DATE <= day <= LAST_DATE:
+        raise InvalidInput(
+            f"{field} {day.isoformat()} lies outside {FIRST_DATE.isoformat()} .. {LAST_DATE.isoformat()}",
+            code=code,
+            field=field,
+            value=day.isoformat(),
+        )
+    return day
 
 
 def ensure_aware(ts: datetime, name: str = "timestamp") -> datetime:

@@ -38,7 +38,14 @@ from meter2cash.mdm.reading_types import ensure_catalogue
 CHUNK = 2000
 #: The entity whose records carry contract terms.
 TERMED = "service_agreements"
-TERM_COLUMNS = ("effective_from", "sanctioned_load_kw", "contract_demand_kva", "reason")
+TERM_COLUMNS = (
+    "effective_from",
+    "sanctioned_load_kw",
+    "contract_demand_kva",
+    "payment_mode",
+    "tariff_code",
+    "reason",
+)
 
 __all__ = ["EntityCounts", "LoadResult", "export_bundle", "load_bundle", "load_bundle_path"]
 
@@ -431,7 +438,7 @@ def export_bundle(session: Session) -> dict[str, list[dict[str, Any]]]:
     return {name: out[name] for name in order}
 
 
-TERM_FIELDS = ("effective_from", "sanctioned_load_kw", "contract_demand_kva", "reason")
+TERM_FIELDS = TERM_COLUMNS
 
 
 def existing_terms(session: Session, sa_ids: list[int] | None) -> dict[int, tuple[dict[str, Any], ...]]:

@@ -355,10 +355,22 @@ def _parse_terms(f: FieldSpec, v: Any) -> tuple[dict[str, Any], ...]:
         reason = item.get("reason") or ""
         if not isinstance(reason, str):
             raise FieldError("invalid_terms", f"term {i}: reason must be text", term=i)
+        mode = item.get("payment_mode")
+        if not _blank(mode) and mode not in PAYMENT_MODES:
+            raise FieldError(
+                "invalid_terms", f"term {i}: payment_mode {mode!r} is not one of {', '.join(PAYMENT_MODES)}",
+                term=i,
+            )  # fmt: skip
+        tariff = item.get("tariff_code")
+        if not _blank(tariff) and (not isinstance(tariff, str) or len(tariff.strip()) > 64):
+            raise FieldError("invalid_terms", f"term {i}: tariff_code must be a code of up to 64 characters",
+                             term=i)  # fmt: skip
         out[day] = {
             "effective_from": day,
             "sanctioned_load_kw": kw,
             "contract_demand_kva": kva,
+            "payment_mode": None if _blank(mode) else mode,
+            "tariff_code": None if _blank(tariff) else str(tariff).strip(),
             "reason": reason,
         }
     return tuple(out[d] for d in sorted(out))
@@ -378,8 +390,18 @@ def check_terms(rec: dict[str, Any]) -> str | None:
     end = rec.get("end_date")
     if end is not None and terms[-1]["effective_from"] > end:
         return f"a term starts after end_date {end}"
+    # A term without a payment mode or tariff carries the one before it; the first takes the
+    # record's (the latest term's when the record gives none).
+    for col, default in (("payment_mode", "postpaid"), ("tariff_code", None)):
+        given = [t[col] for t in terms if t.get(col) is not None]
+        carried = rec.get(col) if not given or terms[0].get(col) is None else None
+        carried = carried if carried is not None else (given[-1] if given else default)
+        if carried is None:
+            return f"the terms need a {col} (or the record's)"
+        for t in terms:
+            carried = t[col] = t.get(col) or carried
     latest = terms[-1]
-    for col in ("sanctioned_load_kw", "contract_demand_kva"):
+    for col in ("sanctioned_load_kw", "contract_demand_kva", "payment_mode", "tariff_code"):
         if col in rec and rec[col] != latest[col]:
             return f"{col} {rec[col]} differs from the latest term's {latest[col]}"
         if latest[col] is not None:
