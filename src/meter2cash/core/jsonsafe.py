@@ -1,0 +1,69 @@
+"""JSON from outside with bounded nesting: a document nested too deep is refused before parsing.
+
+``json.loads`` recurses once per level of nesting, so ``[[[[…]]]]`` 100,000 deep ends in a
+``RecursionError`` (a traceback in the CLI, a 500 from the API). :func:`loads_bounded` measures the
+depth first with one vectorised pass over the bytes and refuses a document deeper than
+``max_depth`` with the stable code ``input.too_deep``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from meter2cash.core.errors import InvalidInput
+
+_QUOTE, _BACKSLASH = ord('"'), ord("\\")
+_OPEN = (ord("["), ord("{"))
+_CLOSE = (ord("]"), ord("}"))
+
+
+def json_depth(data: bytes) -> int:
+    """The deepest nesting of arrays and objects in UTF-8 JSON text ``data`` (0 for a scalar).
+
+    Brackets inside strings do not count. A quote is escaped when an odd run of backslashes
+    precedes it; a backslash outside a string is invalid JSON, which the parser refuses at that
+    spot, before any nesting behind it is reached, so counting stays exact up to there.
+    """
+    b = np.frombuffer(data, dtype=np.uint8)
+    if b.size == 0:
+        return 0
+    pos = np.arange(b.size, dtype=np.int64)
+    backslash = b == _BACKSLASH
+    # index of the last non-backslash byte at or before each position (-1 when none)
+    last_plain = np.maximum.accumulate(np.where(backslash, -1, pos))
+    run_before = np.empty(b.size, dtype=np.int64)  # backslashes immediately before each byte
+    run_before[0] = 0
+    run_before[1:] = pos[:-1] - last_plain[:-1]
+    quote = (b == _QUOTE) & (run_before % 2 == 0)
+    in_string = (np.cumsum(quote) % 2).astype(bool)  # odd count so far: inside a string
+    opens = np.isin(b, _OPEN) & ~in_string
+    closes = np.isin(b, _CLOSE) & ~in_string
+    step = opens.astype(np.int64) - closes.astype(np.int64)
+    return int(np.cumsum(step).max(initial=0))
+
+
+def loads_bounded(data: bytes | str, max_depth: int = 64) -> Any:
+    """``json.loads(data)`` after checking that no array or object nests deeper than
+    ``max_depth`` levels (``InvalidInput`` with code ``input.too_deep`` otherwise).
+
+    ``bytes`` may be UTF-8, UTF-16 or UTF-32 as ``json.loads`` detects them; text that is no
+    JSON raises ``json.JSONDecodeError`` and bytes that are not in their encoding raise
+    ``UnicodeDecodeError``, as from ``json.loads``.
+    """
+    if isinstance(data, str):
+        raw = data.encode("utf-8", "surrogatepass")
+    else:
+        encoding = json.detect_encoding(data)
+        raw = data if encoding == "utf-8" else data.decode(encoding).encode("utf-8", "surrogatepass")
+    depth = json_depth(raw)
+    if depth > max_depth:
+        raise InvalidInput(
+            f"JSON nested {depth} levels deep; at most {max_depth} are accepted",
+            code="input.too_deep",
+            depth=depth,
+            max_depth=max_depth,
+        )
+    return json.loads(data)
