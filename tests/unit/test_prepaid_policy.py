@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from meter2cash.cis.prepaid_policy import (
@@ -43,22 +43,29 @@ def test_levels_and_firing_once():
     assert fire.tolist() == [False]
 
 
+#: 30 %, 10 % and 0 % of a 100.00 recharge [10⁻⁴ currency], worked out by hand
+HAND_THRESHOLDS = (300_000, 100_000, 0)
+
+
 @given(st.lists(st.integers(-200_000, 1_200_000), min_size=1, max_size=60))
+@example([300_000, 100_000, 0])  # exactly at each threshold: each alerts
+@example([50_000, 150_000, 100_000, 400_000, 0])  # a rise above 10 % re-arms it, above 30 % both
 def test_each_downward_crossing_fires_exactly_once(balances):
-    """Over any balance path, alerts fired = thresholds newly passed going down (reset when rising)."""
+    """Over any balance path, an alert fires when the balance falls to or below a threshold that has
+    not alerted since the balance was last above it (a rise above a threshold re-arms it)."""
     thr = threshold_matrix(np.array([1_000_000]), ("30%", "10%", "0%"))
+    assert thr.tolist() == [list(HAND_THRESHOLDS)]
     fired_level = -1
-    fires = 0
-    expected = 0
-    prev_level = -1
+    fired, expected = [], []
+    alerted: set[int] = set()  # thresholds at or above the balance that have alerted already
     for b in balances:
         level, fire = alerts_to_fire(np.array([b]), thr, np.array([fired_level]))
-        fires += int(fire[0])
-        lv = int(level[0])
-        expected += int(lv > prev_level)
-        prev_level = lv
-        fired_level = lv
-    assert fires == expected
+        fired.append(bool(fire[0]))
+        fired_level = int(level[0])  # what the prepaid engine stores for the next day
+        reached = {t for t in HAND_THRESHOLDS if b <= t}
+        expected.append(bool(reached - alerted))
+        alerted = reached  # the thresholds the balance rose above are re-armed
+    assert fired == expected
 
 
 def test_default_window():

@@ -71,12 +71,17 @@ def test_learned_model_learns_a_repeating_profile_and_never_uses_hidden_values()
     types = day_types_for([pd.Timestamp("2024-01-01").date() + pd.Timedelta(days=k) for k in range(days)])
     hidden = truth.copy()
     hidden[0, 1000:1200] = np.nan
+    gap = np.isnan(hidden)
     model = train(hidden, slots_per_day=spd, day_types=types)
     assert model is not None
-    poisoned = hidden.copy()  # what is inside the gap cannot change the model: it is NaN
-    pred = model.predict(poisoned, np.isnan(poisoned), slots_per_day=spd, day_types=types)
+    pred = model.predict(hidden, gap, slots_per_day=spd, day_types=types)
     err = np.abs(pred[0, 1000:1200] - truth[0, 1000:1200]).mean()
-    assert err < 0.05 and np.isnan(pred[0, :1000]).all()
+    assert err < 0.05 and np.isnan(pred[0, :1000]).all() and np.isnan(pred[0, 1200:]).all()
+    # whatever the gap holds (here an absurd 1e6 kWh), the prediction of the gap is the same
+    poisoned = hidden.copy()
+    poisoned[0, 1000:1200] = 1e6
+    again = model.predict(poisoned, gap, slots_per_day=spd, day_types=types)
+    np.testing.assert_array_equal(again, pred)
 
 
 def test_learned_estimator_beats_every_classical_method_on_real_data():

@@ -166,9 +166,12 @@ class LearnedModel:
     def predict(
         self, values: FloatArray, target: BoolArray, *, slots_per_day: int, day_types: npt.NDArray[np.integer]
     ) -> FloatArray:
-        """Predictions for the ``target`` intervals (NaN elsewhere) [unit per interval, >= 0]."""
-        values = np.atleast_2d(values)
+        """Predictions for the ``target`` intervals (NaN elsewhere) [unit per interval, >= 0].
+
+        What ``values`` holds at the targets is never read: they are the intervals to predict.
+        """
         target = np.atleast_2d(target)
+        values = np.where(target, np.nan, np.atleast_2d(values))
         out = np.full(values.shape, np.nan)
         need = np.flatnonzero(target.any(axis=1))  # features only for channels with something to fill
         if len(need) == 0:
