@@ -14,6 +14,7 @@ from meter2cash.cis.collections import CollectionsPolicy, promise_to_pay, run_co
 from meter2cash.cis.ledger import account_balance, trial_balance
 from meter2cash.cis.models import Account, Premise, ServiceAgreement, ServicePoint
 from meter2cash.cis.money_models import ConnectionCommand, DunningStep, Notification
+from meter2cash.cis.payment_terms import Terms
 from meter2cash.cis.payments import receive
 from meter2cash.cis.prepaid_policy import PrepaidPolicy
 from meter2cash.core.errors import InvalidInput
@@ -21,7 +22,7 @@ from meter2cash.core.errors import InvalidInput
 D = Decimal
 TZ = "Asia/Kolkata"
 NOON = datetime(2026, 11, 4, 6, 30, tzinfo=UTC)  # Wednesday 12:00 local
-POLICY = CollectionsPolicy(surcharge_percent=D("0"))
+POLICY = CollectionsPolicy(surcharge=False)
 
 
 def agreement(session, account_id: int) -> int:
@@ -86,7 +87,7 @@ def test_disconnect_waits_for_an_allowed_time(session):
     a = make_account(session)
     agreement(session, a)
     debit(session, a, "500.00", date(2026, 9, 1))
-    policy = CollectionsPolicy(surcharge_percent=D("0"), notice_after=0, disconnect_after=0, reminder_after=0)
+    policy = CollectionsPolicy(surcharge=False, notice_after=0, disconnect_after=0, reminder_after=0)
     assert run(session, date(2026, 10, 1), policy).steps["reminder"] == 1
     assert run(session, date(2026, 10, 1), policy).steps["notice"] == 1
     evening = datetime(2026, 11, 4, 14, 0, tzinfo=UTC)  # 19:30 local
@@ -97,17 +98,37 @@ def test_disconnect_waits_for_an_allowed_time(session):
     assert run(session, date(2026, 10, 1), policy).steps["disconnect"] == 1
 
 
-def test_surcharge_once_per_overdue_bill(session):
+def test_surcharge_monthly_on_what_is_open_from_the_utility_default(session):
+    """An entry without a bill record takes the utility default: 1.5 % a month of what is open
+    on it, the first on the 16th day past due (2026-09-01 + 16 = 09-17), then each month.
+    1.5 % of 1000.00 = 15.00; after 400.00 is paid, 1.5 % of 600.00 = 9.00."""
     a = make_account(session)
     debit(session, a, "1000.00", date(2026, 9, 1))
-    policy = CollectionsPolicy(surcharge_percent=D("1.5"), surcharge_after=15)
-    assert run(session, date(2026, 9, 10), policy).surcharges == 0
+    policy = CollectionsPolicy(payment_terms=Terms(late_percent=D("1.5"), late_grace_days=15))
+    assert run(session, date(2026, 9, 16), policy).surcharges == 0
     r = run(session, date(2026, 9, 20), policy)
     assert (r.surcharges, r.surcharge_amount) == (1, D("15.00"))
     assert run(session, date(2026, 9, 30), policy).surcharges == 0
-    assert account_balance(session, a) == D("1015.00")
-    assert sorted(i.kind for i in open_items(session, [a])) == ["bill", "surcharge"]
+    receive(session, a, D("400.00"), channel="cash", currency="INR", received_on=date(2026, 10, 1))
+    # the payment settled the bill first (oldest due): 600.00 open on it, 15.00 on the surcharge
+    r = run(session, date(2026, 10, 17), policy)
+    assert (r.surcharges, r.surcharge_amount) == (1, D("9.00"))
+    assert run(session, date(2026, 10, 18), policy).surcharges == 0
+    assert account_balance(session, a) == D("624.00")
+    assert sorted(i.kind for i in open_items(session, [a])) == ["bill", "surcharge", "surcharge"]
     assert trial_balance(session).total == 0
+
+
+def test_no_surcharge_or_dunning_when_credit_covers_the_bill(session):
+    """Credit left on the account (an overpayment before the bill) settles the bill: nothing is
+    overdue, so nothing is surcharged or dunned."""
+    a = make_account(session)
+    receive(session, a, D("1200.00"), channel="cash", currency="INR", received_on=date(2026, 8, 20))
+    debit(session, a, "1000.00", date(2026, 9, 1))
+    r = run(session, date(2026, 10, 30), CollectionsPolicy(reminder_after=1))
+    assert (r.surcharges, r.steps["reminder"]) == (0, 0)
+    assert open_items(session, [a]) == []
+    assert account_balance(session, a) == D("-200.00")
 
 
 def test_write_off_closes_the_oldest_items(session):

@@ -1,10 +1,16 @@
-"""Open items and payment allocation.
+"""Open items and payment allocation: the one account of which debt is open.
 
 An open item is a receivable debit: a journal line on 1100 of an entry whose kind is in
 :data:`ITEM_KINDS` (a bill, a late-payment surcharge, a fee, a balance carried over). Its open
-amount is the debit minus what :class:`PaymentAllocation` rows applied to it. Allocations only
-explain *which* debt a payment settled (for ageing and dunning); balances come from the ledger.
+amount is the debit minus what :class:`PaymentAllocation` rows applied to it, and nothing once
+its entry is reversed (a cancelled bill: :func:`cancel_item`). Every other receivable line is
+explained by allocations: a payment, a write-off, a rebate or a balance moved in credits 1100
+and is allocated to items or left as unapplied credit; a refund of credit, a returned cheque
+debit it back. So for every account
 
+    receivable balance (ledger 1100) = Σ open items − unapplied credit
+
+and ageing, collections and statements, which read open items and credit, agree with the ledger.
 Functions take a Session and flush; none commits (the caller owns the transaction).
 """
 
@@ -16,9 +22,9 @@ from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import func, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from meter2cash.cis.ledger import RECEIVABLE
+from meter2cash.cis.ledger import RECEIVABLE, reverse
 from meter2cash.cis.models import Bill, JournalEntry, JournalLine
 from meter2cash.cis.money_models import PaymentAllocation
 from meter2cash.core.errors import InvalidInput
@@ -48,7 +54,9 @@ class OpenItem:
 def open_items(
     session: Session, account_ids: list[int] | None = None, *, include_closed: bool = False
 ) -> list[OpenItem]:
-    """Open items of the given accounts (all accounts when None), oldest due date first."""
+    """Open items of the given accounts (all accounts when None), oldest due date first. An
+    item whose entry was reversed is closed (``include_closed`` lists it with ``open`` 0)."""
+    reversal = aliased(JournalEntry)
     debit = (
         select(
             JournalLine.entry_id,
@@ -59,9 +67,11 @@ def open_items(
             Bill.due_date,
             Bill.id,
             JournalLine.amount,
+            reversal.id,
         )
         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
         .outerjoin(Bill, Bill.journal_entry_id == JournalEntry.id)
+        .outerjoin(reversal, reversal.reverses_id == JournalEntry.id)
         .where(
             JournalLine.ledger_account == RECEIVABLE,
             JournalLine.amount > 0,
@@ -79,8 +89,8 @@ def open_items(
         for eid, raw in session.execute(applied.group_by(PaymentAllocation.item_entry_id))
     }
     items = []
-    for eid, acct, kind, ref, eff, due, bill_id, amount in session.execute(debit):
-        left = amount - paid.get(eid, ZERO)
+    for eid, acct, kind, ref, eff, due, bill_id, amount, reversed_by in session.execute(debit):
+        left = ZERO if reversed_by is not None else amount - paid.get(eid, ZERO)
         if left > 0 or include_closed:
             items.append(OpenItem(eid, acct or 0, kind, ref, eff, due or eff, bill_id, amount, left))
     items.sort(key=lambda i: (i.account_id, i.due_on, i.entry_id))
@@ -157,8 +167,42 @@ def allocate(
     return parts
 
 
-def apply_credit(session: Session, account_ids: list[int] | None = None) -> int:
-    """Apply unapplied credit to open items (oldest first); returns how many items it touched.
+def cancel_item(
+    session: Session, entry_id: int, reason: str, *, effective_date: date | None = None
+) -> dict[int, Decimal]:
+    """Cancel an open item: reverse its journal entry (which closes the item) and release what
+    payments had applied to it as unapplied credit of those payments (a negative allocation on
+    the item, a positive unapplied one, per payment). Returns ``{payment id: amount released}``;
+    :func:`apply_credit` then settles other items with it (a rebill's replacement first)."""
+    reverse(session, entry_id, reason, effective_date=effective_date)
+    applied = session.execute(
+        select(PaymentAllocation.payment_id, PaymentAllocation.account_id, func.sum(PaymentAllocation.amount))
+        .where(PaymentAllocation.item_entry_id == entry_id)
+        .group_by(PaymentAllocation.payment_id, PaymentAllocation.account_id)
+        .order_by(PaymentAllocation.payment_id)
+    ).all()
+    rows = []
+    released: dict[int, Decimal] = {}
+    bill_id = session.scalar(select(Bill.id).where(Bill.journal_entry_id == entry_id))
+    for pid, acct, amount in applied:
+        if not amount:
+            continue
+        released[pid] = Decimal(amount)
+        rows += [
+            {"payment_id": pid, "item_entry_id": entry_id, "bill_id": bill_id, "account_id": acct,
+             "amount": -amount},
+            {"payment_id": pid, "item_entry_id": None, "bill_id": None, "account_id": acct, "amount": amount},
+        ]  # fmt: skip
+    if rows:
+        session.execute(insert(PaymentAllocation), rows)
+    return released
+
+
+def apply_credit(
+    session: Session, account_ids: list[int] | None = None, *, first: list[int] | None = None
+) -> int:
+    """Apply unapplied credit to open items (``first``: these item entries before the others,
+    then oldest first); returns how many item allocations it made.
 
     Moves are recorded as a negative unapplied allocation and a positive item allocation under the
     payment that brought the credit, so every payment's allocations still sum to its amount.
@@ -180,7 +224,7 @@ def apply_credit(session: Session, account_ids: list[int] | None = None) -> int:
             .order_by(PaymentAllocation.payment_id)
         ).all()
         todo = [(pid, Decimal(v)) for pid, v in sources if v and v > 0]
-        for target, part in split(amount, order_items(items_by[acct], "oldest_first")):
+        for target, part in split(amount, order_items(items_by[acct], "oldest_first", first)):
             if target is None:
                 break
             item = target

@@ -19,11 +19,13 @@ import numpy.typing as npt
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
+from meter2cash.cis import payment_terms
 from meter2cash.cis.bulk import column_rows, insert_columns, raw_table, reserve_ids
 from meter2cash.cis.ledger import COPY_FROM_ROWS, ScaledLeg, post_scaled
 from meter2cash.cis.models import Bill, BillLine, BillRun, BillSegment
 from meter2cash.cis.rating import RatedBill, RatedLine
 from meter2cash.cis.rating_lines import LINE_FIELDS, MONEY_PLACES, line_columns, line_table
+from meter2cash.cis.tariffs.components import PaymentTerms
 from meter2cash.core.money import quantum
 from meter2cash.core.timeutil import utcnow
 from meter2cash.db import Money
@@ -79,6 +81,28 @@ def _next_seq(session: Session, period: str) -> int:
     return seq
 
 
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """How a run issues its bills: cycle, days to pay, currency, the bills it replaces and the
+    utility's default payment terms (for what a tariff leaves out)."""
+
+    cycle: str
+    due_days: int
+    currency: str
+    replacing: dict[int, Replacement]
+    payment_defaults: payment_terms.Terms = payment_terms.UTILITY_DEFAULT
+
+
+@dataclass(frozen=True, slots=True)
+class Replacement:
+    """A cancelled bill being billed again: ``paid`` is what payments had applied to it, now
+    moved to its replacement (:func:`meter2cash.cis.allocation.cancel_item`); the new bill shows
+    it as a line "paid against the cancelled bill", and its amount due is ``total − paid``."""
+
+    bill: Bill
+    paid: Decimal
+
+
 @dataclass(slots=True)
 class _Heads:
     """What the bill rows need besides their lines, column-wise: money as the stored integers
@@ -97,6 +121,9 @@ class _Heads:
     estimated: list[bool]
     legs: list[list[ScaledLeg]]
     n_lines: list[int]
+    #: The payment terms of each bill's tariff version (what it states; ``None`` fields take
+    #: the utility's defaults).
+    stated_terms: list[PaymentTerms | None]
 
 
 #: Bill line columns as stored (:data:`LINE_FIELDS` → values, scaled integers) for the bill ids.
@@ -113,10 +140,7 @@ def store_bills(
     p: BillingPeriod,
     rc: RatedChunk,
     idx: list[int],
-    cycle: str,
-    due_days: int,
-    currency: str,
-    replacing: dict[int, Bill],
+    issue: Issue,
 ) -> None:
     """Store the bills ``idx`` of a rated chunk (one segment each) straight from the rating
     arrays: lines, totals and journal legs are written as the scaled integers the rating gives,
@@ -146,7 +170,7 @@ def store_bills(
     exact = ra.scale <= -int(q.as_tuple().exponent) <= MONEY_PLACES  # quantize only appends zeros
     tot = [Decimal(t).scaleb(-ra.scale).quantize(q) for t in tot_l]
     tot_scaled = up(ra.total[sel]) if exact else [_money_int(d) for d in tot]
-    has_terms = bool(v.payment_terms.prompt_percent or v.payment_terms.late_percent or v.net_metering)
+    has_bank = v.net_metering is not None
     jobs = [rc.jobs[k] for k in idx]
     dets = [rc.determinants[k] for k in idx]
     legs: list[list[ScaledLeg]] = []
@@ -155,14 +179,15 @@ def store_bills(
         if tot_scaled[j] != 0:
             ls.insert(0, ("2100" if job.a.kind == "prepaid" else "1100", tot_scaled[j], job.a.account_id))
         legs.append(ls)
-        if has_terms:
-            terms = ra.terms(idx[j], tot[j])
-            if terms:
-                dets[j] = {**dets[j], "terms": terms}
+        if has_bank:
+            bank = ra.terms(idx[j], tot[j]).get("banked_kwh")
+            if bank is not None:
+                dets[j] = {**dets[j], "terms": {"banked_kwh": bank}}
     m = len(idx)
     heads = _Heads(
-        jobs, [v.code] * m, [v.currency or currency] * m, sub, tax, tot, tot_scaled,
+        jobs, [v.code] * m, [v.currency or issue.currency] * m, sub, tax, tot, tot_scaled,
         dets, ra.inputs.wh_total[sel].tolist(), [rc.estimated[k] for k in idx], legs, n_lines,
+        [v.payment_terms] * m,
     )  # fmt: skip
 
     def lines(ids: list[int]) -> dict[str, list[Any]]:
@@ -170,7 +195,7 @@ def store_bills(
         full[sel] = ids
         return line_table(ra, full, stored=True, skip_negative=sel.size != n)
 
-    _insert(session, run, result, p, heads, lines, cycle, due_days, replacing, None)
+    _insert(session, run, result, p, heads, lines, issue, None)
 
 
 def _to_money(scale: int) -> Callable[[npt.NDArray[np.int64]], list[int]]:
@@ -197,13 +222,10 @@ def store_segmented(
     result: BillRunResult,
     p: BillingPeriod,
     pending: dict[int, list[tuple[Job, RatedChunk, int]]],
-    cycle: str,
-    due_days: int,
-    currency: str,
-    replacing: dict[int, Bill],
+    issue: Issue,
 ) -> None:
     """Merge the segments of each agreement into one bill (lines prefixed with the dates)."""
-    heads = _Heads([], [], [], [], [], [], [], [], [], [], [], [])
+    heads = _Heads([], [], [], [], [], [], [], [], [], [], [], [], [])
     segments: list[list[dict[str, Any]]] = []
     merged_lines: list[list[tuple[RatedLine, int]]] = []
     for parts in pending.values():
@@ -236,12 +258,13 @@ def store_segmented(
         h = heads
         h.jobs.append(parts[0][0])
         h.tariff_code.append(merged.tariff_code)
-        h.currency.append(merged.currency or currency)
+        h.currency.append(merged.currency or issue.currency)
         h.subtotal.append(_money_int(sub))
         h.tax.append(_money_int(tax))
         h.total.append(total)
         h.total_scaled.append(_money_int(total))
-        h.det.append({**det, "terms": merged.terms} if merged.terms else det)
+        h.det.append(det)
+        h.stated_terms.append(parts[-1][1].rated.version.payment_terms)
         h.wh.append(int(kwh.scaleb(3)))
         h.estimated.append(any(rc.estimated[k] for _, rc, k in parts))
         h.legs.append(
@@ -260,7 +283,7 @@ def store_segmented(
         ]  # fmt: skip
         return {f: list(c) for f, c in zip(LINE_FIELDS, zip(*out, strict=True), strict=True)} if out else {}
 
-    _insert(session, run, result, p, heads, rows, cycle, due_days, replacing, segments)
+    _insert(session, run, result, p, heads, rows, issue, segments)
 
 
 def _scaled(v: Decimal | None, places: int) -> int | None:
@@ -274,9 +297,7 @@ def _insert(
     p: BillingPeriod,
     heads: _Heads,
     lines: LineTable,
-    cycle: str,
-    due_days: int,
-    replacing: dict[int, Bill],
+    issue: Issue,
     segments: list[list[dict[str, Any]]] | None,
 ) -> None:
     period = run.period
@@ -296,9 +317,10 @@ def _insert(
     for k, e in zip(posted, entry_ids, strict=True):
         entry[k] = e
     now = utcnow()
-    due = _due(issue_day, due_days)
-    old = [replacing.get(a.id) for a in agreements]
-    adjustment = [Decimal(0) if o is None or o.journal_entry_id is None else -o.total for o in old]
+    due = _due(issue_day, issue.due_days)
+    old = [issue.replacing.get(a.id) for a in agreements]
+    adjustment = [Decimal(0) if o is None else -o.paid for o in old]
+    _record_terms(heads, kinds, issue, issue_day, due)
     columns: dict[str, list[Any]] = {
         "number": numbers,
         "service_agreement_id": [a.id for a in agreements],
@@ -317,15 +339,12 @@ def _insert(
         "total": heads.total_scaled,
         "determinants": heads.det,
         "journal_entry_id": entry,
-        "replaces_bill_id": [None if o is None else o.id for o in old],
-        "adjustment": [
-            0 if o is None or o.journal_entry_id is None else _money_int(x)
-            for o, x in zip(old, adjustment, strict=True)
-        ],
+        "replaces_bill_id": [None if o is None else o.bill.id for o in old],
+        "adjustment": [_money_int(x) for x in adjustment],
     }
     same = {
         "bill_run_id": run.id, "period": period, "period_start": p.start, "period_end": p.end,
-        "issued_at": now, "cycle": cycle, "cancel_reason": "",
+        "issued_at": now, "cycle": issue.cycle, "cancel_reason": "",
     }  # fmt: skip
     ids = _insert_bill_columns(session, columns, same)
     rows = lines(ids)
@@ -334,7 +353,7 @@ def _insert(
         if o is not None and adjustment[k]:
             extra = (
                 ids[k], heads.n_lines[k] + 1, "adjustment",
-                f"Bill {o.number} cancelled and reversed ({o.cancel_reason})"[:200],
+                f"Paid against bill {o.bill.number}, cancelled ({o.bill.cancel_reason})"[:200],
                 None, "", None, columns["adjustment"][k], "1100", 0,
             )  # fmt: skip
             for f, x in zip(LINE_FIELDS, extra, strict=True):
@@ -375,6 +394,22 @@ def _insert(
         tot.count += 1
         tot.kwh += Decimal(wh).scaleb(-3)
         tot.amount += t
+
+
+def _record_terms(heads: _Heads, kinds: list[str], issue: Issue, issue_day: date, due: date) -> None:
+    """Record each postpaid bill's payment terms as issued (its tariff's, the utility's default
+    for what the tariff leaves out) with their amounts and dates, in ``determinants.terms``."""
+    resolved: dict[int, payment_terms.Terms] = {}
+    for k, stated in enumerate(heads.stated_terms):
+        if kinds[k] == "prepaid":
+            continue
+        terms = resolved.get(id(stated))
+        if terms is None:
+            terms = resolved[id(stated)] = payment_terms.resolve(stated, issue.payment_defaults)
+        record = payment_terms.bill_terms(heads.total[k], terms, heads.currency[k], issue_day, due)
+        if record:
+            det = heads.det[k]
+            heads.det[k] = {**det, "terms": {**det.get("terms", {}), **record}}
 
 
 def _uuid4s(n: int) -> list[str]:

@@ -16,7 +16,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -40,6 +40,7 @@ from meter2cash.cis.cycles import (
 )
 from meter2cash.cis.ledger import ensure_chart
 from meter2cash.cis.models import Bill, BillCycle, BillRun
+from meter2cash.cis.payment_terms import UTILITY_DEFAULT, Terms
 from meter2cash.cis.rating import RatedArrays, RatingInput, rate_arrays
 from meter2cash.cis.tariffs.model import TariffVersionDef
 from meter2cash.core.gcpause import gc_paused
@@ -49,6 +50,9 @@ from meter2cash.dbthread import SessionThread, snapshot_session
 from meter2cash.mdm.determinants import Determinants, WindowDeterminants, window_determinants
 from meter2cash.mdm.store import MeasurementStore, Window
 from meter2cash.mdm.tou import tou_period_index
+
+if TYPE_CHECKING:
+    from meter2cash.cis.bill_store import Replacement
 
 #: Agreements rated per read of interval data (bounds memory: CHUNK_AGREEMENTS × intervals × 8 B).
 CHUNK_AGREEMENTS = 1000
@@ -521,7 +525,8 @@ def run_bills(
     due_days: int = 15,
     cycle: str = MONTHLY,
     agreement_ids: list[int] | None = None,
-    replacing: dict[int, Bill] | None = None,
+    replacing: dict[int, Replacement] | None = None,
+    payment_defaults: Terms = UTILITY_DEFAULT,
 ) -> BillRunResult:
     """Bill every service agreement of ``cycle`` active in the period starting ``period``.
 
@@ -530,7 +535,8 @@ def run_bills(
     daily by the prepaid engine, so they get a monthly *statement* (kind ``prepaid``, status
     ``statement``, lines for information, no journal entry). Agreements already billed for the
     period are skipped (a re-run changes nothing) unless they are being rebilled
-    (``replacing``: agreement id → the cancelled bill; see :mod:`meter2cash.cis.rebill`).
+    (``replacing``: agreement id → the cancelled bill and what was paid on it; see
+    :mod:`meter2cash.cis.rebill`).
     A version change inside the period splits the bill into segments. Emits ``bill.issued``
     per bill. Does not commit.
 
@@ -542,7 +548,7 @@ def run_bills(
     with snapshot_session(session) as snap:
         return _run_bills(
             session, snap, period, tz=tz, currency=currency, on_progress=on_progress, due_days=due_days,
-            cycle=cycle, agreement_ids=agreement_ids, replacing=replacing,
+            cycle=cycle, agreement_ids=agreement_ids, replacing=replacing, payment_defaults=payment_defaults,
         )  # fmt: skip
 
 
@@ -557,9 +563,10 @@ def _run_bills(
     due_days: int,
     cycle: str,
     agreement_ids: list[int] | None,
-    replacing: dict[int, Bill] | None,
+    replacing: dict[int, Replacement] | None,
+    payment_defaults: Terms,
 ) -> BillRunResult:
-    from meter2cash.cis.bill_store import store_bills
+    from meter2cash.cis.bill_store import Issue, store_bills
 
     cyc = session.get(BillCycle, cycle) if cycle != MONTHLY else None
     p = billing_period(period, tz, 2 if cyc is not None and cyc.frequency == "bimonthly" else 1)
@@ -570,6 +577,7 @@ def _run_bills(
     result = BillRunResult(run_id=run.id, period=period)
     everyone = select_agreements(session, p, cycle, agreement_ids)
     replacing = replacing or {}
+    issue = Issue(cycle, due_days, currency, replacing, payment_defaults)
     billed = set(
         session.scalars(
             select(Bill.service_agreement_id).where(Bill.period == period, Bill.status != "cancelled")
@@ -590,7 +598,7 @@ def _run_bills(
         for rc in rate_jobs(session, jobs, p, tz, versions, result.errors, db, reads):
             whole = [k for k, j in enumerate(rc.jobs) if j.a.id not in segmented]
             if whole:
-                args = (run, result, p, rc, whole, cycle, due_days, currency, replacing)
+                args = (run, result, p, rc, whole, issue)
                 db.submit(store_bills, session, *args)
             for k, j in enumerate(rc.jobs):
                 if j.a.id in segmented:
@@ -601,7 +609,7 @@ def _run_bills(
     if pending:
         from meter2cash.cis.bill_store import store_segmented
 
-        store_segmented(session, run, result, p, pending, cycle, due_days, currency, replacing)
+        store_segmented(session, run, result, p, pending, issue)
     run.finished_at = utcnow()
     run.status = "completed"
     run.bills = len(result.bills)

@@ -11,19 +11,23 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from meter2cash.cis.allocation import allocate, open_items, unapplied_credit
+from meter2cash.cis import payment_terms
+from meter2cash.cis.allocation import allocate, apply_credit, open_items, unapplied_credit
 from meter2cash.cis.ledger import RECEIVABLE, SURCHARGE, WRITE_OFF, EntrySpec, ensure_chart, post, post_many
-from meter2cash.cis.models import Account, Person, ServiceAgreement
+from meter2cash.cis.models import Account, Bill, Person, ServiceAgreement
 from meter2cash.cis.money_models import ConnectionCommand, DunningStep, Notification, Payment, PromiseToPay
-from meter2cash.cis.payments import check_amount, next_receipt_number
+from meter2cash.cis.payment_terms import UTILITY_DEFAULT, Terms
+from meter2cash.cis.payments import check_amount, check_day, next_receipt_number
 from meter2cash.cis.prepaid_policy import PrepaidPolicy, disconnect_allowed
 from meter2cash.core.errors import InvalidInput
+from meter2cash.core.money import format_money
+from meter2cash.core.timeutil import check_date
 
 LADDER = ("reminder", "notice", "disconnect")
 
@@ -34,16 +38,17 @@ class CollectionsPolicy:
 
     ``reminder_after``: days past due before a reminder; ``notice_after`` / ``disconnect_after``:
     days after the previous step; ``min_debt``: smaller overdue debts are not dunned;
-    ``surcharge_percent``: late-payment surcharge on an overdue bill's open amount, charged once
-    per bill ``surcharge_after`` days past due (0: none).
+    ``payment_terms``: the utility's default payment terms, for a bill issued without a record
+    of its own (the late-payment surcharge is levied from each bill's recorded terms, see
+    :mod:`meter2cash.cis.payment_terms`); ``surcharge``: False leaves surcharges out of the run.
     """
 
     reminder_after: int = 7
     notice_after: int = 15
     disconnect_after: int = 15
     min_debt: Decimal = Decimal("100")
-    surcharge_percent: Decimal = Decimal("1.5")
-    surcharge_after: int = 15
+    payment_terms: Terms = UTILITY_DEFAULT
+    surcharge: bool = True
     window: PrepaidPolicy = field(default_factory=PrepaidPolicy)
 
 
@@ -76,6 +81,7 @@ def promise_to_pay(
 ) -> PromiseToPay:
     """Record a promise to pay ``amount`` by ``due_on``; dunning of the account waits until then."""
     check_amount(amount, currency)
+    check_date(due_on, "due_on", code="collections.bad_date")
     p = PromiseToPay(account_id=account_id, amount=amount, due_on=due_on)
     session.add(p)
     session.flush()
@@ -87,6 +93,7 @@ def write_off(
 ) -> Payment:
     """Write off bad debt: Dr 6100, Cr 1100, settling the oldest open items (an ``adjustment`` document)."""
     check_amount(amount, currency)
+    check_day(on, "on")
     owed = sum((i.open for i in open_items(session, [account_id])), Decimal(0))
     if amount > owed:
         raise InvalidInput(
@@ -153,13 +160,16 @@ def run_collections(
     policy: CollectionsPolicy | None = None,
     at: datetime | None = None,
 ) -> CollectionsResult:
-    """One collections run for day ``on``: surcharges, then one dunning step per account at most."""
+    """One collections run for day ``on``: unapplied credit settles open items first (so an
+    account whose credit covers its bills owes nothing), then late-payment surcharges, then one
+    dunning step per account at most."""
     pol = policy or CollectionsPolicy()
     ensure_chart(session)
     result = CollectionsResult(on)
+    apply_credit(session)
     held = _promises(session, on, result)
     items = [i for i in open_items(session) if i.due_on < on]
-    if pol.surcharge_percent and items:
+    if pol.surcharge and items:
         _surcharge(session, on, items, pol, currency, result)
         items = [i for i in open_items(session) if i.due_on < on]
     credit = unapplied_credit(session)
@@ -232,7 +242,7 @@ def run_collections(
                 "channel": "email" if email else "sms",
                 "recipient": email or phone or "",
                 "template": f"dunning_{step}",
-                "context": {"debt": str(debt.quantize(Decimal("0.01"))), "oldest_due": oldest.isoformat()},
+                "context": {"debt": format_money(debt, currency), "oldest_due": oldest.isoformat()},
                 "status": "pending" if (email or phone) else "failed",
                 "error": "" if (email or phone) else "no contact",
             }
@@ -252,39 +262,65 @@ def _surcharge(
     currency: str,
     result: CollectionsResult,
 ) -> None:
-    """Late-payment surcharge once per overdue bill (a new open item of kind ``surcharge``)."""
+    """Late-payment surcharges due by ``on`` on overdue bills, from each bill's recorded payment
+    terms: one a month while the bill stays open (:func:`payment_terms.surcharge_dates`), each a
+    new open item of kind ``surcharge`` on what is open on the bill. A month already levied is
+    not levied again (``DunningStep`` ``surcharge`` rows name the item and the month)."""
+    bills = [i for i in items if i.kind == "bill"]
+    if not bills:
+        return
     done = {
-        int(d["item"])
+        (int(d["item"]), str(d.get("month", "")))
         for (d,) in session.execute(select(DunningStep.data).where(DunningStep.step == "surcharge"))
         if d and "item" in d
     }
+    recorded: dict[int, tuple[dict[str, Any] | None, str]] = {}
+    ids = sorted({i.bill_id for i in bills if i.bill_id is not None})
+    for k in range(0, len(ids), 500):
+        for bid, det, cur in session.execute(
+            select(Bill.id, Bill.determinants, Bill.currency).where(Bill.id.in_(ids[k : k + 500]))
+        ):
+            recorded[bid] = ((det or {}).get("terms"), cur or currency)
     specs, steps = [], []
-    for i in items:
-        if i.kind != "bill" or i.entry_id in done or (on - i.due_on).days < pol.surcharge_after:
+    for i in bills:
+        det_terms, cur = recorded.get(i.bill_id or 0, (None, currency))
+        terms = payment_terms.recorded(det_terms, pol.payment_terms)
+        if not terms.has_surcharge:
             continue
-        amount = (i.open * pol.surcharge_percent / 100).quantize(Decimal("0.01"), ROUND_HALF_UP)
+        due_days = payment_terms.surcharge_dates(i.due_on, terms.late_grace_days, on)
+        todo = [
+            d for d in due_days if (i.entry_id, d.isoformat()) not in done and (i.entry_id, "") not in done
+        ]
+        if not todo:
+            continue
+        # Months missed by earlier runs are levied now, each on what is open today.
+        amount = payment_terms.surcharge_amount(i.open, terms.late_percent, cur) * len(todo)
         if amount <= 0:
             continue
+        months = ", ".join(f"{d:%Y-%m-%d}" for d in todo)
         specs.append(
             EntrySpec(
                 "surcharge",
                 on,
-                f"LPS-{i.reference}"[:64],
-                f"late-payment surcharge on {i.reference}",
+                f"LPS-{i.reference}-{todo[-1]:%Y%m%d}"[:64],
+                f"late-payment surcharge {terms.late_percent.normalize():f} % on {i.reference} ({months})"[
+                    :200
+                ],
                 [(RECEIVABLE, amount, i.account_id), (SURCHARGE, -amount, None)],
-                currency,
+                cur,
             )
         )
-        steps.append(
+        steps += [
             {
                 "account_id": i.account_id,
                 "step": "surcharge",
                 "taken_on": on,
-                "debt": amount,
+                "debt": amount / len(todo),
                 "oldest_due": i.due_on,
-                "data": {"item": i.entry_id},
+                "data": {"item": i.entry_id, "month": d.isoformat(), "percent": f"{terms.late_percent:f}"},
             }
-        )
+            for d in todo
+        ]
         result.surcharges += 1
         result.surcharge_amount += amount
     if specs:

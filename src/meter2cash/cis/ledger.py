@@ -42,7 +42,7 @@ CHART: dict[str, tuple[str, str]] = {
 }
 #: Ledger accounts by role, for the money-in services.
 CASH, RECEIVABLE, WALLET, TAXES, DEPOSITS = "1000", "1100", "2100", "2200", "2300"
-SURCHARGE, FEES, WRITE_OFF, GATEWAY_FEES = "4400", "4500", "6100", "6200"
+SURCHARGE, FEES, DISCOUNTS, WRITE_OFF, GATEWAY_FEES = "4400", "4500", "4900", "6100", "6200"
 MONEY_SCALE = 4
 #: From this many entries on, PostgreSQL gets them by ``COPY`` (fewer go by ``INSERT``).
 COPY_FROM_ROWS = 100

@@ -29,7 +29,9 @@ class Payment(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
     #: ``cash``, ``cheque``, ``agent``, ``online``.
     channel: Mapped[str] = mapped_column(String(16), index=True)
-    #: ``payment`` (against receivables), ``recharge`` (prepaid wallet), ``deposit``, ``refund``.
+    #: ``payment`` (against receivables), ``recharge`` (prepaid wallet), ``deposit``, ``refund``;
+    #: documents without money received: ``write_off``, ``rebate`` (prompt payment),
+    #: ``migration`` (a balance moved between wallet and receivables).
     purpose: Mapped[str] = mapped_column(String(16), default="payment")
     amount: Mapped[Decimal] = mapped_column(Money)
     currency: Mapped[str] = mapped_column(String(3))

@@ -20,16 +20,18 @@ returned cheque reversal of the payment, then a fee:  1100 Dr, 4500 Cr
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from meter2cash.cis import payment_terms
 from meter2cash.cis.allocation import allocate, open_items
 from meter2cash.cis.ledger import (
     CASH,
     DEPOSITS,
+    DISCOUNTS,
     FEES,
     RECEIVABLE,
     WALLET,
@@ -41,8 +43,8 @@ from meter2cash.cis.ledger import (
 from meter2cash.cis.models import Account, Bill
 from meter2cash.cis.money_models import PAYMENT_CHANNELS, Payment, PaymentAllocation
 from meter2cash.core.errors import Conflict, InvalidInput, NotFound
-from meter2cash.core.money import quantum
-from meter2cash.core.timeutil import utcnow
+from meter2cash.core.money import parse_money
+from meter2cash.core.timeutil import check_date, utcnow
 from meter2cash.integration.outbox import emit
 
 #: Ledger account credited by a receipt of each purpose.
@@ -50,16 +52,23 @@ PURPOSE_ACCOUNT = {"payment": RECEIVABLE, "recharge": WALLET, "deposit": DEPOSIT
 
 
 def check_amount(amount: Decimal, currency: str, *, allow_zero: bool = False) -> Decimal:
-    """A positive Decimal with no more places than the currency's minor unit (``payment.bad_amount``)."""
-    if not isinstance(amount, Decimal) or not amount.is_finite():
-        raise InvalidInput(f"amount {amount!r} must be a Decimal", code="payment.bad_amount")
-    if amount < 0 or (amount == 0 and not allow_zero):
-        raise InvalidInput(f"amount {amount} must be positive", code="payment.bad_amount")
-    if amount != amount.quantize(quantum(currency)):
+    """A positive amount with at most 12 digits before the point and no more places than the
+    currency's minor unit (``payment.bad_amount``; see :func:`meter2cash.core.money.parse_money`)."""
+    return parse_money(amount, currency, allow_zero=allow_zero, code="payment.bad_amount")
+
+
+def check_day(day: date, field: str = "received_on") -> date:
+    """A date of a money document: in the platform's window of dates and not after tomorrow
+    (``payment.bad_date``; a day's margin for time zones)."""
+    check_date(day, field, code="payment.bad_date")
+    if day > utcnow().date() + timedelta(days=1):
         raise InvalidInput(
-            f"amount {amount} has more decimals than {currency} allows", code="payment.bad_amount"
+            f"{field} {day.isoformat()} is in the future",
+            code="payment.bad_date",
+            field=field,
+            value=day.isoformat(),
         )
-    return amount
+    return day
 
 
 def account_by_number(session: Session, number: str) -> Account:
@@ -108,6 +117,7 @@ def receive(
     if purpose not in PURPOSE_ACCOUNT:
         raise InvalidInput(f"unknown payment purpose {purpose!r}", code="payment.bad_purpose")
     check_amount(amount, currency)
+    on = check_day(received_on or utcnow().date())
     if external_id is not None:
         seen = session.scalar(select(Payment.receipt_number).where(Payment.external_id == external_id))
         if seen is not None:
@@ -117,7 +127,6 @@ def receive(
                 receipt=seen,
             )
     ensure_chart(session)
-    on = received_on or utcnow().date()
     number = next_receipt_number(session, on)
     entry = post(
         session,
@@ -146,6 +155,7 @@ def receive(
     if purpose == "payment":
         first = _bill_entries(session, account_id, bills or [])
         allocate(session, payment.id, account_id, amount, policy=policy, first=first)
+        earn_rebates(session, account_id, on)
     emit(
         session,
         "payment.received",
@@ -203,7 +213,7 @@ def refund(
             code="payment.refund_exceeds_credit",
             credit=str(held),
         )
-    day = on or utcnow().date()
+    day = check_day(on or utcnow().date(), "on")
     number = next_receipt_number(session, day)
     entry = post(
         session,
@@ -248,7 +258,7 @@ def return_cheque(
             f"receipt {receipt_number} is a {payment.channel} receipt in status {payment.status}",
             code="payment.not_returnable",
         )
-    day = on or utcnow().date()
+    day = check_day(on or utcnow().date(), "on")
     reverse(session, payment.journal_entry_id, f"cheque returned {reason}".strip(), effective_date=day)
     allocated = session.execute(
         select(PaymentAllocation.item_entry_id, PaymentAllocation.bill_id, func.sum(PaymentAllocation.amount))
@@ -276,6 +286,79 @@ def return_cheque(
         )
     session.flush()
     return payment
+
+
+#: How long after its issue a bill may still earn its prompt-payment rebate at most [days]
+#: (tariffs allow ``prompt_days`` up to 60).
+REBATE_WINDOW_DAYS = 61
+
+
+def earn_rebates(session: Session, account_id: int, on: date) -> list[Payment]:
+    """Grant the prompt-payment rebate of every bill of the account that has now earned it:
+    payments applied to it by ``on`` reach its total less the rebate recorded on it, ``on`` is
+    not after the rebate's last day (:func:`meter2cash.cis.payment_terms.rebate_earned`), and
+    it was not granted before. Each rebate is an entry Dr 4900, Cr 1100 (the account) and a
+    numbered ``rebate`` document allocated to the bill (what the bill no longer needs stays as
+    credit). Returns the rebate documents."""
+    since = datetime.combine(on - timedelta(days=REBATE_WINDOW_DAYS), time(), tzinfo=UTC)
+    bills = session.execute(
+        select(
+            Bill.id, Bill.number, Bill.journal_entry_id, Bill.total, Bill.currency, Bill.determinants
+        ).where(
+            Bill.account_id == account_id,
+            Bill.status == "issued",
+            Bill.journal_entry_id.is_not(None),
+            Bill.issued_at >= since,
+        )
+    ).all()
+    offered = {
+        b.id: b for b in bills if ((b.determinants or {}).get("terms") or {}).get("prompt_payment_rebate")
+    }
+    if not offered:
+        return []
+    granted = set(
+        session.scalars(
+            select(Payment.external_id).where(
+                Payment.external_id.in_([f"rebate:{b.number}" for b in offered.values()])
+            )
+        )
+    )
+    items = {i.bill_id: i for i in open_items(session, [account_id], include_closed=True)}
+    out = []
+    for bill_id, b in offered.items():
+        item = items.get(bill_id)
+        if item is None or f"rebate:{b.number}" in granted:
+            continue
+        rebate = payment_terms.rebate_earned(b.determinants["terms"], b.total, item.amount - item.open, on)
+        if rebate <= 0:
+            continue
+        number = next_receipt_number(session, on)
+        entry = post(
+            session,
+            kind="rebate",
+            effective_date=on,
+            reference=number,
+            memo=f"prompt-payment rebate on bill {b.number}",
+            lines=[(DISCOUNTS, rebate, None), (RECEIVABLE, -rebate, account_id)],
+            currency=b.currency,
+        )
+        doc = Payment(
+            receipt_number=number,
+            account_id=account_id,
+            channel="adjustment",
+            purpose="rebate",
+            amount=rebate,
+            currency=b.currency,
+            received_on=on,
+            reference=b.number,
+            external_id=f"rebate:{b.number}",
+            journal_entry_id=entry.id,
+        )
+        session.add(doc)
+        session.flush()
+        allocate(session, doc.id, account_id, rebate, first=[item.entry_id])
+        out.append(doc)
+    return out
 
 
 def account_summary(session: Session, account_id: int) -> dict[str, object]:

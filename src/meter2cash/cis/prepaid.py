@@ -279,7 +279,11 @@ def run_daily(
         from meter2cash.cis.prepaid_wallet import evaluate_wallets
 
         result.evaluation = evaluate_wallets(
-            session, at or end - timedelta(seconds=1), tz=tz, policy=policy or PrepaidPolicy()
+            session,
+            at or end - timedelta(seconds=1),
+            tz=tz,
+            policy=policy or PrepaidPolicy(),
+            currency=currency,
         ).to_dict()
     session.flush()
     return result

@@ -23,6 +23,7 @@ from meter2cash.cis.money_models import ConnectionCommand, Notification, Payment
 from meter2cash.cis.payments import receive
 from meter2cash.cis.prepaid_policy import PrepaidPolicy, alerts_to_fire, disconnect_allowed, threshold_matrix
 from meter2cash.core.errors import Conflict, InvalidInput, NotFound
+from meter2cash.core.money import format_money
 from meter2cash.core.timeutil import utcnow
 
 _RAW = type_coerce(JournalLine.__table__.c.amount, BigInteger)
@@ -83,9 +84,12 @@ def evaluate_wallets(
     tz: str,
     policy: PrepaidPolicy,
     wallet_ids: list[int] | None = None,
+    may_disconnect: bool = True,
+    currency: str = "INR",
 ) -> Evaluation:
     """Check wallets at instant ``at``: fire alerts, start grace, request disconnects (only when
-    :func:`disconnect_allowed`) and reconnects (always, at once)."""
+    :func:`disconnect_allowed`, and never with ``may_disconnect`` False: the check after a
+    recharge, which must not cut off a customer who just paid) and reconnects (always, at once)."""
     stmt = select(
         Wallet.id,
         Wallet.account_id,
@@ -125,7 +129,7 @@ def evaluate_wallets(
             row["alert_level"] = int(level[k])
             if fire[k]:
                 notes.append((accts[k], int(level[k]), int(balance[k])))
-        if out_of_credit[k] and supply[k] == "connected":
+        if out_of_credit[k] and supply[k] == "connected" and may_disconnect:
             until = grace[k]
             if until is None:
                 until = row["grace_until"] = grace_end
@@ -154,7 +158,7 @@ def evaluate_wallets(
     if commands:
         session.execute(insert(ConnectionCommand), commands)
     if notes:
-        _alert_notifications(session, notes, policy)
+        _alert_notifications(session, notes, policy, currency)
     ev.alerts = len(notes)
     session.flush()
     return ev
@@ -183,7 +187,9 @@ def _command(agreement_id: int, action: str, reason: str, at: datetime) -> dict[
     return {"service_agreement_id": agreement_id, "action": action, "reason": reason, "requested_at": at}
 
 
-def _alert_notifications(session: Session, notes: list[tuple[int, int, int]], policy: PrepaidPolicy) -> None:
+def _alert_notifications(
+    session: Session, notes: list[tuple[int, int, int]], policy: PrepaidPolicy, currency: str
+) -> None:
     """One low-balance SMS per alert fired (to the account holder's phone, when known)."""
     accts = sorted({a for a, _, _ in notes})
     phone = dict(
@@ -207,7 +213,7 @@ def _alert_notifications(session: Session, notes: list[tuple[int, int, int]], po
                 "template": "low_balance",
                 "context": {
                     "threshold": policy.alerts[lvl],
-                    "balance": str(Decimal(b).scaleb(-4).quantize(Decimal("0.01"))),
+                    "balance": format_money(Decimal(b).scaleb(-4), currency),
                 },
                 "status": "pending" if phone.get(a) else "failed",
                 "error": "" if phone.get(a) else "no phone number",
@@ -232,8 +238,11 @@ def recharge_account(
     tz: str = "Asia/Kolkata",
     policy: PrepaidPolicy | None = None,
 ) -> Payment:
-    """Top up the prepaid wallet of an account: Dr 1000, Cr 2100; reset alerts, end emergency credit,
-    and request reconnection at once if the balance is now positive."""
+    """Top up the prepaid wallet of an account: Dr 1000, Cr 2100; reset alerts, and request
+    reconnection at once if the balance is now positive. Emergency credit in use ends only when
+    the recharge brings the balance above zero (it repays the emergency credit first), and a
+    recharge never leads to a disconnection, whatever balance it leaves: that is for the
+    scheduled evaluation to decide under the policy."""
     from meter2cash.cis.prepaid import ensure_wallets
 
     try:
@@ -254,9 +263,13 @@ def recharge_account(
         office=office,
     )
     wallet.last_recharge = amount
-    wallet.emergency_credit = Decimal(0)
+    if wallet_balance(session, wallet) > 0:
+        wallet.emergency_credit = Decimal(0)
     session.flush()
-    evaluate_wallets(session, at or utcnow(), tz=tz, policy=policy or PrepaidPolicy(), wallet_ids=[wallet.id])
+    evaluate_wallets(
+        session, at or utcnow(), tz=tz, policy=policy or PrepaidPolicy(), wallet_ids=[wallet.id],
+        may_disconnect=False, currency=currency,
+    )  # fmt: skip
     return payment
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from meter2cash.cis import payment_terms
 from meter2cash.cis import rating_adjust as adjust
 from meter2cash.cis import rating_components as comp
 from meter2cash.cis.rating_components import PCT_PLACES, QTY_PLACES, RATE_PLACES, div_round, scaled
@@ -252,15 +253,17 @@ class RatedArrays:
         """Payment terms and the net-metering bank of bill ``j``, as JSON-ready strings."""
         v = self.version
         out: dict[str, Any] = {}
-        pt = v.payment_terms
-        q = quantum(v.currency)
-        if pt.prompt_percent and total > 0:
-            out["prompt_payment_rebate"] = str((total * pt.prompt_percent / 100).quantize(q))
-            out["prompt_payment_days"] = pt.prompt_days
-        if pt.late_percent:
-            out["late_payment_surcharge_percent"] = f"{pt.late_percent.normalize():f}"
-            out["late_payment_surcharge"] = str((max(total, Decimal(0)) * pt.late_percent / 100).quantize(q))
-            out["late_payment_grace_days"] = pt.late_grace_days
+        terms = payment_terms.resolve(v.payment_terms, payment_terms.NONE)
+        rebate = payment_terms.rebate_amount(total, terms, v.currency)
+        if rebate:
+            out["prompt_payment_rebate"] = str(rebate)
+            out["prompt_payment_days"] = terms.prompt_days
+        if terms.has_surcharge:
+            out["late_payment_surcharge_percent"] = f"{terms.late_percent.normalize():f}"
+            out["late_payment_surcharge"] = str(
+                payment_terms.surcharge_amount(max(total, Decimal(0)), terms.late_percent, v.currency)
+            )
+            out["late_payment_grace_days"] = terms.late_grace_days
         if v.net_metering is not None and self.bank_wh is not None:
             out["banked_kwh"] = str(Decimal(int(self.bank_wh[j])).scaleb(-3))
         return out

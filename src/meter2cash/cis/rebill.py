@@ -1,5 +1,7 @@
 """Cancel and rebill: a bill whose data changed after it was issued is cancelled, its journal
-entry reversed, and the period billed again with an adjustment line. Nothing changes silently.
+entry reversed, and the period billed again. What payments had applied to the cancelled bill
+moves to its replacement (what the replacement does not need stays as credit, applied to the
+account's other open items); the new bill shows it as a line. Nothing changes silently.
 
 A bill records a fingerprint of the channel-days it was rated from (their count and the sum of
 their versions, :func:`meter2cash.cis.billing.data_version`). VEE replacing an estimate with
@@ -13,13 +15,15 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from meter2cash.cis.allocation import apply_credit, cancel_item
+from meter2cash.cis.bill_store import Replacement
 from meter2cash.cis.billing import BillRunResult, run_bills, span_totals
-from meter2cash.cis.ledger import reverse
 from meter2cash.cis.models import Account, Bill
 from meter2cash.core.timeutil import utcnow
 from meter2cash.integration.outbox import emit
@@ -116,17 +120,23 @@ def stale_bills(
 
 
 def rebill(session: Session, stale: list[StaleBill], *, tz: str, currency: str) -> RebillResult:
-    """Cancel each stale bill (reverse its journal entry, status ``cancelled``, a
-    ``bill.cancelled`` event) and bill its agreement for the period again; the new bill names
-    the one it replaces and carries an adjustment line (minus the cancelled total)."""
+    """Cancel each stale bill (reverse its journal entry, release the payments applied to it,
+    status ``cancelled``, a ``bill.cancelled`` event) and bill its agreement for the period
+    again; the new bill names the one it replaces, and the released payments settle it first
+    (a line "paid against the cancelled bill"; the rest stays credit on the account, applied
+    to its other open items oldest first)."""
     result = RebillResult()
-    groups: dict[tuple[str, str], dict[int, Bill]] = defaultdict(dict)
+    groups: dict[tuple[str, str], dict[int, Replacement]] = defaultdict(dict)
+    accounts: set[int] = set()
     for s in stale:
         old = session.get(Bill, s.bill_id)
         if old is None or old.status not in REBILL_STATUSES:
             continue
+        paid = Decimal(0)
         if old.journal_entry_id is not None:
-            reverse(session, old.journal_entry_id, f"bill {old.number} cancelled: {s.reason}")
+            released = cancel_item(session, old.journal_entry_id, f"bill {old.number} cancelled: {s.reason}")
+            paid = sum(released.values(), Decimal(0))
+            accounts.add(old.account_id)
         old.status = "cancelled"
         old.cancelled_at = utcnow()
         old.cancel_reason = s.reason
@@ -137,7 +147,7 @@ def rebill(session: Session, stale: list[StaleBill], *, tz: str, currency: str) 
              "total": str(old.total), "account_id": old.account_id},
             key=old.number,
         )  # fmt: skip
-        groups[(old.period, old.cycle)][old.service_agreement_id] = old
+        groups[(old.period, old.cycle)][old.service_agreement_id] = Replacement(old, paid)
         result.cancelled.append(s)
     session.flush()
     for (period, cycle), replacing in groups.items():
@@ -147,6 +157,15 @@ def rebill(session: Session, stale: list[StaleBill], *, tz: str, currency: str) 
                 agreement_ids=sorted(replacing), replacing=replacing,
             )
         )  # fmt: skip
+    if accounts:
+        new, first = result.new_bills, list[int | None]()
+        for i in range(0, len(new), 500):
+            first += session.scalars(
+                select(Bill.journal_entry_id).where(
+                    Bill.id.in_(new[i : i + 500]), Bill.journal_entry_id.is_not(None)
+                )
+            ).all()
+        apply_credit(session, sorted(accounts), first=[e for e in first if e is not None])
     return result
 
 

@@ -94,16 +94,19 @@ class FuelAdjustment(_Model):
 
 
 class PaymentTerms(_Model):
-    """Prompt-payment rebate and late-payment surcharge, printed on the bill as terms.
+    """Prompt-payment rebate and late-payment surcharge, recorded on the bill as its terms.
 
-    They are not bill lines: the rebate applies when paid within ``prompt_days`` of issue, the
-    surcharge (``late_percent`` % of the amount due per month late) is levied by collections.
+    They are not bill lines: the rebate (``prompt_percent`` % of the total) is earned when the
+    bill is paid within ``prompt_days`` of issue; the surcharge (``late_percent`` % of what is
+    still open, once a month, from ``late_grace_days`` days after the due date) is levied by
+    collections from the bill's record (:mod:`meter2cash.cis.payment_terms`). A field left out
+    takes the utility's default; ``0`` states "none".
     """
 
-    prompt_days: int = Field(default=0, ge=0, le=60)
-    prompt_percent: PercentValue = Decimal(0)
-    late_percent: PercentValue = Decimal(0)
-    late_grace_days: int = Field(default=0, ge=0, le=90)
+    prompt_days: int | None = Field(default=None, ge=0, le=60)
+    prompt_percent: PercentValue | None = None
+    late_percent: PercentValue | None = None
+    late_grace_days: int | None = Field(default=None, ge=0, le=90)
 
 
 class NetMetering(_Model):
