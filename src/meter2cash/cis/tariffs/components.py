@@ -1,8 +1,9 @@
 """Tariff components beyond fixed, slab, TOU and demand charges (see docs/tariffs.md).
 
 Power factor, minimum charge, fuel/power-purchase adjustment, payment terms (prompt-payment
-rebate, late-payment surcharge) and net metering. All amounts are exact decimals; the shared
-validators live in :mod:`meter2cash.cis.tariffs.model`.
+rebate, late-payment surcharge) and net metering. All amounts are exact decimals whose type
+states their rule (:mod:`meter2cash.cis.tariffs.values`): only the fuel adjustment may be
+negative (a credit); the rebates and credits here are given as positive rates or percentages.
 """
 
 from __future__ import annotations
@@ -11,9 +12,17 @@ import re
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from meter2cash.cis.tariffs.values import KwhValue, PercentValue, RateValue
+from meter2cash.cis.tariffs.values import (
+    KwhValue,
+    MoneyValue,
+    PercentValue,
+    RateValue,
+    SignedRateValue,
+    TermsPercentValue,
+    problem,
+)
 
 #: Bill-line components a tax, minimum charge or power-factor adjustment may name in ``on``.
 Component = Literal[
@@ -45,10 +54,10 @@ class PowerFactor(_Model):
     ``incentive_percent`` % is credited (up to ``max_incentive_percent``). Needs kVAh.
     """
 
-    reference: Decimal = Field(default=Decimal("0.90"), ge=0, le=1)
-    step: Decimal = Field(default=Decimal("0.01"), gt=0, le=1)
+    reference: Decimal = Field(default=Decimal("0.90"), ge=0, le=1, decimal_places=4)
+    step: Decimal = Field(default=Decimal("0.01"), gt=0, le=1, decimal_places=4)
     penalty_percent: PercentValue = Decimal(1)
-    incentive_above: Decimal = Field(default=Decimal("0.95"), ge=0, le=1)
+    incentive_above: Decimal = Field(default=Decimal("0.95"), ge=0, le=1, decimal_places=4)
     incentive_percent: PercentValue = Decimal(0)
     max_incentive_percent: PercentValue = Decimal(5)
     max_penalty_percent: PercentValue = Decimal(30)
@@ -58,15 +67,15 @@ class PowerFactor(_Model):
     @classmethod
     def _no_float(cls, v: object) -> object:
         if isinstance(v, float):
-            raise ValueError(f'{v!r} is a float; quote it, e.g. "{v}"')
+            raise problem("tariff.float", f'{v!r} is a float; quote it, e.g. "{v}"')
         return v
 
 
 class MinimumCharge(_Model):
-    """Minimum charge per month [currency]: when the named components sum to less, a top-up
-    line makes up the difference (prorated by active days)."""
+    """Minimum charge per month [currency, in its minor unit]: when the named components sum to
+    less, a top-up line makes up the difference (prorated by active days)."""
 
-    per_month: RateValue
+    per_month: MoneyValue
     on: list[Component] = Field(
         default_factory=lambda: _components("fixed", "energy", "tou", "demand"), min_length=1
     )
@@ -78,18 +87,19 @@ _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 class FuelAdjustment(_Model):
     """Fuel and power-purchase cost adjustment: a per-kWh rate by billing month (``YYYY-MM``).
 
-    A month without an entry has no adjustment; a negative rate is a credit.
+    A month without an entry has no adjustment; a negative rate is a credit (at most the lowest
+    energy rate).
     """
 
     name: str = "Fuel and power purchase cost adjustment"
-    per_kwh: dict[str, RateValue] = Field(default_factory=dict)
+    per_kwh: dict[str, SignedRateValue] = Field(default_factory=dict)
 
     @field_validator("per_kwh")
     @classmethod
     def _months(cls, v: dict[str, Decimal]) -> dict[str, Decimal]:
         bad = [k for k in v if not _MONTH.match(k)]
         if bad:
-            raise ValueError(f"months must be YYYY-MM, got {bad}")
+            raise problem("tariff.bad_month", f"months must be YYYY-MM, got {bad}")
         return v
 
 
@@ -104,8 +114,8 @@ class PaymentTerms(_Model):
     """
 
     prompt_days: int | None = Field(default=None, ge=0, le=60)
-    prompt_percent: PercentValue | None = None
-    late_percent: PercentValue | None = None
+    prompt_percent: TermsPercentValue | None = None
+    late_percent: TermsPercentValue | None = None
     late_grace_days: int | None = Field(default=None, ge=0, le=90)
 
 
@@ -120,13 +130,8 @@ class NetMetering(_Model):
     """
 
     mode: Literal["net_energy", "net_billing"] = "net_energy"
+    #: A credit per exported kWh, given as a positive rate.
     export_rate: RateValue = Decimal(0)
     true_up_month: int = Field(default=3, ge=1, le=12)
     bank_expiry: Literal["pay", "lapse"] = "pay"
     max_bank_kwh: KwhValue | None = None
-
-    @model_validator(mode="after")
-    def _rate(self) -> NetMetering:
-        if self.export_rate < 0:
-            raise ValueError("export_rate is a credit per kWh and must not be negative")
-        return self

@@ -18,7 +18,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from meter2cash.cis.models import TariffVersion
-from meter2cash.cis.tariffs.model import TariffDefinition, TariffVersionDef
+from meter2cash.cis.tariffs.model import CHECKS_FAILED, TariffDefinition, TariffVersionDef
 from meter2cash.core.errors import Conflict, InvalidInput, NotFound, Problem
 
 
@@ -54,18 +54,67 @@ def parse_tariff(text: str, source: str = "<tariff>") -> TariffDefinition:
     return tariff_from_dict(data, source)
 
 
+#: Stable codes of pydantic's own error types (ours carry their code as their type).
+_CODES = {
+    "extra_forbidden": "tariff.unknown_field",
+    "missing": "tariff.missing_field",
+    "literal_error": "tariff.bad_choice",
+    "greater_than": "tariff.out_of_range",
+    "greater_than_equal": "tariff.out_of_range",
+    "less_than": "tariff.out_of_range",
+    "less_than_equal": "tariff.out_of_range",
+    "date_type": "tariff.bad_date",
+    "date_parsing": "tariff.bad_date",
+    "date_from_datetime_parsing": "tariff.bad_date",
+    "date_from_datetime_inexact": "tariff.bad_date",
+}
+
+
+def problems_of(exc: ValidationError, source: str) -> list[Problem]:
+    """Every fault of a validation, each with its stable code and field path; a version's failed
+    checks (:data:`CHECKS_FAILED`) are listed one by one."""
+    problems = []
+    for err in exc.errors():
+        where = _loc(tuple(err["loc"]))
+        kind = str(err["type"])
+        if kind == CHECKS_FAILED:
+            for p in err.get("ctx", {}).get("problems", []):
+                field = f"{where}.{p['field']}" if where != "(file)" else p["field"]
+                problems.append(Problem(p["code"], p["message"], field=field, source=source))
+            continue
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if kind == "extra_forbidden":
+            msg = "unknown field (check the spelling; see docs/tariffs.md)"
+        code = kind if kind.startswith("tariff.") else _CODES.get(kind, "tariff.invalid")
+        problems.append(Problem(code, msg, field=where, source=source))
+    return problems
+
+
+def _file_error(source: str, problems: list[Problem], what: str = "invalid tariff") -> TariffFileError:
+    lines = "\n".join(f"  {p.field}: {p.message} ({p.code})" for p in problems)
+    return TariffFileError(f"{source}: {what}:\n{lines}", problems)
+
+
 def tariff_from_dict(data: dict[str, Any], source: str = "<tariff>") -> TariffDefinition:
+    """Validate a tariff's data; raise :class:`TariffFileError` listing every problem at once."""
     try:
         return TariffDefinition.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            msg = str(err["msg"]).removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown field (check the spelling; see docs/tariffs.md)"
-            problems.append(Problem("tariff.invalid", msg, field=_loc(tuple(err["loc"])), source=source))
-        lines = "\n".join(f"  {p.field}: {p.message}" for p in problems)
-        raise TariffFileError(f"{source}: invalid tariff:\n{lines}", problems) from None
+        raise _file_error(source, problems_of(exc, source)) from None
+
+
+def stored_version(definition: dict[str, Any], source: str = "<stored tariff>") -> TariffVersionDef:
+    """A stored version's definition read back and validated again, checks and all: a version
+    stored before a rule existed is refused (``tariff.invalid_stored``) instead of rated."""
+    try:
+        return TariffVersionDef.model_validate(definition)
+    except ValidationError as exc:
+        problems = problems_of(exc, source)
+        raise TariffFileError(
+            _file_error(source, problems, "stored tariff version no longer validates").message,
+            problems,
+            code="tariff.invalid_stored",
+        ) from None
 
 
 def load_tariff_file(path: str | Path) -> TariffDefinition:
@@ -76,6 +125,9 @@ def load_tariff_file(path: str | Path) -> TariffDefinition:
     except OSError as exc:
         problem = Problem("tariff.unreadable", str(exc), source=str(path))
         raise TariffFileError(f"{path}: {exc}", [problem], code="tariff.unreadable") from exc
+    except UnicodeDecodeError as exc:
+        problem = Problem("tariff.not_utf8", f"not UTF-8 text: {exc}", source=str(path))
+        raise TariffFileError(f"{path}: not UTF-8 text: {exc}", [problem], code="tariff.not_utf8") from exc
     return parse_tariff(text, str(path))
 
 
@@ -155,4 +207,4 @@ def tariff_version_for(session: Session, code: str, on: date) -> tuple[TariffVer
     ).first()
     if row is None:
         raise NotFound(f"no version of tariff {code!r} is in effect on {on}", code="tariff.not_found")
-    return row, TariffVersionDef.model_validate(row.definition)
+    return row, stored_version(row.definition, f"tariff {code} from {row.effective_from}")

@@ -1,8 +1,10 @@
 """Tariff definitions as validated pydantic models (parsed from TOML, see docs/tariffs.md).
 
 Every amount and rate is a :class:`~decimal.Decimal` given as a TOML string or integer; a TOML
-float is refused (binary floats cannot carry money exactly). Slab limits are kWh with at most
-3 decimals (Wh), rates have at most 6 decimals, percentages at most 4.
+float is refused (binary floats cannot carry money exactly). Each decimal field's type states its
+rule (:mod:`meter2cash.cis.tariffs.values`: places, digits, sign, range); a whole version is
+checked by the validations of :mod:`meter2cash.cis.tariffs.checks`. Every fault carries a stable
+code (``tariff.negative_amount``, ``tariff.bad_percent``, ``tariff.unknown_currency`` …).
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from __future__ import annotations
 import itertools
 from datetime import date
 from decimal import Decimal
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from meter2cash.cis.models import CUSTOMER_CLASSES
+from meter2cash.cis.tariffs.checks import check_version
 from meter2cash.cis.tariffs.components import (
     Component,
     FuelAdjustment,
@@ -23,12 +27,39 @@ from meter2cash.cis.tariffs.components import (
     PaymentTerms,
     PowerFactor,
 )
-from meter2cash.cis.tariffs.values import KwhValue, PercentValue, RateValue
+from meter2cash.cis.tariffs.values import (
+    KwhValue,
+    MoneyValue,
+    PercentValue,
+    RateValue,
+    SignedRateValue,
+    problem,
+)
+from meter2cash.core.errors import M2CError
+from meter2cash.core.money import check_currency
+from meter2cash.core.timeutil import check_date
 
 #: Bill-line components a tax may name in ``on``.
 COMPONENTS: tuple[str, ...] = get_args(Component)
 DAY_TYPES = ("weekday", "weekend", "holiday")
 DayType = Literal["weekday", "weekend", "holiday"]
+
+
+#: The error type of a version's failed :data:`~meter2cash.cis.tariffs.checks.VERSION_CHECKS`;
+#: its ``ctx["problems"]`` lists them.
+CHECKS_FAILED = "tariff.checks"
+
+
+def iso_currency(v: str) -> str:
+    """``v`` when it is an ISO 4217 code in upper case (``tariff.unknown_currency``)."""
+    try:
+        if check_currency(v) == v:
+            return v
+    except M2CError:
+        pass
+    raise problem(
+        "tariff.unknown_currency", f"{v!r} is not an ISO 4217 currency code (such as INR, USD, JPY)"
+    )
 
 
 class _Model(BaseModel):
@@ -43,10 +74,11 @@ class Rounding(_Model):
 
 
 class FixedCharges(_Model):
-    """Fixed charges [currency]: per month, per day of supply, per kW of sanctioned load per
-    month, per kVA of contract demand per month. Monthly charges prorate by active days."""
+    """Fixed charges [currency]: per month (money: the currency's minor unit), per day of supply,
+    per kW of sanctioned load per month, per kVA of contract demand per month (rates). Monthly
+    charges prorate by active days. None is negative."""
 
-    per_month: RateValue = Decimal(0)
+    per_month: MoneyValue = Decimal(0)
     per_day: RateValue = Decimal(0)
     per_kw_month: RateValue = Decimal(0)
     per_kva_month: RateValue = Decimal(0)
@@ -63,12 +95,12 @@ def check_slabs(slabs: list[Slab]) -> list[Slab]:
     """Slab limits: increasing, only the last without ``upto``."""
     for i, s in enumerate(slabs[:-1]):
         if s.upto is None:
-            raise ValueError(f"slab {i + 1} has no upper limit but is not the last slab")
+            raise problem("tariff.slab_order", f"slab {i + 1} has no upper limit but is not the last slab")
     if slabs[-1].upto is not None:
-        raise ValueError("the last slab must have no upper limit (leave out `upto`)")
+        raise problem("tariff.slab_order", "the last slab must have no upper limit (leave out `upto`)")
     limits = [s.upto for s in slabs[:-1] if s.upto is not None]
     if any(b <= a for a, b in zip([Decimal(0), *limits], limits, strict=False)):
-        raise ValueError("slab limits `upto` must be positive and increasing")
+        raise problem("tariff.slab_order", "slab limits `upto` must be positive and increasing")
     return slabs
 
 
@@ -106,9 +138,9 @@ class EnergyCharge(_Model):
         if self.tables:
             limits = [t.upto for t in self.tables[:-1]]
             if any(u is None for u in limits) or self.tables[-1].upto is not None:
-                raise ValueError("every table but the last needs `upto`; the last has none")
+                raise problem("tariff.slab_order", "every table but the last needs `upto`; the last has none")
             if any(b <= a for a, b in itertools.pairwise([Decimal(0), *limits])):  # type: ignore[operator]
-                raise ValueError("table limits `upto` must be positive and increasing")
+                raise problem("tariff.slab_order", "table limits `upto` must be positive and increasing")
         return self
 
     @property
@@ -129,9 +161,9 @@ def _minute(text: str) -> int:
         hh, mm = text.split(":")
         h, m = int(hh), int(mm)
     except ValueError:
-        raise ValueError(f"time {text!r} is not HH:MM") from None
+        raise problem("tariff.bad_time", f"time {text!r} is not HH:MM") from None
     if not (0 <= h <= 24 and 0 <= m < 60) or (h == 24 and m):
-        raise ValueError(f"time {text!r} is out of range 00:00..24:00")
+        raise problem("tariff.bad_time", f"time {text!r} is out of range 00:00..24:00")
     return h * 60 + m
 
 
@@ -142,8 +174,9 @@ def _all_day_types() -> list[DayType]:
 class TouPeriod(_Model):
     """A time-of-use period: local ``start``–``end`` (wraps midnight when end ≤ start) on day types.
 
-    Exactly one of ``rate`` (energy in this period at its own rate) or ``adder`` (surcharge, or
-    rebate if negative, on top of the slab energy charge) [currency/kWh].
+    Exactly one of ``rate`` (energy in this period at its own rate), ``adder`` (surcharge, or
+    rebate if negative, on top of the slab energy charge: the one TOU price that may be
+    negative) or ``slab_rates`` [currency/kWh].
     """
 
     name: str = Field(min_length=1, max_length=32)
@@ -152,7 +185,7 @@ class TouPeriod(_Model):
     days: list[DayType] = Field(default_factory=_all_day_types)
     months: list[int] | None = None
     rate: RateValue | None = None
-    adder: RateValue | None = None
+    adder: SignedRateValue | None = None
     #: The period's own rate for each energy slab (a period × slab rate table, as SAM's).
     slab_rates: list[RateValue] | None = None
 
@@ -166,7 +199,7 @@ class TouPeriod(_Model):
     @classmethod
     def _months(cls, v: list[int] | None) -> list[int] | None:
         if v is not None and any(not 1 <= m <= 12 for m in v):
-            raise ValueError("months must be 1..12")
+            raise problem("tariff.out_of_range", "months must be 1..12")
         return v
 
     @model_validator(mode="after")
@@ -284,7 +317,8 @@ class TariffVersionDef(_Model):
     tou: TouCalendar | None = None
     demand: DemandCharge | None = None
     taxes: list[Tax] = Field(default_factory=list)
-    #: Discount for prepaid agreements [currency/kWh], shown as a negative line.
+    #: Discount for prepaid agreements [currency/kWh], given as a positive rate and shown as a
+    #: negative line.
     prepaid_discount_per_kwh: RateValue = Decimal(0)
     power_factor: PowerFactor | None = None
     minimum: MinimumCharge | None = None
@@ -292,28 +326,28 @@ class TariffVersionDef(_Model):
     payment_terms: PaymentTerms = PaymentTerms()
     net_metering: NetMetering | None = None
 
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, v: str) -> str:
+        return v and iso_currency(v)
+
+    @field_validator("effective_from", "effective_to")
+    @classmethod
+    def _sane_date(cls, v: date | None) -> date | None:
+        try:
+            return v if v is None else check_date(v, "date")
+        except M2CError as exc:
+            raise problem("tariff.bad_date", exc.message) from None
+
     @model_validator(mode="after")
-    def _priced(self) -> TariffVersionDef:
-        if self.effective_to is not None and self.effective_to < self.effective_from:
-            raise ValueError("effective_to is before effective_from")
-        by_rate = self.tou is not None and self.tou.priced_by_rate
-        if self.energy is None and not by_rate:
-            raise ValueError("a version needs [versions.energy] slabs or TOU periods with a `rate`")
-        if self.energy is not None and by_rate:
-            raise ValueError("TOU periods with a `rate` replace the energy slabs; use `adder` with slabs")
-        if len({t.code for t in self.taxes}) != len(self.taxes):
-            raise ValueError("tax codes must be unique")
-        if self.tou is not None and self.tou.pricing == "slab_rates":
-            tables = self.energy.all_tables if self.energy else []
-            if len(tables) != 1 or tables[0].method != "telescopic":
-                raise ValueError("TOU `slab_rates` need one telescopic [versions.energy] slab table")
-            n = len(tables[0].slabs)
-            if any(len(p.slab_rates or []) != n for p in self.tou.periods):
-                raise ValueError(f"every period's `slab_rates` needs one rate per energy slab ({n})")
-        if self.demand is not None:
-            unknown = set(self.demand.by_period) - set(self.period_names)
-            if unknown:
-                raise ValueError(f"demand.by_period names unknown TOU periods {sorted(unknown)}")
+    def _checked(self) -> TariffVersionDef:
+        """Run every version validation; all their problems travel in one error (``ctx``)."""
+        problems = check_version(self)
+        if problems:
+            listed = "; ".join(f"{p.field}: {p.message} ({p.code})" for p in problems)
+            raise PydanticCustomError(
+                CHECKS_FAILED, "{message}", {"message": listed, "problems": [p.to_dict() for p in problems]}
+            )
         return self
 
     @property
@@ -326,17 +360,31 @@ class TariffDefinition(_Model):
 
     code: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
     name: str = ""
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    currency: str
     customer_class: str = "residential"
     rounding: Rounding = Rounding()
     versions: list[TariffVersionDef] = Field(min_length=1)
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, v: str) -> str:
+        return iso_currency(v)
 
     @field_validator("customer_class")
     @classmethod
     def _class(cls, v: str) -> str:
         if v not in CUSTOMER_CLASSES:
-            raise ValueError(f"customer_class must be one of {', '.join(CUSTOMER_CLASSES)}")
+            raise problem("tariff.bad_choice", f"customer_class must be one of {', '.join(CUSTOMER_CLASSES)}")
         return v
+
+    @field_validator("versions", mode="before")
+    @classmethod
+    def _in_currency(cls, versions: Any, info: ValidationInfo) -> Any:
+        """Each version is checked in the file's currency (money in its minor unit)."""
+        currency = info.data.get("currency")
+        if not currency or not isinstance(versions, list):
+            return versions
+        return [{**v, "currency": currency} if isinstance(v, dict) else v for v in versions]
 
     @field_validator("versions")
     @classmethod
@@ -344,11 +392,12 @@ class TariffDefinition(_Model):
         vs = sorted(versions, key=lambda v: v.effective_from)
         for a, b in itertools.pairwise(vs):
             if a.effective_from == b.effective_from:
-                raise ValueError(f"two versions start on {a.effective_from}")
+                raise problem("tariff.version_overlap", f"two versions start on {a.effective_from}")
             if a.effective_to is None or a.effective_to >= b.effective_from:
-                raise ValueError(
+                raise problem(
+                    "tariff.version_overlap",
                     f"version from {a.effective_from} overlaps the one from {b.effective_from}; "
-                    "give it an effective_to before the next version starts"
+                    "give it an effective_to before the next version starts",
                 )
         return vs
 
