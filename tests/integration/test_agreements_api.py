@@ -40,7 +40,8 @@ def test_post_and_get_terms(client, platform):
     assert r.json() == {
         "agreement": "SA-1002",
         "term": {"effective_from": "2026-10-11", "sanctioned_kw": "40", "contract_kva": "30",
-                 "reason": "extension", "created_by": "api"},
+                 "payment_mode": "postpaid", "tariff_code": "COM-TOU", "reason": "extension",
+                 "created_by": "api"},
         "current": True,
         "bills_affected": [],
     }  # fmt: skip

@@ -1,16 +1,18 @@
-"""Contract terms of a service agreement: sanctioned load [kW] and contract demand [kVA] from a
-date on (a load change). The bill run splits a period at each term's date (see
-:func:`meter2cash.cis.cycles.plan_jobs`), so charges per kW or kVA prorate by the days under
-each term. The agreement's own columns hold the latest term, also one dated in the future; what
-applies on a day is the term in effect then (the bill run and the prepaid engine read the terms,
-:func:`meter2cash.cis.cycles.contract_terms`).
+"""Contract terms of a service agreement from a date on: sanctioned load [kW], contract demand
+[kVA], payment mode and tariff. A change is a dated term (a load change, a tariff change, a
+payment-mode change), never a silent flip of the agreement's columns. The bill run splits a period
+at each term's date (see :func:`meter2cash.cis.cycles.plan_jobs`): charges per kW or kVA prorate by
+the days under each term, each part is rated on the tariff in effect, and only postpaid days are
+billed; the prepaid engine charges only prepaid days. The agreement's own columns hold the latest
+term, also one dated in the future (a payment-mode change cannot be: it settles balances at once,
+see :mod:`meter2cash.cis.payment_mode`).
 
 Functions take a Session and never commit.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -19,17 +21,23 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from meter2cash.cis.cycles import add_months
-from meter2cash.cis.models import Bill, ContractTerm, ServiceAgreement
+from meter2cash.cis.models import Bill, ContractTerm, ServiceAgreement, TariffVersion
 from meter2cash.core.errors import Conflict, InvalidInput, NotFound
+from meter2cash.core.timeutil import check_date
 from meter2cash.integration.outbox import emit
 
 if TYPE_CHECKING:
     from meter2cash.cis.rebill import RebillResult
 
 TOPIC_LOAD_CHANGED = "agreement.load_changed"
+TOPIC_TARIFF_CHANGED = "agreement.tariff_changed"
+TOPIC_MODE_CHANGED = "agreement.payment_mode_changed"
 #: Quantities are stored with 3 decimals; more are refused, never rounded.
 PLACES = 3
+#: The largest sanctioned load or contract demand accepted [kW, kVA].
+MAX_LOAD = Decimal(1_000_000)
 INITIAL_REASON = "contract at the start of the agreement"
+PAYMENT_MODES = ("prepaid", "postpaid")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +49,16 @@ class TermView:
     contract_kva: Decimal | None
     reason: str
     created_by: str
+    payment_mode: str = "postpaid"
+    tariff_code: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "effective_from": self.effective_from.isoformat(),
             "sanctioned_kw": _s(self.sanctioned_kw),
             "contract_kva": _s(self.contract_kva),
+            "payment_mode": self.payment_mode,
+            "tariff_code": self.tariff_code,
             "reason": self.reason,
             "created_by": self.created_by,
         }
@@ -54,13 +66,15 @@ class TermView:
 
 @dataclass(slots=True)
 class LoadChange:
-    """What :func:`change_load` did: the new term, whether it is now the agreement's current
-    contract, and the issued bills of periods reaching the term's date (to rebill by hand)."""
+    """What a change of terms did: the new term, whether it is now the agreement's current
+    contract, and the issued bills of periods reaching the term's date (to rebill)."""
 
     agreement: str
     term: TermView
     current: bool
     bills_affected: list[str]
+    #: The fields the change set, with the values before it.
+    previous: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,9 +109,9 @@ def load_value(value: Any, name: str, *, required: bool = True) -> Decimal | Non
             f"{name} is not a decimal: {value!r}", code="contract.invalid_load", field=name
         ) from None
     exp = d.as_tuple().exponent
-    if not d.is_finite() or d <= 0 or (isinstance(exp, int) and exp < -PLACES):
+    if not d.is_finite() or d <= 0 or d > MAX_LOAD or (isinstance(exp, int) and exp < -PLACES):
         raise InvalidInput(
-            f"{name} must be a positive decimal with at most {PLACES} places, not {value}",
+            f"{name} must be a positive decimal up to {MAX_LOAD} with at most {PLACES} places, not {value}",
             code="contract.invalid_load",
             field=name,
         )
@@ -126,22 +140,105 @@ def change_load(
 ) -> LoadChange:
     """Record a change of sanctioned load (and contract demand) from ``effective_from`` on.
 
-    Refused: a load that is not a positive decimal (``contract.invalid_load``), a date before
-    the agreement's start or after its end (``contract.before_start``, ``contract.after_end``),
-    a second term on the same date (``contract.duplicate_term``), an empty reason
-    (``contract.missing_reason``). The first change of an agreement also records the contract
-    it had until then as a term from its start date, so earlier days keep their load. When the
-    new term is the latest, the agreement's columns take its values, even before its date (the
-    days before it are still charged under the earlier term). Emits
-    ``agreement.load_changed``. Without ``contract_kva`` the contract demand in effect on that
-    date carries over.
+    Refused: a load that is not a positive decimal (``contract.invalid_load``), a second load
+    change on the same date (``contract.duplicate_term``), and what :func:`change_terms`
+    refuses. Without ``contract_kva`` the contract demand in effect on that date carries over.
+    Emits ``agreement.load_changed``.
     """
     sa = agreement if isinstance(agreement, ServiceAgreement) else agreement_by_number(session, agreement)
     kw = load_value(sanctioned_kw, "sanctioned_kw")
-    assert kw is not None
     kva = load_value(contract_kva, "contract_kva", required=False)
+    changes: dict[str, Any] = {"sanctioned_load_kw": kw}
+    if kva is not None:
+        changes["contract_demand_kva"] = kva
+    change = change_terms(session, sa, effective_from, changes, reason=reason, by=by)
+    t = change.term
+    emit(
+        session,
+        TOPIC_LOAD_CHANGED,
+        {
+            "agreement": sa.number, "service_agreement_id": sa.id,
+            "effective_from": effective_from.isoformat(),
+            "sanctioned_kw": _s(t.sanctioned_kw), "contract_kva": _s(t.contract_kva),
+            "previous_sanctioned_kw": _s(change.previous["sanctioned_load_kw"]),
+            "previous_contract_kva": _s(change.previous["contract_demand_kva"]),
+            "current": change.current, "reason": t.reason, "by": by, "bills_affected": change.bills_affected,
+        },
+        key=sa.number,
+    )  # fmt: skip
+    return change
+
+
+def change_tariff(
+    session: Session,
+    agreement: str | ServiceAgreement,
+    effective_from: date,
+    tariff_code: str,
+    *,
+    reason: str,
+    by: str,
+) -> LoadChange:
+    """Put the agreement on tariff ``tariff_code`` from ``effective_from`` on (a dated term;
+    also in the future). The tariff must be loaded (``contract.unknown_tariff``); the same
+    tariff as in effect is refused (``contract.unchanged``). Bills of periods reaching the
+    date are named (``bills_affected``) to rebill. Emits ``agreement.tariff_changed``."""
+    sa = agreement if isinstance(agreement, ServiceAgreement) else agreement_by_number(session, agreement)
+    code = (tariff_code or "").strip()
+    if (
+        not code
+        or session.scalar(select(TariffVersion.id).where(TariffVersion.code == code).limit(1)) is None
+    ):
+        raise InvalidInput(
+            f"no tariff {tariff_code!r} is loaded", code="contract.unknown_tariff", tariff_code=tariff_code
+        )
+    change = change_terms(session, sa, effective_from, {"tariff_code": code}, reason=reason, by=by)
+    emit(
+        session,
+        TOPIC_TARIFF_CHANGED,
+        {
+            "agreement": sa.number, "service_agreement_id": sa.id,
+            "effective_from": effective_from.isoformat(), "tariff_code": code,
+            "previous_tariff_code": change.previous["tariff_code"], "current": change.current,
+            "reason": change.term.reason, "by": by, "bills_affected": change.bills_affected,
+        },
+        key=sa.number,
+    )  # fmt: skip
+    return change
+
+
+#: The columns of a contract term that a change sets, and of the agreement that mirror the latest.
+TERM_FIELDS = ("sanctioned_load_kw", "contract_demand_kva", "payment_mode", "tariff_code")
+#: Fields whose new value also applies to later terms that still carried the old one (a later
+#: load change keeps its load; a tariff or payment mode holds until the next change of it).
+CARRIED = ("payment_mode", "tariff_code")
+
+
+def change_terms(
+    session: Session,
+    sa: ServiceAgreement,
+    effective_from: date,
+    changes: dict[str, Any],
+    *,
+    reason: str,
+    by: str,
+) -> LoadChange:
+    """Record a dated change of the agreement's terms: ``changes`` maps fields of
+    :data:`TERM_FIELDS` to their new values from ``effective_from`` on.
+
+    The first change of an agreement also records the contract it had until then as a term
+    from its start date, so earlier days keep their terms. The new term copies the term in
+    effect on its date and sets ``changes``; a payment mode or tariff also applies to later
+    terms until one of them changes it. When the new term is the latest, the agreement's
+    columns take its values (even before its date: the days before are still charged under the
+    earlier term). Refused: a date outside the agreement (``contract.before_start``,
+    ``contract.after_end``) or the platform's window, an empty reason
+    (``contract.missing_reason``), a change that changes nothing (``contract.unchanged``), a
+    load change on a date that already has a term (``contract.duplicate_term``); a tariff or
+    payment mode the same as in effect (``contract.unchanged``).
+    """
+    check_date(effective_from, "effective_from", code="contract.invalid_date")
     if not reason or not reason.strip():
-        raise InvalidInput("a load change needs a reason", code="contract.missing_reason")
+        raise InvalidInput("a change of contract terms needs a reason", code="contract.missing_reason")
     if effective_from < sa.start_date:
         raise InvalidInput(
             f"{effective_from} is before the start of agreement {sa.number} ({sa.start_date})",
@@ -159,64 +256,58 @@ def change_load(
             .order_by(ContractTerm.effective_from)
         )
     )
-    if any(t.effective_from == effective_from for t in terms):
+    if not terms or terms[0].effective_from > sa.start_date:
+        initial = ContractTerm(
+            service_agreement_id=sa.id, effective_from=sa.start_date, reason=INITIAL_REASON, created_by=by,
+            **{f: getattr(sa, f) for f in TERM_FIELDS},
+        )  # fmt: skip
+        session.add(initial)
+        terms.insert(0, initial)
+    before = [t for t in terms if t.effective_from <= effective_from]
+    in_effect = before[-1]
+    previous = {f: getattr(in_effect, f) for f in TERM_FIELDS}
+    is_load = any(f in changes for f in ("sanctioned_load_kw", "contract_demand_kva"))
+    if not is_load and all(previous[f] == v for f, v in changes.items()):
+        raise Conflict(
+            f"agreement {sa.number} already has these terms on {effective_from}",
+            code="contract.unchanged", agreement=sa.number, effective_from=effective_from.isoformat(),
+        )  # fmt: skip
+    same_day = in_effect.effective_from == effective_from
+    if same_day and is_load and in_effect.reason != INITIAL_REASON:
         raise Conflict(
             f"agreement {sa.number} already has a term from {effective_from}",
             code="contract.duplicate_term", agreement=sa.number, effective_from=effective_from.isoformat(),
         )  # fmt: skip
-    if not terms and effective_from > sa.start_date:
-        initial = ContractTerm(
-            service_agreement_id=sa.id,
-            effective_from=sa.start_date,
-            sanctioned_load_kw=sa.sanctioned_load_kw,
-            contract_demand_kva=sa.contract_demand_kva,
-            payment_mode=sa.payment_mode,
-            tariff_code=sa.tariff_code,
-            reason=INITIAL_REASON,
-            created_by=by,
-        )
-        session.add(initial)
-        terms.append(initial)
-    before = [t for t in terms if t.effective_from < effective_from]
-    previous = before[-1] if before else None
-    if kva is None and previous is not None:
-        kva = previous.contract_demand_kva
-    elif kva is None and previous is None:
-        kva = sa.contract_demand_kva
-    term = ContractTerm(
-        service_agreement_id=sa.id,
-        effective_from=effective_from,
-        sanctioned_load_kw=kw,
-        contract_demand_kva=kva,
-        payment_mode=previous.payment_mode if previous is not None else sa.payment_mode,
-        tariff_code=previous.tariff_code if previous is not None else sa.tariff_code,
-        reason=reason.strip(),
-        created_by=by,
-    )
-    session.add(term)
-    current = all(t.effective_from < effective_from for t in terms)
-    old_kw, old_kva = (
-        (previous.sanctioned_load_kw, previous.contract_demand_kva)
-        if previous is not None
-        else (sa.sanctioned_load_kw, sa.contract_demand_kva)
-    )
-    if current:
-        sa.sanctioned_load_kw, sa.contract_demand_kva = kw, kva
+    if same_day and in_effect.reason == INITIAL_REASON and is_load:
+        # a load change from the start date restates the initial contract
+        term = in_effect
+        term.reason, term.created_by = reason.strip(), by
+    elif same_day:
+        term = in_effect
+        term.reason = f"{term.reason}; {reason.strip()}"[:2000]
+    else:
+        term = ContractTerm(
+            service_agreement_id=sa.id, effective_from=effective_from, reason=reason.strip(), created_by=by,
+            **previous,
+        )  # fmt: skip
+        session.add(term)
+        terms.insert(terms.index(in_effect) + 1, term)
+    for f, v in changes.items():
+        setattr(term, f, v)
+    for f in CARRIED:
+        if f in changes:
+            for later in terms[terms.index(term) + 1 :]:
+                if getattr(later, f) != previous[f]:
+                    break
+                setattr(later, f, changes[f])
+    latest = terms[-1]
+    current = latest is term
+    for f in TERM_FIELDS:
+        setattr(sa, f, getattr(latest, f))
     session.flush()
-    affected = bills_reaching(session, sa.id, effective_from)
-    emit(
-        session,
-        TOPIC_LOAD_CHANGED,
-        {
-            "agreement": sa.number, "service_agreement_id": sa.id,
-            "effective_from": effective_from.isoformat(),
-            "sanctioned_kw": _s(kw), "contract_kva": _s(kva),
-            "previous_sanctioned_kw": _s(old_kw), "previous_contract_kva": _s(old_kva),
-            "current": current, "reason": term.reason, "by": by, "bills_affected": affected,
-        },
-        key=sa.number,
-    )  # fmt: skip
-    return LoadChange(sa.number, _view(term), current, affected)
+    return LoadChange(
+        sa.number, _view(term), current, bills_reaching(session, sa.id, effective_from), previous
+    )
 
 
 def bills_reaching(session: Session, sa_id: int, day: date) -> list[str]:
@@ -235,13 +326,15 @@ def bills_reaching(session: Session, sa_id: int, day: date) -> list[str]:
     return out
 
 
-def rebill_affected(session: Session, change: LoadChange, *, tz: str, currency: str) -> RebillResult:
-    """Cancel the bills a backdated load change reaches (journal entries reversed) and bill
-    their periods again under the terms now recorded; each new bill names the one it replaces
-    and carries the adjustment line (see :mod:`meter2cash.cis.rebill`)."""
+def rebill_affected(
+    session: Session, change: LoadChange, *, tz: str, currency: str, what: str = "load"
+) -> RebillResult:
+    """Cancel the bills a backdated change of terms reaches (journal entries reversed,
+    payments released) and bill their periods again under the terms now recorded; each new bill
+    names the one it replaces, and the payments move to it (see :mod:`meter2cash.cis.rebill`)."""
     from meter2cash.cis.rebill import StaleBill, rebill
 
-    reason = f"load changed from {change.term.effective_from}"
+    reason = f"{what} changed from {change.term.effective_from}"
     stale = [
         StaleBill(bill_id, number, period, reason)
         for bill_id, number, period in session.execute(
@@ -256,4 +349,7 @@ def _s(value: Decimal | None) -> str | None:
 
 
 def _view(t: ContractTerm) -> TermView:
-    return TermView(t.effective_from, t.sanctioned_load_kw, t.contract_demand_kva, t.reason, t.created_by)
+    return TermView(
+        t.effective_from, t.sanctioned_load_kw, t.contract_demand_kva, t.reason, t.created_by,
+        t.payment_mode, t.tariff_code,
+    )  # fmt: skip
