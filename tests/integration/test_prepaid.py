@@ -11,7 +11,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from meter2cash.cis.ledger import account_balance, trial_balance
-from meter2cash.cis.migration import migrate_payment_mode
+from meter2cash.cis.payment_mode import change_payment_mode
 from meter2cash.cis.models import Account, Person, Premise, ServiceAgreement, ServicePoint
 from meter2cash.cis.money_models import ConnectionCommand, Notification, PrepaidCharge, Wallet
 from meter2cash.cis.payments import receive
@@ -200,16 +200,21 @@ def test_no_disconnect_in_quiet_hours(session):
     assert session.scalar(select(func.count(ConnectionCommand.id))) == 0
 
 
-def test_migration_moves_debt_into_the_wallet_and_back(session):
+def test_migration_moves_credit_into_the_wallet_and_back(session):
     (acct,) = build_prepaid(session, n=1)
     sa = session.scalars(select(ServiceAgreement)).one()
     sa.payment_mode = "postpaid"
-    receive(session, acct, D("120.00"), channel="cash", currency="INR")  # credit on receivables
-    migrate_payment_mode(session, sa.id, "prepaid", on=date(2026, 10, 1), currency="INR")
+    receive(session, acct, D("120.00"), channel="cash", currency="INR", received_on=date(2026, 10, 1))
+    today = date(2026, 10, 20)
+    change_payment_mode(
+        session, sa.number, date(2026, 10, 1), "prepaid", reason="r", by="t", today=today, tz=TZ, currency="INR"
+    )
     wallet = session.scalars(select(Wallet)).one()
     assert wallet_balance(session, wallet) == D("120.00")
     assert account_balance(session, acct, "1100") == 0
-    migrate_payment_mode(session, sa.id, "postpaid", on=date(2026, 10, 2), currency="INR")
+    change_payment_mode(
+        session, sa.number, date(2026, 10, 2), "postpaid", reason="r", by="t", today=today, tz=TZ, currency="INR"
+    )
     assert account_balance(session, acct, "1100") == D("-120.00")
     assert wallet_balance(session, wallet) == 0 and sa.payment_mode == "postpaid"
     assert trial_balance(session).total == 0

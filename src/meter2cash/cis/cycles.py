@@ -373,6 +373,8 @@ class Term:
     effective_from: date
     sanctioned_kw: Decimal
     contract_kva: Decimal | None
+    payment_mode: str = "postpaid"
+    tariff_code: str = ""
 
 
 def contract_terms(
@@ -382,8 +384,9 @@ def contract_terms(
     agreements are given by id or as a query of their ids (read in the same statement)."""
     ct = ContractTerm.__table__.c
     stmt = select(
-        ct.service_agreement_id, ct.effective_from, _raw(ct.sanctioned_load_kw), _raw(ct.contract_demand_kva)
-    ).where(ct.effective_from <= until)
+        ct.service_agreement_id, ct.effective_from, _raw(ct.sanctioned_load_kw), _raw(ct.contract_demand_kva),
+        ct.payment_mode, ct.tariff_code,
+    ).where(ct.effective_from <= until)  # fmt: skip
     wheres: list[ColumnElement[bool]]
     if isinstance(sa_ids, Select):
         wheres = [ct.service_agreement_id.in_(sa_ids.scalar_subquery())]
@@ -392,10 +395,10 @@ def contract_terms(
     qty = ScaledValues(Quantity.scale)
     out: dict[int, list[Term]] = defaultdict(list)
     for where in wheres:
-        for sa, frm, kw, kva in session.execute(
+        for sa, frm, kw, kva, mode, tariff in session.execute(
             stmt.where(where).order_by(ct.service_agreement_id, ct.effective_from)
         ).all():
-            out[sa].append(Term(frm, qty[kw], qty.get_or_none(kva)))
+            out[sa].append(Term(frm, qty[kw], qty.get_or_none(kva), mode, tariff))
     return dict(out)
 
 
@@ -478,13 +481,17 @@ def plan_jobs(
     versions: dict[int, TariffVersionDef],
     override: tuple[int, TariffVersionDef] | None = None,
 ) -> list[Job]:
-    """Split each agreement's active days into segments: by the tariff versions in effect
-    (``override``: one given version for the whole period, for shadow billing) and by its
-    contract terms (a change of sanctioned load or contract demand starts a segment on its
-    date). Every segment reads the meters installed at the service point during the period,
-    each inside its own installation window, so a meter exchange needs no segment of its own."""
+    """Split each agreement's active days into segments: by its contract terms (a change of
+    sanctioned load, contract demand, tariff or payment mode starts a segment on its date) and
+    by the versions of the tariff in effect (``override``: one given version for the whole
+    period, for shadow billing). Only the days of the bill's kind are billed: a period with
+    postpaid days is a postpaid bill of those days (the prepaid engine charged the others);
+    a period wholly prepaid is a statement (``a.kind``, ``a.tariff_code``: the period's). Every
+    segment reads the meters installed at the service point during the period, each inside its
+    own installation window, so a meter exchange needs no segment of its own."""
     by_code: dict[str, list[tuple[int, date, date | None]]] = defaultdict(list)
-    codes = sorted({a.tariff_code for a in agreements})
+    terms = contract_terms(session, [a.id for a in agreements], p.last)
+    codes = sorted({a.tariff_code for a in agreements} | {t.tariff_code for ts in terms.values() for t in ts})
     if override is None and codes:
         tv = TariffVersion.__table__.c
         for tv_id, code, frm, to in session.execute(
@@ -504,7 +511,6 @@ def plan_jobs(
     elif override is not None:
         versions[override[0]] = override[1]
     meters = service_point_meters(session, sorted({a.service_point_id for a in agreements}), p.start, p.end)
-    terms = contract_terms(session, [a.id for a in agreements], p.last)
     # (tariff, first, last) → the segments by version, or None where a day has no version:
     # most agreements of a run share their tariff and days
     seg_cache: dict[tuple[str, date, date], list[tuple[date, date, int]] | None] = {}
@@ -538,6 +544,17 @@ def plan_jobs(
                 )
             )
             continue
+        mine = terms.get(a.id)
+        if mine:
+            pieces = _termed_pieces(a, mine, first, last, by_code, override, errors, p.code)
+            if pieces is None:
+                continue
+            split = len(pieces) > 1
+            jobs.extend(
+                Job(a, k + 1, s, e, tv_id, kw, kva, uses, split, True)
+                for k, (s, e, tv_id, kw, kva) in enumerate(pieces)
+            )
+            continue
         key = (a.tariff_code, first, last)
         segs: list[tuple[date, date, int]] | None
         if override is not None:
@@ -549,15 +566,7 @@ def plan_jobs(
         if segs is None:
             errors.append(error(a, "billing.no_tariff", f"no version of tariff {a.tariff_code} for {p.code}"))
             continue
-        mine = terms.get(a.id)
-        if mine:
-            pieces = _split_by_terms(segs, mine)
-            split = len(pieces) > 1
-            jobs.extend(
-                Job(a, k + 1, s, e, tv_id, kw, kva, uses, split, True)
-                for k, (s, e, tv_id, kw, kva) in enumerate(pieces)
-            )
-        elif len(segs) == 1:
+        if len(segs) == 1:
             s, e, tv_id = segs[0]
             jobs.append(Job(a, 1, s, e, tv_id, a.sanctioned_kw, a.contract_kva, uses))
         else:
@@ -584,18 +593,48 @@ def _tariff_segments(
     return segs
 
 
-def _split_by_terms(
-    segs: list[tuple[date, date, int]], terms: list[Term]
-) -> list[tuple[date, date, int, Decimal, Decimal | None]]:
-    """Cut the tariff segments at the terms' dates; neighbours under the same version and the
-    same contract are joined again (a term restating the contract starts no segment)."""
+def _termed_pieces(
+    a: Agreement,
+    terms: list[Term],
+    first: date,
+    last: date,
+    by_code: dict[str, list[tuple[int, date, date | None]]],
+    override: tuple[int, TariffVersionDef] | None,
+    errors: list[dict[str, Any]],
+    period: str,
+) -> list[tuple[date, date, int, Decimal, Decimal | None]] | None:
+    """The segments of an agreement with contract terms: the days ``first..last`` cut at the
+    terms' dates, only the days of the bill's kind (postpaid when any day is), each cut again by
+    the versions of its term's tariff; neighbours under the same version and contract are
+    joined (a term restating the contract starts no segment). Sets ``a.kind`` and
+    ``a.tariff_code`` to the period's. ``None`` (an error recorded) when a day has no tariff
+    version."""
+    cuts = [t.effective_from for t in terms if first < t.effective_from <= last]
+    spans = [
+        (lo, hi, term_on(terms, lo))
+        for lo, hi in zip([first, *cuts], [*(c - ONE_DAY for c in cuts), last], strict=True)
+    ]
+    a.kind = "postpaid" if any(t.payment_mode == "postpaid" for _, _, t in spans) else "prepaid"
+    spans = [sp for sp in spans if sp[2].payment_mode == a.kind]
+    a.tariff_code = spans[-1][2].tariff_code
     out: list[tuple[date, date, int, Decimal, Decimal | None]] = []
-    for s, e, tv in segs:
-        cuts = [t.effective_from for t in terms if s < t.effective_from <= e]
-        for lo, hi in zip([s, *cuts], [*(c - timedelta(days=1) for c in cuts), e], strict=True):
-            t = term_on(terms, lo)
-            if out and out[-1][2] == tv and out[-1][3:] == (t.sanctioned_kw, t.contract_kva):
-                out[-1] = (out[-1][0], hi, tv, t.sanctioned_kw, t.contract_kva)
+    for lo, hi, t in spans:
+        segs = (
+            [(lo, hi, override[0])]
+            if override is not None
+            else _tariff_segments(by_code.get(t.tariff_code, []), lo, hi)
+        )
+        if segs is None:
+            errors.append(error(a, "billing.no_tariff", f"no version of tariff {t.tariff_code} for {period}"))
+            return None
+        for s, e, tv in segs:
+            if (
+                out
+                and out[-1][2] == tv
+                and out[-1][3:] == (t.sanctioned_kw, t.contract_kva)
+                and out[-1][1] + ONE_DAY == s
+            ):
+                out[-1] = (out[-1][0], e, tv, t.sanctioned_kw, t.contract_kva)
             else:
-                out.append((lo, hi, tv, t.sanctioned_kw, t.contract_kva))
+                out.append((s, e, tv, t.sanctioned_kw, t.contract_kva))
     return out

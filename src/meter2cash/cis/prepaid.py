@@ -30,10 +30,11 @@ from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from meter2cash.cis.bulk import insert_rows
-from meter2cash.cis.cycles import Term, contract_terms, sanctioned_kw_days
+from meter2cash.cis.cycles import Term, contract_terms, sanctioned_kw_days, term_on
 from meter2cash.cis.ledger import WALLET, EntrySpec, ensure_chart, post_entries
 from meter2cash.cis.models import ServiceAgreement
 from meter2cash.cis.money_models import PrepaidCharge, Wallet
+from meter2cash.cis.payment_mode import settle_balance
 from meter2cash.cis.prepaid_policy import PrepaidPolicy
 from meter2cash.cis.rating import RatingInput, rate_arrays, split_wh
 from meter2cash.cis.tariffs.loader import tariff_version_for
@@ -144,6 +145,11 @@ class _W:
     mtd_demand_w: int = 0
     mtd_days: int = 0
     from_day: date = date.min
+    #: The last day charged by this run (before ``day`` when the agreement stops being prepaid).
+    to_day: date = date.min
+    #: The agreement is postpaid on the run's day: what its last prepaid days leave in the
+    #: wallet moves to receivables after they are charged.
+    postpaid_now: bool = False
     channel_id: int = 0
     interval_s: int = 0
     #: From contract terms: the sanctioned load [W] of the month to date after and before the
@@ -155,6 +161,39 @@ def _avg_w(kw_days: Decimal, days: int) -> int:
     """An average load [W] over ``days`` from kW·days (half up)."""
     total = int(kw_days * 1000)  # quantities have 3 places: exact
     return (2 * total + days) // (2 * days)
+
+
+def _after(last: date | None) -> date:
+    return date.min if last is None else last + timedelta(days=1)
+
+
+def prepaid_span(
+    terms: list[Term] | None, mode: str, from_day: date, to_day: date
+) -> tuple[date, date, str | None] | None:
+    """The days a daily run charges a wallet: from the first prepaid day on or after
+    ``from_day`` through the last day of that run of prepaid days under one tariff, at most
+    ``to_day``; with the tariff of those days (``None``: the agreement's). ``None`` when no day
+    of ``from_day..to_day`` is prepaid. Without contract terms the agreement's ``mode`` holds on
+    every day."""
+    if from_day > to_day:
+        return None
+    if not terms:
+        return (from_day, to_day, None) if mode == "prepaid" else None
+    day = from_day
+    while day <= to_day:
+        t = term_on(terms, day)
+        nxt = next((u.effective_from for u in terms if u.effective_from > day), None)
+        if t.payment_mode == "prepaid":
+            last = to_day
+            for u in terms:  # the run ends where the mode or the tariff changes
+                if u.effective_from > day and (u.payment_mode != "prepaid" or u.tariff_code != t.tariff_code):
+                    last = min(to_day, u.effective_from - timedelta(days=1))
+                    break
+            return day, last, t.tariff_code
+        if nxt is None:
+            return None
+        day = nxt
+    return None
 
 
 def month_loads_w(terms: list[Term], charged_days: int, from_day: date, day: date) -> tuple[int, int]:
@@ -194,9 +233,8 @@ def run_daily(
     days_in_month = ((first + timedelta(days=32)).replace(day=1) - first).days
     result = DailyResult(day)
     active = (
-        ServiceAgreement.payment_mode == "prepaid",
         ServiceAgreement.start_date <= day,
-        or_(ServiceAgreement.end_date.is_(None), ServiceAgreement.end_date >= day),
+        or_(ServiceAgreement.end_date.is_(None), ServiceAgreement.end_date >= first),
     )
     rows = session.execute(
         select(
@@ -208,21 +246,43 @@ def run_daily(
             ServiceAgreement.sanctioned_load_kw,
             ServiceAgreement.start_date,
             Wallet.last_charged_on,
+            ServiceAgreement.payment_mode,
+            ServiceAgreement.end_date,
         )
         .join(ServiceAgreement, ServiceAgreement.id == Wallet.service_agreement_id)
         .where(*active)
     ).all()
-    wallets = [_W(*r) for r in rows]
-    result.already = sum(1 for w in wallets if w.last is not None and w.last >= day)
-    wallets = [w for w in wallets if w.last is None or w.last < day]
+    # the contract terms of every agreement with a wallet (one query): the payment mode, tariff
+    # and load in effect on each day; the agreement's columns hold the latest term
+    terms = contract_terms(
+        session,
+        select(ServiceAgreement.id).join(Wallet, Wallet.service_agreement_id == ServiceAgreement.id),
+        day,
+    )
+    wallets: list[_W] = []
+    for *cols, mode, end_date in rows:
+        w = _W(*cols)
+        span = prepaid_span(
+            terms.get(w.agreement_id), mode, max(first, w.start, _after(w.last)), min(day, end_date or day)
+        )
+        if span is None:
+            if mode == "prepaid" and w.last is not None and w.last >= day:
+                result.already += 1
+            continue
+        w.from_day, w.to_day, tariff = span
+        w.tariff = tariff or w.tariff
+        mine = terms.get(w.agreement_id)
+        w.postpaid_now = (term_on(mine, day).payment_mode if mine else mode) == "postpaid"
+        wallets.append(w)
     prev = {
-        wid: (wh, dem, n)
-        for wid, wh, dem, n in session.execute(
+        wid: (wh, dem, n, code)
+        for wid, wh, dem, n, code in session.execute(
             select(
                 PrepaidCharge.wallet_id,
                 PrepaidCharge.mtd_wh,
                 PrepaidCharge.mtd_demand_w,
                 PrepaidCharge.mtd_days,
+                PrepaidCharge.tariff_code,
             )
             .join(
                 Wallet,
@@ -231,50 +291,57 @@ def run_daily(
             .where(PrepaidCharge.day >= first, PrepaidCharge.day < day)
         )
     }
-    # the contract terms of every prepaid agreement (one query; the agreement's columns hold the
-    # latest term, which may start after the days charged)
-    terms = contract_terms(session, select(ServiceAgreement.id).where(*active), day)
     for w in wallets:
-        w.from_day = max(first, w.start, (w.last + timedelta(days=1)) if w.last else first)
-        if w.wallet_id in prev:
-            w.mtd_wh, w.mtd_demand_w, w.mtd_days = prev[w.wallet_id]
+        # the month to date goes on from the last charge when it was on the same tariff and
+        # the day before (a tariff change or postpaid days in between start it afresh)
+        if w.wallet_id in prev and prev[w.wallet_id][3] == w.tariff and _after(w.last) == w.from_day:
+            w.mtd_wh, w.mtd_demand_w, w.mtd_days = prev[w.wallet_id][:3]
         mine = terms.get(w.agreement_id)
         if mine:
-            w.load_w = month_loads_w(mine, w.mtd_days, w.from_day, day)
+            w.load_w = month_loads_w(mine, w.mtd_days, w.from_day, w.to_day)
     end = local_midnight(day + timedelta(days=1), tz)
     channels = prepaid_channels(session, local_midnight(first, tz), end)
-    versions: dict[str, tuple[int, TariffVersionDef] | None] = {}
-    groups: dict[tuple[int, int], list[_W]] = defaultdict(list)
+    versions: dict[tuple[str, date], tuple[int, TariffVersionDef] | None] = {}
+    groups: dict[tuple[int, int, date], list[_W]] = defaultdict(list)
     defs: dict[int, TariffVersionDef] = {}
     for w in wallets:
-        if w.tariff not in versions:
+        key = (w.tariff, w.to_day)
+        if key not in versions:
             try:
-                row, vdef = tariff_version_for(session, w.tariff, day)
-                versions[w.tariff] = (row.id, vdef)
+                row, vdef = tariff_version_for(session, w.tariff, w.to_day)
+                versions[key] = (row.id, vdef)
                 defs[row.id] = vdef
             except NotFound:
-                versions[w.tariff] = None
-        tv = versions[w.tariff]
+                versions[key] = None
+        tv = versions[key]
         if tv is None:
-            result.errors.append(_err(w, "prepaid.no_tariff", f"no version of tariff {w.tariff} on {day}"))
+            result.errors.append(
+                _err(w, "prepaid.no_tariff", f"no version of tariff {w.tariff} on {w.to_day}")
+            )
         elif w.sp_id not in channels:
             result.errors.append(
                 _err(w, "prepaid.no_meter", "no meter with a kWh interval channel installed")
             )
         else:
             w.channel_id, w.interval_s = channels[w.sp_id]
-            groups[(tv[0], w.interval_s)].append(w)
+            groups[(tv[0], w.interval_s, w.to_day)].append(w)
     store = MeasurementStore(session)
     done, todo = 0, len(wallets)
-    for (tv_id, interval_s), members in groups.items():
+    for (tv_id, interval_s, to_day), members in groups.items():
         for c in range(0, len(members), CHUNK_WALLETS):
             chunk = members[c : c + CHUNK_WALLETS]
             _charge_chunk(
-                session, store, result, chunk, defs[tv_id], interval_s, day, end, days_in_month, tz, currency
-            )
+                session, store, result, chunk, defs[tv_id], interval_s, to_day,
+                local_midnight(to_day + timedelta(days=1), tz), days_in_month, tz, currency,
+            )  # fmt: skip
             done += len(chunk)
             if on_progress:
                 on_progress(done, todo)
+    for w in wallets:
+        if w.postpaid_now:
+            sa = session.get(ServiceAgreement, w.agreement_id)
+            if sa is not None:
+                settle_balance(session, sa, "postpaid", on=w.to_day + timedelta(days=1), currency=currency)
     if evaluate:
         from meter2cash.cis.prepaid_wallet import evaluate_wallets
 

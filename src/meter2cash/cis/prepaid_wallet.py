@@ -18,7 +18,7 @@ from sqlalchemy import BigInteger, func, insert, select, type_coerce, update
 from sqlalchemy.orm import Session
 
 from meter2cash.cis.ledger import WALLET
-from meter2cash.cis.models import Account, JournalLine, Person
+from meter2cash.cis.models import Account, JournalLine, Person, ServiceAgreement
 from meter2cash.cis.money_models import ConnectionCommand, Notification, Payment, Wallet
 from meter2cash.cis.payments import receive
 from meter2cash.cis.prepaid_policy import PrepaidPolicy, alerts_to_fire, disconnect_allowed, threshold_matrix
@@ -99,6 +99,11 @@ def evaluate_wallets(
         Wallet.alert_level,
         type_coerce(Wallet.emergency_credit, BigInteger),
         Wallet.grace_until,
+    )
+    # only wallets of agreements prepaid now: a wallet left by a change to postpaid is settled
+    # and never cut anyone off
+    stmt = stmt.join(ServiceAgreement, ServiceAgreement.id == Wallet.service_agreement_id).where(
+        ServiceAgreement.payment_mode == "prepaid"
     )
     if wallet_ids is not None:
         stmt = stmt.where(Wallet.id.in_(wallet_ids))
@@ -321,8 +326,9 @@ def advance_command(
     return cmd
 
 
-def time_out_commands(session: Session, at: datetime, policy: PrepaidPolicy) -> int:
-    """Mark commands not finished ``policy.command_timeout_h`` after their request as ``timed_out``."""
+def time_out_commands(session: Session, at: datetime, policy: PrepaidPolicy) -> list[int]:
+    """Mark commands not finished ``policy.command_timeout_h`` after their request as ``timed_out``;
+    the ids of those marked (``m2c prepaid time-out-commands`` runs it)."""
     limit = at - timedelta(hours=policy.command_timeout_h)
     ids = session.scalars(
         select(ConnectionCommand.id).where(
@@ -331,7 +337,7 @@ def time_out_commands(session: Session, at: datetime, policy: PrepaidPolicy) -> 
     ).all()
     for cid in ids:
         advance_command(session, cid, "timed_out", at=at, detail="no execution report in time")
-    return len(ids)
+    return list(ids)
 
 
 def reconnect_report(session: Session, target_h: int = 2) -> dict[str, Any]:

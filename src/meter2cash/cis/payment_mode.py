@@ -1,0 +1,223 @@
+"""Changing an agreement's payment mode (postpaid ↔ prepaid) from a date, with the balance settled.
+
+A mode change is a dated contract term (:func:`meter2cash.cis.contracts.change_terms`): the bill
+run bills only the postpaid days of a period and the prepaid engine charges only the prepaid
+days, so no day is charged twice. Bills already issued for periods reaching the date were made
+under the old mode and are cancelled and billed again. Then the old mode's balance moves into the
+new one:
+
+- postpaid → prepaid: a credit on 1100 moves into the wallet (Dr 1100, Cr 2100); a debt moves
+  into the wallet as a negative balance (Dr 2100, Cr 1100) and the open items it settles are
+  allocated, so the first recharge pays the old debt;
+- prepaid → postpaid: a wallet credit becomes credit on receivables (Dr 2100, Cr 1100, unapplied
+  and then applied to open items); a wallet debt becomes an open item (Dr 1100, Cr 2100, entry
+  kind ``migration``). Prepaid days the engine had not yet charged before the date are charged by
+  its next run, which settles what they leave in the wallet the same way
+  (:func:`settle_balance`).
+
+The change takes effect at most today (it settles money now) and, to prepaid, from the first day
+of the current month at the earliest (the prepaid engine charges the month to date); a change to
+postpaid cannot start on a day the prepaid engine already charged. Takes a Session; never commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from meter2cash.cis.allocation import allocate, apply_credit
+from meter2cash.cis.contracts import (
+    PAYMENT_MODES,
+    TOPIC_MODE_CHANGED,
+    LoadChange,
+    agreement_by_number,
+    change_terms,
+    rebill_affected,
+)
+from meter2cash.cis.cycles import contract_terms, term_on
+from meter2cash.cis.ledger import RECEIVABLE, WALLET, account_balance, ensure_chart, post
+from meter2cash.cis.models import ServiceAgreement
+from meter2cash.cis.money_models import Payment, PaymentAllocation, Wallet
+from meter2cash.cis.payments import next_receipt_number
+from meter2cash.cis.rebill import RebillResult
+from meter2cash.core.errors import Conflict, InvalidInput
+from meter2cash.integration.outbox import emit
+
+
+@dataclass(slots=True)
+class ModeChange:
+    """What :func:`change_payment_mode` did: the term, the bills rebilled, the balance moved
+    (positive: a credit moved into the new mode; negative: a debt)."""
+
+    change: LoadChange
+    from_mode: str
+    to_mode: str
+    settled: Decimal
+    rebill: RebillResult | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.change.to_dict(),
+            "from_mode": self.from_mode,
+            "to_mode": self.to_mode,
+            "settled": str(self.settled),
+            "rebill": None if self.rebill is None else self.rebill.to_dict(),
+        }
+
+
+def mode_on(session: Session, sa: ServiceAgreement, day: date) -> str:
+    """The payment mode of the agreement in effect on ``day``."""
+    terms = contract_terms(session, [sa.id], day).get(sa.id)
+    return term_on(terms, day).payment_mode if terms else sa.payment_mode
+
+
+def change_payment_mode(
+    session: Session,
+    agreement: str | ServiceAgreement,
+    effective_from: date,
+    to_mode: str,
+    *,
+    reason: str,
+    by: str,
+    today: date,
+    tz: str,
+    currency: str,
+) -> ModeChange:
+    """Switch the agreement to ``to_mode`` from ``effective_from`` on (``today``: the utility's
+    local date): record the term, rebill the bills the date reaches, settle the balance.
+
+    Refused: an unknown mode (``contract.bad_mode``), the mode already in effect
+    (``contract.unchanged``), a date after today (``contract.mode_change_in_future``), to prepaid
+    before the current month (``contract.mode_change_too_early``), to postpaid on or before the
+    last day the prepaid engine charged (``contract.mode_change_charged``), and what
+    :func:`~meter2cash.cis.contracts.change_terms` refuses. Emits
+    ``agreement.payment_mode_changed``.
+    """
+    if to_mode not in PAYMENT_MODES:
+        raise InvalidInput(
+            f"unknown payment mode {to_mode!r}; use {' or '.join(PAYMENT_MODES)}", code="contract.bad_mode"
+        )
+    sa = agreement if isinstance(agreement, ServiceAgreement) else agreement_by_number(session, agreement)
+    from_mode = mode_on(session, sa, effective_from)
+    if from_mode == to_mode:
+        raise Conflict(
+            f"agreement {sa.number} is already {to_mode} on {effective_from}",
+            code="contract.unchanged", agreement=sa.number,
+        )  # fmt: skip
+    if effective_from > today:
+        raise InvalidInput(
+            f"a payment-mode change settles balances at once: it can take effect today ({today}) at the "
+            f"latest, not {effective_from}",
+            code="contract.mode_change_in_future", today=today.isoformat(),
+        )  # fmt: skip
+    if to_mode == "prepaid" and effective_from < today.replace(day=1):
+        raise InvalidInput(
+            f"a change to prepaid can take effect from {today.replace(day=1)} at the earliest (the prepaid "
+            f"engine charges the month to date), not {effective_from}",
+            code="contract.mode_change_too_early",
+        )  # fmt: skip
+    wallet = session.scalars(select(Wallet).where(Wallet.service_agreement_id == sa.id)).first()
+    charged = None if wallet is None else wallet.last_charged_on
+    if to_mode == "postpaid" and charged is not None and effective_from <= charged:
+        raise Conflict(
+            f"the prepaid engine charged agreement {sa.number} up to {charged}; a change "
+            f"to postpaid can take effect from the day after at the earliest",
+            code="contract.mode_change_charged", last_charged_on=charged.isoformat(),
+        )  # fmt: skip
+    change = change_terms(session, sa, effective_from, {"payment_mode": to_mode}, reason=reason, by=by)
+    rebilled = None
+    if change.bills_affected:
+        rebilled = rebill_affected(session, change, tz=tz, currency=currency, what="payment mode")
+    settled = settle_balance(session, sa, to_mode, on=effective_from, currency=currency)
+    emit(
+        session,
+        TOPIC_MODE_CHANGED,
+        {
+            "agreement": sa.number, "service_agreement_id": sa.id,
+            "effective_from": effective_from.isoformat(), "from_mode": from_mode, "to_mode": to_mode,
+            "settled": str(settled), "reason": change.term.reason, "by": by,
+            "bills_rebilled": change.bills_affected,
+        },
+        key=sa.number,
+    )  # fmt: skip
+    return ModeChange(change, from_mode, to_mode, settled, rebilled)
+
+
+def settle_balance(
+    session: Session, sa: ServiceAgreement, to_mode: str, *, on: date, currency: str
+) -> Decimal:
+    """Move the account's balance of the other mode into ``to_mode`` (see the module); returns
+    the amount moved (positive: credit; negative: debt; 0: nothing to move)."""
+    ensure_chart(session)
+    acct = sa.account_id
+    if to_mode == "prepaid":
+        if session.scalar(select(Wallet.id).where(Wallet.service_agreement_id == sa.id)) is None:
+            session.add(Wallet(service_agreement_id=sa.id, account_id=acct))
+        owed = account_balance(session, acct, RECEIVABLE)  # > 0 debt, < 0 credit
+        if owed == 0:
+            return Decimal(0)
+        entry = post(
+            session,
+            kind="migration",
+            effective_date=on,
+            reference=sa.number,
+            memo=f"{sa.number} postpaid → prepaid: balance into the wallet",
+            lines=[(RECEIVABLE, -owed, acct), (WALLET, owed, acct)],
+            currency=currency,
+        )
+        pay = _transfer(session, acct, owed, on, currency, entry.id, sa.number)
+        if owed > 0:
+            allocate(session, pay.id, acct, owed)
+        else:
+            session.add(PaymentAllocation(payment_id=pay.id, account_id=acct, amount=owed))
+        session.flush()
+        return -owed
+    held = -account_balance(session, acct, WALLET)  # > 0 credit, < 0 debt
+    if held == 0:
+        return Decimal(0)
+    entry = post(
+        session,
+        kind="migration",
+        effective_date=on,
+        reference=sa.number,
+        memo=f"{sa.number} prepaid → postpaid: wallet balance into receivables",
+        lines=[(WALLET, held, acct), (RECEIVABLE, -held, acct)],
+        currency=currency,
+    )
+    if held > 0:
+        pay = _transfer(session, acct, held, on, currency, entry.id, sa.number)
+        session.add(PaymentAllocation(payment_id=pay.id, account_id=acct, amount=held))
+        session.flush()
+        apply_credit(session, [acct])
+    wallet = session.scalars(select(Wallet).where(Wallet.service_agreement_id == sa.id)).first()
+    if wallet is not None:
+        wallet.alert_level = -1
+        wallet.grace_until = None
+        wallet.emergency_credit = Decimal(0)
+    session.flush()
+    return held
+
+
+def _transfer(
+    session: Session, acct: int, amount: Decimal, on: date, currency: str, entry_id: int, ref: str
+) -> Payment:
+    """The numbered document of a balance moved between wallet and receivables."""
+    pay = Payment(
+        receipt_number=next_receipt_number(session, on),
+        account_id=acct,
+        channel="adjustment",
+        purpose="migration",
+        amount=amount,
+        currency=currency,
+        received_on=on,
+        reference=ref,
+        journal_entry_id=entry_id,
+    )
+    session.add(pay)
+    session.flush()
+    return pay
