@@ -84,6 +84,19 @@ def attach_customer(session, meter_id: int, serial: str, customer_class: str, **
     session.flush()
 
 
+def store_example_tariffs(session) -> list[str]:
+    """Every tariff of ``examples/tariffs`` stored (a master-data bundle must name loaded
+    tariffs); their codes. Flushes, does not commit."""
+    from meter2cash.cis.tariffs import load_tariff_file, store_tariff
+
+    codes = []
+    for path in sorted((Path(__file__).resolve().parents[1] / "examples" / "tariffs").glob("*.toml")):
+        definition = load_tariff_file(path)
+        store_tariff(session, definition, path.read_text(encoding="utf-8"))
+        codes.append(definition.code)
+    return codes
+
+
 def _pg_admin() -> Engine | None:
     engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:

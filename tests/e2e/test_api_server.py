@@ -12,7 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
 
+from conftest import store_example_tariffs
 from meter2cash.db import upgrade
 
 pytestmark = pytest.mark.e2e
@@ -34,6 +37,10 @@ def env_for(url: str) -> dict[str, str]:
 def test_served_api_end_to_end(tmp_path):
     url = f"sqlite:///{tmp_path / 'served.db'}"
     upgrade(url)
+    engine = create_engine(url)
+    with Session(engine) as s, s.begin():
+        store_example_tariffs(s)  # the bundle's agreements name them
+    engine.dispose()
     port = free_port()
     proc = subprocess.Popen(
         [M2C, "serve", "--host", "127.0.0.1", "--port", str(port)],

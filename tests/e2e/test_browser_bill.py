@@ -58,8 +58,8 @@ def billed_utility(tmp_path):
     env = {**os.environ, "M2C_DATABASE_URL": f"sqlite:///{tmp_path / 'm2c.db'}", "M2C_VAR_DIR": str(tmp_path)}
     steps = [
         ("db", "upgrade"),
-        ("masterdata", "load", str(EXAMPLES / "masterdata" / "small.json")),
         ("tariff", "load", *map(str, sorted((EXAMPLES / "tariffs").glob("*.toml")))),
+        ("masterdata", "load", str(EXAMPLES / "masterdata" / "small.json")),
         ("ingest", str(EXAMPLES / "readings" / "small-2026-09.json")),
         ("vee", "run"),
         ("bill-run", "--period", "2026-09"),

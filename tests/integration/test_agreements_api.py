@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from conftest import store_example_tariffs
 from meter2cash.api import create_app
 from meter2cash.integration.models import OutboxMessage
 
@@ -22,6 +23,8 @@ URL = "/api/v1/agreements/SA-1002/terms"
 
 @pytest.fixture
 def client(platform):
+    with platform.sessions() as s, s.begin():
+        store_example_tariffs(s)
     with TestClient(create_app(platform)) as c:
         assert c.post("/api/v1/masterdata", json=BUNDLE).status_code == 200
         yield c

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from meter2cash.cis.models import Account, ServiceAgreement, ServicePoint
+from conftest import store_example_tariffs
+from meter2cash.cis.models import Account, ServiceAgreement, ServicePoint, TariffVersion
 from meter2cash.core.errors import InvalidInput, NotFound
 from meter2cash.integration.masterdata import export_bundle, load_bundle, load_bundle_path
 from meter2cash.integration.models import AuditEntry
@@ -19,6 +20,14 @@ from meter2cash.mdm.models import Channel, DistributionTransformer, Installation
 from meter2cash.models import metadata
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "masterdata"
+
+
+@pytest.fixture(autouse=True)
+def tariffs(session) -> list[str]:
+    """The example tariffs, which the bundles' agreements name, are loaded first."""
+    codes = store_example_tariffs(session)
+    session.commit()
+    return codes
 
 
 def small() -> dict:
@@ -186,6 +195,7 @@ def test_export_round_trips_into_an_empty_database(session):
     assert load_bundle(session, copy.deepcopy(exported)).to_dict()["updated"] == 0
     for table in reversed(metadata.sorted_tables):
         session.execute(table.delete())
+    store_example_tariffs(session)
     session.commit()
     r = load_bundle(session, exported)
     session.commit()
@@ -202,3 +212,167 @@ def test_unreadable_bundles_are_fatal_errors(session, tmp_path):
         load_bundle_path(session, tmp_path / "missing.json")
     with pytest.raises(InvalidInput):
         load_bundle(session, [1, 2])  # type: ignore[arg-type]
+
+
+# --- references, overlaps and ranges ------------------------------------------------------------
+
+
+def agreement(number: str, sp: str, start: str, end: str | None = None, **more) -> dict:
+    rec = {"number": number, "account": "ACC-1001", "service_point": sp, "tariff_code": "RES-LT1",
+           "start_date": start, **more}  # fmt: skip
+    return rec | ({"end_date": end} if end else {})
+
+
+def agreements(session) -> dict[str, tuple]:
+    rows = session.execute(
+        select(
+            ServiceAgreement.number, ServicePoint.code, ServiceAgreement.start_date, ServiceAgreement.end_date
+        ).join(ServicePoint, ServicePoint.id == ServiceAgreement.service_point_id)
+    )
+    return {n: (sp, str(start), str(end) if end else None) for n, sp, start, end in rows}
+
+
+def found(r) -> set[tuple]:
+    return {(p.source, p.line, p.field, p.code) for p in r.problems}
+
+
+def test_the_three_nonsense_records_are_reported_at_once_and_the_good_ones_kept(session):
+    """An unknown tariff code, a second agreement on a service point in the same period and a
+    sanctioned load of 99,999,999,999 kW: each record refused with its line, field and code."""
+    b = small()
+    b["service_agreements"][0]["tariff_code"] = "RES-NOPE"
+    b["service_agreements"][2]["sanctioned_load_kw"] = "99999999999"
+    b["service_agreements"].append(agreement("SA-1004", "SP-1002", "2026-03-01"))  # SP-1002: SA-1002's
+    r = load_bundle(session, b)
+    session.commit()
+    assert found(r) == {
+        ("service_agreements", 1, "tariff_code", "masterdata.unknown_tariff"),
+        ("service_agreements", 3, "sanctioned_load_kw", "masterdata.out_of_range"),
+        ("service_agreements", 4, "start_date", "masterdata.overlapping_agreement"),
+    }
+    overlap = next(p for p in r.problems if p.code == "masterdata.overlapping_agreement")
+    assert overlap.data == {"service_point": "SP-1002", "agreement": "SA-1002", "start_date": "2026-01-06",
+                            "end_date": None}  # fmt: skip
+    assert r.counts["service_agreements"].rejected == 3 and r.counts["service_agreements"].created == 1
+    assert agreements(session) == {"SA-1002": ("SP-1002", "2026-01-06", None)}
+    assert r.counts["meters"].created == 3 and r.counts["installations"].created == 3
+
+
+def test_an_agreement_must_name_a_loaded_tariff(session):
+    for table in (TariffVersion.__table__,):
+        session.execute(table.delete())
+    session.commit()
+    r = load_bundle(session, small())
+    session.commit()
+    assert {(p.line, p.code, p.data["tariff_code"]) for p in r.problems} == {
+        (1, "masterdata.unknown_tariff", "RES-LT1"),
+        (2, "masterdata.unknown_tariff", "COM-TOU"),
+        (3, "masterdata.unknown_tariff", "RES-PP"),
+    }
+    assert r.counts["service_points"].created == 3 and agreements(session) == {}
+    store_example_tariffs(session)
+    session.commit()
+    r = load_bundle(session, small())
+    assert r.problems == [] and r.counts["service_agreements"].created == 3
+
+
+def test_an_agreement_overlapping_a_stored_one_is_refused(session):
+    load_bundle(session, small())
+    session.commit()
+    r = load_bundle(session, {"service_agreements": [agreement("SA-2001", "SP-1001", "2026-06-01")]})
+    assert found(r) == {("service_agreements", 1, "start_date", "masterdata.overlapping_agreement")}
+    assert "SA-1001" in r.problems[0].message and r.problems[0].data["agreement"] == "SA-1001"
+    # ending the old one the same day the new one starts still shares that day
+    same_day = [
+        agreement("SA-1001", "SP-1001", "2026-01-05", "2026-06-01"),
+        agreement("SA-2001", "SP-1001", "2026-06-01"),
+    ]
+    r = load_bundle(session, {"service_agreements": same_day})
+    assert [(p.line, p.code) for p in r.problems] == [(2, "masterdata.overlapping_agreement")]
+
+
+def test_a_replacement_is_accepted_when_the_bundle_ends_the_old_one_in_any_order(session):
+    load_bundle(session, small())
+    session.commit()
+    replace = [
+        agreement("SA-2001", "SP-1001", "2026-06-01"),
+        agreement("SA-1001", "SP-1001", "2026-01-05", "2026-05-31"),
+    ]
+    r = load_bundle(session, {"service_agreements": replace})
+    session.commit()
+    assert r.problems == [] and (r.created, r.updated) == (1, 1)
+    got = agreements(session)
+    assert got["SA-1001"] == ("SP-1001", "2026-01-05", "2026-05-31") and got["SA-2001"] == (
+        "SP-1001",
+        "2026-06-01",
+        None,
+    )
+    # a record that leaves end_date out keeps the stored one: still no overlap
+    r = load_bundle(
+        session,
+        {"service_agreements": [agreement("SA-1001", "SP-1001", "2026-01-05", sanctioned_load_kw="6")]},
+    )
+    assert r.problems == [] and r.updated == 1
+
+
+def test_a_replacement_whose_ending_is_refused_is_refused_too(session):
+    load_bundle(session, small())
+    session.commit()
+    replace = [
+        agreement("SA-2001", "SP-1001", "2026-06-01"),
+        agreement("SA-1001", "SP-1001", "2026-01-05", "2026-05-31", tariff_code="RES-NOPE"),
+    ]
+    r = load_bundle(session, {"service_agreements": replace})
+    assert {(p.line, p.code) for p in r.problems} == {
+        (1, "masterdata.overlapping_agreement"),
+        (2, "masterdata.unknown_tariff"),
+    }
+    # SA-1001's ending is refused for overlapping SA-2002 in February: the stored SA-1001 (open)
+    # then overlaps both new agreements, which are refused in turn.
+    cascade = [
+        agreement("SA-2002", "SP-1001", "2026-02-01", "2026-02-28"),
+        agreement("SA-2001", "SP-1001", "2026-06-01"),
+        agreement("SA-1001", "SP-1001", "2026-01-05", "2026-05-31"),
+    ]
+    r = load_bundle(session, {"service_agreements": cascade})
+    session.commit()
+    assert [(p.line, p.code, p.data["agreement"]) for p in r.problems] == [
+        (1, "masterdata.overlapping_agreement", "SA-1001"),
+        (2, "masterdata.overlapping_agreement", "SA-1001"),
+        (3, "masterdata.overlapping_agreement", "SA-2002"),
+    ]
+    assert agreements(session)["SA-1001"] == ("SP-1001", "2026-01-05", None) and "SA-2001" not in agreements(
+        session
+    )
+
+
+def test_two_new_agreements_on_one_service_point_keep_the_first(session):
+    b = small()
+    b["service_agreements"] += [
+        agreement("SA-2001", "SP-1001", "2025-01-01", "2025-12-31"),  # before SA-1001: fine
+        agreement("SA-2002", "SP-1001", "2025-06-01", "2025-06-30"),  # inside SA-2001
+    ]
+    r = load_bundle(session, b)
+    session.commit()
+    assert [(p.line, p.code, p.data["agreement"]) for p in r.problems] == [
+        (5, "masterdata.overlapping_agreement", "SA-2001")
+    ]
+    assert set(agreements(session)) == {"SA-1001", "SA-1002", "SA-1003", "SA-2001"}
+
+
+def test_a_removal_moved_past_the_next_installation_is_refused(session):
+    b = small()
+    b["installations"][0]["removed_at"] = "2026-01-31T18:00:00+05:30"
+    b["installations"].append(
+        {"meter": "MTR-000101", "service_point": "SP-1003", "installed_at": "2026-02-01T10:00:00+05:30"}
+    )
+    b["installations"][2] |= {"removed_at": "2026-01-31T00:00:00+05:30"}  # MTR-000103 leaves SP-1003
+    assert load_bundle(session, b).problems == []
+    session.commit()
+    later = {**b["installations"][0], "removed_at": "2026-03-01T00:00:00+05:30"}
+    r = load_bundle(session, {"installations": [later]})
+    session.commit()
+    assert found(r) == {("installations", 1, "meter", "masterdata.overlapping_installation")}
+    assert r.problems[0].data == {"service_point": "SP-1003"}
+    first = session.scalar(select(Installation).order_by(Installation.installed_at).limit(1))
+    assert first.removed_at.isoformat() == "2026-01-31T12:30:00+00:00"

@@ -9,8 +9,10 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
+from conftest import store_example_tariffs
 from meter2cash.cis.contracts import change_load, terms_of
 from meter2cash.cis.models import ServiceAgreement
 from meter2cash.integration.masterdata import export_bundle, load_bundle
@@ -26,6 +28,12 @@ TERMS = [
         "reason": "extension",
     },
 ]
+
+
+@pytest.fixture(autouse=True)
+def tariffs(session) -> None:
+    store_example_tariffs(session)
+    session.commit()
 
 
 def bundle(terms=None, **fields) -> dict:
@@ -105,3 +113,20 @@ def test_export_round_trips_terms_and_a_later_load_change(session):
     assert "terms" not in exported["service_agreements"][0]
     again = load_bundle(session, copy.deepcopy(exported))
     assert again.problems == [] and again.to_dict()["updated"] == 0
+
+
+def test_terms_name_loaded_tariffs_and_sane_loads(session):
+    dated = [TERMS[0] | {"tariff_code": "COM-NOPE"}, TERMS[1] | {"tariff_code": "COM-TOU"}]
+    r = load_bundle(session, bundle(dated))
+    assert [(p.line, p.field, p.code, p.data) for p in r.problems] == [
+        (2, "terms", "masterdata.unknown_tariff", {"tariff_code": "COM-NOPE"})
+    ]
+    huge = [TERMS[0], TERMS[1] | {"sanctioned_load_kw": "99999999999"}]
+    r = load_bundle(session, bundle(huge))
+    assert [(p.line, p.field, p.code) for p in r.problems] == [(2, "terms", "masterdata.out_of_range")]
+    session.commit()
+    assert session.scalars(select(ServiceAgreement.number).order_by(ServiceAgreement.number)).all() == [
+        "SA-1001",
+        "SA-1003",
+    ]
+    assert load_bundle(session, bundle([TERMS[0] | {"tariff_code": "RES-LT1"}, dated[1]])).problems == []

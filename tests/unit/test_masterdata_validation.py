@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from meter2cash.integration.masterdata_io import section_from_csv, sections_from_json
-from meter2cash.integration.masterdata_spec import ENTITY, to_json, validate_record
+from meter2cash.integration.masterdata_spec import ENTITY, MAX_LOAD, to_json, validate_record
 
 
 def check(entity: str, raw, line: int = 7):
@@ -148,8 +148,108 @@ def test_csv_line_numbers_count_the_header_and_blank_cells_are_not_given():
     assert rec == {"code": "F2", "substation": "S2"}
 
 
-@given(st.decimals(min_value=0, max_value=10**9, places=3, allow_nan=False))
+@given(st.decimals(min_value=0, max_value=MAX_LOAD, places=3, allow_nan=False))
 def test_decimals_round_trip_through_their_json_form(d):
     rec, problems = check("service_agreements", {**AGREEMENT, "sanctioned_load_kw": to_json(d)})
     assert problems == []
     assert rec is not None and rec["sanctioned_load_kw"] == d
+
+
+# --- ranges, digits, dates and tariff references ------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["sanctioned_load_kw", "contract_demand_kva"])
+def test_a_load_is_at_most_a_million(field):
+    assert codes("service_agreements", {**AGREEMENT, field: "99999999999"}) == {
+        ("masterdata.out_of_range", 7, field)
+    }
+    assert codes("service_agreements", {**AGREEMENT, field: "1000000.001"}) == {
+        ("masterdata.out_of_range", 7, field)
+    }
+    rec, problems = check("service_agreements", {**AGREEMENT, field: "1000000"})
+    assert problems == [] and rec is not None and rec[field] == Decimal(1_000_000)
+
+
+def test_transformer_capacity_and_multipliers_are_bounded():
+    assert codes("transformers", {"code": "DT1", "feeder": "F1", "capacity_kva": "2000000"}) == {
+        ("masterdata.out_of_range", 7, "capacity_kva")
+    }
+    channels = [{"reading_type": "kwh_import_15m", "multiplier": "5000000"}]
+    assert codes("meters", {"serial": "M1", "channels": channels}) == {
+        ("masterdata.out_of_range", 7, "channels")
+    }
+
+
+@pytest.mark.parametrize("bad", ["1e3", "1E+999", "Infinity", "1" + "0" * 12, " 12 kWh"])
+def test_decimals_are_plain_with_at_most_twelve_digits(bad):
+    inst = {"meter": "M1", "service_point": "SP-1", "installed_at": "2026-01-05T10:30:00Z"}
+    assert codes("installations", {**inst, "install_read_kwh": bad}) == {
+        ("masterdata.invalid_decimal", 7, "install_read_kwh")
+    }
+    rec, _ = check("installations", {**inst, "install_read_kwh": "999999999999.999"})
+    assert rec is not None and rec["install_read_kwh"] == Decimal("999999999999.999")
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "1969-12-31", "2200-01-01", "9999-12-31"])
+def test_dates_lie_in_the_sane_window(day):
+    assert codes("service_agreements", {**AGREEMENT, "start_date": day}) == {
+        ("masterdata.date_out_of_range", 7, "start_date")
+    }
+    ends_later = {**AGREEMENT, "start_date": "1970-01-01", "end_date": day}
+    assert ("masterdata.date_out_of_range", 7, "end_date") in codes("service_agreements", ends_later)
+
+
+@pytest.mark.parametrize(
+    "ts", ["0001-01-01T00:00:00+05:30", "9999-12-31T23:00:00-05:00", "2200-01-01T00:00:00Z"]
+)
+def test_timestamps_lie_in_the_sane_window_without_overflow(ts):
+    inst = {"meter": "M1", "service_point": "SP-1", "installed_at": ts}
+    assert codes("installations", inst) == {("masterdata.date_out_of_range", 7, "installed_at")}
+    later = {**inst, "installed_at": "2026-01-05T10:30:00Z", "removed_at": ts}
+    assert ("masterdata.date_out_of_range", 7, "removed_at") in codes("installations", later)
+
+
+def test_terms_are_held_to_the_same_ranges():
+    for term, words in [
+        ({"effective_from": "2026-01-01", "sanctioned_load_kw": "99999999999"}, "largest"),
+        (
+            {"effective_from": "2026-01-01", "sanctioned_load_kw": "5", "contract_demand_kva": "1e9"},
+            "decimal",
+        ),
+        ({"effective_from": "1900-01-01", "sanctioned_load_kw": "5"}, "1970-01-01"),
+    ]:
+        rec, problems = check("service_agreements", {**AGREEMENT, "terms": [term]})
+        assert rec is None and [p.field for p in problems] == ["terms"], problems
+        assert words in problems[0].message
+    assert codes("service_agreements", {**AGREEMENT, "terms": "2026-01-01:99999999999"}) == {
+        ("masterdata.out_of_range", 7, "terms")
+    }
+
+
+def test_tariff_codes_must_name_a_loaded_tariff():
+    loaded = {"RES-LT1", "RES-PP"}
+
+    def named(raw):
+        rec, problems = validate_record(
+            ENTITY["service_agreements"], raw, line=3, source="sa", tariffs=loaded
+        )
+        return rec, {(p.code, p.line, p.field, p.data.get("tariff_code")) for p in problems}
+
+    rec, problems = named(AGREEMENT)
+    assert rec is not None and problems == set()
+    assert named({**AGREEMENT, "tariff_code": "RES-NOPE"}) == (
+        None,
+        {("masterdata.unknown_tariff", 3, "tariff_code", "RES-NOPE")},
+    )
+    terms = [
+        {"effective_from": "2026-01-01", "sanctioned_load_kw": "5.5", "tariff_code": "RES-GONE"},
+        {"effective_from": "2026-06-01", "sanctioned_load_kw": "5.5", "tariff_code": "RES-LT1"},
+    ]
+    assert named({**AGREEMENT, "terms": terms})[1] == {("masterdata.unknown_tariff", 3, "terms", "RES-GONE")}
+    # every problem of the record at once: a bad load and two unknown tariffs
+    everything = {**AGREEMENT, "tariff_code": "X", "sanctioned_load_kw": "-1", "terms": terms}
+    assert named(everything)[1] == {
+        ("masterdata.invalid_decimal", 3, "sanctioned_load_kw", None),
+        ("masterdata.unknown_tariff", 3, "tariff_code", "X"),
+        ("masterdata.unknown_tariff", 3, "terms", "RES-GONE"),
+    }

@@ -17,9 +17,10 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
-from meter2cash.cis.models import ContractTerm
+from meter2cash.cis.models import ContractTerm, TariffVersion
 from meter2cash.core.errors import InvalidInput, Problem
 from meter2cash.core.timeutil import utcnow
+from meter2cash.integration.masterdata_agreements import check_overlaps
 from meter2cash.integration.masterdata_io import Section, read_bundle_path, sections_from_json
 from meter2cash.integration.masterdata_lifecycle import load_installations
 from meter2cash.integration.masterdata_spec import (
@@ -143,6 +144,7 @@ class Loader:
         self.ids: dict[str, dict[str, int]] = {e.name: {} for e in ENTITIES}
         self.rejected: dict[str, set[str]] = {e.name: set() for e in ENTITIES}
         self.audit: list[dict[str, Any]] = []
+        self._tariffs: set[str] | None = None
 
     # --- bookkeeping ------------------------------------------------------------------------
 
@@ -171,12 +173,19 @@ class Loader:
 
     # --- shared steps -----------------------------------------------------------------------
 
+    def tariff_codes(self) -> set[str]:
+        """The codes of the tariffs loaded (agreements must name one of them)."""
+        if self._tariffs is None:
+            self._tariffs = set(self.session.scalars(select(TariffVersion.code).distinct()))
+        return self._tariffs
+
     def validated(self, spec: EntitySpec, section: Section) -> list[tuple[int, dict[str, Any]]]:
         """Valid records, first of each key; bad records and later duplicates are rejected."""
         good: list[tuple[int, dict[str, Any]]] = []
         first_line: dict[str, int] = {}
+        tariffs = self.tariff_codes() if spec.name == TERMED else None
         for line, raw in section.records:
-            rec, problems = validate_record(spec, raw, line=line, source=section.source)
+            rec, problems = validate_record(spec, raw, line=line, source=section.source, tariffs=tariffs)
             if rec is None:
                 self.reject(spec, problems, raw_key(spec, raw))
                 continue
@@ -261,6 +270,8 @@ class Loader:
 
     def load_entity(self, spec: EntitySpec, section: Section) -> None:
         records = self.resolve_refs(spec, self.validated(spec, section), section.source)
+        if spec.name == TERMED:
+            records = check_overlaps(self, records, section.source)
         existing = self.existing(spec, [str(r[spec.key]) for _, r in records])
         channels = (
             self.existing_channels([e["_id"] for e in existing.values()]) if spec.name == "meters" else {}

@@ -2,7 +2,8 @@
 
 An installation moves its meter to ``installed`` (and to ``removed`` when it carries ``removed_at``),
 following :data:`METER_TRANSITIONS`; each move is written as a :class:`MeterStatusChange`. A meter
-still installed somewhere cannot be installed again until that installation has a removal.
+still installed somewhere cannot be installed again until that installation has a removal, and the
+installation windows of one meter never overlap (neither a new one nor a removal moved later).
 """
 
 from __future__ import annotations
@@ -86,6 +87,18 @@ def load_installations(loader: Loader, spec: EntitySpec, section: Section) -> No
             changed = [n for n in FIELDS if n in rec and not same(old.get(n), rec[n])]
             if not changed:
                 counts.unchanged += 1
+                continue
+            moved = {**old, "removed_at": rec.get("removed_at", old.get("removed_at"))}
+            clash = next((h for h in mine if h is not old and _overlaps(h, moved)), None)
+            if "removed_at" in changed and clash is not None:
+                refuse(
+                    line,
+                    "overlapping_installation",
+                    f"meter {rec['meter']} removed at {rec['removed_at'].isoformat()} would still be at "
+                    f"{old['service_point']} when installed at {clash['service_point']} on "
+                    f"{clash['installed_at'].isoformat()}",
+                    service_point=clash["service_point"],
+                )
                 continue
             if "removed_at" in changed and old.get("removed_at") is None and status[mid] == "installed":
                 move(mid, "removed", rec["removed_at"], f"removed from {rec['service_point']}")

@@ -8,7 +8,8 @@ the line and field of each fault. Nothing here touches the database.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -23,12 +24,23 @@ from meter2cash.cis.models import (
     ServiceAgreement,
     ServicePoint,
 )
-from meter2cash.core.errors import Problem
+from meter2cash.core.errors import InvalidInput, Problem
+from meter2cash.core.timeutil import check_date
 from meter2cash.db import Base
 from meter2cash.mdm.models import DCU, DistributionTransformer, Feeder, Installation, Meter
 from meter2cash.mdm.reading_types import BY_CODE
 
 PHASES = ("single", "three")
+#: Digits a decimal may have before the point: what the exact columns hold with room to spare.
+MAX_DIGITS = 12
+#: The largest sanctioned load [kW] or contract demand [kVA] of one agreement (a large industrial
+#: consumer is tens of MW): beyond it a value is a slip of the keyboard.
+MAX_LOAD = Decimal(1_000_000)
+#: The largest distribution-transformer capacity [kVA] and meter multiplier (CT × PT ratio).
+MAX_CAPACITY = Decimal(1_000_000)
+MAX_MULTIPLIER = Decimal(1_000_000)
+#: A decimal as written: optional sign, digits, optional fraction (no exponent).
+_PLAIN = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 
 
 class FieldError(ValueError):
@@ -46,8 +58,10 @@ class FieldSpec:
     """One field of a bundle record.
 
     ``kind`` is ``str``, ``choice``, ``ref`` (natural key of a record of entity ``ref``),
-    ``decimal`` (``scale`` decimal places at most, never negative), ``date``, ``datetime``
-    (ISO 8601 with an offset) or ``channels``. ``column`` is the model attribute it is stored in.
+    ``decimal`` (``scale`` decimal places at most, never negative, at most ``maximum``),
+    ``date``, ``datetime`` (ISO 8601 with an offset) or ``channels``. Dates and timestamps lie in
+    the window of :func:`~meter2cash.core.timeutil.check_date`. ``column`` is the model attribute
+    it is stored in.
     """
 
     name: str
@@ -59,6 +73,7 @@ class FieldSpec:
     scale: int = 3
     max_len: int = 200
     default: Any = None
+    maximum: Decimal | None = None
 
     @property
     def attr(self) -> str:
@@ -102,7 +117,7 @@ ENTITIES: tuple[EntitySpec, ...] = (
             _key("code"),
             _text("name"),
             FieldSpec("feeder", "ref", required=True, column="feeder_id", ref="feeders"),
-            FieldSpec("capacity_kva", "decimal", scale=6),
+            FieldSpec("capacity_kva", "decimal", scale=6, maximum=MAX_CAPACITY),
         ),
         "distribution_transformer",
     ),
@@ -192,8 +207,8 @@ ENTITIES: tuple[EntitySpec, ...] = (
             FieldSpec("service_point", "ref", required=True, column="service_point_id", ref="service_points"),
             FieldSpec("tariff_code", required=True, max_len=64),
             FieldSpec("payment_mode", "choice", choices=PAYMENT_MODES, default="postpaid"),
-            FieldSpec("sanctioned_load_kw", "decimal", scale=3, default=Decimal(0)),
-            FieldSpec("contract_demand_kva", "decimal", scale=3),
+            FieldSpec("sanctioned_load_kw", "decimal", scale=3, default=Decimal(0), maximum=MAX_LOAD),
+            FieldSpec("contract_demand_kva", "decimal", scale=3, maximum=MAX_LOAD),
             FieldSpec("start_date", "date", required=True),
             FieldSpec("end_date", "date"),
             FieldSpec("terms", "terms"),
@@ -226,36 +241,57 @@ def _parse_choice(f: FieldSpec, v: Any) -> str:
     return s
 
 
-def parse_decimal(name: str, v: Any, scale: int) -> Decimal:
-    """A non-negative decimal from a string or an integer (floats are refused: they are inexact)."""
+def parse_decimal(name: str, v: Any, scale: int, maximum: Decimal | None = None) -> Decimal:
+    """A non-negative decimal from a string or an integer (floats are refused: they are inexact),
+    in plain notation with at most :data:`MAX_DIGITS` digits before the point and ``scale``
+    places; above ``maximum`` it is ``masterdata.out_of_range``."""
     if isinstance(v, float):
         raise FieldError("invalid_decimal", f'{name} {v!r} is a float; give decimals as strings, e.g. "{v}"')
     if isinstance(v, bool) or not isinstance(v, str | int):
         raise FieldError("invalid_decimal", f"{name} must be a decimal string or an integer")
+    text = str(v).strip()
+    if len(text) > MAX_DIGITS + 20 or not _PLAIN.fullmatch(text):
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise FieldError("invalid_decimal", f"{name} {shown!r} is not a decimal number such as 5.5")
     try:
-        d = Decimal(str(v).strip())
-    except InvalidOperation:
+        d = Decimal(text)
+    except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
         raise FieldError("invalid_decimal", f"{name} {v!r} is not a decimal number") from None
-    if not d.is_finite():
-        raise FieldError("invalid_decimal", f"{name} {v!r} is not a finite number")
     if d < 0:
         raise FieldError("invalid_decimal", f"{name} {v!r} must not be negative")
     if d.as_tuple().exponent < -scale:  # type: ignore[operator]
         raise FieldError("invalid_decimal", f"{name} {v!r} has more than {scale} decimal places")
+    if len(text.lstrip("+").split(".")[0].lstrip("0")) > MAX_DIGITS:
+        raise FieldError(
+            "invalid_decimal", f"{name} {v!r} has more than {MAX_DIGITS} digits before the point"
+        )
+    if maximum is not None and d > maximum:
+        raise FieldError(
+            "out_of_range", f"{name} {v} is above the largest allowed, {maximum:,}", maximum=str(maximum)
+        )
     return d
 
 
 def _parse_decimal(f: FieldSpec, v: Any) -> Decimal:
-    return parse_decimal(f.name, v, f.scale)
+    return parse_decimal(f.name, v, f.scale, f.maximum)
+
+
+def in_window(name: str, day: date) -> date:
+    """``day`` when it lies in the window of :func:`~meter2cash.core.timeutil.check_date`."""
+    try:
+        return check_date(day, name, code="masterdata.date_out_of_range")
+    except InvalidInput as exc:
+        raise FieldError("date_out_of_range", exc.message) from None
 
 
 def _parse_date(f: FieldSpec, v: Any) -> date:
     if isinstance(v, date) and not isinstance(v, datetime):
-        return v
+        return in_window(f.name, v)
     try:
-        return date.fromisoformat(str(v).strip())
+        day = date.fromisoformat(str(v).strip())
     except ValueError:
         raise FieldError("invalid_date", f"{f.name} {v!r} is not an ISO date (YYYY-MM-DD)") from None
+    return in_window(f.name, day)
 
 
 def _parse_datetime(f: FieldSpec, v: Any) -> datetime:
@@ -270,6 +306,7 @@ def _parse_datetime(f: FieldSpec, v: Any) -> datetime:
         raise FieldError(
             "naive_datetime", f"{f.name} {v!r} has no time zone; give an offset such as +05:30 or Z"
         )
+    in_window(f.name, ts.date())  # before converting: year 1 or 9999 overflow in UTC
     return ts.astimezone(UTC)
 
 
@@ -302,7 +339,11 @@ def _parse_channels(f: FieldSpec, v: Any) -> tuple[dict[str, Any], ...]:
             raise FieldError("invalid_channels", f"channel {i}: {code} is listed twice", reading_type=code)
         seen.add(code)
         given = item.get("multiplier")
-        mult = Decimal(1) if given is None or given == "" else parse_decimal("multiplier", given, 6)
+        mult = (
+            Decimal(1)
+            if given is None or given == ""
+            else parse_decimal("multiplier", given, 6, MAX_MULTIPLIER)
+        )
         if mult == 0:
             raise FieldError("invalid_channels", f"channel {i}: multiplier must be above zero")
         out.append({"reading_type": code, "multiplier": mult})
@@ -347,9 +388,12 @@ def _parse_terms(f: FieldSpec, v: Any) -> tuple[dict[str, Any], ...]:
             raise FieldError(
                 "invalid_terms", f"term {i}: {item['effective_from']!r} is not an ISO date", term=i
             ) from None
-        kw = parse_decimal(f"term {i} sanctioned_load_kw", item["sanctioned_load_kw"], 3)
+        in_window(f"term {i} effective_from", day)
+        kw = parse_decimal(f"term {i} sanctioned_load_kw", item["sanctioned_load_kw"], 3, MAX_LOAD)
         kva_raw = item.get("contract_demand_kva")
-        kva = None if _blank(kva_raw) else parse_decimal(f"term {i} contract_demand_kva", kva_raw, 3)
+        kva = (
+            None if _blank(kva_raw) else parse_decimal(f"term {i} contract_demand_kva", kva_raw, 3, MAX_LOAD)
+        )
         if day in out:
             raise FieldError("invalid_terms", f"term {i}: a second term from {day}", term=i)
         reason = item.get("reason") or ""
@@ -425,12 +469,39 @@ def _blank(v: Any) -> bool:
     return v is None or (isinstance(v, str) and not v.strip())
 
 
+def tariff_codes(rec: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(field, tariff code)`` an agreement record names: its own and its terms' (as given)."""
+    out = [("tariff_code", rec["tariff_code"])] if rec.get("tariff_code") else []
+    out += [("terms", t["tariff_code"]) for t in rec.get("terms") or () if t.get("tariff_code")]
+    return list(dict.fromkeys(out))
+
+
+def unknown_tariffs(
+    named: list[tuple[str, str]], tariffs: Collection[str], *, line: int, source: str
+) -> list[Problem]:
+    """``masterdata.unknown_tariff`` for each code in ``named`` that is not in ``tariffs``."""
+    return [
+        Problem(
+            "masterdata.unknown_tariff",
+            f"tariff {code!r} is not loaded; load the tariff file first (m2c tariff load)",
+            line,
+            field,
+            source,
+            {"tariff_code": code},
+        )
+        for field, code in named
+        if code not in tariffs
+    ]
+
+
 def validate_record(
-    spec: EntitySpec, raw: Any, *, line: int, source: str
+    spec: EntitySpec, raw: Any, *, line: int, source: str, tariffs: Collection[str] | None = None
 ) -> tuple[dict[str, Any] | None, list[Problem]]:
     """Typed values of one raw record, or ``None`` and every problem found in it.
 
-    Blank values (``None``, empty text) count as not given. Unknown fields are ignored.
+    Blank values (``None``, empty text) count as not given. Unknown fields are ignored. With
+    ``tariffs`` (the codes of the tariffs loaded), a service agreement's ``tariff_code`` and its
+    terms' must be among them.
     """
     if not isinstance(raw, dict):
         msg = f"a {spec.name} record must be an object, not {type(raw).__name__}"
@@ -453,8 +524,11 @@ def validate_record(
         if first in clean and last in clean and clean[last] < clean[first]:
             msg = f"{last} {clean[last].isoformat()} is before {first} {clean[first].isoformat()}"
             problems.append(Problem("masterdata.invalid_period", msg, line, last, source))
+    named = tariff_codes(clean) if spec.name == "service_agreements" else []
     if spec.name == "service_agreements" and not problems and (wrong := check_terms(clean)):
         problems.append(Problem("masterdata.invalid_terms", wrong, line, "terms", source))
+    if tariffs is not None:
+        problems += unknown_tariffs(named, tariffs, line=line, source=source)
     return (None if problems else clean), problems
 
 
