@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP) ## create .venv and install meter2cash with its development tools
 
-demo: $(STAMP) ## simulate a 1,000-consumer utility for 30 days: ingest, VEE, bill run, ledger
+demo: $(STAMP) ## simulate a 1,000-consumer utility for 30 days in its own database (var/demo/)
 	$(M2C) demo --reset $(DEMO_ARGS)
 
 test: $(STAMP) ## run the whole test suite (SQLite and PostgreSQL; PostgreSQL mandatory when CI=true)

@@ -10,13 +10,13 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import func, select
 
-from meter2cash.cli.common import console, err_console, platform
+from meter2cash.bootstrap import bootstrap
+from meter2cash.cli.common import console, err_console
 from meter2cash.config import get_settings
 from meter2cash.core.money import round_money
-from meter2cash.db import make_engine, reset_database, upgrade
 from meter2cash.demo import DEFAULT_MONTH, DemoConfig, DemoReport, run_demo
+from meter2cash.demo_db import default_demo_url, demo_database_url, prepare_demo_database, shown
 
 
 def demo(
@@ -26,63 +26,59 @@ def demo(
     ),
     month: str = typer.Option(DEFAULT_MONTH, "--month", help="last simulated month, YYYY-MM"),
     seed: int = typer.Option(42, "--seed", help="random seed (same seed, same utility)"),
+    database: str | None = typer.Option(
+        None,
+        "--database",
+        envvar="M2C_DEMO_DATABASE_URL",
+        help="the demo's database (default: <var>/demo/meter2cash-demo.db; never M2C_DATABASE_URL). "
+        "A PostgreSQL server URL without a database name uses meter2cash_demo on it",
+    ),
     reset: bool = typer.Option(
-        False, "--reset", help="empty the configured database first (destroys its data)"
+        False, "--reset", help="empty the demo's database first (only a database the demo created)"
     ),
     json_out: Path | None = typer.Option(None, "--json-out", help="also write the report as JSON here"),
 ) -> None:
-    """Simulate a utility and take it from meter reads to bills: ingest, VEE, bill run, ledger."""
+    """Simulate a utility and take it from meter reads to bills: ingest, VEE, bill run, ledger.
+
+    The demo runs on a database of its own, which it creates and marks; it refuses any other.
+    """
     settings = get_settings()
-    url = settings.database_url
-    if reset:
-        reset_database(url)
-    else:
-        upgrade(url)
-        _refuse_non_empty(url)
+    url = demo_database_url(database or default_demo_url(settings.var_dir))
+    prepared = prepare_demo_database(url, reset=reset)  # refuses any database but its own
     cfg = DemoConfig(meters=meters, days=days, month=month, seed=seed)
     console.rule(f"[bold]meter2cash demo[/bold]: {meters:,} consumers, {days} days of 15-minute data")
-    with (
-        platform() as p,
-        Progress(
+    console.print(f"demo database ({prepared.action}): {shown(url)}", highlight=False, soft_wrap=True)
+    p = bootstrap(settings.model_copy(update={"database_url": url}))
+    try:
+        with Progress(
             TextColumn("{task.description:<14}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             console=console,
             transient=True,
-        ) as bar,
-    ):
-        tasks: dict[str, Any] = {}
+        ) as bar:
+            tasks: dict[str, Any] = {}
 
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
+            def progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done, total=total)
 
-        report = run_demo(p, cfg, progress)
+            report = run_demo(p, cfg, progress)
+    finally:
+        p.dispose()
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(report.to_dict(), indent=2, default=str))
     print_report(report)
+    console.print(
+        f"Look around with the other commands: M2C_DATABASE_URL={shown(url)} m2c ledger trial-balance",
+        highlight=False,
+        soft_wrap=True,
+    )
     if report.problems:
         raise typer.Exit(1)
-
-
-def _refuse_non_empty(url: str) -> None:
-    from meter2cash.cis.models import Account
-
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            n = conn.scalar(select(func.count()).select_from(Account))
-    finally:
-        engine.dispose()
-    if n:
-        err_console.print(
-            f"[red]error[/red] demo.database_not_empty: the database holds {n} accounts; "
-            "run `m2c demo --reset` to replace them with the demo utility"
-        )
-        raise typer.Exit(2)
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
