@@ -18,8 +18,17 @@ from fpdf import FPDF
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from meter2cash.cis.documents import format_rate, money, supply_notes
-from meter2cash.cis.models import Account, Bill, ServiceAgreement, ServicePoint
+from meter2cash.cis.documents import (
+    format_rate,
+    history_for,
+    issued_to,
+    money,
+    replacement_of,
+    segment_rows,
+    supply_notes,
+)
+from meter2cash.cis.models import Account, Bill, ServiceAgreement
+from meter2cash.core.money import minor_exponent
 
 _ASCII = str.maketrans({"–": "-", "—": "-", "×": "x", "…": "...", "₹": "Rs", "€": "EUR", "’": "'", "·": "-"})
 
@@ -27,21 +36,6 @@ _ASCII = str.maketrans({"–": "-", "—": "-", "×": "x", "…": "...", "₹": 
 def _t(text: Any) -> str:
     """Text for the PDF core fonts (Latin-1)."""
     return str(text).translate(_ASCII).encode("latin-1", "replace").decode("latin-1")
-
-
-def history_for(session: Session, bill: Bill, n: int = 12) -> list[tuple[str, Decimal]]:
-    """``(period, kWh)`` of up to ``n`` earlier bills of the agreement (cancelled ones left out)."""
-    rows = session.execute(
-        select(Bill.period, Bill.total_kwh)
-        .where(
-            Bill.service_agreement_id == bill.service_agreement_id,
-            Bill.period < bill.period,
-            Bill.status != "cancelled",
-        )
-        .order_by(Bill.period.desc())
-        .limit(n)
-    ).all()
-    return [(p, k) for p, k in rows][::-1]
 
 
 def amount_due(bill: Bill) -> Decimal:
@@ -55,10 +49,10 @@ def render_bill_pdf(
     utility_name: str = "meter2cash demo utility",
     compress: bool = True,
 ) -> bytes:
-    """One bill as a PDF document (A4). ``bill`` must be attached to a session."""
-    sa: ServiceAgreement = bill.service_agreement
-    sp: ServicePoint = sa.service_point
+    """One bill as a PDF document (A4), as issued. ``bill`` must be attached to a session."""
     det = bill.determinants or {}
+    party = issued_to(bill)
+    places = minor_exponent(bill.currency)
     pdf = FPDF(format="A4")
     pdf.set_compression(compress)
     pdf.set_compression(compress)
@@ -77,16 +71,17 @@ def render_bill_pdf(
         pdf.set_text_color(0, 0, 0)
     if bill.status == "cancelled":
         pdf.set_text_color(180, 0, 0)
-        pdf.cell(0, 6, _t(f"CANCELLED: {bill.cancel_reason}"), new_x="LMARGIN", new_y="NEXT")
+        by = replacement_of(bill)
+        note = f"CANCELLED: {bill.cancel_reason}" + (f" - replaced by bill {by}" if by else "")
+        pdf.cell(0, 6, _t(note), new_x="LMARGIN", new_y="NEXT")
         pdf.set_text_color(0, 0, 0)
     pdf.ln(2)
-    person = bill.account.person
-    left = [person.name, sp.premise.address, f"{sp.premise.city} {sp.premise.postcode}".strip()]
+    left = [party["name"], party["address"], f"{party['city']} {party['postcode']}".strip()]
     right = [
-        f"Account {bill.account.number}",
-        f"Agreement {sa.number} ({bill.kind})",
+        f"Account {party['account']}",
+        f"Agreement {party['agreement']} ({bill.kind})",
         f"Tariff {bill.tariff_code}",
-        f"Service point {sp.code}",
+        f"Service point {party['service_point']}",
     ]
     for a, b in zip(left + [""] * (len(right) - len(left)), right, strict=False):
         pdf.cell(95, 5, _t(a))
@@ -96,6 +91,13 @@ def render_bill_pdf(
         pdf.multi_cell(0, 5, _t(note), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
     _amount_box(pdf, bill)
+    segments = segment_rows(bill)
+    if segments:
+        _heading(pdf, "Parts of the period")
+        widths = (50, 40, 30, 36, 30)
+        _row(pdf, ["Days", "Tariff", "Load", "kWh", "Amount"], bold=True, widths=widths)
+        for sg in segments:
+            _row(pdf, [sg["dates"], sg["tariff"], sg["load"], sg["kwh"], sg["amount"]], widths=widths)
     periods = det.get("kwh_by_period") or {}
     if len(periods) > 1:
         _heading(pdf, "Consumption by time of day")
@@ -110,32 +112,34 @@ def render_bill_pdf(
             continue
         qty = "" if ln.quantity is None else f"{ln.quantity.normalize():f}"
         rate = "" if ln.rate is None else format_rate(ln.rate)
-        _row(pdf, [ln.description, qty, ln.unit, rate, money(ln.amount)], widths=(86, 26, 16, 26, 32))
+        _row(pdf, [ln.description, qty, ln.unit, rate, money(ln.amount, places)], widths=(86, 26, 16, 26, 32))
     for label, value in (("Subtotal", bill.subtotal), ("Taxes and duties", bill.tax), ("Total", bill.total)):
-        _row(pdf, [label, "", "", "", money(value)], bold=True, widths=(86, 26, 16, 26, 32))
+        _row(pdf, [label, "", "", "", money(value, places)], bold=True, widths=(86, 26, 16, 26, 32))
     for ln in bill.lines:
         if ln.component == "adjustment":
-            _row(pdf, [ln.description, "", "", "", money(ln.amount)], widths=(86, 26, 16, 26, 32))
+            _row(pdf, [ln.description, "", "", "", money(ln.amount, places)], widths=(86, 26, 16, 26, 32))
     terms = det.get("terms") or {}
     if terms:
         pdf.set_font("Helvetica", "", 8)
-        text = []
+        text: list[str] = []
         if terms.get("prompt_payment_rebate"):
             rebate = f"{bill.currency} {terms['prompt_payment_rebate']}"
-            text.append(f"Pay within {terms['prompt_payment_days']} days and deduct a rebate of {rebate}.")
-        if terms.get("late_payment_surcharge_percent"):
+            by_day = f" (by {terms['prompt_payment_by']})" if terms.get("prompt_payment_by") else ""
             text.append(
-                f"Late-payment surcharge {terms['late_payment_surcharge_percent']} % a month after due date."
+                f"Pay within {terms['prompt_payment_days']} days{by_day} and deduct a rebate of {rebate}."
             )
+        if terms.get("late_payment_surcharge_percent"):
+            start = terms.get("late_payment_from")
+            pct = terms["late_payment_surcharge_percent"]
+            when = f" from {start}." if start else " after the due date."
+            text.append(f"Late-payment surcharge {pct} % a month of the amount unpaid{when}")
         if terms.get("banked_kwh"):
             text.append(f"Banked export carried forward: {terms['banked_kwh']} kWh.")
         pdf.multi_cell(0, 4, _t(" ".join(text)), new_x="LMARGIN", new_y="NEXT")
     _history_chart(pdf, [*(history or []), (bill.period, bill.total_kwh)])
     pdf.ln(4)
     pdf.set_font("Helvetica", "B", 10)
-    pdf.cell(
-        0, 6, _t(f"Payment reference {bill.account.number}/{bill.number}"), new_x="LMARGIN", new_y="NEXT"
-    )
+    pdf.cell(0, 6, _t(f"Payment reference {party['account']}/{bill.number}"), new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
 
 
@@ -148,7 +152,8 @@ def _amount_box(pdf: FPDF, bill: Bill) -> None:
     else:
         label = f"Amount due by {bill.due_date.isoformat() if bill.due_date else ''}"
     pdf.cell(120, 12, _t(f"  {label}"), fill=True)
-    pdf.cell(0, 12, _t(f"{bill.currency} {money(amount_due(bill))}  "), fill=True, align="R",
+    places = minor_exponent(bill.currency)
+    pdf.cell(0, 12, _t(f"{bill.currency} {money(amount_due(bill), places)}  "), fill=True, align="R",
              new_x="LMARGIN", new_y="NEXT")  # fmt: skip
     pdf.set_text_color(0, 0, 0)
     pdf.ln(3)
@@ -242,19 +247,20 @@ def write_print_file(session: Session, bill_ids: Sequence[int], path: str | Path
                     session.execute(select(Bill.id, Bill.number).where(Bill.id.in_(olds))).tuples()
                 )
             for b in chunk:
-                prem = b.service_agreement.service_point.premise
+                party = issued_to(b)
+                q = minor_exponent(b.currency)
                 w.writerow(
                     {
                         "bill_number": b.number, "kind": b.kind, "status": b.status,
                         "estimated": int(b.estimated),
-                        "account": b.account.number, "name": b.account.person.name, "address": prem.address,
-                        "city": prem.city, "postcode": prem.postcode, "period": b.period,
+                        "account": party["account"], "name": party["name"], "address": party["address"],
+                        "city": party["city"], "postcode": party["postcode"], "period": b.period,
                         "issued": b.issued_at.date().isoformat(),
                         "due_date": b.due_date.isoformat() if b.due_date else "", "tariff": b.tariff_code,
-                        "kwh": f"{b.total_kwh:f}", "subtotal": f"{b.subtotal:.2f}", "tax": f"{b.tax:.2f}",
-                        "total": f"{b.total:.2f}", "adjustment": f"{b.adjustment:.2f}",
-                        "amount_due": f"{amount_due(b):.2f}", "currency": b.currency,
-                        "payment_reference": f"{b.account.number}/{b.number}",
+                        "kwh": f"{b.total_kwh:f}", "subtotal": f"{b.subtotal:.{q}f}", "tax": f"{b.tax:.{q}f}",
+                        "total": f"{b.total:.{q}f}", "adjustment": f"{b.adjustment:.{q}f}",
+                        "amount_due": f"{amount_due(b):.{q}f}", "currency": b.currency,
+                        "payment_reference": f"{party['account']}/{b.number}",
                         "replaces": replaced.get(b.replaces_bill_id, "") if b.replaces_bill_id else "",
                     }
                 )  # fmt: skip

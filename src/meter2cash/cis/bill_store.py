@@ -246,12 +246,13 @@ def store_segmented(
             seg_kwh = Decimal(int(rc.rated.inputs.wh_total[k])).scaleb(-3)
             sub, tax, total, kwh = sub + rb.subtotal, tax + rb.tax, total + rb.total, kwh + seg_kwh
             d = rc.determinants[k]
-            det["segments"].append({"first": str(job.first), "last": str(job.last), **d})
+            det["segments"].append(
+                {"first": str(job.first), "last": str(job.last), "tariff_code": rc.rated.version.code, **d}
+            )
             segs.append(
                 {"first": job.first, "last": job.last, "tv": job.tv_id, "kwh": seg_kwh, "total": rb.total}
             )
-        first_det = parts[0][1].determinants[parts[0][2]]
-        det.update({k: v for k, v in first_det.items() if k not in det})
+        det.update(merge_determinants(det["segments"]))
         rb0 = parts[0][1].rated.bill(parts[0][2])
         merged = RatedBill(rb0.tariff_code, rb0.currency, [ln for ln, _ in lines], sub, tax, total)
         a = parts[0][0].a
@@ -284,6 +285,45 @@ def store_segmented(
         return {f: list(c) for f, c in zip(LINE_FIELDS, zip(*out, strict=True), strict=True)} if out else {}
 
     _insert(session, run, result, p, heads, rows, issue, segments)
+
+
+#: Determinants of a split bill that add up over its segments, and those that take their largest.
+_SUMMED = ("kwh_total", "kvah_total", "kwh_export", "days_active")
+_LARGEST = ("max_demand_kw",)
+
+
+def merge_determinants(segments: list[dict[str, Any]]) -> dict[str, Any]:
+    """The determinants of a bill from those of its segments (each computed over its own days):
+    energy per TOU period and per day summed, demands the largest, estimated and missing
+    shares weighted by the days of each segment; the rest (interval, channel, fingerprint) from
+    the first segment, the sanctioned load and bank from the last. So the bill's tables add up
+    to what was billed."""
+    first, last = segments[0], segments[-1]
+    out: dict[str, Any] = {k: v for k, v in first.items() if k not in ("first", "last", "tariff_code")}
+    for key in _SUMMED:
+        if any(key in sg for sg in segments):
+            out[key] = round(sum(float(sg.get(key) or 0) for sg in segments), 3)
+    for key in _LARGEST:
+        out[key] = max(float(sg.get(key) or 0) for sg in segments)
+    for key, pick in (("kwh_by_period", sum), ("max_demand_kw_by_period", max)):
+        names = list(dict.fromkeys(n for sg in segments for n in (sg.get(key) or {})))
+        out[key] = {n: round(pick(float((sg.get(key) or {}).get(n, 0)) for sg in segments), 3) for n in names}
+    days = [max(int(sg.get("days_active") or 0), 0) for sg in segments]
+    for key in ("estimated_share", "missing_share"):
+        weighted = sum(float(sg.get(key) or 0) * d for sg, d in zip(segments, days, strict=True))
+        out[key] = round(weighted / sum(days), 4) if sum(days) else 0.0
+    daily: dict[str, float] = {}
+    for sg in segments:
+        dk = sg.get("daily_kwh") or {}
+        for d, v in zip(dk.get("dates", []), dk.get("kwh", []), strict=False):
+            daily[d] = daily.get(d, 0.0) + float(v)
+    if daily:
+        dates = sorted(daily)
+        out["daily_kwh"] = {"dates": dates, "kwh": [round(daily[d], 3) for d in dates]}
+    for key in ("sanctioned_load_kw", "contract_demand_kva", "banked_kwh"):
+        if key in last:
+            out[key] = last[key]
+    return out
 
 
 def _scaled(v: Decimal | None, places: int) -> int | None:
@@ -339,6 +379,10 @@ def _insert(
         "total": heads.total_scaled,
         "determinants": heads.det,
         "journal_entry_id": entry,
+        "issued_to": [
+            {**a.party, "payment_mode": k, "tariff_code": a.tariff_code}
+            for a, k in zip(agreements, kinds, strict=True)
+        ],
         "replaces_bill_id": [None if o is None else o.bill.id for o in old],
         "adjustment": [_money_int(x) for x in adjustment],
     }

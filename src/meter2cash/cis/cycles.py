@@ -40,7 +40,10 @@ from meter2cash.cis.models import (
     BillCycle,
     BillCycleAssignment,
     ContractTerm,
+    Person,
+    Premise,
     ServiceAgreement,
+    ServicePoint,
     TariffVersion,
 )
 from meter2cash.cis.tariffs.model import TariffVersionDef
@@ -332,6 +335,9 @@ class Agreement:
     end: date | None
     customer_class: str
     channels: MeterChannels | None = None
+    #: The customer and supply as the bill records them when issued (name, account, address,
+    #: service point, agreement): see ``Bill.issued_to``.
+    party: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -436,6 +442,7 @@ def select_agreements(
     agreements come from one query: those assigned to the cycle, or for ``monthly`` those
     assigned to no other cycle."""
     sa, acc, asg = ServiceAgreement.__table__.c, Account.__table__.c, BillCycleAssignment.__table__.c
+    per, sp, pr = Person.__table__.c, ServicePoint.__table__.c, Premise.__table__.c
     stmt = (
         select(
             sa.id,
@@ -449,8 +456,17 @@ def select_agreements(
             sa.start_date,
             sa.end_date,
             acc.customer_class,
+            acc.number,
+            per.name,
+            sp.code,
+            pr.address,
+            pr.city,
+            pr.postcode,
         )
         .join_from(ServiceAgreement.__table__, Account.__table__, acc.id == sa.account_id)
+        .join(Person.__table__, per.id == acc.person_id)
+        .join(ServicePoint.__table__, sp.id == sa.service_point_id)
+        .join(Premise.__table__, pr.id == sp.premise_id)
         .where(sa.start_date <= p.last, or_(sa.end_date.is_(None), sa.end_date >= p.first))
         .order_by(sa.id)
     )
@@ -466,11 +482,14 @@ def select_agreements(
     qty = ScaledValues(Quantity.scale)
     return [
         Agreement(
-            i, num, acc_id, sp, code, kind, qty[kw], None if kva is None else qty[kva], first, last, cls
+            i, num, acc_id, sp_id, code, kind, qty[kw], None if kva is None else qty[kva], first, last, cls,
+            party={"name": name, "account": acc_num, "customer_class": cls, "address": address, "city": city,
+                   "postcode": postcode, "service_point": sp_code, "agreement": num},
         )
         for q in queries
-        for i, num, acc_id, sp, code, kind, kw, kva, first, last, cls in session.execute(q).all()
-    ]
+        for (i, num, acc_id, sp_id, code, kind, kw, kva, first, last, cls, acc_num, name, sp_code, address,
+             city, postcode) in session.execute(q).all()
+    ]  # fmt: skip
 
 
 def plan_jobs(

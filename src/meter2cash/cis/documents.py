@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
@@ -11,10 +12,11 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, object_session, selectinload
 
 from meter2cash.cis.models import Account, Bill, ServiceAgreement, ServicePoint
 from meter2cash.cis.rating import RatedBill
+from meter2cash.core.money import minor_exponent
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "web" / "templates"
 _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
@@ -25,6 +27,52 @@ def money(value: Decimal | None, places: int = 2) -> str:
     if value is None:
         return ""
     return f"{value.quantize(Decimal(1).scaleb(-places)):,}"
+
+
+def issued_to(bill: Bill) -> dict[str, str]:
+    """The customer and supply a bill was issued to, as recorded when it was issued (later
+    changes of master data do not reach an issued bill); for a bill issued before the record
+    existed, the master data as it is now. ``bill`` must be attached to a session."""
+    if bill.issued_to:
+        return dict(bill.issued_to)
+    sa: ServiceAgreement = bill.service_agreement
+    sp: ServicePoint = sa.service_point
+    return {
+        "name": bill.account.person.name,
+        "account": bill.account.number,
+        "customer_class": bill.account.customer_class,
+        "address": sp.premise.address,
+        "city": sp.premise.city,
+        "postcode": sp.premise.postcode,
+        "service_point": sp.code,
+        "agreement": sa.number,
+        "payment_mode": bill.kind,
+        "tariff_code": bill.tariff_code,
+    }
+
+
+def segment_rows(bill: Bill) -> list[dict[str, str]]:
+    """The segments of a split bill as printed (dates, tariff, sanctioned load, kWh, amount);
+    empty for a bill of one segment. Their kWh and amounts add up to the bill's."""
+    segs = (bill.determinants or {}).get("segments") or []
+    if len(segs) < 2:
+        return []
+    totals: dict[int, Decimal] = defaultdict(Decimal)
+    for ln in bill.lines:
+        if ln.component != "adjustment":
+            totals[ln.segment] += ln.amount
+    return [
+        {
+            "dates": f"{_day(sg['first'])} – {_day(sg['last'])}",
+            "tariff": str(sg.get("tariff_code") or bill.tariff_code),
+            "load": ""
+            if sg.get("sanctioned_load_kw") is None
+            else f"{Decimal(str(sg['sanctioned_load_kw'])).normalize():f} kW",
+            "kwh": _qty(Decimal(str(sg.get("kwh_total", 0)))),
+            "amount": money(totals.get(k + 1, Decimal(0)), minor_exponent(bill.currency)),
+        }
+        for k, sg in enumerate(segs)
+    ]
 
 
 def _qty(value: Decimal | None) -> str:
@@ -109,15 +157,17 @@ def render_bill_html(
     *,
     history: list[tuple[str, Decimal]] | None = None,
     utility_name: str = "meter2cash demo utility",
+    replaced_by: str = "",
 ) -> str:
-    """A printable utility bill as one self-contained HTML page.
+    """A printable utility bill as one self-contained HTML page: what was billed, as issued.
 
-    ``bill`` must be attached to a session (its account, agreement, service point and lines are
-    read); ``history`` lists earlier ``(period, kWh)`` shown beside this period's consumption.
+    ``bill`` must be attached to a session (its lines are read, and for a bill issued before
+    bills recorded their customer, the master data); ``history`` lists earlier
+    ``(period, kWh)`` shown beside this period's consumption; ``replaced_by``: the number of
+    the bill that replaced a cancelled one.
     """
-    sa: ServiceAgreement = bill.service_agreement
-    sp: ServicePoint = sa.service_point
     det = bill.determinants or {}
+    places = minor_exponent(bill.currency)
     periods = [
         {
             "name": name,
@@ -132,37 +182,60 @@ def render_bill_html(
             "quantity": _qty(ln.quantity),
             "unit": ln.unit,
             "rate": "" if ln.rate is None else format_rate(ln.rate),
-            "amount": money(ln.amount),
+            "amount": money(ln.amount, places),
             "tax": ln.component == "tax",
             "adjustment": ln.component == "adjustment",
         }
         for ln in bill.lines
     ]
+    party = issued_to(bill)
     return _env.get_template("bill.html").render(
         utility_name=utility_name,
         bill=bill,
-        account=bill.account,
-        person=bill.account.person,
-        premise=sp.premise,
-        service_point=sp,
-        agreement=sa,
+        party=party,
         period_label=_period_label(bill.period),
         periods=periods,
         det=det,
+        segments=segment_rows(bill),
         charges=[ln for ln in lines if not ln["tax"] and not ln["adjustment"]],
         adjustments=[ln for ln in lines if ln["adjustment"]],
-        amount_due=money(bill.total + (bill.adjustment or 0)),
+        amount_due=money(bill.total + (bill.adjustment or 0), places),
         terms=det.get("terms") or {},
         taxes=[ln for ln in lines if ln["tax"]],
-        subtotal=money(bill.subtotal),
-        tax=money(bill.tax),
-        total=money(bill.total),
+        subtotal=money(bill.subtotal, places),
+        tax=money(bill.tax, places),
+        total=money(bill.total, places),
         chart=_chart(det.get("daily_kwh")),
         history=[(p, _qty(k)) for p, k in (history or [])],
-        payment_reference=f"{bill.account.number}/{bill.number}",
+        payment_reference=f"{party['account']}/{bill.number}",
         estimated_pct=f"{bill.estimated_share * 100:.1f}",
         supply_notes=supply_notes(det),
+        replaced_by=replaced_by or replacement_of(bill),
     )
+
+
+def history_for(session: Session, bill: Bill, n: int = 12) -> list[tuple[str, Decimal]]:
+    """``(period, kWh)`` of up to ``n`` earlier bills of the agreement (cancelled and shadow
+    bills left out: a rebilled period counts once)."""
+    rows = session.execute(
+        select(Bill.period, Bill.total_kwh)
+        .where(
+            Bill.service_agreement_id == bill.service_agreement_id,
+            Bill.period < bill.period,
+            Bill.status.not_in(("cancelled", "shadow")),
+        )
+        .order_by(Bill.period.desc())
+        .limit(n)
+    ).all()
+    return [(p, k) for p, k in rows][::-1]
+
+
+def replacement_of(bill: Bill) -> str:
+    """The number of the bill that replaced ``bill`` (empty when none)."""
+    session = object_session(bill)
+    if session is None or bill.status != "cancelled":
+        return ""
+    return session.scalar(select(Bill.number).where(Bill.replaces_bill_id == bill.id)) or ""
 
 
 def write_bills_html(session: Session, bill_ids: Sequence[int], out_dir: str | Path) -> list[Path]:
@@ -182,15 +255,7 @@ def write_bills_html(session: Session, bill_ids: Sequence[int], out_dir: str | P
             )
         )
         for bill in bills:
-            history = [
-                (p, k)
-                for p, k in session.execute(
-                    select(Bill.period, Bill.total_kwh)
-                    .where(Bill.service_agreement_id == bill.service_agreement_id, Bill.period < bill.period)
-                    .order_by(Bill.period.desc())
-                    .limit(6)
-                )
-            ][::-1]
+            history = history_for(session, bill, 6)
             path = out / f"{bill.number}.html"
             path.write_text(render_bill_html(bill, history=history), encoding="utf-8")
             paths.append(path)
