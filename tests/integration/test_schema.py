@@ -6,6 +6,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import StatementError
 
 from meter2cash.bootstrap import bootstrap
 from meter2cash.cis.models import JournalEntry, JournalLine, LedgerAccount
@@ -44,8 +45,9 @@ def test_float_money_is_refused(session):
     entry = JournalEntry(effective_date=date(2026, 10, 31), kind="test")
     entry.lines = [JournalLine(ledger_account="1100", amount=0.1, currency="INR")]
     session.add(entry)
-    with pytest.raises(Exception, match="float"):
+    with pytest.raises(StatementError, match="float") as info:
         session.commit()
+    assert isinstance(info.value.orig, TypeError)
 
 
 def _channel(session) -> int:

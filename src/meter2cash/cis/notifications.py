@@ -8,12 +8,14 @@ rolled-back payment. :func:`send_pending` sends and records the outcome; it does
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from meter2cash.cis.models import Account, Person
 from meter2cash.cis.money_models import Notification
+from meter2cash.core.money import format_money
 from meter2cash.core.timeutil import utcnow
 from meter2cash.integration.models import OutboxMessage
 from meter2cash.integration.notify.adapters import EmailAdapter, SmsAdapter
@@ -79,7 +81,10 @@ def queue_receipt(session: Session, msg: OutboxMessage) -> None:
             channel="email" if email else "sms",
             recipient=email or phone,
             template="receipt",
-            context={k: str(p[k]) for k in ("receipt", "amount", "currency", "channel", "purpose")},
+            context={
+                **{k: str(p[k]) for k in ("receipt", "currency", "channel", "purpose")},
+                "amount": format_money(Decimal(p["amount"]), p["currency"]),  # 250.00, not 250
+            },
         )
     )
 
