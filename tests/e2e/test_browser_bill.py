@@ -1,7 +1,9 @@
 """A bill as a consumer sees it: served by the API, opened in a real headless Chromium.
 
-Chromium comes from the system (`apt-get install chromium`); Playwright drives it. Without a
-Chromium the test is skipped, unless M2C_REQUIRE_BROWSER=1 (CI sets it) where that is a failure.
+Chromium comes from the system (`apt-get install chromium`; `.ci/run` installs it when it can);
+Playwright drives it. Without a Chromium the tests are skipped locally, but under `CI=true` (or
+with M2C_REQUIRE_BROWSER=1) that is a failure. The browser is looked for before the utility is
+built, so a skip costs nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from conftest import IN_CI
 
 pytestmark = pytest.mark.e2e
 
@@ -32,11 +36,14 @@ LAUNCH_ARGS = [
 ]
 
 
-def _need_browser() -> str:
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """The Chromium executable; without one a failure under CI, a skip elsewhere."""
     if CHROMIUM:
         return CHROMIUM
-    if os.environ.get("M2C_REQUIRE_BROWSER") == "1":
-        pytest.fail("M2C_REQUIRE_BROWSER=1 but no chromium on PATH (apt-get install chromium)")
+    if IN_CI or os.environ.get("M2C_REQUIRE_BROWSER") == "1":
+        pytest.fail("the browser tests are mandatory under CI=true but no chromium is on PATH "
+                    "(apt-get install chromium)")  # fmt: skip
     pytest.skip("no chromium on PATH (apt-get install chromium)")
 
 
@@ -52,9 +59,11 @@ def _m2c(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture
-def billed_utility(tmp_path):
-    """The small example utility, ingested, validated and billed through the CLI."""
+@pytest.fixture(scope="module")
+def billed_utility(chromium, tmp_path_factory):
+    """The small example utility, ingested, validated and billed through the CLI (only once a
+    browser is there to look at it), served for the tests of this file."""
+    tmp_path = tmp_path_factory.mktemp("browser")
     env = {**os.environ, "M2C_DATABASE_URL": f"sqlite:///{tmp_path / 'm2c.db'}", "M2C_VAR_DIR": str(tmp_path)}
     steps = [
         ("db", "upgrade"),
@@ -92,15 +101,14 @@ def billed_utility(tmp_path):
         log.close()
 
 
-def test_a_commercial_bill_renders_in_chromium(billed_utility, tmp_path):
-    executable = _need_browser()
+def test_a_commercial_bill_renders_in_chromium(chromium, billed_utility, tmp_path):
     from playwright.sync_api import sync_playwright
 
     base = billed_utility
     bill = httpx.get(f"{base}/api/v1/bills/B-2026-09-000002").json()
     assert bill["tariff_code"] == "COM-TOU"
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, args=LAUNCH_ARGS)
+        browser = pw.chromium.launch(executable_path=chromium, args=LAUNCH_ARGS)
         page = browser.new_page(viewport={"width": 1000, "height": 1400})
         response = page.goto(f"{base}/api/v1/bills/B-2026-09-000002.html")
         assert response is not None and response.status == 200
@@ -123,12 +131,11 @@ def test_a_commercial_bill_renders_in_chromium(billed_utility, tmp_path):
     assert (tmp_path / "bill.png").stat().st_size > 10_000
 
 
-def test_the_api_documentation_works_without_a_network(billed_utility):
-    executable = _need_browser()
+def test_the_api_documentation_works_without_a_network(chromium, billed_utility):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, args=LAUNCH_ARGS)
+        browser = pw.chromium.launch(executable_path=chromium, args=LAUNCH_ARGS)
         page = browser.new_page()
         external: list[str] = []
         page.on("request", lambda r: external.append(r.url) if "127.0.0.1" not in r.url else None)
