@@ -211,11 +211,13 @@ def apply_credit(
     if not credit:
         return 0
     items_by: dict[int, list[OpenItem]] = defaultdict(list)
-    for item in open_items(session, list(credit)):
-        items_by[item.account_id].append(item)
+    accounts = sorted(a for a, v in credit.items() if v > 0)
+    for i in range(0, len(accounts), 500):
+        for item in open_items(session, accounts[i : i + 500]):
+            items_by[item.account_id].append(item)
     rows = []
     for acct, amount in credit.items():
-        if amount <= 0 or not items_by[acct]:
+        if amount <= 0 or not items_by.get(acct):
             continue
         sources = session.execute(
             select(PaymentAllocation.payment_id, func.sum(PaymentAllocation.amount))

@@ -38,6 +38,7 @@ from meter2cash.cis.cycles import (
     select_agreements,
     service_point_channels,
 )
+from meter2cash.cis.allocation import apply_credit
 from meter2cash.cis.ledger import ensure_chart
 from meter2cash.cis.models import Bill, BillCycle, BillRun
 from meter2cash.cis.payment_terms import UTILITY_DEFAULT, Terms
@@ -610,6 +611,10 @@ def _run_bills(
         from meter2cash.cis.bill_store import store_segmented
 
         store_segmented(session, run, result, p, pending, issue)
+    if result.bills:
+        # credit already on an account (an overpayment, a cancelled bill's payments) settles
+        # the new bills: ageing, collections and statements see what is really open
+        apply_credit(session)
     run.finished_at = utcnow()
     run.status = "completed"
     run.bills = len(result.bills)

