@@ -23,6 +23,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from meter2cash.cis.allocation import apply_credit
 from meter2cash.cis.cycles import (
     MONTHLY,
     Agreement,
@@ -38,7 +39,6 @@ from meter2cash.cis.cycles import (
     select_agreements,
     service_point_channels,
 )
-from meter2cash.cis.allocation import apply_credit
 from meter2cash.cis.ledger import ensure_chart
 from meter2cash.cis.models import Bill, BillCycle, BillRun
 from meter2cash.cis.payment_terms import UTILITY_DEFAULT, Terms
