@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from unittest.mock import patch
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -16,7 +15,7 @@ from test_billing import EXAMPLES, PERIOD, TZ, build_fleet
 from meter2cash.cis.bill_print import render_bill_pdf
 from meter2cash.cis.billing import run_bills
 from meter2cash.cis.contracts import change_load, rebill_affected, terms_of
-from meter2cash.cis.cycles import MeterChannels, MeterUse, billing_period, plan_jobs, select_agreements
+from meter2cash.cis.cycles import billing_period, plan_jobs, select_agreements
 from meter2cash.cis.documents import render_bill_html
 from meter2cash.cis.ledger import trial_balance
 from meter2cash.cis.models import (
@@ -33,7 +32,7 @@ from meter2cash.cis.rebill import rebill, stale_bills
 from meter2cash.cis.tariffs import load_tariff_file, store_tariff
 from meter2cash.core.errors import M2CError
 from meter2cash.integration.models import OutboxMessage
-from meter2cash.mdm.models import Channel, Installation, Meter
+from meter2cash.mdm.models import Channel, Installation, Meter, ReadingType
 from meter2cash.mdm.reading_types import ensure_catalogue
 from meter2cash.mdm.store import MeasurementStore
 
@@ -318,14 +317,19 @@ def test_an_exchange_from_a_30_minute_to_a_15_minute_meter_bills_at_30_minutes(s
 
 def test_meters_whose_intervals_do_not_divide_each_other_are_not_combined(session):
     _, sp = agreement(session, "res-lt1", "2")
-    uses = [
-        MeterUse("M-1", MeterChannels(1, 600), datetime(2025, 1, 1, tzinfo=UTC), EXCHANGE),
-        MeterUse("M-2", MeterChannels(2, 900), EXCHANGE),
-    ]
+    # a 10-minute kWh reading type beside the catalogue's 15-minute one
+    session.add(
+        ReadingType(
+            code="kwh_import_10m", name="Active energy import, 10-min block", obis="1.0.1.29.0.255",
+            unit="kWh", interval_s=600, direction="import", accumulation="delta",
+        )
+    )  # fmt: skip
+    session.flush()
+    meter(session, sp, "M-1", datetime(2025, 1, 1, tzinfo=UTC), EXCHANGE, ["kwh_import_10m"])
+    meter(session, sp, "M-2", EXCHANGE, None, ["kwh_import_15m"])
     errors: list = []
     agreements = select_agreements(session, billing_period(PERIOD, TZ), "monthly", None)
-    with patch("meter2cash.cis.cycles.service_point_meters", return_value={sp: uses}):
-        jobs = plan_jobs(session, agreements, billing_period(PERIOD, TZ), errors, {})
+    jobs = plan_jobs(session, agreements, billing_period(PERIOD, TZ), errors, {})
     assert jobs == [] and [e["code"] for e in errors] == ["billing.interval_mismatch"]
     assert "M-1 (600 s), M-2 (900 s)" in errors[0]["message"]
 
