@@ -4,16 +4,16 @@ alerts, disconnect and reconnect requests, migration between payment modes."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import func, select
 
 from meter2cash.cis.ledger import account_balance, trial_balance
-from meter2cash.cis.payment_mode import change_payment_mode
 from meter2cash.cis.models import Account, Person, Premise, ServiceAgreement, ServicePoint
 from meter2cash.cis.money_models import ConnectionCommand, Notification, PrepaidCharge, Wallet
+from meter2cash.cis.payment_mode import change_payment_mode
 from meter2cash.cis.payments import receive
 from meter2cash.cis.prepaid import local_midnight, run_daily
 from meter2cash.cis.prepaid_policy import PrepaidPolicy
@@ -26,6 +26,7 @@ from meter2cash.cis.prepaid_wallet import (
 from meter2cash.cis.rating import RatingInput, rate_arrays
 from meter2cash.cis.tariffs import load_tariff_file, store_tariff
 from meter2cash.cis.tariffs.loader import tariff_version_for
+from meter2cash.core.timeutil import local_month_bounds
 from meter2cash.mdm.models import Channel, Installation, Meter
 from meter2cash.mdm.reading_types import ensure_catalogue
 from meter2cash.mdm.store import MeasurementStore
@@ -102,27 +103,59 @@ def test_daily_charges_add_up_to_the_month_and_the_ledger_reconciles(session):
     again = run_daily(session, date(2026, 10, 31), tz=TZ, currency="INR", policy=ANYTIME)
     assert again.charged == 0 and again.already == 3
 
-    # month rating of the same data, as the monthly statement would rate it
+    # The month's energy from the stored intervals (not the engine's running totals), rated once
+    # as the monthly statement rates it: the daily charges add up to it to the paisa.
     _, vdef = tariff_version_for(session, "RES-PP", date(2026, 10, 1))
-    last = {
-        c.wallet_id: c
-        for c in session.scalars(select(PrepaidCharge).where(PrepaidCharge.day == date(2026, 10, 31)))
-    }
-    wh = np.asarray([c.mtd_wh for c in last.values()], dtype=np.int64)
-    n = len(last)
+    start, end = local_month_bounds("2026-10", TZ)
+    rows = session.execute(
+        select(Wallet.id, Channel.id)
+        .join(Account, Account.id == Wallet.account_id)
+        .join(Meter, Meter.serial == func.replace(Account.number, "A-", "M-"))
+        .join(Channel, Channel.meter_id == Meter.id)
+        .where(Wallet.account_id.in_(accounts))
+        .order_by(Wallet.id)
+    ).all()
+    assert len(rows) == 3
+    window = MeasurementStore(session).read_window([c for _, c in rows], start, end, 900)
+    assert window.values.shape == (3, 31 * 96) and not np.isnan(window.values).any()
+    wh = np.rint(window.values.sum(axis=1) * 1000).astype(np.int64)
+    n = len(rows)
     month = rate_arrays(
         vdef,
         RatingInput(
-            wh, np.zeros(n, np.int64), np.full(n, 2000), np.full(n, 31), np.full(n, 31), np.ones(n, bool)
+            wh[:, None], np.zeros(n, np.int64), np.full(n, 2000), np.full(n, 31), np.full(n, 31),
+            np.ones(n, bool),
         ),
-    )
+    )  # fmt: skip
     totals = dict(
         session.execute(
             select(PrepaidCharge.wallet_id, func.sum(PrepaidCharge.amount)).group_by(PrepaidCharge.wallet_id)
         ).all()
     )
-    for k, wid in enumerate(last):
+    for k, (wid, _) in enumerate(rows):
         assert totals[wid] == Decimal(int(month.total[k])).scaleb(-month.scale)
+    last = {
+        c.wallet_id: c
+        for c in session.scalars(select(PrepaidCharge).where(PrepaidCharge.day == date(2026, 10, 31)))
+    }
+    assert [sum(last[wid].mtd_wh) for wid, _ in rows] == wh.tolist()
+    # One day by hand: 1 October of the first wallet (nothing charged before it). RES-PP rates
+    # the month-to-date energy x [kWh] at the first slab's 3.10 (x < 100 kWh), 30.00 a month fixed
+    # for 1 of 31 days, a prepaid discount of 0.25/kWh, 5 % duty on the three; lines to 10⁻⁴
+    # (half even), the total to the paisa.
+    x = Decimal(str(round(float(window.values[0, :96].sum()), 3)))
+    q4, paisa = Decimal("0.0001"), Decimal("0.01")
+    energy = (x * Decimal("3.10")).quantize(q4, ROUND_HALF_EVEN)
+    fixed = (Decimal(30) / 31).quantize(q4, ROUND_HALF_EVEN)  # 0.9677
+    discount = (-x * Decimal("0.25")).quantize(q4, ROUND_HALF_EVEN)
+    duty = ((energy + fixed + discount) * Decimal("0.05")).quantize(q4, ROUND_HALF_EVEN)
+    first_day = session.scalars(
+        select(PrepaidCharge).where(
+            PrepaidCharge.wallet_id == rows[0][0], PrepaidCharge.day == date(2026, 10, 1)
+        )
+    ).one()
+    assert first_day.wh == int(x * 1000)
+    assert first_day.amount == (energy + fixed + discount + duty).quantize(paisa, ROUND_HALF_EVEN)
     assert all(c.mtd_days == 31 for c in last.values())
     # every wallet equals the sum of its ledger entries; the books balance
     for acct in accounts:
@@ -207,13 +240,29 @@ def test_migration_moves_credit_into_the_wallet_and_back(session):
     receive(session, acct, D("120.00"), channel="cash", currency="INR", received_on=date(2026, 10, 1))
     today = date(2026, 10, 20)
     change_payment_mode(
-        session, sa.number, date(2026, 10, 1), "prepaid", reason="r", by="t", today=today, tz=TZ, currency="INR"
+        session,
+        sa.number,
+        date(2026, 10, 1),
+        "prepaid",
+        reason="r",
+        by="t",
+        today=today,
+        tz=TZ,
+        currency="INR",
     )
     wallet = session.scalars(select(Wallet)).one()
     assert wallet_balance(session, wallet) == D("120.00")
     assert account_balance(session, acct, "1100") == 0
     change_payment_mode(
-        session, sa.number, date(2026, 10, 2), "postpaid", reason="r", by="t", today=today, tz=TZ, currency="INR"
+        session,
+        sa.number,
+        date(2026, 10, 2),
+        "postpaid",
+        reason="r",
+        by="t",
+        today=today,
+        tz=TZ,
+        currency="INR",
     )
     assert account_balance(session, acct, "1100") == D("-120.00")
     assert wallet_balance(session, wallet) == 0 and sa.payment_mode == "postpaid"
