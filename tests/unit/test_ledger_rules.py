@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+
 import pytest
 
 from meter2cash.cis.ledger import CHART, EntrySpec, _check
