@@ -76,33 +76,15 @@ def mode_on(session: Session, sa: ServiceAgreement, day: date) -> str:
     return term_on(terms, day).payment_mode if terms else sa.payment_mode
 
 
-def change_payment_mode(
-    session: Session,
-    agreement: str | ServiceAgreement,
-    effective_from: date,
-    to_mode: str,
-    *,
-    reason: str,
-    by: str,
-    today: date,
-    tz: str,
-    currency: str,
-) -> ModeChange:
-    """Switch the agreement to ``to_mode`` from ``effective_from`` on (``today``: the utility's
-    local date): record the term, rebill the bills the date reaches, settle the balance.
-
-    Refused: an unknown mode (``contract.bad_mode``), the mode already in effect
-    (``contract.unchanged``), a date after today (``contract.mode_change_in_future``), to prepaid
-    before the current month (``contract.mode_change_too_early``), to postpaid on or before the
-    last day the prepaid engine charged (``contract.mode_change_charged``), and what
-    :func:`~meter2cash.cis.contracts.change_terms` refuses. Emits
-    ``agreement.payment_mode_changed``.
-    """
+def check_mode_change(
+    session: Session, sa: ServiceAgreement, effective_from: date, to_mode: str, *, today: date
+) -> str:
+    """Whether the agreement may switch to ``to_mode`` from ``effective_from`` (the rules of
+    :func:`change_payment_mode`); returns the mode in effect before, or raises."""
     if to_mode not in PAYMENT_MODES:
         raise InvalidInput(
             f"unknown payment mode {to_mode!r}; use {' or '.join(PAYMENT_MODES)}", code="contract.bad_mode"
         )
-    sa = agreement if isinstance(agreement, ServiceAgreement) else agreement_by_number(session, agreement)
     from_mode = mode_on(session, sa, effective_from)
     if from_mode == to_mode:
         raise Conflict(
@@ -129,6 +111,33 @@ def change_payment_mode(
             f"to postpaid can take effect from the day after at the earliest",
             code="contract.mode_change_charged", last_charged_on=charged.isoformat(),
         )  # fmt: skip
+    return from_mode
+
+
+def change_payment_mode(
+    session: Session,
+    agreement: str | ServiceAgreement,
+    effective_from: date,
+    to_mode: str,
+    *,
+    reason: str,
+    by: str,
+    today: date,
+    tz: str,
+    currency: str,
+) -> ModeChange:
+    """Switch the agreement to ``to_mode`` from ``effective_from`` on (``today``: the utility's
+    local date): record the term, rebill the bills the date reaches, settle the balance.
+
+    Refused: an unknown mode (``contract.bad_mode``), the mode already in effect
+    (``contract.unchanged``), a date after today (``contract.mode_change_in_future``), to prepaid
+    before the current month (``contract.mode_change_too_early``), to postpaid on or before the
+    last day the prepaid engine charged (``contract.mode_change_charged``), and what
+    :func:`~meter2cash.cis.contracts.change_terms` refuses. Emits
+    ``agreement.payment_mode_changed``.
+    """
+    sa = agreement if isinstance(agreement, ServiceAgreement) else agreement_by_number(session, agreement)
+    from_mode = check_mode_change(session, sa, effective_from, to_mode, today=today)
     change = change_terms(session, sa, effective_from, {"payment_mode": to_mode}, reason=reason, by=by)
     rebilled = None
     if change.bills_affected:

@@ -11,16 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from meter2cash.cis.models import ContractTerm, TariffVersion
+from meter2cash.config import get_settings
 from meter2cash.core.errors import InvalidInput, Problem
 from meter2cash.core.timeutil import utcnow
 from meter2cash.integration.masterdata_agreements import check_overlaps
+from meter2cash.integration.masterdata_changes import PendingModeChange, apply_mode_changes, dated_changes
 from meter2cash.integration.masterdata_io import Section, read_bundle_path, sections_from_json
 from meter2cash.integration.masterdata_lifecycle import load_installations
 from meter2cash.integration.masterdata_spec import (
@@ -137,9 +141,10 @@ def same(old: Any, new: Any) -> bool:
 class Loader:
     """One load: keys resolved so far, rejected keys, counts, problems and audit rows."""
 
-    def __init__(self, session: Session, actor: str) -> None:
+    def __init__(self, session: Session, actor: str, utility: Utility | None = None) -> None:
         self.session = session
         self.actor = actor
+        self.utility = utility or Utility.from_settings()
         self.result = LoadResult()
         self.ids: dict[str, dict[str, int]] = {e.name: {} for e in ENTITIES}
         self.rejected: dict[str, set[str]] = {e.name: set() for e in ENTITIES}
@@ -279,6 +284,11 @@ class Loader:
         terms = (
             existing_terms(self.session, [e["_id"] for e in existing.values()]) if spec.name == TERMED else {}
         )
+        mode_changes: list[PendingModeChange] = []
+        if spec.name == TERMED:
+            records, mode_changes = dated_changes(
+                self, records, existing, terms, section.source, self.utility.today()
+            )
         counts = self.result.counts[spec.name]
         creates: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
@@ -323,6 +333,10 @@ class Loader:
                 terms,
                 self.actor,
             )
+            if mode_changes:
+                self.session.flush()
+                u = self.utility
+                apply_mode_changes(self.session, mode_changes, tz=u.timezone, currency=u.currency)
         self.flush_audit()
 
     def insert(self, spec: EntitySpec, records: list[dict[str, Any]]) -> None:
@@ -382,11 +396,33 @@ class Loader:
             self.session.execute(update(Channel), changed)
 
 
+@dataclass(frozen=True, slots=True)
+class Utility:
+    """What a load needs to know of the utility: its time zone (today's date) and currency, for
+    payment-mode changes that settle balances."""
+
+    timezone: str
+    currency: str
+
+    @classmethod
+    def from_settings(cls) -> Utility:
+        cfg = get_settings()
+        return cls(cfg.timezone, cfg.currency)
+
+    def today(self) -> date:
+        return utcnow().astimezone(ZoneInfo(self.timezone)).date()
+
+
 def load_sections(
-    session: Session, sections: dict[str, Section], *, actor: str = "cli", problems: Sequence[Problem] = ()
+    session: Session,
+    sections: dict[str, Section],
+    *,
+    actor: str = "cli",
+    problems: Sequence[Problem] = (),
+    utility: Utility | None = None,
 ) -> LoadResult:
     """Load parsed sections in dependency order (does not commit)."""
-    loader = Loader(session, actor)
+    loader = Loader(session, actor, utility)
     loader.result.problems.extend(problems)
     for spec in ENTITIES:
         section = sections.get(spec.name)
@@ -399,20 +435,24 @@ def load_sections(
     return loader.result
 
 
-def load_bundle(session: Session, bundle: dict[str, Any], *, actor: str = "cli") -> LoadResult:
+def load_bundle(
+    session: Session, bundle: dict[str, Any], *, actor: str = "cli", utility: Utility | None = None
+) -> LoadResult:
     """Validate and upsert a bundle by natural key; every change is audited. Does not commit."""
     if not isinstance(bundle, dict):
         raise InvalidInput(
             "a master-data bundle must be a JSON object of entity arrays", code="masterdata.invalid_bundle"
         )
     sections, problems = sections_from_json(bundle)
-    return load_sections(session, sections, actor=actor, problems=problems)
+    return load_sections(session, sections, actor=actor, problems=problems, utility=utility)
 
 
-def load_bundle_path(session: Session, path: str | Path, *, actor: str = "cli") -> LoadResult:
+def load_bundle_path(
+    session: Session, path: str | Path, *, actor: str = "cli", utility: Utility | None = None
+) -> LoadResult:
     """Load a bundle from a .json file, a directory of CSV files or a .zip of them (no commit)."""
     sections, problems = read_bundle_path(Path(path))
-    return load_sections(session, sections, actor=actor, problems=problems)
+    return load_sections(session, sections, actor=actor, problems=problems, utility=utility)
 
 
 def export_bundle(session: Session) -> dict[str, list[dict[str, Any]]]:
