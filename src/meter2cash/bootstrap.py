@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from meter2cash.config import Settings, get_settings
 from meter2cash.db import make_engine, require_migrated, session_factory
+from meter2cash.integration.gateway.adapter import GatewaySettings, PaymentGateway, gateway_from_settings
 from meter2cash.integration.outbox import Dispatcher
 
 
@@ -19,9 +22,23 @@ class Platform:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    #: The payment gateway's settings and client, built once from ``settings``.
+    gateway_settings: GatewaySettings
+    gateway: PaymentGateway
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def with_settings(self, **changes: Any) -> Platform:
+        """The same database with ``changes`` to the settings (validated again), and the
+        adapters built from them; the engine stays this platform's to dispose of."""
+        settings = Settings.model_validate({**self.settings.model_dump(), **changes})
+        return dataclasses.replace(self, settings=settings, **_adapters(settings))
+
+
+def _adapters(settings: Settings) -> dict[str, Any]:
+    gateway_settings = GatewaySettings.from_settings(settings)
+    return {"gateway_settings": gateway_settings, "gateway": gateway_from_settings(gateway_settings)}
 
 
 def bootstrap(settings: Settings | None = None, *, check_migrated: bool = True) -> Platform:
@@ -34,7 +51,7 @@ def bootstrap(settings: Settings | None = None, *, check_migrated: bool = True) 
         except Exception:
             engine.dispose()
             raise
-    return Platform(settings=settings, engine=engine, sessions=session_factory(engine))
+    return Platform(settings=settings, engine=engine, sessions=session_factory(engine), **_adapters(settings))
 
 
 def subscribers(settings: Settings) -> Dispatcher:

@@ -12,8 +12,6 @@ import pytest
 from sqlalchemy import select
 
 from meter2cash.api import create_app
-from meter2cash.cis.tariffs import load_tariff_file, store_tariff
-from meter2cash.integration.masterdata import load_bundle
 from meter2cash.cis.models import (
     Account,
     Bill,
@@ -23,6 +21,8 @@ from meter2cash.cis.models import (
     LedgerAccount,
     ServiceAgreement,
 )
+from meter2cash.cis.tariffs import load_tariff_file, store_tariff
+from meter2cash.integration.masterdata import load_bundle
 
 with warnings.catch_warnings():  # the test client warns about its httpx transport on import
     warnings.simplefilter("ignore")

@@ -44,19 +44,18 @@ def wait_for(check, timeout: float = 15.0):
 
 
 @pytest.fixture
-def served(platform, monkeypatch):
+def served(platform):
     """Our API on a free port and the sandbox gateway posting webhooks to it."""
     port = free_port()
+    api = f"http://127.0.0.1:{port}/api/v1"
+    gw = SandboxGateway(SECRET, f"{api}/payments/webhook", backoff_s=0.05).start()
+    configured = platform.with_settings(gateway_url=gw.url, gateway_secret=SECRET)
     server = uvicorn.Server(
-        uvicorn.Config(create_app(platform), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(create_app(configured), host="127.0.0.1", port=port, log_level="warning")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_for(lambda: server.started)
-    api = f"http://127.0.0.1:{port}/api/v1"
-    gw = SandboxGateway(SECRET, f"{api}/payments/webhook", backoff_s=0.05).start()
-    monkeypatch.setenv("M2C_GATEWAY_URL", gw.url)
-    monkeypatch.setenv("M2C_GATEWAY_SECRET", SECRET)
     try:
         yield api, gw
     finally:
@@ -114,9 +113,8 @@ def test_order_paid_once_despite_replays_forgeries_and_reconciles(served, sessio
     assert trial_balance(session).total == 0
 
 
-def test_webhook_retries_until_the_merchant_answers(platform, session, monkeypatch):
+def test_webhook_retries_until_the_merchant_answers(platform, session):
     """The sandbox retries with backoff while our endpoint is down, then delivers once."""
-    monkeypatch.setenv("M2C_GATEWAY_SECRET", SECRET)
     port = free_port()
     gw = SandboxGateway(
         SECRET, f"http://127.0.0.1:{port}/api/v1/payments/webhook", backoff_s=0.1, max_attempts=12
@@ -126,7 +124,12 @@ def test_webhook_retries_until_the_merchant_answers(platform, session, monkeypat
         gw.state.complete(order["order_id"], "success")
         wait_for(lambda: len(next(iter(gw.state.events.values())).attempts) >= 2)
         server = uvicorn.Server(
-            uvicorn.Config(create_app(platform), host="127.0.0.1", port=port, log_level="warning")
+            uvicorn.Config(
+                create_app(platform.with_settings(gateway_secret=SECRET)),
+                host="127.0.0.1",
+                port=port,
+                log_level="warning",
+            )
         )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 
 import meter2cash
 from meter2cash.api.deps import require_api_key
-from meter2cash.api.errors import install_error_handlers
+from meter2cash.api.errors import install_error_handlers, responses
 from meter2cash.api.routers import (
     accounts,
     agreements,
@@ -23,9 +25,19 @@ from meter2cash.api.routers import (
     vee,
     wallets,
 )
+from meter2cash.api.schemas import tailor_openapi
 from meter2cash.bootstrap import Platform, bootstrap
+from meter2cash.config import Settings
 
 PREFIX = "/api/v1"
+
+log = logging.getLogger(__name__)
+
+
+def start_warnings(settings: Settings) -> list[str]:
+    """What a server started with ``settings`` should warn about (development only: anywhere
+    else these settings are refused)."""
+    return [f"WARNING (M2C_ENVIRONMENT=development): {p}" for p in settings.security_problems()]
 
 
 DOCS_STATIC = "/static/docs"
@@ -76,9 +88,17 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     """
     owned = platform is None
     platform = platform or bootstrap()
+    try:
+        platform.settings.check_safe()  # also settings changed with model_copy, which skips validation
+    except Exception:
+        if owned:
+            platform.dispose()
+        raise
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        for warning in start_warnings(platform.settings):
+            log.warning(warning)
         yield
         if owned:
             platform.dispose()
@@ -95,10 +115,20 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     app.state.platform = platform
     install_error_handlers(app)
     app.include_router(health.router, prefix=PREFIX)
-    protected = APIRouter(prefix=PREFIX, dependencies=[Depends(require_api_key)])
+    protected = APIRouter(
+        prefix=PREFIX, dependencies=[Depends(require_api_key)], responses=responses(401, 422)
+    )
     for module in (accounts, service_points, meters, readings, bills, masterdata, payments, wallets, vee):
         protected.include_router(module.router)
     protected.include_router(agreements.router)
     app.include_router(payments.public_router, prefix=PREFIX)
     app.include_router(protected)
+    currency = platform.settings.currency
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = tailor_openapi(FastAPI.openapi(app), currency)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

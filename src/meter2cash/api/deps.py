@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyHeader
 from sqlalchemy.orm import Session
 
@@ -41,11 +41,30 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def require_api_key(platform: PlatformDep, key: Annotated[str | None, Depends(api_key_header)]) -> None:
-    """When API keys are configured, the ``X-API-Key`` header must carry one of them."""
-    keys = platform.settings.api_key_set
-    if not keys:
+    """When API keys are configured, the ``X-API-Key`` header must carry one of them (compared
+    in constant time with every key, so the answer's timing tells nothing about the keys)."""
+    settings = platform.settings
+    if not settings.api_key_set:
         return
     if not key:
         raise Unauthorized("this API needs an X-API-Key header", code="auth.missing_key")
-    if key not in keys:
+    if not settings.key_is_valid(key):
         raise Unauthorized("the X-API-Key is not valid", code="auth.invalid_key")
+
+
+async def raw_body(request: Request) -> bytes:
+    """The request's body as received (read bounded by the route class, ``api/limits.py``)."""
+    return await request.body()
+
+
+RawBody = Annotated[bytes, Depends(raw_body)]
+
+
+def is_authenticated(
+    platform: PlatformDep,
+    key: Annotated[str | None, Header(alias="X-API-Key", description="an API key, for details")] = None,
+) -> bool:
+    """Whether the caller may see details: a valid key, or any caller of an API without keys
+    (an optional header, not a security requirement: anyone may ask)."""
+    settings = platform.settings
+    return not settings.api_key_set or (bool(key) and settings.key_is_valid(key or ""))

@@ -212,10 +212,10 @@ def gateway_sandbox(
     secret: str = typer.Option("", help="signing secret (default M2C_GATEWAY_SECRET)"),
 ) -> None:
     """Run the sandbox payment gateway on loopback until interrupted."""
-    from meter2cash.integration.gateway.adapter import GatewaySettings
+    from meter2cash.config import get_settings
     from meter2cash.integration.gateway.sandbox import SandboxGateway
 
-    gw = SandboxGateway(secret or GatewaySettings().secret, webhook, port=port, verbose=True)
+    gw = SandboxGateway(secret or get_settings().gateway_secret, webhook, port=port, verbose=True)
     console.print(f"sandbox gateway on {gw.url}, webhooks to {webhook}")
     try:
         gw.serve_forever()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from meter2cash.cli.common import platform
+from meter2cash.cli.common import err_console, platform
 
 
 def serve(
@@ -12,12 +12,16 @@ def serve(
     port: int = typer.Option(8000, help="TCP port"),
     reload: bool = typer.Option(False, "--reload", help="restart on code changes (development)"),
 ) -> None:
-    """Start the REST API (OpenAPI at /docs). Refuses an unmigrated database (exit code 2)."""
+    """Start the REST API (OpenAPI at /docs). Refuses an unmigrated database, and outside
+    M2C_ENVIRONMENT=development settings without API keys or with a default secret (exit code 2)."""
     import uvicorn
 
-    from meter2cash.api.app import create_app
+    from meter2cash.api.app import create_app, start_warnings
 
     with platform() as p:
+        p.settings.check_safe()
+        for warning in start_warnings(p.settings):
+            err_console.print(f"[yellow]{warning}[/yellow]", soft_wrap=True, highlight=False)
         if reload:
             p.dispose()
             uvicorn.run("meter2cash.api.app:create_app", factory=True, host=host, port=port, reload=True)

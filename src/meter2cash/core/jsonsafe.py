@@ -67,3 +67,38 @@ def loads_bounded(data: bytes | str, max_depth: int = 64) -> Any:
             max_depth=max_depth,
         )
     return json.loads(data)
+
+
+class DepthMeter:
+    """:func:`json_depth` of a text that arrives in chunks (a streamed upload), in memory bounded
+    by the chunk: feed each chunk in order; ``deepest`` is the depth so far."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.deepest = 0
+        self._in_string = False
+        self._escape_next = False  # the previous chunk ended in an odd run of backslashes
+
+    def feed(self, chunk: bytes) -> int:
+        """Take the next chunk; returns the deepest nesting seen so far."""
+        b = np.frombuffer(chunk, dtype=np.uint8)
+        if b.size == 0:
+            return self.deepest
+        pos = np.arange(b.size, dtype=np.int64)
+        backslash = b == _BACKSLASH
+        last_plain = np.maximum.accumulate(np.where(backslash, -1, pos))
+        carried = int(self._escape_next)  # only the parity of the run matters
+        run_before = np.empty(b.size, dtype=np.int64)
+        run_before[0] = carried
+        run_before[1:] = pos[:-1] - last_plain[:-1] + np.where(last_plain[:-1] < 0, carried, 0)
+        quote = (b == _QUOTE) & (run_before % 2 == 0)
+        in_string = ((np.cumsum(quote) + int(self._in_string)) % 2).astype(bool)
+        step = np.isin(b, _OPEN).astype(np.int64) - np.isin(b, _CLOSE).astype(np.int64)
+        step[in_string] = 0
+        levels = self.depth + np.cumsum(step)
+        self.deepest = max(self.deepest, int(levels.max()))
+        self.depth = int(levels[-1])
+        self._in_string = bool(in_string[-1])
+        trailing = b.size - 1 - int(last_plain[-1]) + (carried if last_plain[-1] < 0 else 0)
+        self._escape_next = trailing % 2 == 1
+        return self.deepest

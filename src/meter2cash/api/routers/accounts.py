@@ -8,12 +8,21 @@ from fastapi import APIRouter
 from sqlalchemy import func, select
 
 from meter2cash.api.deps import PlatformDep, SessionDep
-from meter2cash.api.errors import get_by_key
-from meter2cash.api.routers.common import Limit, Offset, agreements, page
-from meter2cash.api.schemas import AccountDetail, AccountOut, Page, PersonOut
+from meter2cash.api.errors import get_by_key, responses
+from meter2cash.api.limits import LimitedRoute
+from meter2cash.api.routers.common import (
+    AccountNumber,
+    ClassFilter,
+    Limit,
+    Offset,
+    StatusFilter,
+    agreements,
+    page,
+)
+from meter2cash.api.schemas import AccountDetail, AccountOut, Page, PersonOut, money_text
 from meter2cash.cis.models import Account, JournalLine, Person, ServiceAgreement
 
-router = APIRouter(tags=["accounts"])
+router = APIRouter(tags=["accounts"], route_class=LimitedRoute)
 
 #: Ledger account of customer receivables.
 RECEIVABLES = "1100"
@@ -24,8 +33,8 @@ def list_accounts(
     session: SessionDep,
     limit: Limit = 50,
     offset: Offset = 0,
-    customer_class: str | None = None,
-    status: str | None = None,
+    customer_class: ClassFilter = None,
+    status: StatusFilter = None,
 ) -> Page[AccountOut]:
     """Accounts by number, optionally filtered by customer class and status."""
     stmt = select(Account, Person).join(Person, Person.id == Account.person_id).order_by(Account.number)
@@ -57,8 +66,8 @@ def balance(session: SessionDep, account_id: int) -> Decimal | None:
     return (total or Decimal(0)) if n else None
 
 
-@router.get("/accounts/{number}", response_model=AccountDetail)
-def get_account(number: str, session: SessionDep, platform: PlatformDep) -> AccountDetail:
+@router.get("/accounts/{number}", response_model=AccountDetail, responses=responses(404))
+def get_account(number: AccountNumber, session: SessionDep, platform: PlatformDep) -> AccountDetail:
     """One account: person, service agreements and balance (error ``account.not_found``)."""
     acc: Account = get_by_key(session, Account.number, number, "account")
     return AccountDetail(
@@ -67,6 +76,6 @@ def get_account(number: str, session: SessionDep, platform: PlatformDep) -> Acco
         status=acc.status,
         person=PersonOut.model_validate(acc.person),
         service_agreements=agreements(session, ServiceAgreement.account_id == acc.id),
-        balance=balance(session, acc.id),
+        balance=money_text(balance(session, acc.id), platform.settings.currency),
         currency=platform.settings.currency,
     )

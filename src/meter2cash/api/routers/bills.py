@@ -10,12 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from meter2cash.api.deps import SessionDep
-from meter2cash.api.errors import get_by_key, not_found
-from meter2cash.api.routers.common import Limit, Offset, page
-from meter2cash.api.schemas import BillDetail, BillLineOut, BillOut, Page
+from meter2cash.api.errors import get_by_key, not_found, responses
+from meter2cash.api.limits import LimitedRoute
+from meter2cash.api.routers.common import AccountFilter, BillNumber, Limit, Offset, PeriodFilter, page
+from meter2cash.api.schemas import BillDetail, BillLineOut, BillOut, Page, money_text
 from meter2cash.cis.models import Account, Bill, ServiceAgreement
 
-router = APIRouter(tags=["bills"])
+router = APIRouter(tags=["bills"], route_class=LimitedRoute)
 
 
 def _bill_out(b: Bill, account: str, agreement: str) -> dict[str, object]:
@@ -33,10 +34,23 @@ def _bill_out(b: Bill, account: str, agreement: str) -> dict[str, object]:
         "tariff_code": b.tariff_code,
         "currency": b.currency,
         "total_kwh": b.total_kwh,
-        "subtotal": b.subtotal,
-        "tax": b.tax,
-        "total": b.total,
+        "subtotal": money_text(b.subtotal, b.currency),
+        "tax": money_text(b.tax, b.currency),
+        "total": money_text(b.total, b.currency),
     }
+
+
+def _line_out(line: Any, currency: str) -> BillLineOut:
+    return BillLineOut(
+        seq=line.seq,
+        component=line.component,
+        description=line.description,
+        quantity=line.quantity,
+        unit=line.unit,
+        rate=line.rate,
+        amount=money_text(line.amount, currency) or "0",
+        ledger_account=line.ledger_account,
+    )
 
 
 def _bill_stmt() -> Any:
@@ -57,8 +71,8 @@ def list_bills(
     session: SessionDep,
     limit: Limit = 50,
     offset: Offset = 0,
-    account: str | None = None,
-    period: str | None = None,
+    account: AccountFilter = None,
+    period: PeriodFilter = None,
 ) -> Page[BillOut]:
     """Bills, newest period first, optionally for one account number and/or one period (YYYY-MM)."""
     stmt = _bill_stmt().order_by(Bill.period.desc(), Bill.number)
@@ -71,8 +85,8 @@ def list_bills(
     return Page[BillOut](items=items, total=total, limit=limit, offset=offset)
 
 
-@router.get("/bills/{number}.html", response_class=HTMLResponse)
-def bill_html(number: str, session: SessionDep) -> HTMLResponse:
+@router.get("/bills/{number}.html", response_class=HTMLResponse, responses=responses(404))
+def bill_html(number: BillNumber, session: SessionDep) -> HTMLResponse:
     """The printable bill as HTML, with the consumption history (error ``bill.not_found``)."""
     bill = _bill(session, number)
     from meter2cash.cis.bill_print import history_for
@@ -82,9 +96,11 @@ def bill_html(number: str, session: SessionDep) -> HTMLResponse:
 
 
 @router.get(
-    "/bills/{number}.pdf", response_class=Response, responses={200: {"content": {"application/pdf": {}}}}
+    "/bills/{number}.pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}, **responses(404)},
 )
-def bill_pdf(number: str, session: SessionDep) -> Response:
+def bill_pdf(number: BillNumber, session: SessionDep) -> Response:
     """The bill as a PDF document to download (error ``bill.not_found``)."""
     bill = _bill(session, number)
     from meter2cash.cis.bill_print import history_for, render_bill_pdf
@@ -94,8 +110,8 @@ def bill_pdf(number: str, session: SessionDep) -> Response:
     return Response(pdf, media_type="application/pdf", headers=headers)
 
 
-@router.get("/bills/{number}", response_model=BillDetail)
-def get_bill(number: str, session: SessionDep) -> BillDetail:
+@router.get("/bills/{number}", response_model=BillDetail, responses=responses(404))
+def get_bill(number: BillNumber, session: SessionDep) -> BillDetail:
     """One bill with its lines and bill determinants (error ``bill.not_found``)."""
     row = session.execute(_bill_stmt().where(Bill.number == number)).first()
     if row is None:
@@ -105,7 +121,7 @@ def get_bill(number: str, session: SessionDep) -> BillDetail:
         {
             **_bill_out(b, acc, sa),
             "estimated_share": b.estimated_share,
-            "lines": [BillLineOut.model_validate(line) for line in b.lines],
+            "lines": [_line_out(line, b.currency) for line in b.lines],
             "determinants": b.determinants or {},
         }
     )

@@ -7,14 +7,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 
 from meter2cash.api.deps import SessionDep
+from meter2cash.api.errors import responses
+from meter2cash.api.limits import BundleRoute
 from meter2cash.api.schemas import MasterDataResult
 from meter2cash.core.errors import InvalidInput
 from meter2cash.integration.masterdata import load_bundle
 
-router = APIRouter(tags=["master data"])
+router = APIRouter(tags=["master data"], route_class=BundleRoute)
 
 
-@router.post("/masterdata", response_model=MasterDataResult)
+@router.post("/masterdata", response_model=MasterDataResult, responses=responses(413))
 def post_masterdata(
     bundle: Annotated[dict[str, Any], Body(description="a master-data bundle (see docs/masterdata.md)")],
     session: SessionDep,

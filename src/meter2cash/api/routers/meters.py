@@ -10,8 +10,9 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from meter2cash.api.deps import SessionDep
-from meter2cash.api.errors import get_by_key, not_found
-from meter2cash.api.routers.common import Limit, Offset, page
+from meter2cash.api.errors import get_by_key, not_found, responses
+from meter2cash.api.limits import LimitedRoute
+from meter2cash.api.routers.common import DcuFilter, Limit, MeterSerial, Offset, StatusFilter, length, page
 from meter2cash.api.schemas import (
     ChannelOut,
     InstallationOut,
@@ -24,10 +25,11 @@ from meter2cash.api.schemas import (
 from meter2cash.cis.models import ServicePoint
 from meter2cash.core.errors import InvalidInput
 from meter2cash.core.quality import describe
+from meter2cash.core.timeutil import check_date
 from meter2cash.mdm.models import DCU, Channel, Installation, Meter, MeterStatusChange, ReadingType
 from meter2cash.mdm.store import MeasurementStore
 
-router = APIRouter(tags=["meters"])
+router = APIRouter(tags=["meters"], route_class=LimitedRoute)
 
 MAX_WINDOW = timedelta(days=366)
 
@@ -48,8 +50,8 @@ def list_meters(
     session: SessionDep,
     limit: Limit = 50,
     offset: Offset = 0,
-    status: str | None = None,
-    dcu: str | None = None,
+    status: StatusFilter = None,
+    dcu: DcuFilter = None,
 ) -> Page[MeterOut]:
     """Meters by serial, optionally filtered by lifecycle status or DCU."""
     stmt = select(Meter, DCU.code).outerjoin(DCU, DCU.id == Meter.dcu_id).order_by(Meter.serial)
@@ -61,8 +63,8 @@ def list_meters(
     return Page[MeterOut](items=[_meter_out(m, d) for m, d in rows], total=total, limit=limit, offset=offset)
 
 
-@router.get("/meters/{serial}", response_model=MeterDetail)
-def get_meter(serial: str, session: SessionDep) -> MeterDetail:
+@router.get("/meters/{serial}", response_model=MeterDetail, responses=responses(404))
+def get_meter(serial: MeterSerial, session: SessionDep) -> MeterDetail:
     """One meter: channels, installation history and status history (error ``meter.not_found``)."""
     m = _meter(session, serial)
     dcu = session.scalar(select(DCU.code).where(DCU.id == m.dcu_id)) if m.dcu_id else None
@@ -124,11 +126,18 @@ def _aware(name: str, ts: datetime) -> datetime:
     return ts
 
 
-@router.get("/meters/{serial}/readings", response_model=Readings)
+@router.get("/meters/{serial}/readings", response_model=Readings, responses=responses(404))
 def meter_readings(
-    serial: str,
+    serial: MeterSerial,
     session: SessionDep,
-    channel: Annotated[str, Query(description="reading-type code, e.g. kwh_import_15m")],
+    channel: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=length(ReadingType.code),
+            description="reading-type code, e.g. kwh_import_15m",
+        ),
+    ],
     start: Annotated[datetime, Query(description="window start, ISO 8601 with offset")],
     end: Annotated[datetime, Query(description="window end (exclusive), ISO 8601 with offset")],
 ) -> Readings:
@@ -139,6 +148,8 @@ def meter_readings(
     ``readings.not_interval_channel``, ``readings.misaligned_window``.
     """
     start, end = _aware("start", start), _aware("end", end)
+    for name, ts in (("start", start), ("end", end)):
+        check_date(ts.date(), name, code="readings.invalid_window")
     if end <= start:
         raise InvalidInput("end must be after start", code="readings.invalid_window")
     if end - start > MAX_WINDOW:
@@ -165,8 +176,9 @@ def meter_readings(
     except ValueError as exc:
         raise InvalidInput(str(exc), code="readings.misaligned_window", interval_s=rt.interval_s) from exc
     starts = np.datetime_as_string(window.starts().astype("datetime64[s]"), unit="s")
-    values = window.values[0].astype(object)
-    values[np.isnan(window.values[0])] = None
+    values: list[str | None] = [
+        None if np.isnan(v) else np.format_float_positional(v, trim="-") for v in window.values[0]
+    ]
     flags: list[int] = window.flags[0].astype(np.int64).tolist()
     names = {f: describe(f) for f in set(flags)}
     return Readings(
@@ -177,7 +189,7 @@ def meter_readings(
         start=start,
         end=end,
         starts=[f"{s}Z" for s in starts],
-        values=values.tolist(),
+        values=values,
         flags=flags,
         quality=[names[f] for f in flags],
     )

@@ -7,33 +7,46 @@ Everything else needs the API key like the rest of the API.
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Header, Query
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from meter2cash.api.deps import PlatformDep, SessionDep
-from meter2cash.api.routers.common import Limit, Offset, page
-from meter2cash.cis.models import Account
+from meter2cash.api.deps import PlatformDep, RawBody, SessionDep
+from meter2cash.api.errors import responses
+from meter2cash.api.limits import LimitedRoute
+from meter2cash.api.routers.common import AccountFilter, Limit, Offset, length, page
+from meter2cash.api.schemas import Money, MoneyText, SaneDate, money_text
+from meter2cash.cis.models import Account, Bill
 from meter2cash.cis.money_models import Payment
-from meter2cash.integration.gateway.adapter import GatewaySettings, gateway_from_settings
+from meter2cash.core.errors import M2CError
 from meter2cash.integration.gateway.signing import HEADER
 
-router = APIRouter(tags=["payments"])
-public_router = APIRouter(tags=["payments"])
+router = APIRouter(tags=["payments"], route_class=LimitedRoute)
+public_router = APIRouter(tags=["payments"], route_class=LimitedRoute)
+
+#: Channels money is received through at an office or an agent (``adjustment`` is internal).
+Channel = Literal["cash", "cheque", "agent", "online"]
+AccountRef = Annotated[
+    str, Field(min_length=1, max_length=length(Account.number), description="account number")
+]
 
 
 class PaymentIn(BaseModel):
-    account: str = Field(description="account number")
-    amount: Decimal = Field(gt=0, description="amount received, as a decimal string")
-    channel: str = Field("cash", description="cash, cheque, agent or online")
-    purpose: str = Field("payment", description="payment, recharge or deposit")
-    reference: str = ""
-    received_on: date | None = None
-    policy: str = Field("oldest_first", description="allocation: oldest_first, newest_first, largest_first")
-    bills: list[str] = Field(default_factory=list, description="bill numbers to settle first")
+    model_config = ConfigDict(extra="forbid")
+    account: AccountRef
+    amount: Money
+    channel: Channel = "cash"
+    purpose: Literal["payment", "recharge", "deposit"] = "payment"
+    reference: str = Field("", max_length=length(Payment.reference))
+    received_on: SaneDate | None = Field(None, description="default today; never after tomorrow")
+    policy: Literal["oldest_first", "newest_first", "largest_first"] = Field(
+        "oldest_first", description="the order in which open items are settled"
+    )
+    bills: list[Annotated[str, Field(min_length=1, max_length=length(Bill.number))]] = Field(
+        default_factory=list, max_length=100, description="bill numbers to settle first"
+    )
 
 
 class PaymentOut(BaseModel):
@@ -41,26 +54,41 @@ class PaymentOut(BaseModel):
     account: str
     channel: str
     purpose: str
-    amount: Decimal
+    amount: MoneyText
     currency: str
     received_on: date
     reference: str
     status: str
 
 
+class PaymentPage(BaseModel):
+    items: list[PaymentOut]
+    total: int
+    limit: int
+    offset: int
+
+
 class OrderIn(BaseModel):
-    account: str
-    amount: Decimal = Field(gt=0)
-    purpose: str = Field("payment", description="payment or recharge")
+    model_config = ConfigDict(extra="forbid")
+    account: AccountRef
+    amount: Money
+    purpose: Literal["payment", "recharge"] = "payment"
 
 
 class OrderOut(BaseModel):
     order_id: str
     status: str
-    amount: Decimal
+    amount: MoneyText
     currency: str
     purpose: str
     pay_url: str = ""
+
+
+class WebhookOut(BaseModel):
+    event: str
+    outcome: str = Field(
+        description="credited, duplicate, already_paid, failed, amount_mismatch, ignored or unknown_order"
+    )
 
 
 def _out(p: Payment, account: str) -> PaymentOut:
@@ -69,7 +97,7 @@ def _out(p: Payment, account: str) -> PaymentOut:
         account=account,
         channel=p.channel,
         purpose=p.purpose,
-        amount=p.amount,
+        amount=money_text(p.amount, p.currency) or "0",
         currency=p.currency,
         received_on=p.received_on,
         reference=p.reference,
@@ -77,7 +105,7 @@ def _out(p: Payment, account: str) -> PaymentOut:
     )
 
 
-@router.post("/payments", response_model=PaymentOut, status_code=201)
+@router.post("/payments", response_model=PaymentOut, status_code=201, responses=responses(404, 409, 413))
 def create_payment(body: PaymentIn, session: SessionDep, platform: PlatformDep) -> PaymentOut:
     """Record money received at an office (errors ``payment.*``, ``account.not_found``)."""
     from meter2cash.cis.payments import account_by_number, receive
@@ -103,27 +131,26 @@ def create_payment(body: PaymentIn, session: SessionDep, platform: PlatformDep) 
     return _out(pay, acct.number)
 
 
-@router.get("/payments", response_model=dict[str, Any])
+@router.get("/payments", response_model=PaymentPage)
 def list_payments(
-    session: SessionDep, limit: Limit = 50, offset: Offset = 0, account: str | None = None
-) -> dict[str, Any]:
+    session: SessionDep, limit: Limit = 50, offset: Offset = 0, account: AccountFilter = None
+) -> PaymentPage:
     """Receipts, newest first, optionally of one account."""
     stmt = select(Payment, Account.number).join(Account, Account.id == Payment.account_id)
     if account:
         stmt = stmt.where(Account.number == account)
     rows, total = page(session, stmt.order_by(Payment.id.desc()), limit, offset)
-    items = [_out(p, a).model_dump(mode="json") for p, a in rows]
-    return {"items": items, "total": total, "limit": limit, "offset": offset}
+    return PaymentPage(items=[_out(p, a) for p, a in rows], total=total, limit=limit, offset=offset)
 
 
-@router.post("/payments/orders", response_model=OrderOut, status_code=201)
+@router.post("/payments/orders", response_model=OrderOut, status_code=201, responses=responses(404, 413, 502))
 def create_order(body: OrderIn, session: SessionDep, platform: PlatformDep) -> OrderOut:
     """Create an order at the payment gateway; the payer completes it at ``pay_url``."""
     from meter2cash.cis.online_payments import start_order
     from meter2cash.cis.payments import account_by_number
 
     acct = account_by_number(session, body.account)
-    gateway = gateway_from_settings()
+    gateway = platform.gateway
     order = start_order(
         session,
         gateway,
@@ -137,35 +164,62 @@ def create_order(body: OrderIn, session: SessionDep, platform: PlatformDep) -> O
     return OrderOut(
         order_id=order.order_id,
         status=order.status,
-        amount=order.amount,
+        amount=money_text(order.amount, order.currency) or "0",
         currency=order.currency,
         purpose=order.purpose,
         pay_url=info.pay_url,
     )
 
 
-@router.post("/payments/reconcile", response_model=dict[str, Any])
-def reconcile_day(day: date, session: SessionDep, platform: PlatformDep) -> dict[str, Any]:
+@router.post("/payments/reconcile", response_model=dict[str, Any], responses=responses(413, 502))
+def reconcile_day(
+    day: Annotated[SaneDate, Query(description="the settlement day")],
+    session: SessionDep,
+    platform: PlatformDep,
+) -> dict[str, Any]:
     """Fetch the gateway's settlement report of ``day`` and match it with our receipts."""
     from meter2cash.cis.online_payments import reconcile
 
-    report = gateway_from_settings().settlement_report(day)
+    report = platform.gateway.settlement_report(day)
     return reconcile(session, day, report, currency=platform.settings.currency).to_dict()
 
 
-@public_router.post("/payments/webhook", response_model=dict[str, Any])
-async def webhook(
-    request: Request,
+class WebhookOff(M2CError):
+    code = "gateway.webhook_off"
+    http_status = 503
+
+
+WEBHOOK_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "the gateway's event, signed in the M2C-Gateway-Signature header",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+
+
+@public_router.post(
+    "/payments/webhook",
+    response_model=WebhookOut,
+    responses=responses(400, 413, 422, 503),
+    openapi_extra=WEBHOOK_BODY,
+)
+def webhook(
+    body: RawBody,
     session: SessionDep,
     platform: PlatformDep,
-    signature: Annotated[str | None, Header(alias=HEADER)] = None,
+    signature: Annotated[str | None, Header(alias=HEADER, max_length=1000)] = None,
 ) -> dict[str, Any]:
-    """The gateway's signed event (``gateway.bad_signature``/``gateway.stale_signature`` → 400,
-    nothing changes). A replayed or out-of-order event is acknowledged and credits nothing."""
+    """The gateway's signed event, checked with the configured ``M2C_GATEWAY_SECRET`` only
+    (``gateway.no_signature``/``gateway.bad_signature``/``gateway.stale_signature`` → 400,
+    nothing changes; ``gateway.webhook_off`` → 503 when no secret is configured). A replayed or
+    out-of-order event is acknowledged and credits nothing."""
     from meter2cash.cis.online_payments import handle_webhook
 
-    body = await request.body()
-    gs = GatewaySettings()
+    gateway = platform.gateway_settings
+    if not gateway.secret:
+        raise WebhookOff("online payments are switched off: M2C_GATEWAY_SECRET is empty")
     return handle_webhook(
-        session, body, signature, secret=gs.secret, tolerance_s=gs.tolerance_s, tz=platform.settings.timezone
-    )
+        session, body, signature, secret=gateway.secret, tolerance_s=gateway.tolerance_s,
+        tz=platform.settings.timezone,
+    )  # fmt: skip

@@ -6,8 +6,17 @@ from fastapi import APIRouter
 from sqlalchemy import select
 
 from meter2cash.api.deps import SessionDep
-from meter2cash.api.errors import get_by_key
-from meter2cash.api.routers.common import Limit, Offset, agreements, page
+from meter2cash.api.errors import get_by_key, responses
+from meter2cash.api.limits import LimitedRoute
+from meter2cash.api.routers.common import (
+    Limit,
+    Offset,
+    ServicePointCode,
+    StatusFilter,
+    TransformerFilter,
+    agreements,
+    page,
+)
 from meter2cash.api.schemas import (
     InstalledMeter,
     Page,
@@ -19,7 +28,7 @@ from meter2cash.api.schemas import (
 from meter2cash.cis.models import Premise, ServiceAgreement, ServicePoint
 from meter2cash.mdm.models import DistributionTransformer, Feeder, Installation, Meter
 
-router = APIRouter(tags=["service points"])
+router = APIRouter(tags=["service points"], route_class=LimitedRoute)
 
 
 @router.get("/service-points", response_model=Page[ServicePointOut])
@@ -27,8 +36,8 @@ def list_service_points(
     session: SessionDep,
     limit: Limit = 50,
     offset: Offset = 0,
-    transformer: str | None = None,
-    status: str | None = None,
+    transformer: TransformerFilter = None,
+    status: StatusFilter = None,
 ) -> Page[ServicePointOut]:
     """Service points by code, optionally below one transformer or with one status."""
     stmt = (
@@ -46,8 +55,8 @@ def list_service_points(
     return Page[ServicePointOut](items=items, total=total, limit=limit, offset=offset)
 
 
-@router.get("/service-points/{code}", response_model=ServicePointDetail)
-def get_service_point(code: str, session: SessionDep) -> ServicePointDetail:
+@router.get("/service-points/{code}", response_model=ServicePointDetail, responses=responses(404))
+def get_service_point(code: ServicePointCode, session: SessionDep) -> ServicePointDetail:
     """One service point (error ``service_point.not_found``)."""
     sp: ServicePoint = get_by_key(session, ServicePoint.code, code, "service_point")
     dt = None

@@ -2,27 +2,41 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from meter2cash.api.deps import PlatformDep, SessionDep
-from meter2cash.api.routers.common import Limit, Offset
+from meter2cash.api.errors import responses
+from meter2cash.api.limits import LimitedRoute
+from meter2cash.api.routers.common import Limit, MeterFilter, Offset, length
+from meter2cash.api.schemas import SaneDate
 from meter2cash.core.errors import InvalidInput
 from meter2cash.mdm.models import Channel, Meter
 from meter2cash.mdm.vee import exceptions as queue
 from meter2cash.mdm.vee import model_store, rereads
+from meter2cash.mdm.vee.models import VeeException, VeeRereadRequest, VeeRuleSetVersion
 from meter2cash.mdm.vee.reports import vee_report
 from meter2cash.mdm.vee.rulesets import current_rule_sets, get_rule_set, put_rule_set, rule_set_versions
 from meter2cash.mdm.vee.service import run_vee
 
-router = APIRouter(prefix="/vee", tags=["vee"])
+router = APIRouter(prefix="/vee", tags=["vee"], route_class=LimitedRoute)
 
 #: A run over more days than this is refused (use the CLI or several runs).
 MAX_RUN_DAYS = 366
+
+
+#: Database ids in paths: positive 32-bit integers.
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+RuleSetName = Annotated[str, Path(min_length=1, max_length=length(VeeRuleSetVersion.name))]
+Actor = Annotated[str, Field(min_length=1, max_length=length(VeeException.assignee))]
+Serial = Annotated[str, Field(min_length=1, max_length=length(Meter.serial))]
+#: A slot of a UTC day as a JSON object key: 0 to 86,399 (one-second intervals at most).
+Slot = Annotated[str, Field(pattern=r"^(0|[1-9][0-9]{0,3}|[1-7][0-9]{4}|8[0-5][0-9]{3}|86[0-3][0-9]{2})$")]
+Value = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class _In(BaseModel):
@@ -30,30 +44,37 @@ class _In(BaseModel):
 
 
 class RunIn(_In):
-    from_: date = Field(alias="from", description="first UTC day")
-    to: date = Field(description="last UTC day (inclusive)")
-    meters: list[str] = Field(default_factory=list, description="meter serials; empty = every meter")
+    from_: SaneDate = Field(alias="from", description="first UTC day")
+    to: SaneDate = Field(description="last UTC day (inclusive)")
+    meters: list[Serial] = Field(
+        default_factory=list, max_length=10_000, description="meter serials; empty = every meter"
+    )
     all: bool = Field(False, description="re-validate validated days too, not only pending ones")
-    rule_set: str | None = Field(None, description="one rule set for every channel (default: by eligibility)")
+    rule_set: str | None = Field(
+        None,
+        min_length=1,
+        max_length=length(VeeRuleSetVersion.name),
+        description="one rule set for every channel (default: by eligibility)",
+    )
     history_days: int = Field(14, ge=0, le=90)
 
 
 class AssignIn(_In):
-    assignee: str = Field(min_length=1, max_length=100)
-    actor: str = Field("api", max_length=100)
+    assignee: Actor
+    actor: Actor = "api"
 
 
 class CommentIn(_In):
-    text: str = Field(min_length=1)
-    author: str = Field("api", max_length=100)
+    text: str = Field(min_length=1, max_length=2000)
+    author: Actor = "api"
 
 
 class ResolveIn(_In):
     action: Literal["accept", "edit", "reread", "estimate"]
-    reason: str = ""
+    reason: str = Field("", max_length=2000)
     #: For ``edit``: new values by slot of the day (``{"50": 1.2}``) [unit per interval].
-    values: dict[int, float] = Field(default_factory=dict)
-    actor: str = Field("api", max_length=100)
+    values: dict[Slot, Value] = Field(default_factory=dict, max_length=86_400)
+    actor: Actor = "api"
 
 
 def _channel_ids(session: SessionDep, serials: list[str]) -> list[int] | None:
@@ -71,7 +92,7 @@ def _channel_ids(session: SessionDep, serials: list[str]) -> list[int] | None:
     return [cid for cids in found.values() for cid in cids]
 
 
-@router.post("/runs", status_code=201)
+@router.post("/runs", status_code=201, responses=responses(404, 413))
 def post_run(body: RunIn, session: SessionDep, platform: PlatformDep) -> dict[str, Any]:
     """Validate and estimate the interval data of a window of UTC days (errors ``vee.*``)."""
     if body.to < body.from_ or (body.to - body.from_).days >= MAX_RUN_DAYS:
@@ -95,8 +116,8 @@ def post_run(body: RunIn, session: SessionDep, platform: PlatformDep) -> dict[st
     return result.to_dict()
 
 
-@router.get("/runs/{run_id}")
-def get_run(run_id: int, session: SessionDep) -> dict[str, Any]:
+@router.get("/runs/{run_id}", responses=responses(404))
+def get_run(run_id: RowId, session: SessionDep) -> dict[str, Any]:
     """A run's findings by rule and estimates by method (error ``vee.run_not_found``)."""
     return vee_report(session, run_id)
 
@@ -124,15 +145,15 @@ def list_rule_sets(session: SessionDep) -> list[dict[str, Any]]:
     ]
 
 
-@router.get("/rule-sets/{name}")
-def get_rule_set_endpoint(name: str, session: SessionDep) -> dict[str, Any]:
+@router.get("/rule-sets/{name}", responses=responses(404))
+def get_rule_set_endpoint(name: RuleSetName, session: SessionDep) -> dict[str, Any]:
     """The current version of a rule set, whole, and its version history (``vee.rule_set_not_found``)."""
     return {**get_rule_set(session, name).to_mapping(), "versions": rule_set_versions(session, name)}
 
 
-@router.put("/rule-sets/{name}")
+@router.put("/rule-sets/{name}", responses=responses(409, 413))
 def put_rule_set_endpoint(
-    name: str,
+    name: RuleSetName,
     body: Annotated[dict[str, Any], Body(description="a whole rule set (docs/vee.md), with a new version")],
     session: SessionDep,
 ) -> dict[str, Any]:
@@ -145,10 +166,15 @@ def list_exceptions(
     session: SessionDep,
     limit: Limit = 50,
     offset: Offset = 0,
-    status: Annotated[str | None, Query(description="open, assigned, reread_requested, resolved")] = None,
-    rule: str | None = None,
-    assignee: str | None = None,
-    meter: str | None = None,
+    status: Annotated[
+        str | None,
+        Query(
+            max_length=length(VeeException.status), description="open, assigned, reread_requested, resolved"
+        ),
+    ] = None,
+    rule: Annotated[str | None, Query(max_length=length(VeeException.rule))] = None,
+    assignee: Annotated[str | None, Query(max_length=length(VeeException.assignee))] = None,
+    meter: MeterFilter = None,
     open_only: bool = False,
 ) -> dict[str, Any]:
     """The work queue, most urgent first (priority, then age)."""
@@ -170,34 +196,42 @@ def list_rereads_endpoint(
     session: SessionDep,
     limit: Limit = 50,
     offset: Offset = 0,
-    status: Annotated[str | None, Query(description="requested, sent, completed, failed")] = None,
-    meter: str | None = None,
+    status: Annotated[
+        str | None,
+        Query(max_length=length(VeeRereadRequest.status), description="requested, sent, completed, failed"),
+    ] = None,
+    meter: MeterFilter = None,
 ) -> dict[str, Any]:
     """Re-read requests to the head-end, newest first, with when they were sent and what came back."""
     items, total = rereads.list_rereads(session, status=status, meter=meter, limit=limit, offset=offset)
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
-@router.get("/exceptions/{exception_id}")
-def get_exception(exception_id: int, session: SessionDep) -> dict[str, Any]:
+@router.get("/exceptions/{exception_id}", responses=responses(404))
+def get_exception(exception_id: RowId, session: SessionDep) -> dict[str, Any]:
     """One exception with its finding, comments, re-read requests and values (``vee.exception_not_found``)."""
     return queue.get_exception(session, exception_id)
 
 
-@router.post("/exceptions/{exception_id}/assign")
-def assign_exception(exception_id: int, body: AssignIn, session: SessionDep) -> dict[str, Any]:
+@router.post("/exceptions/{exception_id}/assign", responses=responses(404, 409, 413))
+def assign_exception(exception_id: RowId, body: AssignIn, session: SessionDep) -> dict[str, Any]:
     return queue.assign(session, exception_id, body.assignee, actor=body.actor)
 
 
-@router.post("/exceptions/{exception_id}/comments", status_code=201)
-def comment_exception(exception_id: int, body: CommentIn, session: SessionDep) -> dict[str, Any]:
+@router.post("/exceptions/{exception_id}/comments", status_code=201, responses=responses(404, 413))
+def comment_exception(exception_id: RowId, body: CommentIn, session: SessionDep) -> dict[str, Any]:
     queue.comment(session, exception_id, body.text, author=body.author)
     return queue.get_exception(session, exception_id)
 
 
-@router.post("/exceptions/{exception_id}/resolve")
-def resolve_exception(exception_id: int, body: ResolveIn, session: SessionDep) -> dict[str, Any]:
+@router.post("/exceptions/{exception_id}/resolve", responses=responses(404, 409, 413))
+def resolve_exception(exception_id: RowId, body: ResolveIn, session: SessionDep) -> dict[str, Any]:
     """Accept, edit (values by slot + reason), request a re-read, or estimate (errors ``vee.*``)."""
     return queue.resolve(
-        session, exception_id, body.action, actor=body.actor, reason=body.reason, values=body.values
+        session,
+        exception_id,
+        body.action,
+        actor=body.actor,
+        reason=body.reason,
+        values={int(slot): value for slot, value in body.values.items()},
     )

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from meter2cash.api.deps import PlatformDep, SessionDep
-from meter2cash.api.routers.common import Limit
-from meter2cash.cis.money_models import ConnectionCommand, PrepaidCharge, Wallet
+from meter2cash.api.errors import responses
+from meter2cash.api.limits import LimitedRoute
+from meter2cash.api.routers.common import AccountNumber, Limit, length
+from meter2cash.api.schemas import Money, money_text, quantity_text
+from meter2cash.cis.money_models import ConnectionCommand, Payment, PrepaidCharge, Wallet
 from meter2cash.cis.payments import account_by_number
 from meter2cash.cis.prepaid import ensure_wallets
 from meter2cash.cis.prepaid_policy import PrepaidPolicy
@@ -19,13 +22,14 @@ from meter2cash.cis.prepaid_wallet import grant_emergency_credit, recharge_accou
 from meter2cash.core.errors import NotFound
 from meter2cash.core.timeutil import utcnow
 
-router = APIRouter(tags=["wallets"])
+router = APIRouter(tags=["wallets"], route_class=LimitedRoute)
 
 
 class RechargeIn(BaseModel):
-    amount: Decimal = Field(gt=0)
-    channel: str = Field("cash", description="cash, cheque, agent or online")
-    reference: str = ""
+    model_config = ConfigDict(extra="forbid")
+    amount: Money
+    channel: Literal["cash", "cheque", "agent", "online"] = "cash"
+    reference: str = Field("", max_length=length(Payment.reference))
 
 
 def _wallet(session: Any, number: str) -> tuple[str, Wallet]:
@@ -37,11 +41,7 @@ def _wallet(session: Any, number: str) -> tuple[str, Wallet]:
         return acct.number, wallet_for(session, account_id=acct.id)
 
 
-def _money(v: Decimal) -> str:
-    return str(Decimal(v).quantize(Decimal("0.0001")))
-
-
-def _view(session: Any, number: str, wallet: Wallet) -> dict[str, Any]:
+def _view(session: Any, number: str, wallet: Wallet, currency: str) -> dict[str, Any]:
     last_cmd = session.scalars(
         select(ConnectionCommand)
         .where(ConnectionCommand.service_agreement_id == wallet.service_agreement_id)
@@ -49,10 +49,11 @@ def _view(session: Any, number: str, wallet: Wallet) -> dict[str, Any]:
     ).first()
     return {
         "account": number,
-        "balance": str(wallet_balance(session, wallet)),
+        "balance": money_text(wallet_balance(session, wallet), currency),
+        "currency": currency,
         "supply": wallet.supply,
-        "last_recharge": _money(wallet.last_recharge),
-        "emergency_credit": _money(wallet.emergency_credit),
+        "last_recharge": money_text(wallet.last_recharge, currency),
+        "emergency_credit": money_text(wallet.emergency_credit, currency),
         "alert_level": wallet.alert_level,
         "grace_until": wallet.grace_until.isoformat() if wallet.grace_until else None,
         "last_charged_on": wallet.last_charged_on.isoformat() if wallet.last_charged_on else None,
@@ -66,16 +67,18 @@ def _view(session: Any, number: str, wallet: Wallet) -> dict[str, Any]:
     }
 
 
-@router.get("/wallets/{account}", response_model=dict[str, Any])
-def get_wallet(account: str, session: SessionDep) -> dict[str, Any]:
+@router.get("/wallets/{account}", response_model=dict[str, Any], responses=responses(404))
+def get_wallet(account: AccountNumber, session: SessionDep, platform: PlatformDep) -> dict[str, Any]:
     """The prepaid wallet of an account: balance (from the ledger), supply state, alerts
     (errors ``account.not_found``, ``wallet.not_found``)."""
     number, wallet = _wallet(session, account)
-    return _view(session, number, wallet)
+    return _view(session, number, wallet, platform.settings.currency)
 
 
-@router.get("/wallets/{account}/charges", response_model=list[dict[str, Any]])
-def wallet_charges(account: str, session: SessionDep, limit: Limit = 31) -> list[dict[str, Any]]:
+@router.get("/wallets/{account}/charges", response_model=list[dict[str, Any]], responses=responses(404))
+def wallet_charges(
+    account: AccountNumber, session: SessionDep, platform: PlatformDep, limit: Limit = 31
+) -> list[dict[str, Any]]:
     """Daily charges, newest first: day, kWh and amount."""
     _, wallet = _wallet(session, account)
     rows = session.scalars(
@@ -87,16 +90,23 @@ def wallet_charges(account: str, session: SessionDep, limit: Limit = 31) -> list
     return [
         {
             "day": c.day.isoformat(),
-            "kwh": str(Decimal(c.wh).scaleb(-3)),
-            "amount": str(c.amount),
+            "kwh": quantity_text(Decimal(c.wh).scaleb(-3)),
+            "amount": money_text(c.amount, platform.settings.currency),
             "tariff": c.tariff_code,
         }
         for c in rows
     ]
 
 
-@router.post("/wallets/{account}/recharge", response_model=dict[str, Any], status_code=201)
-def recharge(account: str, body: RechargeIn, session: SessionDep, platform: PlatformDep) -> dict[str, Any]:
+@router.post(
+    "/wallets/{account}/recharge",
+    response_model=dict[str, Any],
+    status_code=201,
+    responses=responses(404, 413),
+)
+def recharge(
+    account: AccountNumber, body: RechargeIn, session: SessionDep, platform: PlatformDep
+) -> dict[str, Any]:
     """Top up the wallet; reconnection is requested at once when the balance turns positive."""
     number, wallet = _wallet(session, account)
     s = platform.settings
@@ -110,12 +120,14 @@ def recharge(account: str, body: RechargeIn, session: SessionDep, platform: Plat
         tz=s.timezone,
     )
     session.refresh(wallet)
-    return {"receipt_number": pay.receipt_number, "wallet": _view(session, number, wallet)}
+    return {"receipt_number": pay.receipt_number, "wallet": _view(session, number, wallet, s.currency)}
 
 
-@router.post("/wallets/{account}/emergency-credit", response_model=dict[str, Any])
-def emergency_credit(account: str, session: SessionDep) -> dict[str, Any]:
+@router.post(
+    "/wallets/{account}/emergency-credit", response_model=dict[str, Any], responses=responses(404, 409)
+)
+def emergency_credit(account: AccountNumber, session: SessionDep, platform: PlatformDep) -> dict[str, Any]:
     """Grant emergency credit until the next recharge (``wallet.emergency_in_use`` if already granted)."""
     number, wallet = _wallet(session, account)
     grant_emergency_credit(session, wallet.id, PrepaidPolicy())
-    return _view(session, number, wallet)
+    return _view(session, number, wallet, platform.settings.currency)

@@ -13,21 +13,27 @@ from decimal import Decimal
 from typing import Protocol
 
 import httpx
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from meter2cash.config import SANDBOX_GATEWAY_SECRET, Settings
 from meter2cash.core.errors import M2CError
 
 
-class GatewaySettings(BaseSettings):
-    """``M2C_GATEWAY_URL`` (the gateway's API), ``M2C_GATEWAY_SECRET`` (webhook signing secret),
-    ``M2C_GATEWAY_TOLERANCE_S`` (accepted webhook clock difference)."""
-
-    model_config = SettingsConfigDict(env_prefix="M2C_GATEWAY_", env_file=".env", extra="ignore")
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    """Where the gateway is and how its webhooks are checked: from ``M2C_GATEWAY_URL``,
+    ``M2C_GATEWAY_SECRET`` and ``M2C_GATEWAY_TOLERANCE_S`` of the one :class:`Settings`."""
 
     url: str = "http://127.0.0.1:8765"
-    secret: str = "sandbox-secret"
+    #: Signing secret of the webhooks; empty: the webhook is switched off.
+    secret: str = SANDBOX_GATEWAY_SECRET
     tolerance_s: int = 300
     name: str = "sandbox"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GatewaySettings:
+        return cls(
+            url=settings.gateway_url, secret=settings.gateway_secret, tolerance_s=settings.gateway_tolerance_s
+        )
 
 
 class GatewayError(M2CError):
@@ -95,6 +101,6 @@ class SandboxClient:
         return self._call("GET", "/v1/settlements", params={"date": day.isoformat()}).text
 
 
-def gateway_from_settings(settings: GatewaySettings | None = None) -> PaymentGateway:
-    s = settings or GatewaySettings()
-    return SandboxClient(s.url)
+def gateway_from_settings(settings: GatewaySettings) -> PaymentGateway:
+    """The client of the configured gateway (built once, in ``bootstrap``)."""
+    return SandboxClient(settings.url)
