@@ -88,3 +88,44 @@ def test_serve_refuses_an_unmigrated_database(tmp_path):
     )
     assert r.returncode == 2
     assert "m2c db upgrade" in " ".join(r.stderr.split())
+
+
+def test_serve_refuses_production_settings_without_keys_or_with_the_sandbox_secret(tmp_path):
+    url = f"sqlite:///{tmp_path / 'prod.db'}"
+    upgrade(url)
+    for extra, reason in (
+        ({}, "M2C_API_KEYS is empty"),
+        ({"M2C_API_KEYS": "k-7f3a9c2e4b1d8f60a5"}, "M2C_GATEWAY_SECRET is a default"),
+    ):
+        r = subprocess.run(
+            [M2C, "serve", "--port", str(free_port())],
+            env={**env_for(url), "M2C_ENVIRONMENT": "production", **extra},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        err = " ".join(r.stderr.split())
+        assert r.returncode == 2 and "config.invalid" in err and reason in err, r.stderr
+        assert "Traceback" not in r.stderr
+
+
+def test_serve_warns_in_development_without_keys(tmp_path):
+    url = f"sqlite:///{tmp_path / 'dev.db'}"
+    upgrade(url)
+    proc = subprocess.Popen(
+        [M2C, "serve", "--port", str(free_port())],
+        env=env_for(url),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        first = proc.stdout.readline() if proc.stdout else ""
+        assert "M2C_API_KEYS is empty, so the API is open" in first
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        if proc.stdout:
+            proc.stdout.close()
