@@ -69,7 +69,18 @@ def test_post_and_get_terms(client, platform):
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [
-        ({"effective_from": "2026-10-11", "sanctioned_kw": "0", "reason": "x"}, 422, "contract.invalid_load"),
+        ({"effective_from": "2026-10-11", "sanctioned_kw": "0", "reason": "x"}, 422, "api.invalid_request"),
+        (
+            {"effective_from": "2026-10-11", "sanctioned_kw": "1e308", "reason": "x"},
+            422,
+            "api.invalid_request",
+        ),
+        (
+            {"effective_from": "2026-10-11", "sanctioned_kw": "99999999999", "reason": "x"},
+            422,
+            "api.invalid_request",
+        ),
+        ({"effective_from": "0001-01-01", "sanctioned_kw": "9", "reason": "x"}, 422, "api.invalid_request"),
         ({"effective_from": "2026-10-11", "sanctioned_kw": 2.5, "reason": "x"}, 422, "api.invalid_request"),
         ({"effective_from": "2025-01-01", "sanctioned_kw": "9", "reason": "x"}, 422, "contract.before_start"),
         ({"effective_from": "2026-10-11", "sanctioned_kw": "9", "reason": ""}, 422, "api.invalid_request"),
