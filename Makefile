@@ -25,7 +25,7 @@ demo: $(STAMP) ## simulate a 1,000-consumer utility for 30 days in its own datab
 	$(M2C) demo --reset $(DEMO_ARGS)
 
 test: $(STAMP) ## run the whole test suite (SQLite and PostgreSQL; PostgreSQL mandatory when CI=true)
-	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadgroup -q $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check src tests benchmarks

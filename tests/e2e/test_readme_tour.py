@@ -31,7 +31,7 @@ from meter2cash.cis.ledger import trial_balance
 from meter2cash.cis.models import Bill, BillSegment
 from meter2cash.config import Settings
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("readme_tour")]  # one tour per run
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
