@@ -40,7 +40,8 @@ def test_same_file_twice_changes_nothing_and_says_so(session):
     second = ingest_bytes(session, data, filename="copy.csv")
     session.commit()
     assert second.duplicate_file and second.batch_id == first.batch_id
-    assert (second.intervals_new, second.channel_days_written, second.rows_accepted) == (0, 0, 0)
+    assert (second.intervals_new, second.channel_days_written, second.rows_accepted) == (0, 0, 2)
+    assert (second.resent, second.rows_already_accepted, second.rows_rejected) == (True, 2, 0)
     assert session.scalar(select(func.count()).select_from(RawBatch)) == 1
     assert session.scalar(select(ChannelDay.version).where(ChannelDay.channel_id == cid)) == 1
     batch = session.get(RawBatch, first.batch_id)

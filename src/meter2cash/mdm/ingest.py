@@ -1,8 +1,12 @@
 """Reading ingestion: a received file becomes IMD (raw batch), channel-days, register reads and events.
 
-Ingestion is idempotent: a file is known by the SHA-256 of its bytes and a second copy changes
-nothing. Inside a file, every bad record is reported with its line and field while the good ones
-are stored. Formats: ``docs/formats.md``; parsers: :mod:`meter2cash.integration.formats`.
+Ingestion is idempotent per accepted reading. A file is known by the SHA-256 of its bytes and kept
+once; the raw batch records which of its readings were accepted. Receiving the same bytes again
+stores only the readings that were refused before and are valid now (the meter has been loaded
+since, the limits changed…) and changes nothing else; when every reading was accepted before, the
+answer is *already ingested*. Inside a file, every bad record is reported with its line and field
+while the good ones are stored. Formats: ``docs/formats.md``; parsers:
+:mod:`meter2cash.integration.formats`.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from meter2cash.bootstrap import Platform
 from meter2cash.core.errors import M2CError, Problem
-from meter2cash.core.timeutil import ensure_aware, utcnow
+from meter2cash.core.timeutil import FIRST_DATE, ensure_aware, utcnow
 from meter2cash.db import transaction
 from meter2cash.integration.formats.readings import (
     SECTION_READINGS,
@@ -36,9 +40,23 @@ from meter2cash.integration.formats.readings import (
     parse_readings,
     problems_at,
 )
-from meter2cash.integration.formats.readings_checks import group_channel_days, last_wins, misaligned
+from meter2cash.integration.formats.readings_checks import (
+    group_channel_days,
+    last_wins,
+    misaligned,
+    outside_periods,
+)
 from meter2cash.integration.outbox import emit
-from meter2cash.mdm.models import Channel, Meter, MeterEvent, RawBatch, ReadingType, RegisterRead
+from meter2cash.mdm.models import (
+    Channel,
+    Installation,
+    Meter,
+    MeterEvent,
+    RawBatch,
+    ReadingType,
+    RegisterRead,
+)
+from meter2cash.mdm.reading_limits import ReadingLimits, current_limits
 from meter2cash.mdm.store import MeasurementStore
 
 #: Problems kept in an :class:`IngestResult` (counts stay complete) and stored on the raw batch.
@@ -47,6 +65,10 @@ MAX_PROBLEMS, STORED_PROBLEMS = 10_000, 200
 FUTURE_TOLERANCE = timedelta(days=1)
 TOPIC = "readings.received"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Nothing before the platform's first date is a reading (``ingest.timestamp_out_of_range``).
+_FLOOR_US = (datetime(FIRST_DATE.year, FIRST_DATE.month, FIRST_DATE.day, tzinfo=UTC) - _EPOCH) // timedelta(
+    microseconds=1
+)
 _CHUNK = 5000
 
 
@@ -58,6 +80,10 @@ def _us(ts: datetime) -> int:
     return (ensure_aware(ts) - _EPOCH) // timedelta(microseconds=1)
 
 
+def _iso(us: int) -> str:
+    return _at(us).isoformat().replace("+00:00", "Z")
+
+
 @dataclass
 class IngestResult:
     """What ingesting one file did. Interval counts are in intervals, ``registers``/``events`` in rows."""
@@ -65,9 +91,14 @@ class IngestResult:
     batch_id: int | None
     filename: str
     format: str
+    #: *Already ingested*: the same bytes were received before and every reading was accepted then.
     duplicate_file: bool = False
+    #: The same bytes were received before (the raw batch is kept once).
+    resent: bool = False
     rows_total: int = 0
+    #: Rows accepted, by this receipt or (``rows_already_accepted``) by an earlier one of the same bytes.
     rows_accepted: int = 0
+    rows_already_accepted: int = 0
     rows_rejected: int = 0
     intervals_new: int = 0
     intervals_duplicate: int = 0
@@ -81,6 +112,8 @@ class IngestResult:
     events_duplicate: int = 0
     size_bytes: int = 0
     sha256: str = ""
+    #: The version of the plausibility limits the values were checked against.
+    limits_version: str = ""
     problems: list[Problem] = field(default_factory=list)
     #: A whole-file error (``ingest.bad_file`` …) when the file could not be ingested at all.
     error: dict[str, Any] | None = None
@@ -96,6 +129,9 @@ class _ChannelInfo:
     channel_id: int
     interval_s: int  # 0 for register channels
     multiplier: float
+    code: str
+    unit: str
+    accumulation: str
 
 
 def _resolve(
@@ -116,17 +152,21 @@ def _resolve(
                 ReadingType.obis,
                 ReadingType.interval_s,
                 Channel.multiplier,
+                ReadingType.unit,
+                ReadingType.accumulation,
             )
             .select_from(Meter)
             .outerjoin(Channel, Channel.meter_id == Meter.id)
             .outerjoin(ReadingType, ReadingType.id == Channel.reading_type_id)
             .where(Meter.serial.in_(serials[i : i + _CHUNK]))
         )
-        for mid, serial, cid, code, obis, interval_s, mult in session.execute(stmt):
+        for mid, serial, cid, code, obis, interval_s, mult, unit, acc in session.execute(stmt):
             meters[serial] = mid
             if cid is None:
                 continue
-            info = _ChannelInfo(cid, int(interval_s or 0), float(mult if mult is not None else 1))
+            info = _ChannelInfo(
+                cid, int(interval_s or 0), float(mult if mult is not None else 1), code, unit, acc
+            )
             by_code[(serial, code)] = info
             if obis:
                 by_obis.setdefault((serial, obis), []).append((code, info))
@@ -134,6 +174,28 @@ def _resolve(
         if key not in by_code:  # a reading-type code wins over an equal OBIS code
             by_code[key] = found[0][1] if len(found) == 1 else ", ".join(sorted(c for c, _ in found))
     return meters, by_code
+
+
+def _installations(session: Session, meter_ids: Iterable[int]) -> dict[int, list[tuple[int, int]]]:
+    """Installation periods ``[installed, removed)`` in epoch µs of each meter that has any."""
+    ids = sorted(set(meter_ids))
+    out: dict[int, list[tuple[int, int]]] = {}
+    for i in range(0, len(ids), _CHUNK):
+        stmt = select(Installation.meter_id, Installation.installed_at, Installation.removed_at).where(
+            Installation.meter_id.in_(ids[i : i + _CHUNK])
+        )
+        for mid, since, until in session.execute(stmt):
+            end = _us(until) if until is not None else np.iinfo(np.int64).max
+            out.setdefault(mid, []).append((_us(since), end))
+    return {m: sorted(p) for m, p in out.items()}
+
+
+def _periods_text(periods: list[tuple[int, int]]) -> str:
+    shown = [
+        f"since {_iso(a)}" if b == np.iinfo(np.int64).max else f"{_iso(a)} .. {_iso(b)}"
+        for a, b in periods[:3]
+    ]
+    return "; ".join(shown) + ("; …" if len(periods) > 3 else "")
 
 
 def _problems(
@@ -148,6 +210,168 @@ def _problems(
     return problems_at(lines, fields, code, msgs, parsed.source)
 
 
+@dataclass(slots=True)
+class _Rows:
+    """The frame rows after resolution: per row channel, interval, time [µs] and value (with the
+    multiplier), and which rows passed every check (``good``)."""
+
+    channel_id: npt.NDArray[np.int64]
+    interval_s: npt.NDArray[np.int64]
+    ts_us: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+    good: npt.NDArray[np.bool_]
+
+
+def _check_rows(
+    session: Session,
+    parsed: ParsedReadings,
+    meters: dict[str, int],
+    channels: dict[tuple[str, str], _ChannelInfo | str],
+    fresh: npt.NDArray[np.bool_],
+    received: datetime,
+    limits: ReadingLimits,
+    problems: list[Problem],
+) -> _Rows:
+    """Resolve every distinct (meter, channel) pair once, broadcast it to the rows, and run the
+    checks column-wise. Only ``fresh`` rows (not accepted by an earlier receipt) are checked; each
+    refused row gets one problem, from the first check it fails."""
+    f = parsed.frame
+    m_codes, m_uniq = pd.factorize(f["meter"])
+    c_codes, c_uniq = pd.factorize(f["channel"])
+    width = max(len(c_uniq), 1)
+    pair_codes, pair_uniq = pd.factorize(m_codes.astype(np.int64) * width + c_codes)
+    pairs = [(str(m_uniq[u // width]), str(c_uniq[u % width])) for u in pair_uniq]
+    installed = _installations(session, (meters[s] for s, _ in pairs if s in meters))
+    n_pairs = len(pairs)
+    p_ch, p_int, p_meter = (
+        np.zeros(n_pairs, np.int64),
+        np.zeros(n_pairs, np.int64),
+        np.zeros(n_pairs, np.int64),
+    )
+    p_mult, p_lo, p_hi = np.ones(n_pairs), np.full(n_pairs, -np.inf), np.full(n_pairs, np.inf)
+    p_state = np.zeros(n_pairs, np.int8)  # 0 ok, 1 unknown meter, 2 unknown channel
+    p_msg: list[str] = [""] * n_pairs
+    p_where: list[str] = [""] * n_pairs
+    p_info: list[_ChannelInfo | None] = [None] * n_pairs
+    for k, (serial, chan) in enumerate(pairs):  # one step per distinct (meter, channel) of the file
+        info = channels.get((serial, chan))
+        if serial not in meters:
+            p_state[k], p_msg[k] = 1, f"meter {serial!r} is not known"
+        elif isinstance(info, _ChannelInfo):
+            p_ch[k], p_int[k], p_mult[k], p_info[k] = info.channel_id, info.interval_s, info.multiplier, info
+            p_lo[k], p_hi[k] = limits.bounds(info.code, info.unit, info.interval_s or None, info.accumulation)
+            p_meter[k] = meters[serial]
+            if meters[serial] in installed:
+                p_where[k] = (
+                    f"meter {serial!r} was not installed then (installed "
+                    f"{_periods_text(installed[meters[serial]])})"
+                )
+        else:
+            p_state[k] = 2
+            p_msg[k] = (
+                f"OBIS code {chan!r} matches several channels of meter {serial!r} ({info}); "
+                "use the reading-type code"
+                if info
+                else f"meter {serial!r} has no channel {chan!r}"
+            )
+    state, interval = p_state[pair_codes], p_int[pair_codes]
+    section = f["section"].to_numpy()
+    declared = f["interval_s"].to_numpy()
+    ts = f["ts_us"].to_numpy() + np.maximum(f["step"].to_numpy(), 0) * interval * US_PER_S
+    values = f["value"].to_numpy() * p_mult[pair_codes]
+    is_reg = interval == 0
+    # an interval covers [ts, ts + interval); a register read is the instant ts (inclusive ends)
+    lo_us = np.where(is_reg, ts - 1, ts)
+    hi_us = np.where(is_reg, ts + 1, ts + interval * US_PER_S)
+    lo, hi = p_lo[pair_codes], p_hi[pair_codes]
+    with np.errstate(invalid="ignore"):
+        implausible = ~np.isnan(f["value"].to_numpy()) & ~((values >= lo) & (values <= hi))
+    checks: list[tuple[npt.NDArray[np.bool_], str, str, Any]] = [
+        (state == 1, "meter", "ingest.unknown_meter", np.array(p_msg, dtype=object)[pair_codes]),
+        (state == 2, "channel", "ingest.unknown_channel", np.array(p_msg, dtype=object)[pair_codes]),
+        (
+            ((section == SECTION_READINGS) & is_reg) | ((section == SECTION_REGISTERS) & ~is_reg),
+            "channel",
+            "ingest.wrong_channel_kind",
+            np.where(
+                section == SECTION_READINGS,
+                "interval blocks need an interval channel",
+                "register reads need a register channel",
+            ),
+        ),
+        (
+            (declared > 0) & (declared != interval),
+            "interval_s",
+            "ingest.interval_mismatch",
+            "interval_s differs from the channel's interval",
+        ),
+        (ts < _FLOOR_US, "ts_us", "ingest.timestamp_out_of_range", f"before {FIRST_DATE.isoformat()}"),
+        (
+            ts > _us(received + FUTURE_TOLERANCE),
+            "ts_us",
+            "ingest.future_timestamp",
+            "more than 1 day after the file was received",
+        ),
+        (
+            outside_periods(p_meter[pair_codes], lo_us, hi_us, installed),
+            "ts_us",
+            "ingest.outside_installation",
+            np.array(p_where, dtype=object)[pair_codes],
+        ),
+        (
+            misaligned(ts, interval),
+            "ts_us",
+            "ingest.misaligned_timestamp",
+            "not on the channel's interval grid (UTC)",
+        ),
+        (implausible, "value", "ingest.implausible_value", None),
+    ]
+    pending = fresh.copy()
+    for mask, col, code, msgs in checks:
+        claimed = mask & pending
+        if not claimed.any():
+            continue
+        pending &= ~claimed
+        if msgs is None:
+            problems += _implausible(parsed, claimed, values, lo, hi, pair_codes, p_info, limits.version)
+            continue
+        problems += _problems(parsed, claimed, col, code, msgs)
+    return _Rows(p_ch[pair_codes], interval, ts, values, pending)
+
+
+def _implausible(
+    parsed: ParsedReadings,
+    mask: npt.NDArray[np.bool_],
+    values: npt.NDArray[np.float64],
+    lo: npt.NDArray[np.float64],
+    hi: npt.NDArray[np.float64],
+    pair_codes: npt.NDArray[np.intp],
+    infos: list[_ChannelInfo | None],
+    version: str,
+) -> list[Problem]:
+    """``ingest.implausible_value`` for the rows in ``mask``, naming the range and its version."""
+    rows = np.flatnonzero(mask)
+    lines, fields = parsed.locate(rows, "value")
+    msgs: list[str] = []
+    data: list[dict[str, Any]] = []
+    for r in rows.tolist():  # refused rows only
+        info = infos[pair_codes[r]]
+        unit, code = (info.unit, info.code) if info is not None else ("", "")
+        msgs.append(
+            f"{values[r]:g} {unit} is outside {lo[r]:g} .. {hi[r]:g} {unit}, the plausible range of "
+            f"{code} (reading limits {version})"
+        )
+        data.append({"min": float(lo[r]), "max": float(hi[r]), "limits_version": version})
+    return problems_at(lines, fields, "ingest.implausible_value", msgs, parsed.source, data)
+
+
+def _accepted_before(stored: bytes | None, n_rows: int) -> npt.NDArray[np.bool_] | None:
+    """The rows an earlier receipt accepted, or ``None`` when not recorded for these rows."""
+    if stored is None or len(stored) != (n_rows + 7) // 8:
+        return None
+    return np.unpackbits(np.frombuffer(stored, np.uint8), count=n_rows).astype(bool)
+
+
 def ingest_bytes(
     session: Session,
     data: bytes,
@@ -160,108 +384,81 @@ def ingest_bytes(
     """Ingest one reading file in the caller's transaction (this function never commits).
 
     Raises :class:`M2CError` ``ingest.bad_file`` when the file as a whole cannot be read; bad
-    records are reported in :attr:`IngestResult.problems` and the good ones are stored.
+    records are reported in :attr:`IngestResult.problems` and the good ones are stored. The same
+    bytes received again store only the readings not accepted before (see the module docs).
     """
     received = ensure_aware(received_at, "received_at") if received_at else utcnow()
     sha = hashlib.sha256(data).hexdigest()
     known = session.execute(
-        select(RawBatch.id, RawBatch.format, RawBatch.rows_total).where(RawBatch.sha256 == sha)
+        select(RawBatch.id, RawBatch.format, RawBatch.rows_total, RawBatch.rows_rejected, RawBatch.accepted)
+        .where(RawBatch.sha256 == sha)
+        .with_for_update()
     ).first()
-    if known is not None:
+    if known is not None and known.rows_rejected == 0:  # every reading was accepted before
+        session.execute(
+            update(RawBatch)
+            .where(RawBatch.id == known.id)
+            .values(receipts=RawBatch.receipts + 1, last_received_at=received)
+        )
+        n = known.rows_total
         return IngestResult(
             known.id,
             filename,
             known.format,
             duplicate_file=True,
-            rows_total=known.rows_total,
+            resent=True,
+            rows_total=n,
+            rows_accepted=n,
+            rows_already_accepted=n,
             size_bytes=len(data),
             sha256=sha,
         )
     parsed = parse_readings(data, fmt, filename=filename)
-    batch = RawBatch(
-        sha256=sha,
-        source=(source or parsed.declared_source)[:200],
-        filename=filename[-500:],
-        format=parsed.format,
-        received_at=received,
-        size_bytes=len(data),
-        payload=gzip.compress(data, compresslevel=3),
-    )
-    session.add(batch)
-    session.flush()
+    f = parsed.frame
+    if known is None:
+        batch = RawBatch(
+            sha256=sha,
+            source=(source or parsed.declared_source)[:200],
+            filename=filename[-500:],
+            format=parsed.format,
+            received_at=received,
+            last_received_at=received,
+            size_bytes=len(data),
+            payload=gzip.compress(data, compresslevel=3),
+        )
+        session.add(batch)
+        session.flush()
+        batch_id = batch.id
+        before: npt.NDArray[np.bool_] | None = np.zeros(len(f), bool)
+    else:
+        batch_id = known.id
+        before = _accepted_before(known.accepted, len(f))
+    # a batch stored before acceptance was recorded per reading: its re-send only fills what is empty
+    keep_stored = before is None
+    already = np.zeros(len(f), bool) if before is None else before
+    limits = current_limits(session)
     res = IngestResult(
-        batch.id, filename, parsed.format, rows_total=parsed.rows_total, size_bytes=len(data), sha256=sha
+        batch_id,
+        filename,
+        parsed.format,
+        resent=known is not None,
+        rows_total=parsed.rows_total,
+        size_bytes=len(data),
+        sha256=sha,
+        limits_version=limits.version,
     )
     problems = list(parsed.problems)
-    rejected = parsed.rows_rejected
-    f = parsed.frame
     meters, channels = _resolve(session, [*f["meter"].unique().tolist(), *(e.meter for e in parsed.events)])
-
-    # --- resolve every distinct (meter, channel) pair once, then broadcast to rows -------------
-    m_codes, m_uniq = pd.factorize(f["meter"])
-    c_codes, c_uniq = pd.factorize(f["channel"])
-    pair_codes, pair_uniq = pd.factorize(m_codes.astype(np.int64) * max(len(c_uniq), 1) + c_codes)
-    pairs = [(str(m_uniq[u // max(len(c_uniq), 1)]), str(c_uniq[u % max(len(c_uniq), 1)])) for u in pair_uniq]
-    n_pairs = len(pairs)
-    p_ch = np.zeros(n_pairs, np.int64)
-    p_int = np.zeros(n_pairs, np.int64)
-    p_mult = np.ones(n_pairs)
-    p_state = np.zeros(n_pairs, np.int8)  # 0 ok, 1 unknown meter, 2 unknown channel
-    p_msg: list[str] = [""] * n_pairs
-    for k, (serial, chan) in enumerate(pairs):
-        info = channels.get((serial, chan))
-        if serial not in meters:
-            p_state[k], p_msg[k] = 1, f"meter {serial!r} is not known"
-        elif isinstance(info, _ChannelInfo):
-            p_ch[k], p_int[k], p_mult[k] = info.channel_id, info.interval_s, info.multiplier
-        else:
-            p_state[k] = 2
-            p_msg[k] = (
-                f"OBIS code {chan!r} matches several channels of meter {serial!r} ({info}); "
-                "use the reading-type code"
-                if info
-                else f"meter {serial!r} has no channel {chan!r}"
-            )
-    state, msg_rows = p_state[pair_codes], np.array(p_msg, dtype=object)[pair_codes]
-    interval = p_int[pair_codes]
-    section = f["section"].to_numpy()
-    declared = f["interval_s"].to_numpy()
-    ok = state == 0
-    wrong_kind = ok & (
-        ((section == SECTION_READINGS) & (interval == 0)) | ((section == SECTION_REGISTERS) & (interval > 0))
-    )
-    mismatch = ok & ~wrong_kind & (declared > 0) & (declared != interval)
-    ts = f["ts_us"].to_numpy() + np.maximum(f["step"].to_numpy(), 0) * interval * US_PER_S
-    bad_grid = ok & ~wrong_kind & ~mismatch & misaligned(ts, interval)
-    future = ok & (ts > _us(received + FUTURE_TOLERANCE))
-    kind_msg = np.where(
-        section == SECTION_READINGS,
-        "interval blocks need an interval channel",
-        "register reads need a register channel",
-    )
-    for mask, col, code, msgs in (
-        (state == 1, "meter", "ingest.unknown_meter", msg_rows),
-        (state == 2, "channel", "ingest.unknown_channel", msg_rows),
-        (wrong_kind, "channel", "ingest.wrong_channel_kind", kind_msg),
-        (
-            mismatch,
-            "interval_s",
-            "ingest.interval_mismatch",
-            "interval_s differs from the channel's interval",
-        ),
-        (bad_grid, "ts_us", "ingest.misaligned_timestamp", "not on the channel's interval grid (UTC)"),
-        (future, "ts_us", "ingest.future_timestamp", "more than 1 day after the file was received"),
-    ):
-        problems += _problems(parsed, mask, col, code, msgs)
-    good = ok & ~wrong_kind & ~mismatch & ~bad_grid & ~future
-    rejected += int((~good).sum())
+    rows = _check_rows(session, parsed, meters, channels, ~already, received, limits, problems)
+    rejected = parsed.rows_rejected + int((~already & ~rows.good).sum())
 
     # --- in-file repeats: the last one wins, an earlier different value is reported ------------
-    values = f["value"].to_numpy() * p_mult[pair_codes]
-    rows = np.flatnonzero(good & ~np.isnan(values))
-    order, winner, conflict = last_wins(p_ch[pair_codes][rows], ts[rows], values[rows])
+    # (readings accepted by an earlier receipt take part, so a re-send resolves repeats the same way)
+    cand = np.flatnonzero((rows.good | already) & ~np.isnan(rows.values))
+    order, winner, conflict = last_wins(rows.channel_id[cand], rows.ts_us[cand], rows.values[cand])
     conflict_mask = np.zeros(len(f), bool)
-    conflict_mask[rows[order[conflict]]] = True
+    conflict_mask[cand[order[conflict]]] = True
+    conflict_mask &= ~already
     problems += _problems(
         parsed,
         conflict_mask,
@@ -269,19 +466,26 @@ def ingest_bytes(
         "ingest.conflict_in_file",
         "the same channel and time appear again later in the file with another value",
     )
-    rejected += int(conflict.sum())
-    keep = rows[order[winner]]
-    is_interval = interval[keep] > 0
+    rejected += int(conflict_mask.sum())
+    keep = cand[order[winner]]
+    keep = keep[~already[keep]]
+    is_interval = rows.interval_s[keep] > 0
     iv, rg = keep[is_interval], keep[~is_interval]
 
-    ch_of_row = p_ch[pair_codes]
-    received_days = group_channel_days(ch_of_row[iv], ts[iv], values[iv], interval[iv])
-    interval_of = {int(c): int(i) for c, i in zip(ch_of_row[iv], interval[iv], strict=True)}
-    counts = MeasurementStore(session).merge(received_days, interval_of, batch_id=batch.id)
+    received_days = group_channel_days(
+        rows.channel_id[iv], rows.ts_us[iv], rows.values[iv], rows.interval_s[iv]
+    )
+    interval_of = {int(c): int(i) for c, i in zip(rows.channel_id[iv], rows.interval_s[iv], strict=True)}
+    counts = MeasurementStore(session).merge(
+        received_days, interval_of, batch_id=batch_id, keep_stored=keep_stored
+    )
     res.intervals_new, res.intervals_changed = counts.new, counts.changed
     res.intervals_duplicate, res.channel_days_written = counts.duplicate, counts.days_written
-    _store_registers(session, res, batch.id, ch_of_row[rg], ts[rg], values[rg], f["quality"].to_numpy()[rg])
-    rejected += _store_events(session, res, batch.id, parsed, meters, problems, received)
+    quality = f["quality"].to_numpy()[rg]
+    _store_registers(
+        session, res, batch_id, rows.channel_id[rg], rows.ts_us[rg], rows.values[rg], quality, keep_stored
+    )
+    rejected += _store_events(session, res, batch_id, parsed, meters, problems, received)
 
     problems.sort(key=lambda p: (p.line if p.line is not None else -1, p.field or ""))
     if len(problems) > MAX_PROBLEMS:
@@ -293,20 +497,29 @@ def ingest_bytes(
     res.problems = problems
     res.rows_rejected = rejected
     res.rows_accepted = res.rows_total - rejected
+    res.rows_already_accepted = int(already.sum())
+    accepted = already | (rows.good & ~conflict_mask)
     session.execute(
         update(RawBatch)
-        .where(RawBatch.id == batch.id)
+        .where(RawBatch.id == batch_id)
         .values(
             rows_total=res.rows_total,
             rows_accepted=res.rows_accepted,
             rows_rejected=rejected,
-            rows_duplicate=res.intervals_duplicate + res.registers_duplicate + res.events_duplicate,
-            rows_changed=res.intervals_changed + res.registers_changed,
+            rows_duplicate=RawBatch.rows_duplicate
+            + res.intervals_duplicate
+            + res.registers_duplicate
+            + res.events_duplicate,
+            rows_changed=RawBatch.rows_changed + res.intervals_changed + res.registers_changed,
             problems=[p.to_dict() for p in problems[:STORED_PROBLEMS]],
+            accepted=np.packbits(accepted).tobytes(),
+            receipts=RawBatch.receipts + (1 if known is not None else 0),
+            last_received_at=received,
         )
     )
     summary = {k: v for k, v in res.to_dict().items() if k not in ("problems", "error", "duplicate_file")}
-    emit(session, TOPIC, {**summary, "source": batch.source}, key=str(batch.id))
+    source_name = session.scalar(select(RawBatch.source).where(RawBatch.id == batch_id))
+    emit(session, TOPIC, {**summary, "source": source_name}, key=str(batch_id))
     return res
 
 
@@ -318,8 +531,10 @@ def _store_registers(
     ts_us: npt.NDArray[np.int64],
     values: npt.NDArray[np.float64],
     quality: npt.NDArray[np.int64],
+    keep_stored: bool = False,
 ) -> None:
-    """Insert new register reads; a repeat is a duplicate, a different value replaces the stored one."""
+    """Insert new register reads; a repeat is a duplicate, a different value replaces the stored one
+    (unless ``keep_stored``: then a stored read is kept and counted as a duplicate)."""
     if not len(channel_id):
         return
     existing: dict[tuple[int, int], tuple[int, float]] = {}
@@ -341,7 +556,7 @@ def _store_registers(
             new.append(
                 {"channel_id": cid, "read_at": _at(us), "value": val, "quality": q, "batch_id": batch_id}
             )
-        elif abs(old[1] - val) <= 1e-9:
+        elif keep_stored or abs(old[1] - val) <= 1e-9:
             res.registers_duplicate += 1
         else:
             changed.append({"id": old[0], "value": val, "quality": q, "batch_id": batch_id})
@@ -372,6 +587,16 @@ def _store_events(
             problems.append(
                 Problem(
                     "ingest.unknown_meter", f"meter {e.meter!r} is not known", e.line, f"{where}.meter", src
+                )
+            )
+        elif e.occurred_at_us < _FLOOR_US:
+            problems.append(
+                Problem(
+                    "ingest.timestamp_out_of_range",
+                    f"before {FIRST_DATE.isoformat()}",
+                    e.line,
+                    f"{where}.occurred_at",
+                    src,
                 )
             )
         elif e.occurred_at_us > limit:

@@ -154,6 +154,25 @@ class RawBatch(Base):
     rows_changed: Mapped[int] = mapped_column(Integer, default=0)
     #: The first problems found (line, field, code, message); the counts above are complete.
     problems: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    #: Which readings of the file were accepted, one bit per parsed reading (``numpy.packbits``):
+    #: a later receipt of the same bytes stores only readings not accepted before.
+    accepted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: How often these bytes were received, and when last (``received_at`` is the first receipt).
+    receipts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    last_received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ReadingLimitsVersion(Base):
+    """One version of the plausibility limits of readings (a validated TOML file, stored whole);
+    the latest one is in force (``meter2cash.mdm.reading_limits``)."""
+
+    __tablename__ = "reading_limits_version"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[str] = mapped_column(String(32), unique=True)
+    #: The limits as a mapping (the TOML structure).
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(100), default="")
 
 
 class ChannelDay(Base):
@@ -245,7 +264,12 @@ class VeeRun(Base):
     channel_days: Mapped[int] = mapped_column(Integer, default=0)
     findings: Mapped[int] = mapped_column(Integer, default=0)
     estimated_intervals: Mapped[int] = mapped_column(Integer, default=0)
+    #: ``running``, ``completed``, or ``partial`` when some chunks failed (see ``failures``).
     status: Mapped[str] = mapped_column(String(16), default="running")
+    #: Chunks that failed and were left pending, as in ``VeeRunResult.failures``: ``{"channels",
+    #: "meters", "first_day", "last_day", "channel_days", "error": {"code", "type", "message",
+    #: "where"}}`` each.
+    failures: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
 
 class VeeFinding(Base):

@@ -68,6 +68,13 @@ CATALOGUE: tuple[ReadingTypeSpec, ...] = (
         None,
         accumulation="instant",
     ),
+    # instantaneous profile (IS 15959): read as registers at the read time
+    ReadingTypeSpec(
+        "voltage_instant", "Voltage, instantaneous", "1.0.12.7.0.255", "V", None, accumulation="instant"
+    ),
+    ReadingTypeSpec(
+        "pf_instant", "Power factor, instantaneous", "1.0.13.7.0.255", "PF", None, accumulation="instant"
+    ),
 )
 
 #: Time-of-use tier registers (IS 15959 / DLMS: E = 1..8 of the cumulative energy register

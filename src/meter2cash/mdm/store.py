@@ -218,18 +218,21 @@ class MergeCounts:
 
 
 def merge_received(
-    day: DayArrays, slots: npt.NDArray[np.intp], values: FloatArray
+    day: DayArrays, slots: npt.NDArray[np.intp], values: FloatArray, *, keep_stored: bool = False
 ) -> tuple[DayArrays | None, MergeCounts]:
     """Merge received ``values`` at ``slots`` into ``day`` (pure).
 
     A value equal to the one already received is a duplicate and changes nothing; a differing
     value replaces the earlier one (the newer receipt wins; the older stays in history and IMD).
+    With ``keep_stored`` every interval received before is kept and counted as a duplicate.
     Returns the new day (``None`` if nothing changed) and the counts.
     """
     old = day.raw[slots]
     had = ~np.isnan(old)
-    same = had & np.isclose(old, values, rtol=0.0, atol=1e-9)
+    same = had & (keep_stored | np.isclose(old, values, rtol=0.0, atol=1e-9))
     counts = MergeCounts(new=int((~had).sum()), changed=int((had & ~same).sum()), duplicate=int(same.sum()))
+    if keep_stored:
+        slots, values = slots[~had], values[~had]
     if counts.new == 0 and counts.changed == 0:
         return None, counts
     raw = day.raw.copy()
@@ -454,14 +457,16 @@ class MeasurementStore:
         interval_of: Mapping[int, int],
         *,
         batch_id: int | None = None,
+        keep_stored: bool = False,
     ) -> MergeCounts:
-        """Merge received values ``{(channel_id, day): (slots, values)}`` into the store."""
+        """Merge received values ``{(channel_id, day): (slots, values)}`` into the store
+        (``keep_stored``: fill only intervals with nothing received yet, see :func:`merge_received`)."""
         stored = self.load_days(received.keys(), for_update=True)
         total = MergeCounts()
         changed: list[DayArrays] = []
         for key, (slots, vals) in received.items():
             day = stored.get(key) or DayArrays.empty(key[0], key[1], interval_of[key[0]])
-            merged, counts = merge_received(day, slots, vals)
+            merged, counts = merge_received(day, slots, vals, keep_stored=keep_stored)
             total += counts
             if merged is not None:
                 merged.batch_id = batch_id

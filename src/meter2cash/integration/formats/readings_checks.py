@@ -72,3 +72,30 @@ def group_channel_days(
     for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
         out[(int(channel_id[a]), ordinal_day(int(day[a])))] = (slot[a:b], values[a:b])
     return out
+
+
+def outside_periods(
+    key: IntArray, lo_us: IntArray, hi_us: IntArray, periods: dict[int, list[tuple[int, int]]]
+) -> BoolArray:
+    """True where the span ``(lo_us, hi_us)`` of a row overlaps none of the periods ``[start,
+    end)`` of its ``key`` (a meter id). Rows whose key has no periods are never outside.
+
+    The loop runs over the periods (a few per meter), the comparison over all rows at once.
+    """
+    out = np.zeros(len(key), bool)
+    if not periods or not len(key):
+        return out
+    keys = np.array(sorted(periods), dtype=np.int64)
+    at = np.minimum(np.searchsorted(keys, key), len(keys) - 1)
+    has = keys[at] == key
+    depth = max(len(p) for p in periods.values())
+    starts = np.full((depth, len(keys)), np.iinfo(np.int64).max, np.int64)
+    ends = np.full((depth, len(keys)), np.iinfo(np.int64).min, np.int64)
+    for j, k in enumerate(keys.tolist()):
+        for d, (a, b) in enumerate(periods[k]):
+            starts[d, j], ends[d, j] = a, b
+    inside = np.zeros(len(key), bool)
+    for d in range(depth):
+        inside |= (hi_us > starts[d, at]) & (lo_us < ends[d, at])
+    out[has] = ~inside[has]
+    return out
