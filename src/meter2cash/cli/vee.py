@@ -71,7 +71,10 @@ def run(
     ),
     history_days: int = typer.Option(14, "--history-days", min=0, help="Days of context before each day"),
 ) -> None:
-    """Validate and estimate interval data (default: every pending day)."""
+    """Validate and estimate interval data (default: every pending day).
+
+    Exit 0: every chunk validated; 1: some chunks failed (named, on stderr; their days stay
+    pending and the rest is validated); 2: nothing done (usage, database, one line with its code)."""
     with platform() as p, transaction(p.sessions) as session:
         from meter2cash.mdm.vee.rulesets import get_rule_set
 
@@ -118,6 +121,26 @@ def run(
             f"re-read requests: {result.rereads['completed']} completed, {result.rereads['failed']} failed"
         )
     _show(result.findings_by_rule, result.estimated_by_method)
+    if result.failures:
+        _show_failures(result.failures)
+        raise typer.Exit(1)
+
+
+def _show_failures(failures: list[dict[str, Any]]) -> None:
+    days = sum(f["channel_days"] for f in failures)
+    err_console.print(
+        f"[red]error[/red] vee.chunk_failed: {len(failures)} chunk(s) failed, {days} channel-days "
+        "left pending (see m2c vee report):"
+    )
+    for f in failures:
+        more = len(f["channels"]) - len(f["meters"])
+        names = ", ".join(f["meters"]) + (f" and {more} more" if more > 0 else "")
+        err = f["error"]
+        err_console.print(
+            f"  {names} {f['first_day']}..{f['last_day']}: {err['code']}: {err['type']}: {err['message']}",
+            markup=False,
+            highlight=False,
+        )
 
 
 @app.command("train")
@@ -223,9 +246,12 @@ def report(run_id: int | None = typer.Option(None, "--run", help="VEE run id (de
     console.print(
         f"VEE run {rep['run_id']} [{rep['status']}] {rep['window_start']} .. {rep['window_end']} "
         f"({rep['rule_set']} v{rep['rule_set_version']}): {rep['channel_days']} channel-days, "
-        f"{rep['findings']} findings, {rep['estimated_intervals']} estimated intervals"
+        f"{rep['findings']} findings, {rep['estimated_intervals']} estimated intervals",
+        markup=False,
     )
     _show(rep["findings_by_rule"], rep["estimated_by_method"])
+    if rep.get("failures"):
+        _show_failures(rep["failures"])
 
 
 def accuracy_table(rep: Any) -> Table:

@@ -55,6 +55,8 @@ def vee_report(session: Session, run_id: int | None = None) -> dict[str, Any]:
         "channel_days": run.channel_days,
         "findings": run.findings,
         "estimated_intervals": run.estimated_intervals,
+        #: chunks the run could not validate (status ``partial``), see ``VeeRunResult.failures``
+        "failures": list(run.failures or []),
         "findings_by_rule": by_rule,
         "estimated_by_method": dict(event.payload.get("estimated_by_method", {})) if event else {},
         #: the stored learned models the run estimated with (runs before they were stored: empty)

@@ -4,11 +4,17 @@
 estimate), so when actual data arrives for an estimated interval — ingestion puts the day back to
 ``vee_status = "raw"`` — the next run replaces the estimate with the actual value. Raw values are
 never changed; every validated day is a new version of the day (the old one goes to history).
+
+No single channel-day stops a run: each chunk of channels is validated inside a savepoint, and a
+chunk that fails for any reason is rolled back, split to find the channels at fault, recorded in
+the run's ``failures`` (channels, days, error) and left pending for the next run, while the other
+chunks proceed. Such a run ends with status ``partial``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import traceback
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -17,13 +23,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from meter2cash.core.errors import M2CError
 from meter2cash.core.quality import Quality
 from meter2cash.core.timeutil import day_start, ensure_aware, slots_per_day, utc_days, utcnow
 from meter2cash.integration.outbox import emit
-from meter2cash.mdm.models import VeeFinding, VeeRun
+from meter2cash.mdm.models import Channel, Meter, ReadingType, VeeFinding, VeeRun
 from meter2cash.mdm.store import DayArrays, MeasurementStore
 from meter2cash.mdm.vee import checks
 from meter2cash.mdm.vee.candidates import Candidate, absent_days, candidates, stored_days
@@ -90,6 +97,9 @@ class VeeRunResult:
     rereads: dict[str, int] = field(default_factory=lambda: {"completed": 0, "failed": 0})
     #: ``{"channel_id", "day", "intervals"}`` per channel-day whose estimates were replaced
     replaced: list[dict[str, Any]] = field(default_factory=list)
+    #: chunks that failed and stay pending: ``{"channels", "meters", "first_day", "last_day",
+    #: "channel_days", "error": {"code", "type", "message", "where"}}``
+    failures: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def findings(self) -> int:
@@ -99,6 +109,21 @@ class VeeRunResult:
         out = {**asdict(self), "findings": self.findings}
         del out["replaced"]
         return out
+
+    def absorb(self, part: VeeRunResult) -> None:
+        """Add the counts of one chunk's result (kept apart until the chunk is saved)."""
+        self.channel_days += part.channel_days
+        self.intervals += part.intervals
+        for rule, agg in part.findings_by_rule.items():
+            mine = self.findings_by_rule.setdefault(rule, {"findings": 0, "intervals": 0})
+            mine["findings"] += agg["findings"]
+            mine["intervals"] += agg["intervals"]
+        for name, n in part.estimated_by_method.items():
+            self.estimated_by_method[name] = self.estimated_by_method.get(name, 0) + n
+        self.estimated_intervals += part.estimated_intervals
+        self.missing_after += part.missing_after
+        self.replaced_intervals += part.replaced_intervals
+        self.replaced += part.replaced
 
 
 def run_vee(
@@ -128,6 +153,11 @@ def run_vee(
     finding its ``name@version``. Findings whose action is ``exception`` open exceptions in the
     work queue (:mod:`.exceptions`).
 
+    Chunks are planned by :func:`plan_chunks`. A chunk that fails is rolled back to its savepoint
+    and recorded in :attr:`VeeRunResult.failures` and ``VeeRun.failures`` (status ``partial``);
+    its days stay pending. Errors outside the chunks (choosing the candidates, the work queue)
+    still raise.
+
     Does not commit: the caller owns the transaction.
     """
     start, end = ensure_aware(start, "start"), ensure_aware(end, "end")
@@ -153,14 +183,10 @@ def run_vee(
     done = 0
     models: dict[tuple[str, int, int], ModelUse] = {}
     for (interval_s, label, scope), per_channel in sorted(by_group.items()):
-        ids = sorted(per_channel)
-        span = (max(c.day for c in cands) - min(c.day for c in cands)).days + 1 + history_days
-        size = max(1, min(MAX_CHUNK_CHANNELS, MAX_CHUNK_SLOTS // (span * slots_per_day(interval_s))))
-        for i in range(0, len(ids), size):
-            chunk = {cid: per_channel[cid] for cid in ids[i : i + size]}
-            done += _process_chunk(
-                session, run.id, chunk, interval_s, used[label], history_days, tz, result, scope, models
-            )
+        for chunk in plan_chunks(per_channel, slots_per_day(interval_s), history_days):
+            args = (run.id, interval_s, used[label], history_days, tz, scope)
+            _validate_isolating(session, chunk, args, result, models)
+            done += sum(len(cs) for cs in chunk.values())
             if on_progress is not None:
                 on_progress(done, len(cands))
     result.learned_models = [m.to_dict() for _, m in sorted(models.items())]
@@ -174,13 +200,147 @@ def run_vee(
     run.findings = result.findings
     run.estimated_intervals = result.estimated_intervals
     run.finished_at = utcnow()
-    run.status = "completed"
+    _name_failures(session, result.failures)
+    run.failures = result.failures or None
+    run.status = "partial" if result.failures else "completed"
     session.flush()
     emit(session, TOPIC_COMPLETED, result.to_dict(), key=str(run.id))
     if result.replaced:
         payload = {"run_id": run.id, "intervals": result.replaced_intervals, "channel_days": result.replaced}
         emit(session, TOPIC_ESTIMATE_REPLACED, payload, key=str(run.id))
     return result
+
+
+Chunk = dict[int, list[Candidate]]
+
+
+def plan_chunks(per_channel: Chunk, spd: int, history_days: int) -> list[Chunk]:
+    """Split the candidate days of channels sharing an interval length into chunks.
+
+    A channel's days are cut into segments where two candidate days lie more than
+    ``history_days`` apart (a day far away is validated on its own, with its own history) and
+    where a segment would exceed :data:`MAX_CHUNK_SLOTS`. The n-th segments of the channels form
+    the n-th pass; a pass is cut, in channel order, into chunks whose window (days spanned plus
+    history, times channels) stays within :data:`MAX_CHUNK_SLOTS` and :data:`MAX_CHUNK_CHANNELS`.
+    So memory is bounded by the chunk, and one stray day (a reading dated in year 1) is a chunk
+    of its own instead of stretching every chunk's window.
+    """
+    max_days = max(1, MAX_CHUNK_SLOTS // spd - history_days)
+    passes: list[list[tuple[int, list[Candidate]]]] = []
+    for cid in sorted(per_channel):
+        days = sorted(per_channel[cid], key=lambda c: c.day)
+        segments: list[list[Candidate]] = [[days[0]]]
+        for c in days[1:]:
+            seg = segments[-1]
+            if (c.day - seg[-1].day).days > history_days or (c.day - seg[0].day).days >= max_days:
+                segments.append([c])
+            else:
+                seg.append(c)
+        for k, seg in enumerate(segments):
+            if k == len(passes):
+                passes.append([])
+            passes[k].append((cid, seg))
+    chunks: list[Chunk] = []
+    for units in passes:
+        chunk: Chunk = {}
+        lo = hi = None
+        for cid, seg in units:
+            a, b = seg[0].day, seg[-1].day
+            n_lo, n_hi = (a, b) if lo is None or hi is None else (min(lo, a), max(hi, b))
+            span = (n_hi - n_lo).days + 1 + history_days
+            if chunk and (
+                len(chunk) >= MAX_CHUNK_CHANNELS or (len(chunk) + 1) * span * spd > MAX_CHUNK_SLOTS
+            ):
+                chunks.append(chunk)
+                chunk, n_lo, n_hi = {}, a, b
+            chunk[cid] = seg
+            lo, hi = n_lo, n_hi
+        if chunk:
+            chunks.append(chunk)
+    return chunks
+
+
+def _validate_isolating(
+    session: Session,
+    chunk: Chunk,
+    args: tuple[Any, ...],
+    result: VeeRunResult,
+    models: dict[tuple[str, int, int], ModelUse],
+    error: BaseException | None = None,
+) -> None:
+    """Validate a chunk inside a savepoint; on any error (``error``: it failed already) find the
+    channels at fault by halving the chunk while exactly one half fails. When both halves fail
+    the fault is not one channel's, and the halves are recorded as they are."""
+    err = error if error is not None else _validate_saved(session, chunk, args, result, models)
+    if err is None:
+        return
+    if len(chunk) == 1:
+        result.failures.append(_failure(chunk, err))
+        return
+    ids = sorted(chunk)
+    halves = [{c: chunk[c] for c in ids[: len(ids) // 2]}, {c: chunk[c] for c in ids[len(ids) // 2 :]}]
+    failed = [(h, e) for h in halves if (e := _validate_saved(session, h, args, result, models)) is not None]
+    if len(failed) == 1:
+        _validate_isolating(session, failed[0][0], args, result, models, failed[0][1])
+        return
+    for half, e in failed:
+        result.failures.append(_failure(half, e))
+
+
+def _validate_saved(
+    session: Session,
+    chunk: Chunk,
+    args: tuple[Any, ...],
+    result: VeeRunResult,
+    models: dict[tuple[str, int, int], ModelUse],
+) -> BaseException | None:
+    """Validate and save one chunk in a savepoint; the error (all rolled back) or ``None``."""
+    run_id, interval_s, rs, history_days, tz, scope = args
+    part = VeeRunResult(run_id)
+    used = dict(models)
+    try:
+        with session.begin_nested():
+            _process_chunk(session, run_id, chunk, interval_s, rs, history_days, tz, part, scope, used)
+    except Exception as exc:  # any failure of one chunk: recorded, the run goes on
+        return exc
+    result.absorb(part)
+    models.update(used)
+    return None
+
+
+def _failure(chunk: Chunk, exc: BaseException) -> dict[str, Any]:
+    days = [c.day for cs in chunk.values() for c in cs]
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f"{frame.filename.rsplit('/src/', 1)[-1]}:{frame.lineno}" if frame else ""
+    return {
+        "channels": sorted(chunk),
+        "meters": [],
+        "first_day": min(days).isoformat(),
+        "last_day": max(days).isoformat(),
+        "channel_days": len(days),
+        "error": {
+            "code": exc.code if isinstance(exc, M2CError) else "vee.chunk_failed",
+            "type": type(exc).__name__,
+            "message": str(exc)[:500],
+            "where": where,
+        },
+    }
+
+
+def _name_failures(session: Session, failures: list[dict[str, Any]]) -> None:
+    """Fill in ``meters``: ``serial/reading type`` of the (first 20) channels of each failure."""
+    ids = sorted({c for f in failures for c in f["channels"][:20]})
+    if not ids:
+        return
+    stmt = (
+        select(Channel.id, Meter.serial, ReadingType.code)
+        .join(Meter, Meter.id == Channel.meter_id)
+        .join(ReadingType, ReadingType.id == Channel.reading_type_id)
+        .where(Channel.id.in_(ids))
+    )
+    names = {cid: f"{serial}/{code}" for cid, serial, code in session.execute(stmt)}
+    for f in failures:
+        f["meters"] = [names.get(c, str(c)) for c in f["channels"][:20]]
 
 
 def _process_chunk(
