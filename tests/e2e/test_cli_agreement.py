@@ -11,10 +11,18 @@ from meter2cash.cli import app
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_change_load_then_terms(one_meter_db):
-    runner = CliRunner()
+def load_examples(runner: CliRunner, tariffs: str = "*.toml") -> None:
+    """The example tariffs matching ``tariffs``, then the small master-data bundle."""
+    files = sorted(str(p) for p in (ROOT / "examples" / "tariffs").glob(tariffs))
+    loaded = runner.invoke(app, ["tariff", "load", *files])
+    assert loaded.exit_code == 0, loaded.output
     loaded = runner.invoke(app, ["masterdata", "load", str(ROOT / "examples" / "masterdata" / "small.json")])
     assert loaded.exit_code == 0, loaded.output
+
+
+def test_change_load_then_terms(one_meter_db):
+    runner = CliRunner()
+    load_examples(runner)
     before = runner.invoke(app, ["agreement", "terms", "SA-1002"])
     assert (
         before.exit_code == 0
@@ -58,16 +66,7 @@ def test_change_load_with_rebill(one_meter_db, tmp_path):
     from datetime import UTC, datetime, timedelta
 
     runner = CliRunner()
-    assert (
-        runner.invoke(
-            app, ["masterdata", "load", str(ROOT / "examples" / "masterdata" / "small.json")]
-        ).exit_code
-        == 0
-    )
-    assert (
-        runner.invoke(app, ["tariff", "load", str(ROOT / "examples" / "tariffs" / "res-lt1.toml")]).exit_code
-        == 0
-    )
+    load_examples(runner)
     lines = ["meter,channel,start,value"]
     t = datetime(2026, 9, 30, 18, 30, tzinfo=UTC)  # 1 October 00:00 in Asia/Kolkata
     for i in range(31 * 96):
@@ -78,7 +77,9 @@ def test_change_load_with_rebill(one_meter_db, tmp_path):
     assert runner.invoke(app, ["ingest", str(reads)]).exit_code == 0
     assert runner.invoke(app, ["vee", "run"]).exit_code == 0
     billed = runner.invoke(app, ["bill-run", "--period", "2026-10"])
-    assert billed.exit_code == 0 and "1 bills" in billed.output, billed.output
+    # only MTR-000101 has readings: SA-1002 and SA-1003 are listed as not billed, exit 1
+    assert billed.exit_code == 1 and "1 bills" in billed.output, billed.output
+    assert "SA-1002: billing.no_data" in billed.output and "2 not billed" in billed.output
     plain = runner.invoke(
         app,
         ["agreement", "change-load", "SA-1001", "--from", "2026-10-11", "--kw", "7", "--reason", "survey"],
@@ -100,6 +101,6 @@ def test_change_load_with_rebill(one_meter_db, tmp_path):
         ],
     )
     assert done.exit_code == 0, done.output
-    assert "rebilled B-2026-10-000001: 1 new bill(s)" in done.output
+    assert "rebilled B-2026-10-000001: new bill(s) B-2026-10-000002" in done.output
     shown = runner.invoke(app, ["bill", "show", "B-2026-10-000002"])
     assert shown.exit_code == 0 and "(10/31 days)" in shown.output and "(11/31 days)" in shown.output

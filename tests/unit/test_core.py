@@ -90,7 +90,7 @@ def test_local_month_bounds_in_india_and_across_dst():
     assert end == datetime(2026, 9, 30, 18, 30, tzinfo=UTC)
     start, end = local_month_bounds("2026-03", "Europe/London")  # BST starts 29 March
     assert (end - start) == timedelta(days=31) - timedelta(hours=1)
-    with pytest.raises(ValueError, match="YYYY-MM"):
+    with pytest.raises(InvalidInput, match="YYYY-MM"):
         local_month_bounds("2026/03", "UTC")
 
 

@@ -37,9 +37,10 @@ def test_bill_calc_prints_the_kvah_bill_with_terms(tmp_path):
              "ratchet_demand_kw": 380, "period": "2026-11", "days_in_period": 30}
         )
     )  # fmt: skip
-    r = CliRunner().invoke(
-        app, ["bill", "calc", "--tariff", str(EXAMPLES / "ind-kvah.toml"), "--determinants", str(det)]
-    )
+    args = ["bill", "calc", "--tariff", str(EXAMPLES / "ind-kvah.toml"), "--determinants", str(det)]
+    r = CliRunner().invoke(app, [*args, "--json"])
     assert r.exit_code == 0, r.output
-    out = json.loads(r.output[r.output.index("{") :])
+    out = json.loads(r.stdout)
     assert out["total"] == "736504.75" and out["terms"]["prompt_payment_rebate"] == "7365.05"
+    shown = CliRunner().invoke(app, args)
+    assert shown.exit_code == 0 and "Total INR 736,504.75" in shown.output and "{" not in shown.output

@@ -41,18 +41,21 @@ def change_load_cmd(
     and bills the periods again.
     """
     from meter2cash.cis.contracts import change_load, rebill_affected
+    from meter2cash.cis.queries import bill_numbers
 
     day = _date(effective_from)
+    new_numbers: list[str] = []
     with platform() as p, p.sessions() as s:
         result = change_load(s, number, day, kw, kva, reason=reason, by=by)
         rebilled = None
         if rebill and result.bills_affected:
             rebilled = rebill_affected(s, result, tz=p.settings.timezone, currency=p.settings.currency)
+            new_numbers = bill_numbers(s, rebilled.new_bills)
         s.commit()
     if as_json:
         out = result.to_dict()
         if rebilled is not None:
-            out["rebill"] = rebilled.to_dict()
+            out["rebill"] = rebilled.to_dict() | {"new_bills": new_numbers}
         console.print_json(json.dumps(out))
         return
     t = result.term
@@ -64,7 +67,10 @@ def change_load_cmd(
     if rebilled is not None:
         errors = "; ".join(f"{e['code']} {e['message']}" for r in rebilled.runs for e in r.errors)
         numbers = ", ".join(result.bills_affected)
-        console.print(f"[green]rebilled[/green] {numbers}: {len(rebilled.new_bills)} new bill(s)")
+        console.print(
+            f"[green]rebilled[/green] {numbers}: new bill(s) {', '.join(new_numbers) or 'none'}",
+            highlight=False,
+        )
         if errors:
             err_console.print(f"[red]not rebilled[/red] {errors}")
     elif result.bills_affected:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from meter2cash.cli.common import console, err_console, platform
+from meter2cash.cli.render import print_json, table
 from meter2cash.config import get_settings
 from meter2cash.core.errors import M2CError
 from meter2cash.integration.nats_bus import NatsConfig
@@ -17,13 +20,13 @@ hes_app = typer.Typer(
 worker_app = typer.Typer(help="Stateless workers that take work from NATS JetStream.", no_args_is_help=True)
 
 STREAM = "M2C_HES"
+JSON_OPTION = typer.Option(False, "--json", help="print the result as JSON")
 
 
 def _config(nats_url: str, stream: str, prefix: str = "m2c") -> NatsConfig:
     url = nats_url or get_settings().nats_url
     if not url:
-        err_console.print("[red]error[/red] bus.not_configured: give --nats or set M2C_NATS_URL")
-        raise typer.Exit(2)
+        raise M2CError("give --nats or set M2C_NATS_URL", code="bus.not_configured")
     return NatsConfig(url=url, stream=stream, prefix=prefix)
 
 
@@ -34,16 +37,16 @@ def publish(
     stream: str = typer.Option(STREAM, help="JetStream stream for readings"),
     source: str = typer.Option("hes", help="recorded as the readings' source"),
     prefix: str = typer.Option("m2c", help="subject prefix: <prefix>.hes.readings"),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Publish reading files for the ingest workers (large files are split; retries are de-duplicated)."""
     from meter2cash.integration.nats_ingest import publish_files
 
-    try:
-        stored = publish_files(files, _config(nats_url, stream, prefix), source=source)
-    except M2CError as exc:
-        err_console.print(f"[red]error[/red] {exc.code}: {exc.message}")
-        raise typer.Exit(2) from exc
-    console.print(f"published {len(files)} file(s): {stored} new message(s) in {stream}")
+    stored = publish_files(files, _config(nats_url, stream, prefix), source=source)
+    if as_json:
+        print_json({"files": len(files), "new_messages": stored, "stream": stream})
+    else:
+        console.print(f"published {len(files)} file(s): {stored} new message(s) in {stream}")
 
 
 @worker_app.command("ingest")
@@ -55,6 +58,7 @@ def ingest_worker(
     ),
     idle: float = typer.Option(5.0, help="stop after this many seconds without a message"),
     prefix: str = typer.Option("m2c", help="subject prefix: <prefix>.hes.readings"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON line per message, and a last one"),
 ) -> None:
     """Ingest published reading files until the stream is idle (run several for more throughput)."""
     from meter2cash.integration.nats_ingest import run_worker
@@ -63,6 +67,10 @@ def ingest_worker(
 
     def done(name: str, result: object) -> None:
         r = result  # IngestResult
+        if as_json:
+            to_dict = getattr(r, "to_dict", None)
+            typer.echo(json.dumps({"message": name, "result": to_dict() if to_dict else str(r)}, default=str))
+            return
         state = (
             "already ingested"
             if getattr(r, "duplicate_file", False)
@@ -71,11 +79,17 @@ def ingest_worker(
         console.print(f"{name}: {state}")
 
     def failed(name: str, exc: M2CError) -> None:
-        err_console.print(f"[red]{name}[/red] {exc.code}: {exc.message}")
+        if as_json:
+            typer.echo(json.dumps({"message": name, "error": exc.to_dict()}, default=str))
+        else:
+            err_console.print(f"[red]{escape(name)}[/red] {exc.code}: {escape(exc.message)}", highlight=False)
 
     with platform() as p:
         n = run_worker(p, cfg, durable=durable, idle_timeout_s=idle, on_result=done, on_error=failed)
-    console.print(f"{n} message(s) handled")
+    if as_json:
+        typer.echo(json.dumps({"handled": n}))
+    else:
+        console.print(f"{n} message(s) handled")
 
 
 @worker_app.command("events")
@@ -84,6 +98,7 @@ def events_worker(
     stream: str = typer.Option("M2C_EVENTS", help="JetStream stream of the events"),
     durable: str = typer.Option("m2c-events", help="the shared consumer"),
     idle: float = typer.Option(5.0, help="stop after this many seconds without a message"),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Run the platform's event subscribers (rebilling, receipts) on events relayed to NATS."""
     from meter2cash.bootstrap import subscribers
@@ -92,7 +107,10 @@ def events_worker(
     cfg = _config(nats_url, stream)
     with platform() as p:
         n = consume(p.sessions, cfg, subscribers(p.settings), durable=durable, idle_timeout_s=idle)
-    console.print(f"{n} event(s) handled")
+    if as_json:
+        print_json({"handled": n})
+    else:
+        console.print(f"{n} event(s) handled")
 
 
 @hes_app.command("rereads")
@@ -100,44 +118,53 @@ def rereads_list(
     status: str | None = typer.Option(None, "--status", help="requested, sent, completed or failed"),
     meter: str | None = typer.Option(None, "--meter", help="Meter serial"),
     limit: int = typer.Option(50, "--limit", min=1),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Re-read requests to the head-end (newest first)."""
-    from rich.table import Table
-
     from meter2cash.mdm.vee.rereads import list_rereads
 
     with platform() as p, p.sessions() as session:
         items, total = list_rereads(session, status=status, meter=meter, limit=limit)
+    if as_json:
+        print_json({"total": total, "items": items})
+        return
     if not items:
         console.print("no re-read requests")
         return
-    table = Table(title=f"Re-read requests ({len(items)} of {total})")
-    for col in ("id", "meter", "channel", "window", "status", "requested", "sent", "done", "outcome"):
-        table.add_column(col)
+    out = table(
+        f"Re-read requests ({len(items)} of {total})",
+        "id",
+        "meter / channel",
+        "window (UTC)",
+        "status",
+        "requested / done",
+        "outcome",
+    )
     for r in items:
-        table.add_row(
+        done = r["completed_at"] or r["sent_at"]
+        out.add_row(
             str(r["id"]),
-            r["meter"] or "",
-            r["channel"] or "",
+            f"{r['meter'] or ''} {r['channel'] or ''}".strip(),
             f"{r['window_start'][:16]} .. {r['window_end'][:16]}",
             r["status"],
-            r["requested_at"][:16],
-            (r["sent_at"] or "")[:16],
-            (r["completed_at"] or "")[:16],
-            r["outcome"],
+            r["requested_at"][:16] + (f" / {done[:16]}" if done else ""),
+            r["outcome"] or "",
         )
-    console.print(table)
+    console.print(out)
 
 
 @hes_app.command("send-rereads")
-def send_rereads_cmd() -> None:
+def send_rereads_cmd(as_json: bool = JSON_OPTION) -> None:
     """Send the pending re-read requests to the head-end (one hes.reread_requested event each)."""
     from meter2cash.db import transaction
     from meter2cash.mdm.vee.rereads import send_rereads
 
     with platform() as p, transaction(p.sessions) as session:
         n = send_rereads(session)
-    console.print(f"{n} re-read request(s) sent")
+    if as_json:
+        print_json({"sent": n})
+    else:
+        console.print(f"{n} re-read request(s) sent")
 
 
 @hes_app.command("answer-rereads")
@@ -151,22 +178,22 @@ def answer_rereads_cmd(
     timeout_hours: float = typer.Option(
         24.0, "--timeout-hours", help="Fail requests sent longer ago without data"
     ),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """The simulated head-end answers the re-read requests: sends pending ones, delivers each window's
     clean intervals as a reading file, ingests the files and completes the requests."""
     from meter2cash.hes.rereads import STATE_FILE, answer_round
 
     with platform() as p:
-        try:
-            out = answer_round(
-                p,
-                state_path=state or p.settings.var_dir / STATE_FILE,
-                out_dir=out_dir or p.settings.var_dir / "hes" / "rereads",
-                timeout_hours=timeout_hours,
-            )
-        except M2CError as exc:
-            err_console.print(f"[red]error[/red] {exc.code}: {exc.message}")
-            raise typer.Exit(2) from exc
+        out = answer_round(
+            p,
+            state_path=state or p.settings.var_dir / STATE_FILE,
+            out_dir=out_dir or p.settings.var_dir / "hes" / "rereads",
+            timeout_hours=timeout_hours,
+        )
+    if as_json:
+        print_json(out)
+        return
     console.print(
         f"re-reads: {out['sent']} sent, {out['answered']} answered ({out['files']} file(s) ingested), "
         f"{out['completed']} completed, {out['failed']} failed"

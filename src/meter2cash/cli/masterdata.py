@@ -7,10 +7,10 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 from sqlalchemy import func, select
 
-from meter2cash.cli.common import console, platform
+from meter2cash.cli.common import console, platform, reading
+from meter2cash.cli.render import Num, print_json, table
 from meter2cash.integration.masterdata import LoadResult, export_bundle, load_bundle_path
 from meter2cash.integration.masterdata_spec import ENTITIES
 
@@ -20,13 +20,15 @@ app = typer.Typer(
 
 
 def _print_result(result: LoadResult) -> None:
-    table = Table(title="master data loaded")
-    for col in ("entity", "created", "updated", "unchanged", "rejected"):
-        table.add_column(col, justify="left" if col == "entity" else "right")
+    out = table(
+        "master data loaded", "entity", Num("created"), Num("updated"), Num("unchanged"), Num("rejected")
+    )
     for name, c in result.counts.items():
         style = "red" if c.rejected else None
-        table.add_row(name, str(c.created), str(c.updated), str(c.unchanged), str(c.rejected), style=style)
-    console.print(table)
+        out.add_row(
+            name, f"{c.created:,}", f"{c.updated:,}", f"{c.unchanged:,}", f"{c.rejected:,}", style=style
+        )
+    console.print(out)
     for p in result.problems:
         where = ":".join(str(x) for x in (p.source, p.line) if x is not None)
         col = f" [{p.field}]" if p.field else ""
@@ -43,10 +45,11 @@ def load(
     Exit code 1 when any record was rejected, 2 when the bundle could not be read at all.
     """
     with platform() as p, p.sessions() as session:
-        result = load_bundle_path(session, path, actor="cli")
+        with reading(path):
+            result = load_bundle_path(session, path, actor="cli")
         session.commit()
     if as_json:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
+        print_json(result.to_dict())
     else:
         _print_result(result)
     if result.rejected:
@@ -54,29 +57,31 @@ def load(
 
 
 @app.command("export")
-def export(path: Path = typer.Argument(..., help="JSON file to write")) -> None:
+def export(
+    path: Path = typer.Argument(..., help="JSON file to write"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+) -> None:
     """Write every master-data record as a bundle (loading it back changes nothing)."""
     with platform() as p, p.sessions() as session:
         bundle = export_bundle(session)
     path.write_text(json.dumps(bundle, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    total = sum(len(v) for v in bundle.values())
-    console.print(f"exported {total} records to {path}")
+    counts = {name: len(v) for name, v in bundle.items()}
+    if as_json:
+        print_json({"file": str(path), "records": sum(counts.values()), "by_entity": counts})
+    else:
+        console.print(f"exported {sum(counts.values())} records to {escape(str(path))}", highlight=False)
 
 
 @app.command("show")
-def show() -> None:
+def show(as_json: bool = typer.Option(False, "--json", help="print the result as JSON")) -> None:
     """Counts per entity and the network hierarchy: feeder → transformer → service points."""
     from meter2cash.cis.models import ServicePoint
     from meter2cash.mdm.models import DistributionTransformer, Feeder
 
     with platform() as p, p.sessions() as session:
-        counts = Table(title="master data")
-        counts.add_column("entity")
-        counts.add_column("records", justify="right")
-        for spec in ENTITIES:
-            n = session.scalar(select(func.count()).select_from(spec.model)) or 0
-            counts.add_row(spec.name, str(n))
-        console.print(counts)
+        counts = {
+            spec.name: session.scalar(select(func.count()).select_from(spec.model)) or 0 for spec in ENTITIES
+        }
         sp_count = select(ServicePoint.dt_id, func.count().label("n")).group_by(ServicePoint.dt_id).subquery()
         rows = session.execute(
             select(
@@ -90,11 +95,27 @@ def show() -> None:
         orphans = session.scalar(
             select(func.count()).select_from(ServicePoint).where(ServicePoint.dt_id.is_(None))
         )
-    tree = Table(title="network hierarchy")
-    for col in ("feeder", "transformer", "capacity kVA", "service points"):
-        tree.add_column(col, justify="right" if col != "feeder" and col != "transformer" else "left")
-    for feeder, dt, kva, n in rows:
-        tree.add_row(feeder or "-", dt, "" if kva is None else f"{kva.normalize():f}", str(n or 0))
+    network = [
+        {
+            "feeder": feeder,
+            "transformer": dt,
+            "capacity_kva": None if kva is None else f"{kva.normalize():f}",
+            "service_points": n or 0,
+        }
+        for feeder, dt, kva, n in rows
+    ]
+    if as_json:
+        print_json({"records": counts, "network": network, "without_transformer": orphans or 0})
+        return
+    out = table("master data", "entity", Num("records"))
+    for name, n in counts.items():
+        out.add_row(name, f"{n:,}")
+    console.print(out)
+    tree = table("network hierarchy", "feeder", "transformer", Num("capacity kVA"), Num("service points"))
+    for row in network:
+        tree.add_row(
+            row["feeder"] or "-", row["transformer"], row["capacity_kva"] or "", f"{row['service_points']:,}"
+        )
     if orphans:
-        tree.add_row("-", "(no transformer)", "", str(orphans))
+        tree.add_row("-", "(no transformer)", "", f"{orphans:,}")
     console.print(tree)

@@ -1,50 +1,29 @@
-"""``m2c pay``, ``m2c prepaid``, ``m2c collections``, ``m2c gateway-sandbox``, ``m2c notify`` and the
-ledger reports (``m2c ledger statement|ageing|collections|revenue``)."""
+"""``m2c pay``, ``m2c collections``, ``m2c notify`` and ``m2c gateway-sandbox``."""
 
 from __future__ import annotations
 
-import json
-from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
-from zoneinfo import ZoneInfo
+from typing import Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from meter2cash.cli.billing import ledger_app
-from meter2cash.cli.common import console, err_console, platform
+from meter2cash.cli.common import console, err_console, platform, read_text
+from meter2cash.cli.ledger import today
+from meter2cash.cli.render import money, print_json, summary_table
+from meter2cash.core.money import parse_money
 
-prepaid_app = typer.Typer(
-    help="Prepaid wallets: the daily charge run, wallets, connection commands.", no_args_is_help=True
-)
 collections_app = typer.Typer(help="Collections: dunning, promises to pay, write-off.", no_args_is_help=True)
 notify_app = typer.Typer(help="Notifications: send pending SMS and e-mail.", no_args_is_help=True)
+JSON_OPTION = typer.Option(False, "--json", help="print the result as JSON")
 
 
-def _today(tz: str) -> date:
-    return datetime.now(ZoneInfo(tz)).date()
-
-
-def _amount(text: str) -> Decimal:
-    try:
-        return Decimal(text)
-    except InvalidOperation as exc:
-        raise typer.BadParameter(f"{text!r} is not an amount") from exc
-
-
-def _table(title: str, rows: list[dict[str, object]]) -> Table:
-    table = Table(title=title)
-    if not rows:
-        table.add_column("result")
-        table.add_row("nothing in this period")
-    for col in rows[0] if rows else []:
-        table.add_column(str(col), justify="right" if col in ("amount", "count") else "left")
-    for r in rows:
-        table.add_row(*(str(v) for v in r.values()))
-    return table
+def amount_arg(text: str, currency: str, field: str = "AMOUNT") -> Decimal:
+    """A positive amount typed on the command line, in the currency's minor units at most
+    (``money.invalid`` otherwise)."""
+    return parse_money(text, currency, field=field)
 
 
 def pay(
@@ -57,88 +36,77 @@ def pay(
     batch: Path | None = typer.Option(
         None, help="an agent batch CSV instead of one payment (ACCOUNT/AMOUNT ignored)"
     ),
+    as_json: bool = JSON_OPTION,
 ) -> None:
-    """Record a payment at an office, or load an agent batch file (bad lines reported, good ones kept)."""
+    """Record a payment at an office, or load an agent batch file.
+
+    A batch stores its good lines and lists each bad one (exit 1 when some were rejected)."""
+    if batch is not None:
+        _pay_batch(batch, as_json)
+        return
+    from meter2cash.cis.payments import account_by_number, account_summary, receive
+    from meter2cash.cis.prepaid_wallet import recharge_account
+
     with platform() as p, p.sessions() as s:
         cur = p.settings.currency
-        if batch is not None:
-            from meter2cash.cis.agent_batch import load_agent_batch
-
-            result = load_agent_batch(s, batch.read_text(encoding="utf-8"), currency=cur, source=str(batch))
-            s.commit()
-            console.print(f"recorded {len(result.receipts)} payment(s), total {cur} {result.total}")
-            for prob in result.problems:
-                where = escape(f"[{prob.field}]") if prob.field else ""
-                err_console.print(f"  line {prob.line} {where} {prob.code}: {escape(prob.message)}")
-            if result.problems:
-                raise typer.Exit(1)
-            return
-        from meter2cash.cis.payments import account_by_number, account_summary, receive
-        from meter2cash.cis.prepaid_wallet import recharge_account
-
+        value = amount_arg(amount, cur)
         acct = account_by_number(s, account)
-        kw = dict(channel=channel, currency=cur, received_on=on.date() if on else None, reference=reference)
+        kw: dict[str, Any] = dict(
+            channel=channel, currency=cur, received_on=on.date() if on else None, reference=reference
+        )
         if purpose == "recharge":
-            pmt = recharge_account(s, acct.id, _amount(amount), tz=p.settings.timezone, **kw)  # type: ignore[arg-type]
+            pmt = recharge_account(s, acct.id, value, tz=p.settings.timezone, **kw)
         else:
-            pmt = receive(s, acct.id, _amount(amount), purpose=purpose, **kw)  # type: ignore[arg-type]
+            pmt = receive(s, acct.id, value, purpose=purpose, **kw)
         summary = account_summary(s, acct.id)
         s.commit()
-    console.print(f"receipt {pmt.receipt_number}: {cur} {pmt.amount} from {account} by {channel} ({purpose})")
+        receipt = {
+            "receipt_number": pmt.receipt_number,
+            "account": account,
+            "amount": money(pmt.amount, cur, grouped=False),
+            "currency": cur,
+            "channel": channel,
+            "purpose": purpose,
+            "received_on": pmt.received_on,
+        }
+    balances = {
+        k: money(summary[k], cur, grouped=False)  # type: ignore[arg-type]
+        for k in ("receivable", "wallet", "deposit_held")
+    }
+    if as_json:
+        print_json(receipt | balances)
+        return
     console.print(
-        f"  receivable {summary['receivable']}  wallet {summary['wallet']}  deposit {summary['deposit_held']}"
+        f"receipt {receipt['receipt_number']}: {cur} {money(pmt.amount, cur)} from {escape(account)}"
+        f" by {escape(channel)} ({escape(purpose)})",
+        highlight=False,
+    )
+    console.print(
+        f"  receivable {balances['receivable']}  wallet {balances['wallet']}"
+        f"  deposit {balances['deposit_held']}",
+        highlight=False,
     )
 
 
-@prepaid_app.command("run-daily")
-def run_daily_cmd(
-    day: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"], help="local day to charge"),
-    at: datetime | None = typer.Option(None, help="when balances are checked (ISO, default end of the day)"),
-) -> None:
-    """Charge every prepaid wallet for a day; fire alerts; request disconnects and reconnects."""
-    from meter2cash.cis.prepaid import run_daily
+def _pay_batch(batch: Path, as_json: bool) -> None:
+    from meter2cash.cis.agent_batch import load_agent_batch
 
+    text = read_text(batch)
     with platform() as p, p.sessions() as s:
-        with Progress(
-            TextColumn("charging"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err_console,
-        ) as bar:
-            task = bar.add_task("charge", total=None)
-            result = run_daily(
-                s,
-                day.date(),
-                tz=p.settings.timezone,
-                currency=p.settings.currency,
-                at=at.astimezone() if at else None,
-                on_progress=lambda d, t: bar.update(task, completed=d, total=t),
+        cur = p.settings.currency
+        result = load_agent_batch(s, text, currency=cur, source=str(batch))
+        s.commit()
+    if as_json:
+        print_json(result.to_dict() | {"total": money(result.total, cur, grouped=False)})
+    else:
+        console.print(f"recorded {len(result.receipts)} payment(s), total {cur} {money(result.total, cur)}")
+        for prob in result.problems:
+            where = escape(f"[{prob.field}]") if prob.field else ""
+            err_console.print(
+                f"  line {prob.line} {where} {prob.code}: {escape(prob.message)}", highlight=False
             )
-        s.commit()
-    console.print_json(json.dumps(result.to_dict()))
-
-
-@prepaid_app.command("command")
-def command_cmd(
-    command_id: int, status: str = typer.Argument(..., help="sent, acknowledged, executed, failed")
-) -> None:
-    """Report progress of a disconnect/reconnect command (from the head-end)."""
-    from meter2cash.cis.prepaid_wallet import advance_command
-
-    with platform() as p, p.sessions() as s:
-        cmd = advance_command(s, command_id, status)
-        s.commit()
-        console.print(f"command {cmd.id} ({cmd.action}) is {cmd.status}")
-
-
-@prepaid_app.command("reconnects")
-def reconnects_cmd() -> None:
-    """Reconnection times against the 2-hour target."""
-    from meter2cash.cis.prepaid_wallet import reconnect_report
-
-    with platform() as p, p.sessions() as s:
-        console.print_json(json.dumps(reconnect_report(s)))
+    if result.problems:
+        raise typer.Exit(1)
 
 
 @collections_app.command("run")
@@ -146,53 +114,77 @@ def collections_run(
     on: datetime | None = typer.Option(
         None, "--date", formats=["%Y-%m-%d"], help="day of the run (default today)"
     ),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Surcharges, reminders, notices and disconnection requests for overdue debt."""
     from meter2cash.cis.collections import run_collections
 
     with platform() as p, p.sessions() as s:
-        day = on.date() if on else _today(p.settings.timezone)
+        day = on.date() if on else today(p.settings.timezone)
         result = run_collections(s, day, currency=p.settings.currency, tz=p.settings.timezone)
         s.commit()
-    console.print_json(json.dumps(result.to_dict()))
+    cur = p.settings.currency
+    out = result.to_dict()
+    if as_json:
+        print_json(out)
+        return
+    console.print(summary_table(f"Collections run {out.pop('on')}", out, cur))
 
 
 @collections_app.command("write-off")
 def write_off_cmd(
-    account: str, amount: str, reason: str = typer.Option(..., help="why the debt is written off")
+    account: str,
+    amount: str,
+    reason: str = typer.Option(..., help="why the debt is written off"),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Write off bad debt of an account (oldest items first)."""
     from meter2cash.cis.collections import write_off
     from meter2cash.cis.payments import account_by_number
 
     with platform() as p, p.sessions() as s:
+        cur = p.settings.currency
+        value = amount_arg(amount, cur)
         acct = account_by_number(s, account)
-        doc = write_off(
-            s,
-            acct.id,
-            _amount(amount),
-            on=_today(p.settings.timezone),
-            currency=p.settings.currency,
-            reason=reason,
-        )
+        doc = write_off(s, acct.id, value, on=today(p.settings.timezone), currency=cur, reason=reason)
         s.commit()
-    console.print(f"written off {amount} on {account} ({doc.receipt_number})")
+    if as_json:
+        print_json(
+            {
+                "account": account,
+                "amount": money(value, cur, grouped=False),
+                "document": doc.receipt_number,
+                "reason": reason,
+            }
+        )
+        return
+    console.print(f"written off {cur} {money(value, cur)} on {escape(account)} ({doc.receipt_number})")
 
 
 @collections_app.command("promise")
-def promise_cmd(account: str, amount: str, due: datetime = typer.Option(..., formats=["%Y-%m-%d"])) -> None:
+def promise_cmd(
+    account: str,
+    amount: str,
+    due: datetime = typer.Option(..., formats=["%Y-%m-%d"]),
+    as_json: bool = JSON_OPTION,
+) -> None:
     """Record a promise to pay; dunning waits until the date."""
     from meter2cash.cis.collections import promise_to_pay
     from meter2cash.cis.payments import account_by_number
 
     with platform() as p, p.sessions() as s:
-        promise_to_pay(s, account_by_number(s, account).id, _amount(amount), due.date(), p.settings.currency)
+        cur = p.settings.currency
+        value = amount_arg(amount, cur)
+        promise_to_pay(s, account_by_number(s, account).id, value, due.date(), cur)
         s.commit()
-    console.print(f"promise by {account} to pay {amount} by {due.date()}")
+    if as_json:
+        print_json({"account": account, "amount": money(value, cur, grouped=False), "due": due.date()})
+        return
+    console.print(f"promise by {escape(account)} to pay {cur} {money(value, cur)} by {due.date()}")
 
 
 @notify_app.command("send")
-def notify_send() -> None:
+def notify_send(as_json: bool = JSON_OPTION) -> None:
     """Send pending notifications through the configured SMS and SMTP adapters (M2C_NOTIFY_*)."""
     from meter2cash.cis.notifications import send_pending
     from meter2cash.integration.notify import adapters_from_settings
@@ -201,7 +193,11 @@ def notify_send() -> None:
     with platform() as p, p.sessions() as s:
         result = send_pending(s, sms, email)
         s.commit()
-    console.print_json(json.dumps(result.to_dict()))
+    out = result.to_dict()
+    if as_json:
+        print_json(out)
+        return
+    console.print(summary_table("Notifications", out, ""))
 
 
 def gateway_sandbox(
@@ -223,61 +219,3 @@ def gateway_sandbox(
         pass
     finally:
         gw.stop()
-
-
-@ledger_app.command("statement")
-def statement_cmd(account: str) -> None:
-    """A customer's ledger lines with balances of receivables, wallet and deposit."""
-    from meter2cash.cis.payments import account_by_number
-    from meter2cash.cis.reports import customer_statement
-
-    with platform() as p, p.sessions() as s:
-        st = customer_statement(s, account_by_number(s, account).id)
-    console.print(_table(f"Statement {account}", st["lines"]))
-    console.print(f"receivable {st['receivable']}  wallet {st['wallet']}  deposit held {st['deposit_held']}")
-
-
-@ledger_app.command("ageing")
-def ageing_cmd(as_of: datetime | None = typer.Option(None, formats=["%Y-%m-%d"])) -> None:
-    """Open receivables by days past due: 0–30, 31–60, 61–90, 90+."""
-    from meter2cash.cis.reports import ageing
-
-    with platform() as p, p.sessions() as s:
-        rep = ageing(s, as_of.date() if as_of else _today(p.settings.timezone)).to_dict()
-    rows = rep["rows"] + [{"account": "total", **rep["totals"], "credit": "", "total": ""}]
-    console.print(_table(f"Ageing as of {rep['as_of']}", rows))
-
-
-@ledger_app.command("collections")
-def collections_report(
-    first: datetime = typer.Option(..., "--from", formats=["%Y-%m-%d"]),
-    last: datetime = typer.Option(..., "--to", formats=["%Y-%m-%d"]),
-) -> None:
-    """Money received per channel and purpose."""
-    from meter2cash.cis.reports import collections_by_channel
-
-    with platform() as p, p.sessions() as s:
-        console.print(_table("Collections by channel", collections_by_channel(s, first.date(), last.date())))
-
-
-@ledger_app.command("revenue")
-def revenue_report(
-    first: datetime = typer.Option(..., "--from", formats=["%Y-%m-%d"]),
-    last: datetime = typer.Option(..., "--to", formats=["%Y-%m-%d"]),
-) -> None:
-    """Revenue and taxes per tariff and ledger account."""
-    from meter2cash.cis.reports import revenue_by_tariff
-
-    with platform() as p, p.sessions() as s:
-        console.print(
-            _table("Revenue by tariff and component", revenue_by_tariff(s, first.date(), last.date()))
-        )
-
-
-def register(app: typer.Typer) -> None:
-    """Add the money-in commands to the ``m2c`` root."""
-    app.command("pay")(pay)
-    app.command("gateway-sandbox")(gateway_sandbox)
-    app.add_typer(prepaid_app, name="prepaid")
-    app.add_typer(collections_app, name="collections")
-    app.add_typer(notify_app, name="notify")

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 
 import typer
-from rich.table import Table
 from sqlalchemy import func, select
 
 from meter2cash.cli.common import console, platform
+from meter2cash.cli.render import Num, print_json, table
+from meter2cash.core.errors import M2CError
 from meter2cash.integration.models import OutboxMessage
 
 app = typer.Typer(
@@ -17,8 +19,13 @@ app = typer.Typer(
 )
 
 
+JSON_OPTION = typer.Option(
+    False, "--json", help="print the result as JSON (one line per batch when draining)"
+)
+
+
 @app.command("status")
-def status() -> None:
+def status(as_json: bool = JSON_OPTION) -> None:
     """Messages per topic: dispatched and still waiting."""
     with platform() as p, p.sessions() as s:
         rows = s.execute(
@@ -31,27 +38,49 @@ def status() -> None:
             .group_by(OutboxMessage.topic)
             .order_by(OutboxMessage.topic)
         ).all()
-    table = Table(title="Outbox")
-    for col in ("topic", "messages", "dispatched", "waiting", "oldest waiting"):
-        table.add_column(col, justify="left" if col in ("topic", "oldest waiting") else "right")
+    if as_json:
+        print_json(
+            {
+                "topics": [
+                    {
+                        "topic": topic,
+                        "messages": total,
+                        "dispatched": sent,
+                        "waiting": total - sent,
+                        "oldest_waiting": oldest,
+                    }
+                    for topic, total, sent, oldest in rows
+                ]
+            }
+        )
+        return
+    out = table("Outbox", "topic", Num("messages"), Num("dispatched"), Num("waiting"), "oldest waiting")
     for topic, total, sent, oldest in rows:
-        table.add_row(topic, f"{total:,}", f"{sent:,}", f"{total - sent:,}", str(oldest or ""))
-    console.print(table)
+        when = "" if oldest is None else f"{oldest:%Y-%m-%d %H:%M:%S}"
+        out.add_row(topic, f"{total:,}", f"{sent:,}", f"{total - sent:,}", when)
+    console.print(out)
 
 
-def _drain(step: Callable[[], int], verb: str, *, follow: bool, interval: float, batch: int) -> None:
-    """Run ``step`` (one batch, returns how many events it handled) until nothing waits, or forever."""
+def _drain(
+    step: Callable[[], int], verb: str, *, follow: bool, interval: float, batch: int, as_json: bool = False
+) -> None:
+    """Run ``step`` (one batch, returns how many events it handled) until nothing waits, or forever.
+    With ``as_json`` one JSON line per batch (``{"events": n, "total": t}``) and one at the end."""
     total = 0
     while True:
         n = step()
         total += n
-        if n:
+        if n and as_json:
+            typer.echo(json.dumps({"events": n, "total": total}))
+        elif n:
             console.print(f"{verb} {n:,} events ({total:,} in all)")
         if not follow:
             break
         if n < batch:
             time.sleep(interval)
-    if not follow and total == 0:
+    if as_json:
+        typer.echo(json.dumps({"events": 0, "total": total, "done": True}))
+    elif total == 0:
         console.print("nothing waiting")
 
 
@@ -60,6 +89,7 @@ def dispatch(
     follow: bool = typer.Option(False, "--follow", help="keep dispatching as new events commit"),
     interval: float = typer.Option(1.0, help="seconds between polls with --follow"),
     batch: int = typer.Option(1000, min=1, help="messages per transaction"),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Hand committed events to the in-process subscribers (rebilling, receipts), each once."""
     from meter2cash.bootstrap import subscribers
@@ -72,6 +102,7 @@ def dispatch(
             follow=follow,
             interval=interval,
             batch=batch,
+            as_json=as_json,
         )
 
 
@@ -82,6 +113,7 @@ def relay(
     follow: bool = typer.Option(False, "--follow", help="keep relaying as new events commit"),
     interval: float = typer.Option(1.0, help="seconds between polls with --follow"),
     batch: int = typer.Option(1000, min=1, help="messages per transaction"),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Publish committed events to NATS JetStream subjects m2c.events.<topic> (each exactly once)."""
     from meter2cash.integration.nats_bus import NatsConfig, relay_outbox
@@ -89,8 +121,7 @@ def relay(
     with platform() as p:
         url = nats_url or p.settings.nats_url
         if not url:
-            console.print("[red]error[/red] bus.not_configured: give --nats or set M2C_NATS_URL")
-            raise typer.Exit(2)
+            raise M2CError("give --nats or set M2C_NATS_URL", code="bus.not_configured")
         cfg = NatsConfig(url=url, stream=stream)
         _drain(
             lambda: relay_outbox(p.sessions, cfg, limit=batch),
@@ -98,4 +129,5 @@ def relay(
             follow=follow,
             interval=interval,
             batch=batch,
+            as_json=as_json,
         )

@@ -6,6 +6,7 @@ seconds covers ``[day + i*s, day + (i+1)*s)``. Timestamps are interval *starts*.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -38,6 +39,29 @@ def check_date(day: date, field: str = "date", *, code: str = "date.out_of_range
             value=day.isoformat(),
         )
     return day
+
+
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
+
+
+def parse_month(period: str, field: str = "period") -> date:
+    """The first day of the month ``period`` given as ``YYYY-MM`` (``2026-10``); anything else,
+    or a month outside the date window, is :class:`InvalidInput` ``period.invalid`` naming
+    ``field``. Every entry point that takes a billing period parses it here."""
+    match = _MONTH.fullmatch(period) if isinstance(period, str) else None
+    if match is None or not 1 <= int(match[2]) <= 12:
+        raise InvalidInput(
+            f"{field} {_shown(period)} is not a month YYYY-MM such as 2026-10",
+            code="period.invalid",
+            field=field,
+            value=_shown(period),
+        )
+    return check_date(date(int(match[1]), int(match[2]), 1), field, code="period.invalid")
+
+
+def _shown(value: object) -> str:
+    text = repr(value) if isinstance(value, str) else type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def ensure_aware(ts: datetime, name: str = "timestamp") -> datetime:
@@ -105,11 +129,8 @@ def local_frame(epoch_s: npt.NDArray[np.int64], tz: ZoneInfo | str) -> pd.DataFr
 
 def local_month_bounds(period: str, tz: ZoneInfo | str) -> tuple[datetime, datetime]:
     """UTC bounds ``[start, end)`` of a local calendar month given as ``YYYY-MM``."""
-    try:
-        year, month = (int(p) for p in period.split("-"))
-        first = date(year, month, 1)
-    except ValueError as exc:
-        raise ValueError(f"period {period!r} is not YYYY-MM") from exc
+    first = parse_month(period)
+    year, month = first.year, first.month
     nxt = date(year + (month == 12), month % 12 + 1, 1)
     zone = ZoneInfo(str(tz))
     start = datetime(first.year, first.month, 1, tzinfo=zone).astimezone(UTC)
