@@ -37,7 +37,6 @@ from meter2cash.cis.cycles import (
     error,
     plan_jobs,
     select_agreements,
-    service_point_channels,
 )
 from meter2cash.cis.ledger import ensure_chart
 from meter2cash.cis.models import Bill, BillCycle, BillRun
@@ -623,20 +622,6 @@ def _run_bills(
     run.errors = result.errors[:1000]
     session.flush()
     return result
-
-
-def _kwh_channels(session: Session, sp_ids: list[int], start: Any, end: Any) -> dict[int, tuple[int, int]]:
-    """Service point → (kWh import channel id, interval_s) (kept for callers of the old name)."""
-    return {
-        sp: (mc.kwh, mc.interval_s) for sp, mc in service_point_channels(session, sp_ids, start, end).items()
-    }
-
-
-def bill_entry_legs(bill: Any, kind: str, account_id: int) -> list[tuple[str, Decimal, int | None]]:
-    """See :func:`meter2cash.cis.bill_store.bill_entry_legs`."""
-    from meter2cash.cis.bill_store import bill_entry_legs as legs
-
-    return legs(bill, kind, account_id)
 
 
 def _count(items: Iterator[int]) -> dict[int, int]:
