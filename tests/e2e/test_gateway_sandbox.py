@@ -104,10 +104,10 @@ def test_online_recharge_through_the_sandbox_processes(tmp_path):
             events_url = f"http://127.0.0.1:{gw_port}/v1/events"
             wait_for(lambda: httpx.get(events_url).json()[0]["delivered"], "webhook delivery")
             wallet = wait_for(
-                lambda: (w := c.get("/wallets/PP-1").json()).get("balance") == "300.0000" and w,
+                lambda: (w := c.get("/wallets/PP-1").json()).get("balance") == "300.00" and w,
                 "wallet credit",
             )
-            assert wallet["last_recharge"] == "300.0000"
+            assert wallet["last_recharge"] == "300.00"  # INR minor units
             events = httpx.get(f"http://127.0.0.1:{gw_port}/v1/events").json()
             httpx.post(f"http://127.0.0.1:{gw_port}/v1/events/{events[0]['id']}/redeliver")
             wait_for(
@@ -116,7 +116,7 @@ def test_online_recharge_through_the_sandbox_processes(tmp_path):
             )
             receipts = c.get("/payments", params={"account": "PP-1"}).json()
             assert receipts["total"] == 1 and Decimal(receipts["items"][0]["amount"]) == Decimal("300")
-            assert c.get("/wallets/PP-1").json()["balance"] == "300.0000"
+            assert c.get("/wallets/PP-1").json()["balance"] == "300.00"
     finally:
         for p in procs:
             p.terminate()
