@@ -56,7 +56,15 @@ def parse_month(period: str, field: str = "period") -> date:
             field=field,
             value=_shown(period),
         )
-    return check_date(date(int(match[1]), int(match[2]), 1), field, code="period.invalid")
+    year, month = int(match[1]), int(match[2])
+    if not FIRST_DATE.year <= year <= LAST_DATE.year:  # date() refuses year 0 with a ValueError
+        raise InvalidInput(
+            f"{field} {period} lies outside {FIRST_DATE:%Y-%m} .. {LAST_DATE:%Y-%m}",
+            code="period.invalid",
+            field=field,
+            value=period,
+        )
+    return date(year, month, 1)
 
 
 def _shown(value: object) -> str:
