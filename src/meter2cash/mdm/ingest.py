@@ -201,12 +201,13 @@ def _periods_text(periods: list[tuple[int, int]]) -> str:
 def _problems(
     parsed: ParsedReadings, mask: npt.NDArray[np.bool_], column: str, code: str, messages: Any
 ) -> list[Problem]:
-    """Problems for the frame rows in ``mask``; ``messages`` is one text or one per frame row."""
+    """Problems for the frame rows in ``mask``; ``messages`` is one text or gives the text of a
+    frame row (called for the rows in ``mask`` only)."""
     rows = np.flatnonzero(mask)
     if not len(rows):
         return []
     lines, fields = parsed.locate(rows, column)
-    msgs = messages if isinstance(messages, str) else [messages[i] for i in rows]
+    msgs = messages if isinstance(messages, str) else [messages(i) for i in rows.tolist()]
     return problems_at(lines, fields, code, msgs, parsed.source)
 
 
@@ -280,23 +281,25 @@ def _check_rows(
     ts = f["ts_us"].to_numpy() + np.maximum(f["step"].to_numpy(), 0) * interval * US_PER_S
     values = f["value"].to_numpy() * p_mult[pair_codes]
     is_reg = interval == 0
-    # an interval covers [ts, ts + interval); a register read is the instant ts (inclusive ends)
-    lo_us = np.where(is_reg, ts - 1, ts)
-    hi_us = np.where(is_reg, ts + 1, ts + interval * US_PER_S)
+    outside = np.zeros(len(f), bool)
+    if installed:  # an interval covers [ts, ts + interval); a register read is the instant ts
+        lo_us = np.where(is_reg, ts - 1, ts)
+        hi_us = np.where(is_reg, ts + 1, ts + interval * US_PER_S)
+        outside = outside_periods(p_meter[pair_codes], lo_us, hi_us, installed)
     lo, hi = p_lo[pair_codes], p_hi[pair_codes]
     with np.errstate(invalid="ignore"):
         implausible = ~np.isnan(f["value"].to_numpy()) & ~((values >= lo) & (values <= hi))
     checks: list[tuple[npt.NDArray[np.bool_], str, str, Any]] = [
-        (state == 1, "meter", "ingest.unknown_meter", np.array(p_msg, dtype=object)[pair_codes]),
-        (state == 2, "channel", "ingest.unknown_channel", np.array(p_msg, dtype=object)[pair_codes]),
+        (state == 1, "meter", "ingest.unknown_meter", lambda r: p_msg[pair_codes[r]]),
+        (state == 2, "channel", "ingest.unknown_channel", lambda r: p_msg[pair_codes[r]]),
         (
             ((section == SECTION_READINGS) & is_reg) | ((section == SECTION_REGISTERS) & ~is_reg),
             "channel",
             "ingest.wrong_channel_kind",
-            np.where(
-                section == SECTION_READINGS,
-                "interval blocks need an interval channel",
-                "register reads need a register channel",
+            lambda r: (
+                "interval blocks need an interval channel"
+                if section[r] == SECTION_READINGS
+                else "register reads need a register channel"
             ),
         ),
         (
@@ -313,10 +316,10 @@ def _check_rows(
             "more than 1 day after the file was received",
         ),
         (
-            outside_periods(p_meter[pair_codes], lo_us, hi_us, installed),
+            outside,
             "ts_us",
             "ingest.outside_installation",
-            np.array(p_where, dtype=object)[pair_codes],
+            lambda r: p_where[pair_codes[r]],
         ),
         (
             misaligned(ts, interval),
@@ -475,7 +478,8 @@ def ingest_bytes(
     received_days = group_channel_days(
         rows.channel_id[iv], rows.ts_us[iv], rows.values[iv], rows.interval_s[iv]
     )
-    interval_of = {int(c): int(i) for c, i in zip(rows.channel_id[iv], rows.interval_s[iv], strict=True)}
+    chans, first_row = np.unique(rows.channel_id[iv], return_index=True)  # one entry per channel
+    interval_of = dict(zip(chans.tolist(), rows.interval_s[iv][first_row].tolist(), strict=True))
     counts = MeasurementStore(session).merge(
         received_days, interval_of, batch_id=batch_id, keep_stored=keep_stored
     )
