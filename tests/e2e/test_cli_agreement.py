@@ -26,7 +26,7 @@ def test_change_load_then_terms(one_meter_db):
     before = runner.invoke(app, ["agreement", "terms", "SA-1002"])
     assert (
         before.exit_code == 0
-        and "no load changes; sanctioned load 25 kW, contract demand 30 kVA" in before.output
+        and "no changes of terms; sanctioned load 25 kW, contract demand 30 kVA" in before.output
     )
 
     args = ["agreement", "change-load", "SA-1002", "--from", "2026-10-11", "--kw", "40", "--kva", "45"]

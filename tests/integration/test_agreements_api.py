@@ -34,7 +34,9 @@ def test_post_and_get_terms(client, platform):
     before = client.get(URL, params={"on": "2026-10-01"}).json()
     assert before == {
         "agreement": "SA-1002", "sanctioned_load_kw": "25", "contract_demand_kva": "30",
-        "in_effect": {"on": "2026-10-01", "sanctioned_load_kw": "25", "contract_demand_kva": "30"},
+        "payment_mode": "postpaid", "tariff_code": "COM-TOU",
+        "in_effect": {"on": "2026-10-01", "sanctioned_load_kw": "25", "contract_demand_kva": "30",
+                      "payment_mode": "postpaid", "tariff_code": "COM-TOU"},
         "terms": [],
     }  # fmt: skip
     body = {"effective_from": "2026-10-11", "sanctioned_kw": "40", "reason": "extension", "rebill": True}
@@ -98,3 +100,47 @@ def test_duplicate_date_and_unknown_agreement(client):
     assert r.status_code == 409 and r.json()["error"]["code"] == "contract.duplicate_term"
     r = client.get("/api/v1/agreements/SA-0/terms")
     assert r.status_code == 404 and r.json()["error"]["code"] == "service_agreement.not_found"
+
+
+def test_a_tariff_change_from_a_date(client):
+    url = "/api/v1/agreements/SA-1001/tariff"
+    r = client.post(
+        url, json={"effective_from": "2027-01-01", "tariff_code": "COM-TOU", "reason": "reclassified"}
+    )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert (body["term"]["tariff_code"], body["previous_tariff_code"], body["current"]) == (
+        "COM-TOU",
+        "RES-LT1",
+        True,
+    )
+    terms = client.get("/api/v1/agreements/SA-1001/terms", params={"on": "2026-12-31"}).json()
+    assert terms["tariff_code"] == "COM-TOU" and terms["in_effect"]["tariff_code"] == "RES-LT1"
+    r = client.post(url, json={"effective_from": "2027-02-01", "tariff_code": "NOPE", "reason": "x"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "contract.unknown_tariff"
+    r = client.post(url, json={"effective_from": "2027-02-01", "tariff_code": "COM-TOU", "reason": "x"})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "contract.unchanged"
+
+
+def test_a_payment_mode_change_settles_and_is_refused_in_the_future(client, platform):
+    from datetime import timedelta
+
+    from meter2cash.core.timeutil import utcnow
+
+    today = utcnow().astimezone(platform.settings.tz).date()
+    pay = {"account": "ACC-1001", "amount": "120.00", "channel": "cash"}
+    assert client.post("/api/v1/payments", json=pay).status_code == 201
+    url = "/api/v1/agreements/SA-1001/payment-mode"
+    later = {"effective_from": (today + timedelta(days=2)).isoformat(), "to": "prepaid", "reason": "asked"}
+    r = client.post(url, json=later)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "contract.mode_change_in_future"
+    r = client.post(url, json={"effective_from": today.isoformat(), "to": "prepaid", "reason": "asked"})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert (body["from_mode"], body["to_mode"], body["settled"]) == ("postpaid", "prepaid", "120.00")
+    terms = client.get("/api/v1/agreements/SA-1001/terms").json()
+    assert terms["payment_mode"] == "prepaid" and terms["in_effect"]["payment_mode"] == "prepaid"
+    r = client.post(url, json={"effective_from": today.isoformat(), "to": "prepaid", "reason": "again"})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "contract.unchanged"
+    r = client.post(url, json={"effective_from": today.isoformat(), "to": "cash", "reason": "x"})
+    assert r.status_code == 422

@@ -46,6 +46,7 @@ from meter2cash.cis.money_models import Payment, PaymentAllocation, Wallet
 from meter2cash.cis.payments import next_receipt_number
 from meter2cash.cis.rebill import RebillResult
 from meter2cash.core.errors import Conflict, InvalidInput
+from meter2cash.core.money import format_money
 from meter2cash.integration.outbox import emit
 
 
@@ -59,13 +60,14 @@ class ModeChange:
     to_mode: str
     settled: Decimal
     rebill: RebillResult | None
+    currency: str
 
     def to_dict(self) -> dict[str, Any]:
         return {
             **self.change.to_dict(),
             "from_mode": self.from_mode,
             "to_mode": self.to_mode,
-            "settled": str(self.settled),
+            "settled": format_money(self.settled, self.currency),
             "rebill": None if self.rebill is None else self.rebill.to_dict(),
         }
 
@@ -149,12 +151,12 @@ def change_payment_mode(
         {
             "agreement": sa.number, "service_agreement_id": sa.id,
             "effective_from": effective_from.isoformat(), "from_mode": from_mode, "to_mode": to_mode,
-            "settled": str(settled), "reason": change.term.reason, "by": by,
+            "settled": format_money(settled, currency), "reason": change.term.reason, "by": by,
             "bills_rebilled": change.bills_affected,
         },
         key=sa.number,
     )  # fmt: skip
-    return ModeChange(change, from_mode, to_mode, settled, rebilled)
+    return ModeChange(change, from_mode, to_mode, settled, rebilled, currency)
 
 
 def settle_balance(
