@@ -121,6 +121,8 @@ def test_every_table_fits_80_columns(at80, args, tmp_path):
 def test_writing_commands_print_tables_that_fit(at80):
     """The commands that change things print their results as tables too (not raw JSON)."""
     for args in (
+        ("masterdata", "load", str(EXAMPLES / "masterdata" / "small.json")),
+        ("tariff", "load", str(EXAMPLES / "tariffs" / "res-lt1.toml")),
         ("prepaid", "run-daily", "--date", "2026-09-29"),
         ("collections", "run", "--date", "2026-12-31"),
         ("notify", "send"),
