@@ -7,9 +7,9 @@ import json
 from datetime import date
 
 import typer
-from rich.table import Table
 
 from meter2cash.cli.common import console, err_console, platform
+from meter2cash.cli.render import Key, Num, table
 from meter2cash.core.money import format_money
 
 app = typer.Typer(
@@ -217,14 +217,14 @@ def terms_cmd(
         kva = "" if current[1] is None else f", contract demand {current[1].normalize():f} kVA"
         console.print(f"{number}: no changes of terms; sanctioned load {current[0].normalize():f} kW{kva}")
         return
-    table = Table(title=f"Contract terms of {number}")
-    for col, justify in (("From", "left"), ("kW", "right"), ("kVA", "right"), ("Mode", "left"),
-                         ("Tariff", "left"), ("Reason", "left"), ("By", "left")):  # fmt: skip
-        table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    report = table(
+        f"Contract terms of {number}", Key("From"), Num("kW"), Num("kVA"), Key("Mode"), Key("Tariff"),
+        "Reason", "By", optional=("By",),
+    )  # fmt: skip
     for t in terms:
         kva = "" if t.contract_kva is None else f"{t.contract_kva.normalize():f}"
-        table.add_row(
+        report.add_row(
             str(t.effective_from), f"{t.sanctioned_kw.normalize():f}", kva, t.payment_mode, t.tariff_code,
             t.reason, t.created_by,
         )  # fmt: skip
-    console.print(table)
+    console.print(report)
