@@ -145,7 +145,7 @@ def test_money_commands(tmp_path):
         env, "pay", "A-1", "150.00", "--channel", "cheque", "--reference", "CHQ 12", "--on", "2026-10-02"
     )
     assert paid.returncode == 0, paid.stderr
-    assert "receipt R-20261002-000001" in paid.stdout and "receivable -150.0000" in paid.stdout
+    assert "receipt R-20261002-000001" in paid.stdout and "receivable -150.00 " in paid.stdout
     batch = tmp_path / "agent.csv"
     batch.write_text(
         "agent,transaction_id,account,amount,paid_on\nPOST,1,A-1,50.00,2026-10-03\nPOST,2,A-9,5,2026-10-03\n"

@@ -551,7 +551,7 @@ def plan_jobs(
             errors.append(error(a, "billing.no_meter", "no meter with a kWh interval channel installed"))
             continue
         if len(uses) > 1 and any(
-            False for u in uses
+            max(u.channels.interval_s for u in uses) % u.channels.interval_s for u in uses
         ):
             # meters of different interval lengths are billed at the longest, which the others
             # must divide (15 and 30 minutes); 10 and 15 minutes have no common interval
