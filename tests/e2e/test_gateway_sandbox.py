@@ -159,5 +159,5 @@ def test_money_commands(tmp_path):
     assert tb.returncode == 0, tb.stdout
     assert run_m2c(env, "ledger", "ageing", "--as-of", "2026-10-31").returncode == 0
     assert run_m2c(env, "collections", "run", "--date", "2026-10-31").returncode == 0
-    daily = run_m2c(env, "prepaid", "run-daily", "--date", "2026-10-31")
+    daily = run_m2c(env, "prepaid", "run-daily", "--date", "2026-10-31", "--json")
     assert daily.returncode == 0 and '"charged": 0' in daily.stdout
