@@ -250,3 +250,24 @@ def test_two_files_in_any_order_store_the_same_arrays_as_one(session, readings, 
     np.testing.assert_array_equal(w.raw[0], w.raw[1])
     np.testing.assert_array_equal(w.flags[0], w.flags[1])
     assert int((~np.isnan(w.raw[0])).sum()) == len(readings)
+
+
+def test_a_reading_file_nested_too_deep_is_refused_with_a_code():
+    """JSON nested 100,000 deep would exhaust Python's recursion in json.loads."""
+    from meter2cash.core.errors import InvalidInput
+    from meter2cash.integration.formats.readings_json import parse_json
+
+    with pytest.raises(InvalidInput) as err:
+        parse_json(b"[" * 100_000 + b"]" * 100_000, source="deep.json")
+    assert err.value.code == "input.too_deep"
+
+
+def test_a_master_data_bundle_nested_too_deep_is_refused_with_a_code(tmp_path):
+    from meter2cash.core.errors import InvalidInput
+    from meter2cash.integration.masterdata_io import read_bundle_path
+
+    path = tmp_path / "deep.json"
+    path.write_text('{"persons": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(InvalidInput) as err:
+        read_bundle_path(path)
+    assert err.value.code == "input.too_deep"

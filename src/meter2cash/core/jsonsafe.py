@@ -20,29 +20,23 @@ _OPEN = (ord("["), ord("{"))
 _CLOSE = (ord("]"), ord("}"))
 
 
+#: Bytes measured at a time: memory stays bounded by the chunk however large the document.
+CHUNK = 1 << 20
+
+
 def json_depth(data: bytes) -> int:
-    """The deepest nesting of arrays and objects in UTF-8 JSON text ``data`` (0 for a scalar).
+    """The deepest nesting of arrays and objects in UTF-8 JSON text ``data`` (0 for a scalar),
+    measured :data:`CHUNK` bytes at a time (:class:`DepthMeter`).
 
     Brackets inside strings do not count. A quote is escaped when an odd run of backslashes
     precedes it; a backslash outside a string is invalid JSON, which the parser refuses at that
     spot, before any nesting behind it is reached, so counting stays exact up to there.
     """
-    b = np.frombuffer(data, dtype=np.uint8)
-    if b.size == 0:
-        return 0
-    pos = np.arange(b.size, dtype=np.int64)
-    backslash = b == _BACKSLASH
-    # index of the last non-backslash byte at or before each position (-1 when none)
-    last_plain = np.maximum.accumulate(np.where(backslash, -1, pos))
-    run_before = np.empty(b.size, dtype=np.int64)  # backslashes immediately before each byte
-    run_before[0] = 0
-    run_before[1:] = pos[:-1] - last_plain[:-1]
-    quote = (b == _QUOTE) & (run_before % 2 == 0)
-    in_string = (np.cumsum(quote) % 2).astype(bool)  # odd count so far: inside a string
-    opens = np.isin(b, _OPEN) & ~in_string
-    closes = np.isin(b, _CLOSE) & ~in_string
-    step = opens.astype(np.int64) - closes.astype(np.int64)
-    return int(np.cumsum(step).max(initial=0))
+    meter = DepthMeter()
+    view = memoryview(data)
+    for start in range(0, len(data), CHUNK):
+        meter.feed(bytes(view[start : start + CHUNK]))
+    return meter.deepest
 
 
 def loads_bounded(data: bytes | str, max_depth: int = 64) -> Any:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from meter2cash.core.errors import InvalidInput, NotFound, Problem
+from meter2cash.core.jsonsafe import loads_bounded
 from meter2cash.integration.masterdata_spec import ENTITY
 
 
@@ -96,7 +97,7 @@ def read_bundle_path(path: Path) -> Parsed:
     if path.suffix.lower() == ".csv":
         return _csv_files({path.name: path.read_bytes()})
     try:
-        bundle = json.loads(path.read_text(encoding="utf-8"))
+        bundle = loads_bounded(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"{path} is not valid JSON: {exc}", code="masterdata.invalid_json") from exc
     if not isinstance(bundle, dict):

@@ -24,6 +24,7 @@ from nats.js.api import ConsumerConfig
 
 from meter2cash.bootstrap import Platform
 from meter2cash.core.errors import M2CError
+from meter2cash.core.jsonsafe import loads_bounded
 from meter2cash.integration.nats_bus import NatsConfig, _connect, ensure_stream
 from meter2cash.mdm.ingest import IngestResult, ingest_committed
 
@@ -59,7 +60,7 @@ def _split_csv(data: bytes, max_bytes: int) -> Iterator[bytes]:
 
 def _split_json(data: bytes, max_bytes: int) -> Iterator[bytes]:
     try:
-        doc = json.loads(data)
+        doc = loads_bounded(data)
     except ValueError as exc:
         raise M2CError(f"not a JSON reading document: {exc}", code="ingest.bad_file") from exc
     base = {k: v for k, v in doc.items() if k not in JSON_SECTIONS}

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from meter2cash.core.errors import M2CError, Problem
+from meter2cash.core.jsonsafe import loads_bounded
 from meter2cash.integration.formats.readings import (
     SECTION_READINGS,
     SECTION_REGISTERS,
@@ -42,7 +43,7 @@ def parse_json(data: bytes, *, source: str = "") -> ParsedReadings:
     """Parse a JSON reading file; unreadable JSON or a wrong top-level shape raises ``ingest.bad_file``."""
     text = decode_text(data, source)
     try:
-        doc = json.loads(text)
+        doc = loads_bounded(text)
     except json.JSONDecodeError as exc:
         raise M2CError(
             f"{source or 'the file'} is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}",
