@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import func, select
 
+from meter2cash.cis.allocation import open_items
 from meter2cash.cis.ledger import account_balance, trial_balance
 from meter2cash.cis.models import Account, Person, Premise, ServiceAgreement, ServicePoint
 from meter2cash.cis.money_models import ConnectionCommand, Notification, PrepaidCharge, Wallet
@@ -24,6 +25,7 @@ from meter2cash.cis.prepaid_wallet import (
     wallet_balance,
 )
 from meter2cash.cis.rating import RatingInput, rate_arrays
+from meter2cash.cis.reports import ageing
 from meter2cash.cis.tariffs import load_tariff_file, store_tariff
 from meter2cash.cis.tariffs.loader import tariff_version_for
 from meter2cash.core.timeutil import local_month_bounds
@@ -253,6 +255,8 @@ def test_migration_moves_credit_into_the_wallet_and_back(session):
     wallet = session.scalars(select(Wallet)).one()
     assert wallet_balance(session, wallet) == D("120.00")
     assert account_balance(session, acct, "1100") == 0
+    assert all(r.total == 0 for r in ageing(session, date(2026, 12, 31), [acct]).rows)  # nothing open, no credit
+    assert open_items(session, [acct]) == []
     change_payment_mode(
         session,
         sa.number,
@@ -267,6 +271,9 @@ def test_migration_moves_credit_into_the_wallet_and_back(session):
     assert account_balance(session, acct, "1100") == D("-120.00")
     assert wallet_balance(session, wallet) == 0 and sa.payment_mode == "postpaid"
     assert trial_balance(session).total == 0
+    # receivables' open items and credit explain the ledger after both moves
+    row = next(r for r in ageing(session, date(2026, 12, 31), [acct]).rows)
+    assert row.total == D("-120.00") and all(v == 0 for v in row.buckets.values())
 
 
 def test_hourly_data_at_a_half_hour_offset_is_charged_without_gaps_or_overlaps(session):

@@ -42,7 +42,7 @@ from meter2cash.cis.contracts import (
 from meter2cash.cis.cycles import contract_terms, term_on
 from meter2cash.cis.ledger import RECEIVABLE, WALLET, account_balance, ensure_chart, post
 from meter2cash.cis.models import ServiceAgreement
-from meter2cash.cis.money_models import Payment, PaymentAllocation, Wallet
+from meter2cash.cis.money_models import Payment, Wallet
 from meter2cash.cis.payments import next_receipt_number
 from meter2cash.cis.rebill import RebillResult
 from meter2cash.core.errors import Conflict, InvalidInput
@@ -163,55 +163,48 @@ def settle_balance(
     session: Session, sa: ServiceAgreement, to_mode: str, *, on: date, currency: str
 ) -> Decimal:
     """Move the account's balance of the other mode into ``to_mode`` (see the module); returns
-    the amount moved (positive: credit; negative: debt; 0: nothing to move)."""
+    the amount moved (positive: credit; negative: debt; 0: nothing to move).
+
+    One entry of kind ``migration`` moves it between 1100 and 2100. What it credits to 1100 is a
+    numbered ``migration`` document allocated like a payment (it settles open items, the rest is
+    credit); what it debits to 1100 is an open item, which credit on the account settles at once.
+    So receivables' open items and credit still explain the ledger (see
+    :mod:`meter2cash.cis.allocation`)."""
     ensure_chart(session)
     acct = sa.account_id
     if to_mode == "prepaid":
         if session.scalar(select(Wallet.id).where(Wallet.service_agreement_id == sa.id)) is None:
             session.add(Wallet(service_agreement_id=sa.id, account_id=acct))
-        owed = account_balance(session, acct, RECEIVABLE)  # > 0 debt, < 0 credit
-        if owed == 0:
-            return Decimal(0)
-        entry = post(
-            session,
-            kind="migration",
-            effective_date=on,
-            reference=sa.number,
-            memo=f"{sa.number} postpaid → prepaid: balance into the wallet",
-            lines=[(RECEIVABLE, -owed, acct), (WALLET, owed, acct)],
-            currency=currency,
-        )
-        pay = _transfer(session, acct, owed, on, currency, entry.id, sa.number)
-        if owed > 0:
-            allocate(session, pay.id, acct, owed)
-        else:
-            session.add(PaymentAllocation(payment_id=pay.id, account_id=acct, amount=owed))
+        moved = -account_balance(session, acct, RECEIVABLE)  # > 0 credit, < 0 debt
+        source, target = RECEIVABLE, WALLET
+    else:
+        moved = -account_balance(session, acct, WALLET)  # > 0 credit, < 0 debt
+        source, target = WALLET, RECEIVABLE
+        wallet = session.scalars(select(Wallet).where(Wallet.service_agreement_id == sa.id)).first()
+        if wallet is not None:
+            wallet.alert_level, wallet.grace_until, wallet.emergency_credit = -1, None, Decimal(0)
+    if moved == 0:
         session.flush()
-        return -owed
-    held = -account_balance(session, acct, WALLET)  # > 0 credit, < 0 debt
-    if held == 0:
         return Decimal(0)
+    from_mode = "postpaid" if to_mode == "prepaid" else "prepaid"
     entry = post(
         session,
         kind="migration",
         effective_date=on,
         reference=sa.number,
-        memo=f"{sa.number} prepaid → postpaid: wallet balance into receivables",
-        lines=[(WALLET, held, acct), (RECEIVABLE, -held, acct)],
+        memo=f"{sa.number} {from_mode} → {to_mode}: balance moved",
+        lines=[(source, moved, acct), (target, -moved, acct)],
         currency=currency,
     )
-    if held > 0:
-        pay = _transfer(session, acct, held, on, currency, entry.id, sa.number)
-        session.add(PaymentAllocation(payment_id=pay.id, account_id=acct, amount=held))
+    credited = -moved if source == RECEIVABLE else moved  # what the entry credits to 1100
+    if credited > 0:
+        doc = _transfer(session, acct, credited, on, currency, entry.id, sa.number)
+        allocate(session, doc.id, acct, credited)
+    else:
         session.flush()
         apply_credit(session, [acct])
-    wallet = session.scalars(select(Wallet).where(Wallet.service_agreement_id == sa.id)).first()
-    if wallet is not None:
-        wallet.alert_level = -1
-        wallet.grace_until = None
-        wallet.emergency_credit = Decimal(0)
     session.flush()
-    return held
+    return moved
 
 
 def _transfer(
