@@ -255,7 +255,8 @@ def test_migration_moves_credit_into_the_wallet_and_back(session):
     wallet = session.scalars(select(Wallet)).one()
     assert wallet_balance(session, wallet) == D("120.00")
     assert account_balance(session, acct, "1100") == 0
-    assert all(r.total == 0 for r in ageing(session, date(2026, 12, 31), [acct]).rows)  # nothing open, no credit
+    # nothing open, no credit
+    assert all(r.total == 0 for r in ageing(session, date(2026, 12, 31), [acct]).rows)
     assert open_items(session, [acct]) == []
     change_payment_mode(
         session,
