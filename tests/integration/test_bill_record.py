@@ -14,6 +14,7 @@ from test_billing import PERIOD, TZ
 from test_billing_splits import OCT_END, OCT_START, agreement, meter, one_bill, put
 
 from meter2cash.cis.bill_print import render_bill_pdf, write_print_file
+from meter2cash.cis.bill_store import daily_series
 from meter2cash.cis.billing import run_bills
 from meter2cash.cis.contracts import change_load, rebill_affected
 from meter2cash.cis.documents import render_bill_html
@@ -63,11 +64,11 @@ def test_a_split_bill_document_adds_up_over_its_segments(session):
         both = sum(sg["kwh_by_period"][name] for sg in det["segments"])
         assert abs(by_period[name] - both) < 0.002
     # the daily chart: the readings of every local day, none shown as 0
-    daily = det["daily_kwh"]
+    dates, kwh = daily_series(det["daily_kwh"])
     local = window.values[0].reshape(-1, 96)  # the local month starts at a UTC quarter-hour
-    assert daily["dates"][0] == "2026-10-01" and len(daily["dates"]) == 31
-    assert np.allclose(daily["kwh"], local.sum(axis=1), atol=0.0006)
-    assert min(daily["kwh"]) > 0
+    assert dates[0] == "2026-10-01" and dates[-1] == "2026-10-31" and len(kwh) == 31
+    assert np.allclose(kwh, local.sum(axis=1), atol=0.0006)
+    assert min(kwh) > 0
     html = render_bill_html(bill)
     cells = _cells(html, "Total")  # the first "Total" row is the segments table
     assert cells[-2] == f"{bill.total_kwh}"
@@ -103,3 +104,16 @@ def test_an_issued_bill_shows_the_customer_as_issued(session, tmp_path):
         row = next(csv.DictReader(fh))
     assert (row["name"], row["address"]) == ("Site", "4 Canal Rd")
     assert row["total"] == f"{bill.total:.2f}"  # INR: two places, not the stored four
+
+
+def test_daily_consumption_reads_both_stored_forms():
+    """Bills store the first day and the kWh of each day; bills issued before listed each date."""
+    assert daily_series({"first": "2026-10-30", "kwh": [1.5, 2.0, 0.25]}) == (
+        ["2026-10-30", "2026-10-31", "2026-11-01"],
+        [1.5, 2.0, 0.25],
+    )
+    assert daily_series({"dates": ["2026-10-30", "2026-10-31"], "kwh": [1.5, 2.0]}) == (
+        ["2026-10-30", "2026-10-31"],
+        [1.5, 2.0],
+    )
+    assert daily_series(None) == ([], []) and daily_series({"kwh": []}) == ([], [])

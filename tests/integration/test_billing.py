@@ -183,7 +183,7 @@ def test_tou_determinants_follow_local_time_and_holidays(session):
     assert det["kwh_by_period"]["peak"] == round(float(values[peak].sum()), 3)
     assert det["kwh_by_period"]["night"] == round(float(values[night].sum()), 3)
     assert det["max_demand_kw"] == round(float(values.max() * 4), 3)
-    assert len(det["daily_kwh"]["dates"]) == 31 and det["daily_kwh"]["dates"][0] == "2026-10-01"
+    assert len(det["daily_kwh"]["kwh"]) == 31 and det["daily_kwh"]["first"] == "2026-10-01"
     peak_line = next(ln for ln in bill.lines if ln.description == "ToD peak surcharge")
     assert peak_line.quantity == Decimal(str(det["kwh_by_period"]["peak"]))
 

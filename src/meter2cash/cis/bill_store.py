@@ -292,6 +292,18 @@ _SUMMED = ("kwh_total", "kvah_total", "kwh_export", "days_active")
 _LARGEST = ("max_demand_kw",)
 
 
+def daily_series(daily: dict[str, Any] | None) -> tuple[list[str], list[float]]:
+    """The local days (ISO dates) and kWh of a bill's ``daily_kwh``: stored as the first day and
+    the kWh of each consecutive day (bills issued before that list every date)."""
+    if not daily or not daily.get("kwh"):
+        return [], []
+    kwh = list(daily["kwh"])
+    if "dates" in daily:
+        return list(daily["dates"])[: len(kwh)], kwh[: len(daily["dates"])]
+    first = date.fromisoformat(str(daily["first"]))
+    return [(first + timedelta(days=i)).isoformat() for i in range(len(kwh))], kwh
+
+
 def merge_determinants(segments: list[dict[str, Any]]) -> dict[str, Any]:
     """The determinants of a bill from those of its segments (each computed over its own days):
     energy per TOU period and per day summed, demands the largest, estimated and missing
@@ -314,12 +326,11 @@ def merge_determinants(segments: list[dict[str, Any]]) -> dict[str, Any]:
         out[key] = round(weighted / sum(days), 4) if sum(days) else 0.0
     daily: dict[str, float] = {}
     for sg in segments:
-        dk = sg.get("daily_kwh") or {}
-        for d, v in zip(dk.get("dates", []), dk.get("kwh", []), strict=False):
+        for d, v in zip(*daily_series(sg.get("daily_kwh")), strict=True):
             daily[d] = daily.get(d, 0.0) + float(v)
     if daily:
         dates = sorted(daily)
-        out["daily_kwh"] = {"dates": dates, "kwh": [round(daily[d], 3) for d in dates]}
+        out["daily_kwh"] = {"first": dates[0], "kwh": [round(daily[d], 3) for d in dates]}
     for key in ("sanctioned_load_kw", "contract_demand_kva", "banked_kwh"):
         if key in last:
             out[key] = last[key]

@@ -305,7 +305,7 @@ def _rate_chunk(
             sanctioned_load_kw=str(j.sanctioned_kw),
             days_in_period=p.days,
             days_active=days_active[k],
-            daily_kwh={"dates": dates, "kwh": daily_rows[k]},
+            daily_kwh={"first": dates[0], "kwh": daily_rows[k]} if dates else {"kwh": []},
             data_version=data_version(per_channel, j.channel_ids, spans.get(k), days_of),
         )
         if j.termed:

@@ -14,6 +14,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session, selectinload
 
+from meter2cash.cis.bill_store import daily_series
 from meter2cash.cis.models import Account, Bill, ServiceAgreement, ServicePoint
 from meter2cash.cis.rating import RatedBill
 from meter2cash.core.money import minor_exponent
@@ -81,9 +82,10 @@ def _qty(value: Decimal | None) -> str:
 
 def _chart(daily: dict[str, Any] | None, width: int = 640, height: int = 160) -> dict[str, Any] | None:
     """Bar geometry for the daily consumption chart (pure; the template draws the SVG)."""
-    if not daily or not daily.get("kwh"):
+    dates, values = daily_series(daily)
+    if not values:
         return None
-    kwh = [float(v) for v in daily["kwh"]]
+    kwh = [float(v) for v in values]
     top = max(max(kwh), 1e-9)
     pad, base = 30, height - 20
     step = (width - pad) / len(kwh)
@@ -96,7 +98,7 @@ def _chart(daily: dict[str, Any] | None, width: int = 640, height: int = 160) ->
             "label": f"{d}: {v:.3f} kWh",
             "day": d[-2:],
         }
-        for i, (d, v) in enumerate(zip(daily["dates"], kwh, strict=False))
+        for i, (d, v) in enumerate(zip(dates, kwh, strict=True))
     ]
     return {"width": width, "height": height, "base": base, "pad": pad, "bars": bars, "max": f"{top:.1f}"}
 
