@@ -18,12 +18,12 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from meter2cash.cis import payment_terms
-from meter2cash.cis.allocation import allocate, apply_credit, open_items, unapplied_credit
-from meter2cash.cis.ledger import RECEIVABLE, SURCHARGE, WRITE_OFF, EntrySpec, ensure_chart, post, post_many
+from meter2cash.cis.allocation import apply_credit, open_items, unapplied_credit
+from meter2cash.cis.ledger import RECEIVABLE, SURCHARGE, WRITE_OFF, EntrySpec, ensure_chart, post_many
 from meter2cash.cis.models import Account, Bill, Person, ServiceAgreement
 from meter2cash.cis.money_models import ConnectionCommand, DunningStep, Notification, Payment, PromiseToPay
 from meter2cash.cis.payment_terms import UTILITY_DEFAULT, Terms
-from meter2cash.cis.payments import check_amount, check_day, next_receipt_number
+from meter2cash.cis.payments import check_amount, check_day, credit_receivable
 from meter2cash.cis.prepaid_policy import PrepaidPolicy, disconnect_allowed
 from meter2cash.core.errors import InvalidInput
 from meter2cash.core.money import format_money
@@ -100,30 +100,10 @@ def write_off(
             f"write-off {amount} exceeds the open debt {owed}", code="collections.write_off_exceeds_debt"
         )
     ensure_chart(session)
-    number = next_receipt_number(session, on)
-    entry = post(
-        session,
-        kind="write_off",
-        effective_date=on,
-        reference=number,
-        memo=f"bad debt written off: {reason}"[:200],
-        lines=[(WRITE_OFF, amount, None), (RECEIVABLE, -amount, account_id)],
-        currency=currency,
-    )
-    doc = Payment(
-        receipt_number=number,
-        account_id=account_id,
-        channel="adjustment",
-        purpose="write_off",
-        amount=amount,
-        currency=currency,
-        received_on=on,
-        reference=reason[:100],
-        journal_entry_id=entry.id,
-    )
-    session.add(doc)
-    session.flush()
-    allocate(session, doc.id, account_id, amount)
+    doc = credit_receivable(
+        session, account_id, amount, purpose="write_off", on=on, currency=currency, debit=(WRITE_OFF, None),
+        memo=f"bad debt written off: {reason}"[:200], reference=reason,
+    )  # fmt: skip
     return doc
 
 

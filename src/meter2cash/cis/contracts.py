@@ -332,13 +332,20 @@ def rebill_affected(
     """Cancel the bills a backdated change of terms reaches (journal entries reversed,
     payments released) and bill their periods again under the terms now recorded; each new bill
     names the one it replaces, and the payments move to it (see :mod:`meter2cash.cis.rebill`)."""
+    reason = f"{what} changed from {change.term.effective_from}"
+    return rebill_numbers(session, change.bills_affected, reason, tz=tz, currency=currency)
+
+
+def rebill_numbers(
+    session: Session, numbers: list[str], reason: str, *, tz: str, currency: str
+) -> RebillResult:
+    """Cancel and rebill the bills ``numbers`` for ``reason`` (see :func:`rebill_affected`)."""
     from meter2cash.cis.rebill import StaleBill, rebill
 
-    reason = f"{what} changed from {change.term.effective_from}"
     stale = [
         StaleBill(bill_id, number, period, reason)
         for bill_id, number, period in session.execute(
-            select(Bill.id, Bill.number, Bill.period).where(Bill.number.in_(change.bills_affected))
+            select(Bill.id, Bill.number, Bill.period).where(Bill.number.in_(numbers))
         )
     ]
     return rebill(session, stale, tz=tz, currency=currency)

@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from meter2cash.cis.allocation import allocate, apply_credit
+from meter2cash.cis.allocation import apply_credit
 from meter2cash.cis.contracts import (
     PAYMENT_MODES,
     TOPIC_MODE_CHANGED,
@@ -42,8 +42,8 @@ from meter2cash.cis.contracts import (
 from meter2cash.cis.cycles import contract_terms, term_on
 from meter2cash.cis.ledger import RECEIVABLE, WALLET, account_balance, ensure_chart, post
 from meter2cash.cis.models import ServiceAgreement
-from meter2cash.cis.money_models import Payment, Wallet
-from meter2cash.cis.payments import next_receipt_number
+from meter2cash.cis.money_models import Wallet
+from meter2cash.cis.payments import credit_receivable
 from meter2cash.cis.rebill import RebillResult
 from meter2cash.core.errors import Conflict, InvalidInput
 from meter2cash.core.money import format_money
@@ -187,41 +187,23 @@ def settle_balance(
         session.flush()
         return Decimal(0)
     from_mode = "postpaid" if to_mode == "prepaid" else "prepaid"
-    entry = post(
-        session,
-        kind="migration",
-        effective_date=on,
-        reference=sa.number,
-        memo=f"{sa.number} {from_mode} → {to_mode}: balance moved",
-        lines=[(source, moved, acct), (target, -moved, acct)],
-        currency=currency,
-    )
-    credited = -moved if source == RECEIVABLE else moved  # what the entry credits to 1100
-    if credited > 0:
-        doc = _transfer(session, acct, credited, on, currency, entry.id, sa.number)
-        allocate(session, doc.id, acct, credited)
-    else:
+    memo = f"{sa.number} {from_mode} → {to_mode}: balance moved"
+    if moved > 0 if source == WALLET else moved < 0:  # the move credits receivables: a document
+        credit_receivable(
+            session, acct, abs(moved), purpose="migration", on=on, currency=currency, debit=(WALLET, acct),
+            memo=memo, reference=sa.number, entry_reference=sa.number,
+        )  # fmt: skip
+    else:  # it debits receivables: an open item, which credit on the account settles at once
+        post(
+            session,
+            kind="migration",
+            effective_date=on,
+            reference=sa.number,
+            memo=memo,
+            lines=[(source, moved, acct), (target, -moved, acct)],
+            currency=currency,
+        )
         session.flush()
         apply_credit(session, [acct])
     session.flush()
     return moved
-
-
-def _transfer(
-    session: Session, acct: int, amount: Decimal, on: date, currency: str, entry_id: int, ref: str
-) -> Payment:
-    """The numbered document of a balance moved between wallet and receivables."""
-    pay = Payment(
-        receipt_number=next_receipt_number(session, on),
-        account_id=acct,
-        channel="adjustment",
-        purpose="migration",
-        amount=amount,
-        currency=currency,
-        received_on=on,
-        reference=ref,
-        journal_entry_id=entry_id,
-    )
-    session.add(pay)
-    session.flush()
-    return pay

@@ -288,6 +288,53 @@ def return_cheque(
     return payment
 
 
+def credit_receivable(
+    session: Session,
+    account_id: int,
+    amount: Decimal,
+    *,
+    purpose: str,
+    on: date,
+    currency: str,
+    debit: tuple[str, int | None],
+    memo: str,
+    reference: str,
+    entry_reference: str | None = None,
+    external_id: str | None = None,
+    first: list[int] | None = None,
+) -> Payment:
+    """A credit to the account's receivable that is not money received (a write-off, a rebate, a
+    balance moved in): one entry Dr ``debit`` (ledger account, sub-ledger account), Cr 1100, and a
+    numbered ``adjustment`` document of ``purpose`` allocated like a payment (``first`` items
+    first, the rest credit). The entry's reference is the receipt number unless given."""
+    number = next_receipt_number(session, on)
+    entry = post(
+        session,
+        kind=purpose,
+        effective_date=on,
+        reference=entry_reference or number,
+        memo=memo,
+        lines=[(debit[0], amount, debit[1]), (RECEIVABLE, -amount, account_id)],
+        currency=currency,
+    )
+    doc = Payment(
+        receipt_number=number,
+        account_id=account_id,
+        channel="adjustment",
+        purpose=purpose,
+        amount=amount,
+        currency=currency,
+        received_on=on,
+        reference=reference[:100],
+        external_id=external_id,
+        journal_entry_id=entry.id,
+    )
+    session.add(doc)
+    session.flush()
+    allocate(session, doc.id, account_id, amount, first=first)
+    return doc
+
+
 #: How long after its issue a bill may still earn its prompt-payment rebate at most [days]
 #: (tariffs allow ``prompt_days`` up to 60).
 REBATE_WINDOW_DAYS = 61
@@ -332,31 +379,11 @@ def earn_rebates(session: Session, account_id: int, on: date) -> list[Payment]:
         rebate = payment_terms.rebate_earned(b.determinants["terms"], b.total, item.amount - item.open, on)
         if rebate <= 0:
             continue
-        number = next_receipt_number(session, on)
-        entry = post(
-            session,
-            kind="rebate",
-            effective_date=on,
-            reference=number,
-            memo=f"prompt-payment rebate on bill {b.number}",
-            lines=[(DISCOUNTS, rebate, None), (RECEIVABLE, -rebate, account_id)],
-            currency=b.currency,
-        )
-        doc = Payment(
-            receipt_number=number,
-            account_id=account_id,
-            channel="adjustment",
-            purpose="rebate",
-            amount=rebate,
-            currency=b.currency,
-            received_on=on,
-            reference=b.number,
-            external_id=f"rebate:{b.number}",
-            journal_entry_id=entry.id,
-        )
-        session.add(doc)
-        session.flush()
-        allocate(session, doc.id, account_id, rebate, first=[item.entry_id])
+        doc = credit_receivable(
+            session, account_id, rebate, purpose="rebate", on=on, currency=b.currency,
+            debit=(DISCOUNTS, None), memo=f"prompt-payment rebate on bill {b.number}", reference=b.number,
+            external_id=f"rebate:{b.number}", first=[item.entry_id],
+        )  # fmt: skip
         out.append(doc)
     return out
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from typing import TYPE_CHECKING
 
 import typer
 
 from meter2cash.cli.common import console, err_console, platform
 from meter2cash.cli.render import Key, Num, table
 from meter2cash.core.money import format_money
+
+if TYPE_CHECKING:
+    from meter2cash.cis.rebill import RebillResult
 
 app = typer.Typer(
     help="Service agreements: load, tariff and payment-mode changes; contract terms.", no_args_is_help=True
@@ -68,20 +72,7 @@ def change_load_cmd(
         f"[green]recorded[/green] {result.agreement}: sanctioned load {t.sanctioned_kw.normalize():f} kW"
         f"{kva_text} from {t.effective_from}" + ("" if result.current else " (not the latest term)")
     )
-    if rebilled is not None:
-        errors = "; ".join(f"{e['code']} {e['message']}" for r in rebilled.runs for e in r.errors)
-        numbers = ", ".join(result.bills_affected)
-        console.print(
-            f"[green]rebilled[/green] {numbers}: new bill(s) {', '.join(new_numbers) or 'none'}",
-            highlight=False,
-        )
-        if errors:
-            err_console.print(f"[red]not rebilled[/red] {errors}")
-    elif result.bills_affected:
-        console.print(
-            f"[yellow]issued bills rated under the earlier load:[/yellow] {', '.join(result.bills_affected)}"
-            " (rebill them with --rebill)"
-        )
+    _report_rebill(result.bills_affected, rebilled, new_numbers, "the earlier load")
 
 
 @app.command("change-tariff")
@@ -181,10 +172,12 @@ def change_mode_cmd(
     _report_rebill(done.change.bills_affected, done.rebill, new_numbers, "the earlier mode")
 
 
-def _report_rebill(affected: list[str], rebilled: object, new_numbers: list[str], under: str) -> None:
+def _report_rebill(
+    affected: list[str], rebilled: RebillResult | None, new_numbers: list[str], under: str
+) -> None:
     """What a change did to the bills it reaches (rebilled, or named to rebill by hand)."""
     if rebilled is not None:
-        errors = "; ".join(f"{e['code']} {e['message']}" for r in rebilled.runs for e in r.errors)  # type: ignore[attr-defined]
+        errors = "; ".join(f"{e['code']} {e['message']}" for r in rebilled.runs for e in r.errors)
         console.print(
             f"[green]rebilled[/green] {', '.join(affected)}: new bill(s) {', '.join(new_numbers) or 'none'}",
             highlight=False,

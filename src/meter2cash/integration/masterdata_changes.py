@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from meter2cash.cis.contracts import bills_reaching
+from meter2cash.cis.contracts import bills_reaching, rebill_numbers
 from meter2cash.cis.models import ServiceAgreement
 from meter2cash.cis.payment_mode import check_mode_change, settle_balance
 from meter2cash.core.errors import M2CError, Problem
+from meter2cash.integration.masterdata_spec import ENTITY
 
 if TYPE_CHECKING:
     from meter2cash.integration.masterdata import Loader
@@ -63,8 +65,6 @@ def dated_changes(
 ) -> tuple[list[tuple[int, dict[str, Any]]], list[PendingModeChange]]:
     """The records that may be written, and the payment-mode changes to apply once they are;
     records refused are reported on the loader."""
-    from meter2cash.integration.masterdata_spec import ENTITY
-
     spec = ENTITY["service_agreements"]
     kept: list[tuple[int, dict[str, Any]]] = []
     pending: list[PendingModeChange] = []
@@ -132,25 +132,12 @@ def dated_changes(
 
 def apply_mode_changes(session: Session, pending: list[PendingModeChange], *, tz: str, currency: str) -> None:
     """After the terms are written: rebill the bills each change reaches, settle the balance."""
-    from sqlalchemy import select
-
-    from meter2cash.cis.contracts import LoadChange, TermView, rebill_affected
-
     for change in pending:
         sa = session.scalar(select(ServiceAgreement).where(ServiceAgreement.number == change.number))
         if sa is None:
             continue
         affected = bills_reaching(session, sa.id, change.effective_from)
         if affected:
-            term = TermView(
-                change.effective_from, sa.sanctioned_load_kw, sa.contract_demand_kva, "bundle", "",
-                change.to_mode, sa.tariff_code,
-            )  # fmt: skip
-            rebill_affected(
-                session,
-                LoadChange(sa.number, term, True, affected),
-                tz=tz,
-                currency=currency,
-                what="payment mode",
-            )
+            reason = f"payment mode changed from {change.effective_from}"
+            rebill_numbers(session, affected, reason, tz=tz, currency=currency)
         settle_balance(session, sa, change.to_mode, on=change.effective_from, currency=currency)
