@@ -140,3 +140,19 @@ def test_to_prepaid_before_the_month_is_refused(session):
     with pytest.raises(InvalidInput) as err:
         change(session, date(2026, 9, 30), "prepaid", today=date(2026, 10, 2))
     assert err.value.code == "contract.mode_change_too_early"
+
+
+def test_a_change_of_terms_is_audited_with_who_when_and_why(session):
+    build_prepaid(session, n=1)
+    change(session, date(2026, 10, 20), "postpaid", today=date(2026, 10, 20))
+    from meter2cash.integration.models import AuditEntry
+
+    entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "contract.change_terms")).one()
+    assert (entry.actor, entry.entity, entry.entity_id) == ("test", "service_agreement", "SA-0")
+    assert entry.before == {"effective_from": "2026-10-20", "payment_mode": "prepaid"}
+    assert entry.after == {
+        "effective_from": "2026-10-20",
+        "reason": "consumer asked",
+        "payment_mode": "postpaid",
+    }
+    assert entry.at is not None

@@ -24,6 +24,7 @@ from meter2cash.cis.cycles import add_months
 from meter2cash.cis.models import Bill, ContractTerm, ServiceAgreement, TariffVersion
 from meter2cash.core.errors import Conflict, InvalidInput, NotFound
 from meter2cash.core.timeutil import check_date
+from meter2cash.integration.models import AuditEntry
 from meter2cash.integration.outbox import emit
 
 if TYPE_CHECKING:
@@ -304,6 +305,14 @@ def change_terms(
     current = latest is term
     for f in TERM_FIELDS:
         setattr(sa, f, getattr(latest, f))
+    session.add(
+        AuditEntry(
+            actor=by[:100], action="contract.change_terms", entity="service_agreement", entity_id=sa.number,
+            before={"effective_from": effective_from.isoformat(), **{f: _json(previous[f]) for f in changes}},
+            after={"effective_from": effective_from.isoformat(), "reason": term.reason,
+                   **{f: _json(v) for f, v in changes.items()}},
+        )
+    )  # fmt: skip
     session.flush()
     return LoadChange(
         sa.number, _view(term), current, bills_reaching(session, sa.id, effective_from), previous
@@ -349,6 +358,10 @@ def rebill_numbers(
         )
     ]
     return rebill(session, stale, tz=tz, currency=currency)
+
+
+def _json(value: Any) -> Any:
+    return _s(value) if isinstance(value, Decimal) else value
 
 
 def _s(value: Decimal | None) -> str | None:
