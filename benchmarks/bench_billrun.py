@@ -31,22 +31,12 @@ from rich.table import Table
 from sqlalchemy import create_engine, delete, insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from meter2cash.cis.billing import run_bills
-from meter2cash.cis.ledger import trial_balance
-from meter2cash.cis.models import (
-    Account,
-    Bill,
-    BillLine,
-    BillRun,
-    BillSegment,
-    JournalEntry,
-    JournalLine,
-    Person,
-    Premise,
-    ServiceAgreement,
-    ServicePoint,
-)
-from meter2cash.cis.tariffs import load_tariff_file, store_tariff
+from meter2cash.cis.billing.models import Bill, BillLine, BillRun, BillSegment
+from meter2cash.cis.billing.run import run_bills
+from meter2cash.cis.ledger.journal import trial_balance
+from meter2cash.cis.ledger.models import JournalEntry, JournalLine
+from meter2cash.cis.parties.models import Account, Person, Premise, ServiceAgreement, ServicePoint
+from meter2cash.cis.tariffs.loader import load_tariff_file, store_tariff
 from meter2cash.core.timeutil import local_month_bounds
 from meter2cash.db import make_engine, upgrade
 from meter2cash.integration.models import OutboxMessage

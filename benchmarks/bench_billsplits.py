@@ -26,8 +26,9 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import sessionmaker
 
 from bench_billrun import PERIOD, TZ, bench_database, clear_bills, load_fleet
-from meter2cash.cis.billing import run_bills
-from meter2cash.cis.models import Bill, ContractTerm, ServiceAgreement
+from meter2cash.cis.billing.models import Bill
+from meter2cash.cis.billing.run import run_bills
+from meter2cash.cis.parties.models import ContractTerm, ServiceAgreement
 from meter2cash.db import make_engine
 from meter2cash.mdm.models import Channel, ChannelDay, Installation, Meter
 from meter2cash.mdm.reading_types import ensure_catalogue

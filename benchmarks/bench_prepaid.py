@@ -31,13 +31,15 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import BigInteger, create_engine, func, insert, select, text, type_coerce
 
-from meter2cash.cis.ledger import CASH, WALLET, EntrySpec, ensure_chart, post_many, trial_balance
-from meter2cash.cis.models import Account, Person, Premise, ServiceAgreement, ServicePoint
-from meter2cash.cis.money_models import ConnectionCommand, Payment, PrepaidCharge, Wallet
-from meter2cash.cis.prepaid import ensure_wallets, local_midnight, run_daily
-from meter2cash.cis.prepaid_wallet import advance_command, recharge_account, reconnect_report, wallet_balances
-from meter2cash.cis.tariffs import load_tariff_file, store_tariff
+from meter2cash.cis.ledger.journal import CASH, WALLET, EntrySpec, ensure_chart, post_many, trial_balance
+from meter2cash.cis.parties.models import Account, Person, Premise, ServiceAgreement, ServicePoint
+from meter2cash.cis.payments.models import Payment
+from meter2cash.cis.prepaid.daily_charge import ensure_wallets, local_midnight, run_daily
+from meter2cash.cis.prepaid.models import PrepaidCharge, Wallet
+from meter2cash.cis.prepaid.wallet import advance_command, recharge_account, reconnect_report, wallet_balances
+from meter2cash.cis.tariffs.loader import load_tariff_file, store_tariff
 from meter2cash.db import make_engine, session_factory, upgrade
+from meter2cash.mdm.commands.models import ConnectionCommand
 from meter2cash.mdm.models import Channel, ChannelDay, Installation, Meter
 from meter2cash.mdm.reading_types import ensure_catalogue
 from meter2cash.mdm.store import MeasurementStore, encode_flags, encode_values

@@ -20,9 +20,10 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from meter2cash.cis.rating import RatingInput, rate_arrays, rate_one
-from meter2cash.cis.rating_lines import line_rows
-from meter2cash.cis.tariffs import load_tariff_file
+from meter2cash.cis.rating.lines import line_rows
+from meter2cash.cis.rating.rate import rate_arrays, rate_one
+from meter2cash.cis.rating.types import RatingInput
+from meter2cash.cis.tariffs.loader import load_tariff_file
 
 TARIFF = Path(__file__).resolve().parents[1] / "examples" / "tariffs" / "com-tou.toml"
 

@@ -61,7 +61,7 @@ def attach_customer(session, meter_id: int, serial: str, customer_class: str, **
     """A customer of ``customer_class`` whose service point has the meter installed since
     2026-01-01, with an agreement on tariff ``T`` (names derived from ``serial``; ``agreement``:
     other values of the agreement's columns, e.g. ``tariff_code``, ``payment_mode``)."""
-    from meter2cash.cis.models import Account, Person, Premise, ServiceAgreement, ServicePoint
+    from meter2cash.cis.parties.models import Account, Person, Premise, ServiceAgreement, ServicePoint
     from meter2cash.mdm.models import Installation
 
     person, premise = Person(name=f"P {serial}"), Premise(code=f"PR-{serial}")
@@ -87,7 +87,7 @@ def attach_customer(session, meter_id: int, serial: str, customer_class: str, **
 def store_example_tariffs(session) -> list[str]:
     """Every tariff of ``examples/tariffs`` stored (a master-data bundle must name loaded
     tariffs); their codes. Flushes, does not commit."""
-    from meter2cash.cis.tariffs import load_tariff_file, store_tariff
+    from meter2cash.cis.tariffs.loader import load_tariff_file, store_tariff
 
     codes = []
     for path in sorted((Path(__file__).resolve().parents[1] / "examples" / "tariffs").glob("*.toml")):

@@ -60,7 +60,8 @@ def subscribers(settings: Settings) -> Dispatcher:
     - ``vee.estimate_replaced`` → cancel and rebill the bills the replaced estimates were on;
     - ``payment.received`` → queue a receipt notification.
     """
-    from meter2cash.cis import notifications, rebill
+    from meter2cash.cis.billing import rebill
+    from meter2cash.integration.notify import sender as notifications
 
     dispatcher = Dispatcher()
     rebill.subscribe(dispatcher, tz=settings.timezone, currency=settings.currency)

@@ -20,7 +20,8 @@ import numpy as np
 from sqlalchemy import func, select
 
 from meter2cash.bootstrap import Platform
-from meter2cash.cis.models import Account, Bill, ServiceAgreement
+from meter2cash.cis.billing.models import Bill
+from meter2cash.cis.parties.models import Account, ServiceAgreement
 from meter2cash.core.quality import Quality
 from meter2cash.core.timeutil import local_month_bounds
 from meter2cash.hes.delivery import write_delivery
@@ -100,9 +101,9 @@ def _timed(report: DemoReport, stage: str) -> Iterator[None]:
 
 def run_demo(platform: Platform, cfg: DemoConfig, progress: Progress | None = None) -> DemoReport:
     """Run the whole job on ``platform`` (an empty, migrated database)."""
-    from meter2cash.cis.billing import run_bills
-    from meter2cash.cis.documents import write_bills_html
-    from meter2cash.cis.ledger import ensure_chart, trial_balance
+    from meter2cash.cis.billing.documents import write_bills_html
+    from meter2cash.cis.billing.run import run_bills
+    from meter2cash.cis.ledger.journal import ensure_chart, trial_balance
     from meter2cash.cis.tariffs.loader import load_tariff_file, store_tariff
     from meter2cash.integration.masterdata import load_bundle
     from meter2cash.mdm.ingest import ingest_paths
@@ -257,15 +258,15 @@ def _prepaid_month(
 ) -> dict[str, Any]:
     """Prepaid consumers: an opening recharge, a daily charge for every local day (alerts, disconnect
     and reconnect requests by policy), and a top-up in the middle of the window by most of them."""
-    from meter2cash.cis.money_models import ConnectionCommand
-    from meter2cash.cis.prepaid import run_daily
-    from meter2cash.cis.prepaid_policy import PrepaidPolicy
-    from meter2cash.cis.prepaid_wallet import (
+    from meter2cash.cis.prepaid.daily_charge import run_daily
+    from meter2cash.cis.prepaid.policy import PrepaidPolicy
+    from meter2cash.cis.prepaid.wallet import (
         evaluate_wallets,
         recharge_account,
         reconnect_report,
         wallet_balances,
     )
+    from meter2cash.mdm.commands.models import ConnectionCommand
 
     policy = PrepaidPolicy()
 
@@ -346,8 +347,8 @@ def _hes_executes_commands(session: Any, rng: np.random.Generator) -> None:
     """The simulated head-end carries out the connection commands requested so far: sent within a
     minute, acknowledged a few minutes later, executed (the relay switched) 5 to 150 minutes after
     the request; one in fifty fails and is left for the next attempt."""
-    from meter2cash.cis.money_models import ConnectionCommand
-    from meter2cash.cis.prepaid_wallet import advance_command
+    from meter2cash.cis.prepaid.wallet import advance_command
+    from meter2cash.mdm.commands.models import ConnectionCommand
 
     pending = session.scalars(
         select(ConnectionCommand)
@@ -366,8 +367,8 @@ def _hes_executes_commands(session: Any, rng: np.random.Generator) -> None:
 
 def _postpaid_payments(session: Any, on: date, currency: str, seed: int) -> dict[str, Any]:
     """Most postpaid consumers pay their bill in full, a few in part, through several channels."""
-    from meter2cash.cis.payments import receive
-    from meter2cash.cis.reports import ageing, collections_by_channel
+    from meter2cash.cis.ledger.reports import ageing, collections_by_channel
+    from meter2cash.cis.payments.receipts import receive
 
     rng = np.random.default_rng(seed + 5)
     channels = ("cash", "cheque", "agent", "online")

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from meter2cash.cis.rating import RatingInput, rate_arrays
-from meter2cash.cis.tariffs import parse_tariff
-from meter2cash.cis.tariffs.model import TariffVersionDef
+from meter2cash.cis.rating.rate import rate_arrays
+from meter2cash.cis.rating.types import RatingInput
+from meter2cash.cis.tariffs.definitions import TariffVersionDef
+from meter2cash.cis.tariffs.loader import parse_tariff
 from meter2cash.mdm.determinants import bill_determinants
 from meter2cash.mdm.tou import tou_period_index
 

@@ -119,7 +119,7 @@ def test_an_unexpected_error_is_one_line_with_a_hint_and_debug_shows_it(fresh_se
     def broken(*args, **kwargs):
         raise RuntimeError("the ledger caught fire")
 
-    fresh_settings.setattr("meter2cash.cis.ledger.trial_balance", broken)
+    fresh_settings.setattr("meter2cash.cis.ledger.journal.trial_balance", broken)
     line = one_error(["ledger", "trial-balance"], "internal.error")
     assert "RuntimeError: the ledger caught fire" in line and "--debug" in line and "M2C_DEBUG=1" in line
 

@@ -11,12 +11,13 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from conftest import attach_customer, make_meter
-from meter2cash.cis.models import ServiceAgreement
-from meter2cash.cis.money_models import ConnectionCommand, Wallet
-from meter2cash.cis.prepaid_policy import PrepaidPolicy
+from meter2cash.cis.parties.models import ServiceAgreement
+from meter2cash.cis.prepaid.models import Wallet
+from meter2cash.cis.prepaid.policy import PrepaidPolicy
 from meter2cash.cli import app
 from meter2cash.cli.common import console
 from meter2cash.config import get_settings
+from meter2cash.mdm.commands.models import ConnectionCommand
 
 NOW = datetime(2026, 10, 5, 12, 0, tzinfo=UTC)
 

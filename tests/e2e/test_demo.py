@@ -18,7 +18,8 @@ from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy import insert as sql_insert
 
 from conftest import PG_ADMIN_URL, _pg_admin
-from meter2cash.cis.models import Account, JournalEntry, JournalLine, LedgerAccount, Person
+from meter2cash.cis.ledger.models import JournalEntry, JournalLine, LedgerAccount
+from meter2cash.cis.parties.models import Account, Person
 from meter2cash.db import normalise_url, upgrade
 from meter2cash.demo_db import DEMO_PG_DATABASE, demo_database_url
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy.orm import Session
 
-from meter2cash.cis.models import Account, Person, Premise, ServiceAgreement, ServicePoint
+from meter2cash.cis.parties.models import Account, Person, Premise, ServiceAgreement, ServicePoint
 from meter2cash.db import make_engine, upgrade
 
 pytestmark = pytest.mark.e2e

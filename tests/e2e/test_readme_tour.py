@@ -27,8 +27,8 @@ import pytest
 from sqlalchemy import select
 
 from meter2cash.bootstrap import bootstrap
-from meter2cash.cis.ledger import trial_balance
-from meter2cash.cis.models import Bill, BillSegment
+from meter2cash.cis.billing.models import Bill, BillSegment
+from meter2cash.cis.ledger.journal import trial_balance
 from meter2cash.config import Settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("readme_tour")]  # one tour per run

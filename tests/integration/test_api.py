@@ -12,16 +12,10 @@ import pytest
 from sqlalchemy import select
 
 from meter2cash.api import create_app
-from meter2cash.cis.models import (
-    Account,
-    Bill,
-    BillLine,
-    JournalEntry,
-    JournalLine,
-    LedgerAccount,
-    ServiceAgreement,
-)
-from meter2cash.cis.tariffs import load_tariff_file, store_tariff
+from meter2cash.cis.billing.models import Bill, BillLine
+from meter2cash.cis.ledger.models import JournalEntry, JournalLine, LedgerAccount
+from meter2cash.cis.parties.models import Account, ServiceAgreement
+from meter2cash.cis.tariffs.loader import load_tariff_file, store_tariff
 from meter2cash.integration.masterdata import load_bundle
 
 with warnings.catch_warnings():  # the test client warns about its httpx transport on import
@@ -238,7 +232,7 @@ def test_bills_list_detail_and_not_found(billed):
 
 
 def test_bill_html(billed):
-    import meter2cash.cis.documents  # noqa: F401  (an import error is a failure, never a skip)
+    import meter2cash.cis.billing.documents  # noqa: F401  (an import error is a failure, never a skip)
 
     r = billed.get(f"{V1}/bills/B-2026-02-0001.html")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")

@@ -13,12 +13,13 @@ from sqlalchemy import select
 from test_billing import PERIOD, TZ
 from test_billing_splits import OCT_END, OCT_START, agreement, meter, one_bill, put
 
-from meter2cash.cis.bill_print import render_bill_pdf, write_print_file
-from meter2cash.cis.bill_store import daily_series
-from meter2cash.cis.billing import run_bills
-from meter2cash.cis.contracts import change_load, rebill_affected
-from meter2cash.cis.documents import render_bill_html
-from meter2cash.cis.models import Bill, Person, Premise
+from meter2cash.cis.billing.documents import render_bill_html
+from meter2cash.cis.billing.models import Bill
+from meter2cash.cis.billing.pdf import render_bill_pdf, write_print_file
+from meter2cash.cis.billing.run import run_bills
+from meter2cash.cis.billing.store import daily_series
+from meter2cash.cis.parties.contracts import change_load, rebill_affected
+from meter2cash.cis.parties.models import Person, Premise
 from meter2cash.mdm.store import MeasurementStore
 
 D = Decimal

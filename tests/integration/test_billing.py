@@ -12,22 +12,15 @@ import pandas as pd
 import pytest
 from sqlalchemy import delete, func, select
 
-from meter2cash.cis import bill_store, billing
-from meter2cash.cis.billing import run_bills
-from meter2cash.cis.documents import render_bill_html, write_bills_html
-from meter2cash.cis.ledger import account_balance, trial_balance
-from meter2cash.cis.models import (
-    Account,
-    Bill,
-    BillLine,
-    JournalEntry,
-    JournalLine,
-    Person,
-    Premise,
-    ServiceAgreement,
-    ServicePoint,
-)
-from meter2cash.cis.tariffs import parse_tariff, store_tariff
+from meter2cash.cis.billing import run as billing
+from meter2cash.cis.billing import store as bill_store
+from meter2cash.cis.billing.documents import render_bill_html, write_bills_html
+from meter2cash.cis.billing.models import Bill, BillLine
+from meter2cash.cis.billing.run import run_bills
+from meter2cash.cis.ledger.journal import account_balance, trial_balance
+from meter2cash.cis.ledger.models import JournalEntry, JournalLine
+from meter2cash.cis.parties.models import Account, Person, Premise, ServiceAgreement, ServicePoint
+from meter2cash.cis.tariffs.loader import parse_tariff, store_tariff
 from meter2cash.core.timeutil import local_month_bounds
 from meter2cash.integration.models import OutboxMessage
 from meter2cash.mdm.models import Channel, Installation, Meter

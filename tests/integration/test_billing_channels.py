@@ -10,10 +10,11 @@ import numpy as np
 from sqlalchemy import select
 from test_billing import EXAMPLES, TZ
 
-from meter2cash.cis.billing import run_bills
-from meter2cash.cis.ledger import trial_balance
-from meter2cash.cis.models import Account, Bill, Person, Premise, ServiceAgreement, ServicePoint
-from meter2cash.cis.tariffs import load_tariff_file, store_tariff
+from meter2cash.cis.billing.models import Bill
+from meter2cash.cis.billing.run import run_bills
+from meter2cash.cis.ledger.journal import trial_balance
+from meter2cash.cis.parties.models import Account, Person, Premise, ServiceAgreement, ServicePoint
+from meter2cash.cis.tariffs.loader import load_tariff_file, store_tariff
 from meter2cash.mdm.models import Channel, Installation, Meter
 from meter2cash.mdm.reading_types import ensure_catalogue
 from meter2cash.mdm.store import MeasurementStore
@@ -94,7 +95,7 @@ def test_net_metering_banks_a_surplus_into_the_next_month(session):
 
 def test_service_point_determinants_carry_kvah_and_export(session):
     from meter2cash.core.timeutil import local_month_bounds
-    from meter2cash.mdm.determinants import service_point_determinants
+    from meter2cash.mdm.usage.service import service_point_determinants
 
     site(session, "res-nm", {"kwh_import_15m": 0.1, "kwh_export_15m": 0.15, "kvah_import_15m": 0.125})
     sp = session.scalars(select(ServicePoint)).one()

@@ -9,11 +9,12 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from test_billing import EXAMPLES, PERIOD, TZ, build_fleet
 
-from meter2cash.cis.billing import run_bills
-from meter2cash.cis.cycles import billing_period, cycles_due
-from meter2cash.cis.models import Bill, BillCycle, BillCycleAssignment, BillSegment, ServiceAgreement
-from meter2cash.cis.shadow import shadow_run
-from meter2cash.cis.tariffs import parse_tariff
+from meter2cash.cis.billing.models import Bill, BillCycle, BillCycleAssignment, BillSegment
+from meter2cash.cis.billing.periods import billing_period, cycles_due
+from meter2cash.cis.billing.run import run_bills
+from meter2cash.cis.billing.shadow import shadow_run
+from meter2cash.cis.parties.models import ServiceAgreement
+from meter2cash.cis.tariffs.loader import parse_tariff
 
 RES = (EXAMPLES / "res-lt1.toml").read_text()
 TWO_VERSIONS = (

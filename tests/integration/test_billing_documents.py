@@ -11,16 +11,16 @@ from sqlalchemy import select
 from test_billing import PERIOD, TZ, build_fleet
 
 from meter2cash.api.app import create_app
-from meter2cash.cis.bill_print import (
+from meter2cash.cis.billing.documents import render_bill_html
+from meter2cash.cis.billing.models import Bill
+from meter2cash.cis.billing.pdf import (
     bills_of_period,
     history_for,
     render_bill_pdf,
     write_bills_pdf,
     write_print_file,
 )
-from meter2cash.cis.billing import run_bills
-from meter2cash.cis.documents import render_bill_html
-from meter2cash.cis.models import Bill
+from meter2cash.cis.billing.run import run_bills
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -12,24 +12,24 @@ import pytest
 from sqlalchemy import select
 from test_billing import EXAMPLES, PERIOD, TZ, build_fleet
 
-from meter2cash.cis.bill_print import render_bill_pdf
-from meter2cash.cis.billing import run_bills
-from meter2cash.cis.contracts import change_load, rebill_affected, terms_of
-from meter2cash.cis.cycles import billing_period, plan_jobs, select_agreements
-from meter2cash.cis.documents import render_bill_html
-from meter2cash.cis.ledger import trial_balance
-from meter2cash.cis.models import (
+from meter2cash.cis.billing.documents import render_bill_html
+from meter2cash.cis.billing.models import Bill, BillSegment
+from meter2cash.cis.billing.pdf import render_bill_pdf
+from meter2cash.cis.billing.periods import billing_period
+from meter2cash.cis.billing.planning import plan_jobs, select_agreements
+from meter2cash.cis.billing.rebill import rebill, stale_bills
+from meter2cash.cis.billing.run import run_bills
+from meter2cash.cis.ledger.journal import trial_balance
+from meter2cash.cis.parties.contracts import change_load, rebill_affected, terms_of
+from meter2cash.cis.parties.models import (
     Account,
-    Bill,
-    BillSegment,
     ContractTerm,
     Person,
     Premise,
     ServiceAgreement,
     ServicePoint,
 )
-from meter2cash.cis.rebill import rebill, stale_bills
-from meter2cash.cis.tariffs import load_tariff_file, store_tariff
+from meter2cash.cis.tariffs.loader import load_tariff_file, store_tariff
 from meter2cash.core.errors import M2CError
 from meter2cash.integration.models import OutboxMessage
 from meter2cash.mdm.models import Channel, Installation, Meter, ReadingType

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import func, select
 
 from conftest import attach_customer, make_meter
-from meter2cash.cis.bill_store import _next_seq
-from meter2cash.cis.bulk import insert_columns, insert_rows, json_text
-from meter2cash.cis.ledger import (
+from meter2cash.cis.billing.models import Bill
+from meter2cash.cis.billing.store import _next_seq
+from meter2cash.cis.ledger.journal import (
     COPY_FROM_ROWS,
     EntrySpec,
     ensure_chart,
@@ -22,8 +22,10 @@ from meter2cash.cis.ledger import (
     post_scaled,
     trial_balance,
 )
-from meter2cash.cis.models import Bill, JournalEntry, JournalLine, ServiceAgreement
+from meter2cash.cis.ledger.models import JournalEntry, JournalLine
+from meter2cash.cis.parties.models import ServiceAgreement
 from meter2cash.core.errors import InvalidInput
+from meter2cash.db_bulk import insert_columns, insert_rows, json_text
 from meter2cash.integration.models import OutboxMessage
 from meter2cash.mdm.models import Channel
 

@@ -9,15 +9,17 @@ import pytest
 from sqlalchemy import select
 from test_payments import debit, make_account
 
-from meter2cash.cis.allocation import open_items
-from meter2cash.cis.collections import CollectionsPolicy, promise_to_pay, run_collections, write_off
-from meter2cash.cis.ledger import account_balance, trial_balance
-from meter2cash.cis.models import Account, Premise, ServiceAgreement, ServicePoint
-from meter2cash.cis.money_models import ConnectionCommand, DunningStep, Notification
-from meter2cash.cis.payment_terms import Terms
-from meter2cash.cis.payments import receive
-from meter2cash.cis.prepaid_policy import PrepaidPolicy
+from meter2cash.cis.collections.dunning import CollectionsPolicy, promise_to_pay, run_collections, write_off
+from meter2cash.cis.collections.models import DunningStep
+from meter2cash.cis.ledger.journal import account_balance, trial_balance
+from meter2cash.cis.parties.models import Account, Premise, ServiceAgreement, ServicePoint
+from meter2cash.cis.payments.allocation import open_items
+from meter2cash.cis.payments.receipts import receive
+from meter2cash.cis.prepaid.policy import PrepaidPolicy
+from meter2cash.cis.rating.payment_terms import Terms
 from meter2cash.core.errors import InvalidInput
+from meter2cash.integration.notify.models import Notification
+from meter2cash.mdm.commands.models import ConnectionCommand
 
 D = Decimal
 TZ = "Asia/Kolkata"

@@ -11,10 +11,10 @@ from sqlalchemy import select
 from test_payments import make_account
 
 from conftest import IN_CI
-from meter2cash.cis.money_models import Notification
-from meter2cash.cis.notifications import send_pending, subscribe
-from meter2cash.cis.payments import receive
+from meter2cash.cis.payments.receipts import receive
 from meter2cash.integration.notify import MemorySms, SmtpEmail, render
+from meter2cash.integration.notify.models import Notification
+from meter2cash.integration.notify.sender import send_pending, subscribe
 from meter2cash.integration.outbox import Dispatcher
 
 try:

@@ -7,23 +7,19 @@ from decimal import Decimal
 
 from sqlalchemy import insert, select
 
-from meter2cash.cis.cycles import (
-    MONTHLY,
-    billing_period,
-    contract_terms,
-    id_filters,
-    select_agreements,
-)
-from meter2cash.cis.models import (
+from meter2cash.cis.billing.models import BillCycle, BillCycleAssignment
+from meter2cash.cis.billing.periods import MONTHLY, billing_period
+from meter2cash.cis.billing.planning import select_agreements
+from meter2cash.cis.parties.models import (
     Account,
-    BillCycle,
-    BillCycleAssignment,
     ContractTerm,
     Person,
     Premise,
     ServiceAgreement,
     ServicePoint,
 )
+from meter2cash.cis.parties.terms import contract_terms
+from meter2cash.db_query import id_filters
 
 TZ = "Asia/Kolkata"
 

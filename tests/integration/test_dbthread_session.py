@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import create_engine, insert, select
 
-from meter2cash.cis.models import Person
+from meter2cash.cis.parties.models import Person
 from meter2cash.db import normalise_url
 from meter2cash.dbthread import SessionThread, snapshot_session
 

@@ -34,7 +34,7 @@ def by_line(result) -> dict[int, tuple[str, str]]:
 def install(
     session, channel_id: int, since: datetime, until: datetime | None = None, sp: str = "SP-1"
 ) -> None:
-    from meter2cash.cis.models import Premise, ServicePoint
+    from meter2cash.cis.parties.models import Premise, ServicePoint
 
     premise = Premise(code=f"PR-{sp}")
     session.add(premise)

@@ -8,8 +8,16 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from meter2cash.cis.ledger import account_balance, ensure_chart, post, reverse, statement, trial_balance
-from meter2cash.cis.models import Account, JournalEntry, JournalLine, Person
+from meter2cash.cis.ledger.journal import (
+    account_balance,
+    ensure_chart,
+    post,
+    reverse,
+    statement,
+    trial_balance,
+)
+from meter2cash.cis.ledger.models import JournalEntry, JournalLine
+from meter2cash.cis.parties.models import Account, Person
 from meter2cash.core.errors import Conflict, InvalidInput
 
 D = Decimal

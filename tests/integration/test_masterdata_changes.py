@@ -12,11 +12,11 @@ from pathlib import Path
 from sqlalchemy import select
 
 from conftest import store_example_tariffs
-from meter2cash.cis.ledger import account_balance
-from meter2cash.cis.models import ContractTerm, ServiceAgreement
-from meter2cash.cis.money_models import Wallet
-from meter2cash.cis.payments import receive
-from meter2cash.cis.prepaid_wallet import wallet_balance
+from meter2cash.cis.ledger.journal import account_balance
+from meter2cash.cis.parties.models import ContractTerm, ServiceAgreement
+from meter2cash.cis.payments.receipts import receive
+from meter2cash.cis.prepaid.models import Wallet
+from meter2cash.cis.prepaid.wallet import wallet_balance
 from meter2cash.integration.masterdata import Utility, load_bundle
 
 BUNDLE = json.loads((Path(__file__).resolve().parents[2] / "examples/masterdata/small.json").read_text())

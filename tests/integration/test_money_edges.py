@@ -12,14 +12,16 @@ from sqlalchemy import func, select
 from test_payments import debit, make_account
 from test_prepaid import ANYTIME, TZ, build_prepaid
 
-from meter2cash.cis.collections import promise_to_pay, write_off
-from meter2cash.cis.money_models import ConnectionCommand, Payment, Wallet
-from meter2cash.cis.payments import receive, refund
-from meter2cash.cis.prepaid import run_daily
-from meter2cash.cis.prepaid_policy import PrepaidPolicy
-from meter2cash.cis.prepaid_wallet import grant_emergency_credit, recharge_account, wallet_balance
+from meter2cash.cis.collections.dunning import promise_to_pay, write_off
+from meter2cash.cis.payments.models import Payment
+from meter2cash.cis.payments.receipts import receive, refund
+from meter2cash.cis.prepaid.daily_charge import run_daily
+from meter2cash.cis.prepaid.models import Wallet
+from meter2cash.cis.prepaid.policy import PrepaidPolicy
+from meter2cash.cis.prepaid.wallet import grant_emergency_credit, recharge_account, wallet_balance
 from meter2cash.core.errors import InvalidInput
 from meter2cash.core.timeutil import utcnow
+from meter2cash.mdm.commands.models import ConnectionCommand
 
 D = Decimal
 

@@ -9,13 +9,14 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import select, update
 from test_billing import EXAMPLES, PERIOD, TZ, build_fleet
 
-from meter2cash.cis.allocation import open_items
-from meter2cash.cis.billing import run_bills
-from meter2cash.cis.collections import CollectionsPolicy, run_collections
-from meter2cash.cis.ledger import account_balance, trial_balance
-from meter2cash.cis.models import Bill, ServiceAgreement
-from meter2cash.cis.money_models import Payment
-from meter2cash.cis.payments import receive
+from meter2cash.cis.billing.models import Bill
+from meter2cash.cis.billing.run import run_bills
+from meter2cash.cis.collections.dunning import CollectionsPolicy, run_collections
+from meter2cash.cis.ledger.journal import account_balance, trial_balance
+from meter2cash.cis.parties.models import ServiceAgreement
+from meter2cash.cis.payments.allocation import open_items
+from meter2cash.cis.payments.models import Payment
+from meter2cash.cis.payments.receipts import receive
 from meter2cash.core.timeutil import utcnow
 
 D = Decimal

@@ -8,12 +8,12 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from meter2cash.cis.agent_batch import load_agent_batch
-from meter2cash.cis.allocation import apply_credit, open_items, unapplied_credit
-from meter2cash.cis.ledger import account_balance, ensure_chart, post, trial_balance
-from meter2cash.cis.models import Account, Person
-from meter2cash.cis.money_models import Payment
-from meter2cash.cis.payments import receive, refund, return_cheque
+from meter2cash.cis.ledger.journal import account_balance, ensure_chart, post, trial_balance
+from meter2cash.cis.parties.models import Account, Person
+from meter2cash.cis.payments.agents import load_agent_batch
+from meter2cash.cis.payments.allocation import apply_credit, open_items, unapplied_credit
+from meter2cash.cis.payments.models import Payment
+from meter2cash.cis.payments.receipts import receive, refund, return_cheque
 from meter2cash.core.errors import Conflict, InvalidInput
 
 D = Decimal

@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from test_payments import debit, make_account
 
-from meter2cash.cis.ledger import account_balance, post, reverse, trial_balance
-from meter2cash.cis.models import JournalEntry
-from meter2cash.cis.money_models import GatewayOrder, Payment
-from meter2cash.cis.online_payments import handle_webhook
-from meter2cash.cis.payments import receive, refund, return_cheque
-from meter2cash.cis.prepaid_wallet import wallet_balances
+from meter2cash.cis.ledger.journal import account_balance, post, reverse, trial_balance
+from meter2cash.cis.ledger.models import JournalEntry
+from meter2cash.cis.payments.models import GatewayOrder, Payment
+from meter2cash.cis.payments.online import handle_webhook
+from meter2cash.cis.payments.receipts import receive, refund, return_cheque
+from meter2cash.cis.prepaid.wallet import wallet_balances
 from meter2cash.core.errors import M2CError
 from meter2cash.integration.gateway.signing import sign_header
 

@@ -10,25 +10,27 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import func, select
 
-from meter2cash.cis.allocation import open_items
-from meter2cash.cis.ledger import account_balance, trial_balance
-from meter2cash.cis.models import Account, Person, Premise, ServiceAgreement, ServicePoint
-from meter2cash.cis.money_models import ConnectionCommand, Notification, PrepaidCharge, Wallet
-from meter2cash.cis.payment_mode import change_payment_mode
-from meter2cash.cis.payments import receive
-from meter2cash.cis.prepaid import local_midnight, run_daily
-from meter2cash.cis.prepaid_policy import PrepaidPolicy
-from meter2cash.cis.prepaid_wallet import (
+from meter2cash.cis.ledger.journal import account_balance, trial_balance
+from meter2cash.cis.ledger.reports import ageing
+from meter2cash.cis.parties.models import Account, Person, Premise, ServiceAgreement, ServicePoint
+from meter2cash.cis.payments.allocation import open_items
+from meter2cash.cis.payments.receipts import receive
+from meter2cash.cis.prepaid.daily_charge import local_midnight, run_daily
+from meter2cash.cis.prepaid.models import PrepaidCharge, Wallet
+from meter2cash.cis.prepaid.payment_mode import change_payment_mode
+from meter2cash.cis.prepaid.policy import PrepaidPolicy
+from meter2cash.cis.prepaid.wallet import (
     advance_command,
     recharge_account,
     reconnect_report,
     wallet_balance,
 )
-from meter2cash.cis.rating import RatingInput, rate_arrays
-from meter2cash.cis.reports import ageing
-from meter2cash.cis.tariffs import load_tariff_file, store_tariff
-from meter2cash.cis.tariffs.loader import tariff_version_for
+from meter2cash.cis.rating.rate import rate_arrays
+from meter2cash.cis.rating.types import RatingInput
+from meter2cash.cis.tariffs.loader import load_tariff_file, store_tariff, tariff_version_for
 from meter2cash.core.timeutil import local_month_bounds
+from meter2cash.integration.notify.models import Notification
+from meter2cash.mdm.commands.models import ConnectionCommand
 from meter2cash.mdm.models import Channel, Installation, Meter
 from meter2cash.mdm.reading_types import ensure_catalogue
 from meter2cash.mdm.store import MeasurementStore

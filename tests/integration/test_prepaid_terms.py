@@ -12,14 +12,14 @@ import numpy as np
 from sqlalchemy import select
 
 from conftest import attach_customer, make_meter
-from meter2cash.cis.contracts import change_load
-from meter2cash.cis.cycles import Term, sanctioned_kw_days
-from meter2cash.cis.models import ServiceAgreement
-from meter2cash.cis.money_models import PrepaidCharge, Wallet
-from meter2cash.cis.prepaid import ensure_wallets, month_loads_w, run_daily
-from meter2cash.cis.rating import RatingInput, rate_arrays
-from meter2cash.cis.tariffs import load_tariff_file, store_tariff
-from meter2cash.cis.tariffs.loader import tariff_version_for
+from meter2cash.cis.parties.contracts import change_load
+from meter2cash.cis.parties.models import ServiceAgreement
+from meter2cash.cis.parties.terms import Term, sanctioned_kw_days
+from meter2cash.cis.prepaid.daily_charge import ensure_wallets, month_loads_w, run_daily
+from meter2cash.cis.prepaid.models import PrepaidCharge, Wallet
+from meter2cash.cis.rating.rate import rate_arrays
+from meter2cash.cis.rating.types import RatingInput
+from meter2cash.cis.tariffs.loader import load_tariff_file, store_tariff, tariff_version_for
 from meter2cash.mdm.models import Channel
 from meter2cash.mdm.reading_types import ensure_catalogue
 from meter2cash.mdm.store import MeasurementStore

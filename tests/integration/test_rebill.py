@@ -9,16 +9,18 @@ import numpy as np
 from sqlalchemy import delete, func, select
 from test_billing import PERIOD, TZ, build_fleet
 
-from meter2cash.cis.allocation import open_items, unapplied_credit
-from meter2cash.cis.billing import run_bills
-from meter2cash.cis.collections import CollectionsPolicy, run_collections
-from meter2cash.cis.ledger import account_balance, trial_balance
-from meter2cash.cis.models import Bill, BillLine, JournalEntry
-from meter2cash.cis.money_models import DunningStep, Notification
-from meter2cash.cis.payments import receive
-from meter2cash.cis.rebill import rebill, stale_bills, subscribe
-from meter2cash.cis.reports import ageing
+from meter2cash.cis.billing.models import Bill, BillLine
+from meter2cash.cis.billing.rebill import rebill, stale_bills, subscribe
+from meter2cash.cis.billing.run import run_bills
+from meter2cash.cis.collections.dunning import CollectionsPolicy, run_collections
+from meter2cash.cis.collections.models import DunningStep
+from meter2cash.cis.ledger.journal import account_balance, trial_balance
+from meter2cash.cis.ledger.models import JournalEntry
+from meter2cash.cis.ledger.reports import ageing
+from meter2cash.cis.payments.allocation import open_items, unapplied_credit
+from meter2cash.cis.payments.receipts import receive
 from meter2cash.integration.models import OutboxMessage
+from meter2cash.integration.notify.models import Notification
 from meter2cash.integration.outbox import Dispatcher, emit
 from meter2cash.mdm.models import ChannelDay
 from meter2cash.mdm.store import MeasurementStore

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import StatementError
 
 from meter2cash.bootstrap import bootstrap
-from meter2cash.cis.models import JournalEntry, JournalLine, LedgerAccount
+from meter2cash.cis.ledger.models import JournalEntry, JournalLine, LedgerAccount
 from meter2cash.config import Settings
 from meter2cash.core.errors import DatabaseNotMigrated
 from meter2cash.core.quality import Quality

@@ -246,7 +246,7 @@ def test_channels_are_processed_in_chunks_with_progress(session, monkeypatch):
 
 
 def test_a_day_with_nothing_received_is_found_estimated_and_later_replaced(session):
-    from meter2cash.cis.models import Premise, ServicePoint
+    from meter2cash.cis.parties.models import Premise, ServicePoint
     from meter2cash.mdm.models import Installation
 
     cid = _channel(session)

@@ -45,9 +45,9 @@ from pathlib import Path
 
 import pytest
 
-from meter2cash.cis.documents import render_bill_text
-from meter2cash.cis.rating import rate_one
-from meter2cash.cis.tariffs import load_tariff_file
+from meter2cash.cis.billing.documents import render_bill_text
+from meter2cash.cis.rating.rate import rate_one
+from meter2cash.cis.tariffs.loader import load_tariff_file
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from meter2cash.cis.ledger import CHART, EntrySpec, _check
+from meter2cash.cis.ledger.journal import CHART, EntrySpec, _check
 from meter2cash.core.errors import InvalidInput
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from meter2cash.cis.prepaid_policy import (
+from meter2cash.cis.prepaid.policy import (
     PrepaidPolicy,
     alert_levels,
     alerts_to_fire,

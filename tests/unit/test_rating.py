@@ -10,8 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meter2cash.cis.rating import RatingInput, div_round, rate_arrays, rate_one
-from meter2cash.cis.tariffs import load_tariff_file, parse_tariff
+from meter2cash.cis.rating.rate import rate_arrays, rate_one
+from meter2cash.cis.rating.scaled import div_round
+from meter2cash.cis.rating.types import RatingInput
+from meter2cash.cis.tariffs.loader import load_tariff_file, parse_tariff
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "tariffs"
 RES = load_tariff_file(EXAMPLES / "res-lt1.toml").versions[0]
@@ -167,7 +169,7 @@ def test_telescopic_energy_charge_is_monotonic(a, b):
     )
 )
 def test_split_wh_adds_up_to_the_rounded_total(rows):
-    from meter2cash.cis.rating import split_wh
+    from meter2cash.cis.rating.types import split_wh
 
     kwh = np.array(rows)
     wh = split_wh(kwh)

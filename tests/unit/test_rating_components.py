@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meter2cash.cis.rating import RatingInput, rate_arrays, rate_one
-from meter2cash.cis.tariffs import TariffFileError, load_tariff_file, parse_tariff
+from meter2cash.cis.rating.rate import rate_arrays, rate_one
+from meter2cash.cis.rating.types import RatingInput
+from meter2cash.cis.tariffs.loader import TariffFileError, load_tariff_file, parse_tariff
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "tariffs"
 IND = load_tariff_file(EXAMPLES / "ind-kvah.toml").versions[0]
@@ -230,7 +231,7 @@ def test_industrial_array_equals_each_bill_alone_and_lines_add_up(rows):
     )
 )
 def test_line_rows_from_arrays_equal_the_decimal_bills(rows):
-    from meter2cash.cis.rating_lines import LINE_FIELDS, line_rows
+    from meter2cash.cis.rating.lines import LINE_FIELDS, line_rows
 
     com = load_tariff_file(EXAMPLES / "com-tou.toml").versions[0]
     n = len(rows)

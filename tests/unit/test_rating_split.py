@@ -5,8 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from meter2cash.cis.rating import RatingInput, rate_arrays
-from meter2cash.cis.tariffs import load_tariff_file
+from meter2cash.cis.rating.rate import rate_arrays
+from meter2cash.cis.rating.types import RatingInput
+from meter2cash.cis.tariffs.loader import load_tariff_file
 
 COM_TOU = load_tariff_file(Path(__file__).resolve().parents[2] / "examples" / "tariffs" / "com-tou.toml")
 

@@ -7,8 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from meter2cash.cis.tariffs import TariffFileError, load_tariff_file, parse_tariff
-from meter2cash.cis.tariffs.loader import stored_version, version_json
+from meter2cash.cis.tariffs.loader import (
+    TariffFileError,
+    load_tariff_file,
+    parse_tariff,
+    stored_version,
+    version_json,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "tariffs"
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from meter2cash.cis.tariffs.model import TouCalendar
+from meter2cash.cis.tariffs.definitions import TouCalendar
 from meter2cash.core.quality import Quality
 from meter2cash.mdm.determinants import bill_determinants
 from meter2cash.mdm.tou import tou_period_index

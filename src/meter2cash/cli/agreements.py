@@ -14,7 +14,7 @@ from meter2cash.cli.render import Key, Num, table
 from meter2cash.core.money import format_money
 
 if TYPE_CHECKING:
-    from meter2cash.cis.rebill import RebillResult
+    from meter2cash.cis.billing.rebill import RebillResult
 
 app = typer.Typer(
     help="Service agreements: load, tariff and payment-mode changes; contract terms.", no_args_is_help=True
@@ -48,8 +48,8 @@ def change_load_cmd(
     under each load. Bills already issued for those periods are listed; ``--rebill`` cancels them
     and bills the periods again.
     """
-    from meter2cash.cis.contracts import change_load, rebill_affected
-    from meter2cash.cis.queries import bill_numbers
+    from meter2cash.cis.billing.queries import bill_numbers
+    from meter2cash.cis.parties.contracts import change_load, rebill_affected
 
     day = _date(effective_from)
     new_numbers: list[str] = []
@@ -92,8 +92,8 @@ def change_tariff_cmd(
     Bills of periods reaching that date split there, each part rated on its tariff. Bills already
     issued for those periods are listed; ``--rebill`` cancels them and bills the periods again.
     """
-    from meter2cash.cis.contracts import change_tariff, rebill_affected
-    from meter2cash.cis.queries import bill_numbers
+    from meter2cash.cis.billing.queries import bill_numbers
+    from meter2cash.cis.parties.contracts import change_tariff, rebill_affected
 
     day = _date(effective_from)
     new_numbers: list[str] = []
@@ -138,8 +138,8 @@ def change_mode_cmd(
     again, and the balance moves into the new mode (a wallet credit to receivables, a receivable
     debt or credit into the wallet).
     """
-    from meter2cash.cis.payment_mode import change_payment_mode
-    from meter2cash.cis.queries import bill_numbers
+    from meter2cash.cis.billing.queries import bill_numbers
+    from meter2cash.cis.prepaid.payment_mode import change_payment_mode
     from meter2cash.core.timeutil import utcnow
 
     day = _date(effective_from)
@@ -197,7 +197,7 @@ def terms_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the terms as JSON"),
 ) -> None:
     """The agreement's contract terms, oldest first."""
-    from meter2cash.cis.contracts import agreement_by_number, terms_of
+    from meter2cash.cis.parties.contracts import agreement_by_number, terms_of
 
     with platform() as p, p.sessions() as s:
         sa = agreement_by_number(s, number)

@@ -21,7 +21,7 @@ PERIOD_HELP = "billing month, YYYY-MM"
 
 
 def _lines_table(title: str, lines: list[dict[str, Any]], currency: str) -> Any:
-    from meter2cash.cis.documents import format_rate
+    from meter2cash.cis.billing.documents import format_rate
 
     out = table(title, "Description", Num("Qty"), "Unit", Num("Rate"), Num(f"Amount {currency}"))
     for ln in lines:
@@ -44,7 +44,7 @@ def bill_calc(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Rate one bill from a tariff file and determinants, without a database."""
-    from meter2cash.cis.rating import rate_one
+    from meter2cash.cis.rating.rate import rate_one
 
     d, _ = tariff_or_exit(tariff)
     det = read_json(determinants)
@@ -81,7 +81,7 @@ def bill_run(
     (prepaid agreements get a statement); with --shadow-tariff only report the differences.
 
     Exit 1 when some agreements could not be billed (each is listed)."""
-    from meter2cash.cis.billing import run_bills
+    from meter2cash.cis.billing.run import run_bills
     from meter2cash.db import transaction
 
     month = period(period_)
@@ -147,7 +147,7 @@ def _print_errors(errors: list[dict[str, Any]], shown: int = 20) -> None:
 
 
 def _shadow(month: str, cycle: str, path: Path, as_json: bool) -> None:
-    from meter2cash.cis.shadow import shadow_run
+    from meter2cash.cis.billing.shadow import shadow_run
     from meter2cash.cis.tariffs.loader import tariff_version_on
 
     d, _ = tariff_or_exit(path)
@@ -208,8 +208,8 @@ def rebill_cmd(
     """Cancel and rebill every bill whose interval data changed after it was issued.
 
     Exit 1 when some could not be rebilled (each is listed)."""
-    from meter2cash.cis.queries import bill_numbers
-    from meter2cash.cis.rebill import rebill, stale_bills
+    from meter2cash.cis.billing.queries import bill_numbers
+    from meter2cash.cis.billing.rebill import rebill, stale_bills
     from meter2cash.db import transaction
 
     month = period(period_) if period_ else None
@@ -261,7 +261,7 @@ def bill_list(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Bills, newest first, filtered by account, period, status, kind and estimation."""
-    from meter2cash.cis.queries import list_bills
+    from meter2cash.cis.billing.queries import list_bills
 
     month = period(period_) if period_ else None
     with platform() as p, p.sessions() as s:
@@ -319,7 +319,7 @@ def bill_list(
 @bill_app.command("show")
 def bill_show(number: str, as_json: bool = JSON_OPTION) -> None:
     """Show a stored bill and its lines; a cancelled bill says so and names its replacement."""
-    from meter2cash.cis.queries import bill_lineage, find_bill
+    from meter2cash.cis.billing.queries import bill_lineage, find_bill
 
     with platform() as p, p.sessions() as s:
         b = find_bill(s, number)
@@ -408,8 +408,8 @@ def bill_html(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Render a bill as an HTML document."""
-    from meter2cash.cis.documents import write_bills_html
-    from meter2cash.cis.queries import find_bill
+    from meter2cash.cis.billing.documents import write_bills_html
+    from meter2cash.cis.billing.queries import find_bill
 
     with platform() as p, p.sessions() as s:
         paths = write_bills_html(s, [find_bill(s, number).id], out)
@@ -423,8 +423,8 @@ def bill_pdf(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Render a bill as a PDF document."""
-    from meter2cash.cis.bill_print import write_bills_pdf
-    from meter2cash.cis.queries import find_bill
+    from meter2cash.cis.billing.pdf import write_bills_pdf
+    from meter2cash.cis.billing.queries import find_bill
 
     with platform() as p, p.sessions() as s:
         paths = write_bills_pdf(s, [find_bill(s, number).id], out)
@@ -448,8 +448,8 @@ def bill_documents(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Batch output for a cycle: every bill of the period as PDF or HTML, and the print file."""
-    from meter2cash.cis.bill_print import bills_of_period, write_bills_pdf, write_print_file
-    from meter2cash.cis.documents import write_bills_html
+    from meter2cash.cis.billing.documents import write_bills_html
+    from meter2cash.cis.billing.pdf import bills_of_period, write_bills_pdf, write_print_file
 
     month = period(period_)
     if fmt not in ("pdf", "html"):

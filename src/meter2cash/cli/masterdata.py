@@ -75,7 +75,7 @@ def export(
 @app.command("show")
 def show(as_json: bool = typer.Option(False, "--json", help="print the result as JSON")) -> None:
     """Counts per entity and the network hierarchy: feeder → transformer → service points."""
-    from meter2cash.cis.models import ServicePoint
+    from meter2cash.cis.parties.models import ServicePoint
     from meter2cash.mdm.models import DistributionTransformer, Feeder
 
     with platform() as p, p.sessions() as session:

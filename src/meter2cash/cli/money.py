@@ -44,8 +44,8 @@ def pay(
     if batch is not None:
         _pay_batch(batch, as_json)
         return
-    from meter2cash.cis.payments import account_by_number, account_summary, receive
-    from meter2cash.cis.prepaid_wallet import recharge_account
+    from meter2cash.cis.payments.receipts import account_by_number, account_summary, receive
+    from meter2cash.cis.prepaid.wallet import recharge_account
 
     with platform() as p, p.sessions() as s:
         cur = p.settings.currency
@@ -89,7 +89,7 @@ def pay(
 
 
 def _pay_batch(batch: Path, as_json: bool) -> None:
-    from meter2cash.cis.agent_batch import load_agent_batch
+    from meter2cash.cis.payments.agents import load_agent_batch
 
     text = read_text(batch)
     with platform() as p, p.sessions() as s:
@@ -117,7 +117,7 @@ def collections_run(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Surcharges, reminders, notices and disconnection requests for overdue debt."""
-    from meter2cash.cis.collections import run_collections
+    from meter2cash.cis.collections.dunning import run_collections
 
     with platform() as p, p.sessions() as s:
         day = on.date() if on else today(p.settings.timezone)
@@ -139,8 +139,8 @@ def write_off_cmd(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Write off bad debt of an account (oldest items first)."""
-    from meter2cash.cis.collections import write_off
-    from meter2cash.cis.payments import account_by_number
+    from meter2cash.cis.collections.dunning import write_off
+    from meter2cash.cis.payments.receipts import account_by_number
 
     with platform() as p, p.sessions() as s:
         cur = p.settings.currency
@@ -169,8 +169,8 @@ def promise_cmd(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Record a promise to pay; dunning waits until the date."""
-    from meter2cash.cis.collections import promise_to_pay
-    from meter2cash.cis.payments import account_by_number
+    from meter2cash.cis.collections.dunning import promise_to_pay
+    from meter2cash.cis.payments.receipts import account_by_number
 
     with platform() as p, p.sessions() as s:
         cur = p.settings.currency
@@ -186,8 +186,8 @@ def promise_cmd(
 @notify_app.command("send")
 def notify_send(as_json: bool = JSON_OPTION) -> None:
     """Send pending notifications through the configured SMS and SMTP adapters (M2C_NOTIFY_*)."""
-    from meter2cash.cis.notifications import send_pending
     from meter2cash.integration.notify import adapters_from_settings
+    from meter2cash.integration.notify.sender import send_pending
 
     sms, email = adapters_from_settings()
     with platform() as p, p.sessions() as s:

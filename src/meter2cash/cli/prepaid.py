@@ -37,7 +37,7 @@ def run_daily_cmd(
     """Charge every prepaid wallet for a day; fire alerts; request disconnects and reconnects.
 
     Exit 1 when some wallets could not be charged (counted by error code)."""
-    from meter2cash.cis.prepaid import run_daily
+    from meter2cash.cis.prepaid.daily_charge import run_daily
 
     with platform() as p, p.sessions() as s:
         columns = (TextColumn("charging"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -68,7 +68,7 @@ def command_cmd(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Report progress of a disconnect/reconnect command (from the head-end)."""
-    from meter2cash.cis.prepaid_wallet import advance_command
+    from meter2cash.cis.prepaid.wallet import advance_command
 
     with platform() as p, p.sessions() as s:
         cmd = advance_command(s, command_id, status)
@@ -83,7 +83,7 @@ def command_cmd(
 @prepaid_app.command("reconnects")
 def reconnects_cmd(as_json: bool = JSON_OPTION) -> None:
     """Reconnection times against the 2-hour target."""
-    from meter2cash.cis.prepaid_wallet import reconnect_report
+    from meter2cash.cis.prepaid.wallet import reconnect_report
 
     with platform() as p, p.sessions() as s:
         rep = reconnect_report(s)
@@ -106,9 +106,9 @@ def time_out_cmd(
 ) -> None:
     """Mark connection commands without an execution report ``command_timeout_h`` hours after their
     request as timed out; the supply stays as it was. Run it every hour."""
-    from meter2cash.cis.prepaid_policy import PrepaidPolicy
-    from meter2cash.cis.prepaid_wallet import time_out_commands
-    from meter2cash.cis.queries import connection_commands
+    from meter2cash.cis.prepaid.policy import PrepaidPolicy
+    from meter2cash.cis.prepaid.queries import connection_commands
+    from meter2cash.cis.prepaid.wallet import time_out_commands
     from meter2cash.core.timeutil import utcnow
 
     policy = PrepaidPolicy()
@@ -151,8 +151,8 @@ def wallet_show(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """A prepaid wallet: balance, supply state, alert level, last charges and recharges."""
-    from meter2cash.cis.prepaid_policy import PrepaidPolicy
-    from meter2cash.cis.queries import wallet_view
+    from meter2cash.cis.prepaid.policy import PrepaidPolicy
+    from meter2cash.cis.prepaid.queries import wallet_view
 
     with platform() as p, p.sessions() as s:
         w = wallet_view(s, key, charges=charges)

@@ -9,7 +9,8 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from meter2cash.cis.tariffs import TariffDefinition, TariffFileError
+from meter2cash.cis.tariffs.definitions import TariffDefinition
+from meter2cash.cis.tariffs.loader import TariffFileError
 from meter2cash.cli.common import console, day, err_console, platform, read_text, reading
 from meter2cash.cli.errors import EXIT_FATAL, report
 from meter2cash.cli.render import Num, print_json, table
@@ -83,7 +84,7 @@ def tariff_load(
 ) -> None:
     """Validate and store tariff files (idempotent; a changed version is refused). Nothing is
     stored unless every file validates (exit 2 naming the bad fields)."""
-    from meter2cash.cis.tariffs import store_tariff
+    from meter2cash.cis.tariffs.loader import store_tariff
     from meter2cash.db import transaction
 
     defs = [tariff_or_exit(f) for f in files]
@@ -106,8 +107,7 @@ def tariff_show(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show the version of a tariff in effect on a day."""
-    from meter2cash.cis.tariffs import tariff_version_for
-    from meter2cash.cis.tariffs.loader import version_json
+    from meter2cash.cis.tariffs.loader import tariff_version_for, version_json
 
     with platform() as p, p.sessions() as s:
         when = day(on, "--on") if on else datetime.now(p.settings.tz).date()

@@ -19,7 +19,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
-from meter2cash.cis.models import ContractTerm, TariffVersion
+from meter2cash.cis.parties.models import ContractTerm
+from meter2cash.cis.tariffs.models import TariffVersion
 from meter2cash.config import get_settings
 from meter2cash.core.errors import InvalidInput, Problem
 from meter2cash.core.timeutil import utcnow

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
 
-from meter2cash.cis.models import ServiceAgreement, ServicePoint
+from meter2cash.cis.parties.models import ServiceAgreement, ServicePoint
 from meter2cash.core.errors import Problem
 from meter2cash.integration.masterdata_spec import ENTITY
 

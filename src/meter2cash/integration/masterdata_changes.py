@@ -5,7 +5,7 @@ A record that changes an existing agreement's ``payment_mode`` or ``tariff_code`
 when, with the agreement's ``terms`` (its whole history, each term with its mode and tariff); a
 bare change of the columns is refused (``masterdata.undated_change``). In the terms, a change of
 payment mode goes through the same rules and the same settlement as ``m2c agreement change-mode``
-(:mod:`meter2cash.cis.payment_mode`): one change, from a date D on, at most today; the bills of
+(:mod:`meter2cash.cis.prepaid.payment_mode`): one change, from a date D on, at most today; the bills of
 periods reaching D are cancelled and billed again and the balance moves into the new mode, once
 the terms are written. A bundle that rewrites an earlier mode history is refused
 (``masterdata.mode_history_rewritten``).
@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from meter2cash.cis.contracts import bills_reaching, rebill_numbers
-from meter2cash.cis.models import ServiceAgreement
-from meter2cash.cis.payment_mode import check_mode_change, settle_balance
+from meter2cash.cis.parties.contracts import bills_reaching, rebill_numbers
+from meter2cash.cis.parties.models import ServiceAgreement
+from meter2cash.cis.prepaid.payment_mode import check_mode_change, settle_balance
 from meter2cash.core.errors import M2CError, Problem
 from meter2cash.integration.masterdata_spec import ENTITY
 

@@ -15,15 +15,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from meter2cash.cis.models import (
-    CUSTOMER_CLASSES,
-    PAYMENT_MODES,
-    Account,
-    Person,
-    Premise,
-    ServiceAgreement,
-    ServicePoint,
-)
+from meter2cash.cis.parties.constants import CUSTOMER_CLASSES, PAYMENT_MODES
+from meter2cash.cis.parties.models import Account, Person, Premise, ServiceAgreement, ServicePoint
 from meter2cash.core.errors import InvalidInput, Problem
 from meter2cash.core.timeutil import check_date
 from meter2cash.db import Base

@@ -1,6 +1,6 @@
 """Time-of-use mapping: which TOU period each interval belongs to, vectorised and DST-aware.
 
-Periods are defined in local wall-clock time (see :class:`~meter2cash.cis.tariffs.model.TouCalendar`).
+Periods are defined in local wall-clock time (see :class:`~meter2cash.cis.tariffs.definitions.TouCalendar`).
 An interval belongs to the period containing its local *start* time. Index 0 is the default
 period; index ``i`` (1-based) is the ``i``-th listed period. Where listed periods overlap, the
 first listed wins. The day type of an interval is that of its local date: ``holiday`` (when the
@@ -21,7 +21,7 @@ import numpy.typing as npt
 from meter2cash.core.timeutil import local_frame
 
 if TYPE_CHECKING:
-    from meter2cash.cis.tariffs.model import TouCalendar
+    from meter2cash.cis.tariffs.definitions import TouCalendar
 
 DAY_WEEKDAY, DAY_WEEKEND, DAY_HOLIDAY = 0, 1, 2
 _DAY_CODE = {"weekday": DAY_WEEKDAY, "weekend": DAY_WEEKEND, "holiday": DAY_HOLIDAY}

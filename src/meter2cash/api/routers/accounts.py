@@ -20,7 +20,8 @@ from meter2cash.api.routers.common import (
     page,
 )
 from meter2cash.api.schemas import AccountDetail, AccountOut, Page, PersonOut, money_text
-from meter2cash.cis.models import Account, JournalLine, Person, ServiceAgreement
+from meter2cash.cis.ledger.models import JournalLine
+from meter2cash.cis.parties.models import Account, Person, ServiceAgreement
 
 router = APIRouter(tags=["accounts"], route_class=LimitedRoute)
 

@@ -14,7 +14,8 @@ from meter2cash.api.errors import get_by_key, not_found, responses
 from meter2cash.api.limits import LimitedRoute
 from meter2cash.api.routers.common import AccountFilter, BillNumber, Limit, Offset, PeriodFilter, page
 from meter2cash.api.schemas import BillDetail, BillLineOut, BillOut, Page, money_text
-from meter2cash.cis.models import Account, Bill, ServiceAgreement
+from meter2cash.cis.billing.models import Bill
+from meter2cash.cis.parties.models import Account, ServiceAgreement
 
 router = APIRouter(tags=["bills"], route_class=LimitedRoute)
 
@@ -89,8 +90,8 @@ def list_bills(
 def bill_html(number: BillNumber, session: SessionDep) -> HTMLResponse:
     """The printable bill as HTML, with the consumption history (error ``bill.not_found``)."""
     bill = _bill(session, number)
-    from meter2cash.cis.bill_print import history_for
-    from meter2cash.cis.documents import render_bill_html
+    from meter2cash.cis.billing.documents import render_bill_html
+    from meter2cash.cis.billing.pdf import history_for
 
     return HTMLResponse(render_bill_html(bill, history=history_for(session, bill)))
 
@@ -103,7 +104,7 @@ def bill_html(number: BillNumber, session: SessionDep) -> HTMLResponse:
 def bill_pdf(number: BillNumber, session: SessionDep) -> Response:
     """The bill as a PDF document to download (error ``bill.not_found``)."""
     bill = _bill(session, number)
-    from meter2cash.cis.bill_print import history_for, render_bill_pdf
+    from meter2cash.cis.billing.pdf import history_for, render_bill_pdf
 
     pdf = render_bill_pdf(bill, history=history_for(session, bill))
     headers = {"Content-Disposition": f'attachment; filename="{bill.number}.pdf"'}

@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from meter2cash.api.schemas import AgreementOut
-from meter2cash.cis.models import Account, Bill, ServiceAgreement, ServicePoint
+from meter2cash.cis.billing.models import Bill
+from meter2cash.cis.parties.models import Account, ServiceAgreement, ServicePoint
 from meter2cash.mdm.models import DCU, DistributionTransformer, Meter
 
 #: The deepest page a list can be asked for (a larger ``offset`` is refused, not sent to SQL).

@@ -22,7 +22,7 @@ from meter2cash.api.schemas import (
     Readings,
     StatusChangeOut,
 )
-from meter2cash.cis.models import ServicePoint
+from meter2cash.cis.parties.models import ServicePoint
 from meter2cash.core.errors import InvalidInput
 from meter2cash.core.quality import describe
 from meter2cash.core.timeutil import check_date

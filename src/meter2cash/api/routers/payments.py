@@ -18,8 +18,9 @@ from meter2cash.api.errors import responses
 from meter2cash.api.limits import LimitedRoute
 from meter2cash.api.routers.common import AccountFilter, Limit, Offset, length, page
 from meter2cash.api.schemas import Money, MoneyText, SaneDate, money_text
-from meter2cash.cis.models import Account, Bill
-from meter2cash.cis.money_models import Payment
+from meter2cash.cis.billing.models import Bill
+from meter2cash.cis.parties.models import Account
+from meter2cash.cis.payments.models import Payment
 from meter2cash.core.errors import M2CError
 from meter2cash.integration.gateway.signing import HEADER
 
@@ -108,8 +109,8 @@ def _out(p: Payment, account: str) -> PaymentOut:
 @router.post("/payments", response_model=PaymentOut, status_code=201, responses=responses(404, 409, 413))
 def create_payment(body: PaymentIn, session: SessionDep, platform: PlatformDep) -> PaymentOut:
     """Record money received at an office (errors ``payment.*``, ``account.not_found``)."""
-    from meter2cash.cis.payments import account_by_number, receive
-    from meter2cash.cis.prepaid_wallet import recharge_account
+    from meter2cash.cis.payments.receipts import account_by_number, receive
+    from meter2cash.cis.prepaid.wallet import recharge_account
 
     acct = account_by_number(session, body.account)
     s = platform.settings
@@ -146,8 +147,8 @@ def list_payments(
 @router.post("/payments/orders", response_model=OrderOut, status_code=201, responses=responses(404, 413, 502))
 def create_order(body: OrderIn, session: SessionDep, platform: PlatformDep) -> OrderOut:
     """Create an order at the payment gateway; the payer completes it at ``pay_url``."""
-    from meter2cash.cis.online_payments import start_order
-    from meter2cash.cis.payments import account_by_number
+    from meter2cash.cis.payments.online import start_order
+    from meter2cash.cis.payments.receipts import account_by_number
 
     acct = account_by_number(session, body.account)
     gateway = platform.gateway
@@ -178,7 +179,7 @@ def reconcile_day(
     platform: PlatformDep,
 ) -> dict[str, Any]:
     """Fetch the gateway's settlement report of ``day`` and match it with our receipts."""
-    from meter2cash.cis.online_payments import reconcile
+    from meter2cash.cis.payments.online import reconcile
 
     report = platform.gateway.settlement_report(day)
     return reconcile(session, day, report, currency=platform.settings.currency).to_dict()
@@ -214,7 +215,7 @@ def webhook(
     (``gateway.no_signature``/``gateway.bad_signature``/``gateway.stale_signature`` → 400,
     nothing changes; ``gateway.webhook_off`` → 503 when no secret is configured). A replayed or
     out-of-order event is acknowledged and credits nothing."""
-    from meter2cash.cis.online_payments import handle_webhook
+    from meter2cash.cis.payments.online import handle_webhook
 
     gateway = platform.gateway_settings
     if not gateway.secret:

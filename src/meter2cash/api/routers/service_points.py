@@ -25,7 +25,7 @@ from meter2cash.api.schemas import (
     ServicePointOut,
     TransformerOut,
 )
-from meter2cash.cis.models import Premise, ServiceAgreement, ServicePoint
+from meter2cash.cis.parties.models import Premise, ServiceAgreement, ServicePoint
 from meter2cash.mdm.models import DistributionTransformer, Feeder, Installation, Meter
 
 router = APIRouter(tags=["service points"], route_class=LimitedRoute)

@@ -14,13 +14,15 @@ from meter2cash.api.errors import responses
 from meter2cash.api.limits import LimitedRoute
 from meter2cash.api.routers.common import AccountNumber, Limit, length
 from meter2cash.api.schemas import Money, money_text, quantity_text
-from meter2cash.cis.money_models import ConnectionCommand, Payment, PrepaidCharge, Wallet
-from meter2cash.cis.payments import account_by_number
-from meter2cash.cis.prepaid import ensure_wallets
-from meter2cash.cis.prepaid_policy import PrepaidPolicy
-from meter2cash.cis.prepaid_wallet import grant_emergency_credit, recharge_account, wallet_balance, wallet_for
+from meter2cash.cis.payments.models import Payment
+from meter2cash.cis.payments.receipts import account_by_number
+from meter2cash.cis.prepaid.daily_charge import ensure_wallets
+from meter2cash.cis.prepaid.models import PrepaidCharge, Wallet
+from meter2cash.cis.prepaid.policy import PrepaidPolicy
+from meter2cash.cis.prepaid.wallet import grant_emergency_credit, recharge_account, wallet_balance, wallet_for
 from meter2cash.core.errors import NotFound
 from meter2cash.core.timeutil import utcnow
+from meter2cash.mdm.commands.models import ConnectionCommand
 
 router = APIRouter(tags=["wallets"], route_class=LimitedRoute)
 

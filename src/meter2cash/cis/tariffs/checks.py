@@ -24,7 +24,7 @@ from meter2cash.core.errors import M2CError, Problem
 from meter2cash.core.money import minor_exponent
 
 if TYPE_CHECKING:
-    from meter2cash.cis.tariffs.model import TariffVersionDef
+    from meter2cash.cis.tariffs.definitions import TariffVersionDef
 
 Check = Callable[["TariffVersionDef"], list[Problem]]
 

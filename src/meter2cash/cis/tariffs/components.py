@@ -109,7 +109,7 @@ class PaymentTerms(_Model):
     They are not bill lines: the rebate (``prompt_percent`` % of the total) is earned when the
     bill is paid within ``prompt_days`` of issue; the surcharge (``late_percent`` % of what is
     still open, once a month, from ``late_grace_days`` days after the due date) is levied by
-    collections from the bill's record (:mod:`meter2cash.cis.payment_terms`). A field left out
+    collections from the bill's record (:mod:`meter2cash.cis.rating.payment_terms`). A field left out
     takes the utility's default; ``0`` states "none".
     """
 

@@ -17,8 +17,8 @@ from pydantic import ValidationError
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from meter2cash.cis.models import TariffVersion
-from meter2cash.cis.tariffs.model import CHECKS_FAILED, TariffDefinition, TariffVersionDef
+from meter2cash.cis.tariffs.definitions import CHECKS_FAILED, TariffDefinition, TariffVersionDef
+from meter2cash.cis.tariffs.models import TariffVersion
 from meter2cash.core.errors import Conflict, InvalidInput, NotFound, Problem
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from meter2cash.cis.models import Account, ServiceAgreement
+from meter2cash.cis.parties.models import Account, ServiceAgreement
 from meter2cash.core.errors import Conflict, InvalidInput, NotFound
 from meter2cash.integration.models import AuditEntry
 from meter2cash.mdm.models import Channel, Installation, ReadingType

@@ -1,0 +1,1 @@
+"""Billing: cycles and periods, the bill run, bills and their documents, rebilling and shadow billing."""

@@ -1,0 +1,1 @@
+"""Collections: the dunning ladder, promises to pay, late-payment surcharges and write-offs."""

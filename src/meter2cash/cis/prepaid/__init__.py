@@ -1,0 +1,1 @@
+"""Prepaid: wallets, the daily prepaid charge, balance alerts, and the change of payment mode."""

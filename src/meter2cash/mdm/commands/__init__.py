@@ -1,0 +1,1 @@
+"""Commands to meters through the head-end system (connect, disconnect) and their lifecycle."""
