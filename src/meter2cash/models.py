@@ -12,6 +12,7 @@ from meter2cash.integration.models import *  # noqa: F403
 from meter2cash.integration.notify.models import *  # noqa: F403
 from meter2cash.mdm.commands.models import *  # noqa: F403
 from meter2cash.mdm.models import *  # noqa: F403
+from meter2cash.mdm.usage.models import *  # noqa: F403
 from meter2cash.mdm.vee.models import *  # noqa: F403
 
 metadata = Base.metadata
