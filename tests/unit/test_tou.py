@@ -6,19 +6,19 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
-from meter2cash.cis.tariffs.definitions import TouCalendar
 from meter2cash.core.quality import Quality
 from meter2cash.mdm.determinants import bill_determinants
-from meter2cash.mdm.tou import tou_period_index
+from meter2cash.mdm.tou import TouCalendar, tou_period_index
 
 
 def cal(**kw) -> TouCalendar:
     periods = kw.pop(
         "periods",
         [
-            {"name": "peak", "start": "18:00", "end": "22:00", "days": ["weekday"], "adder": "1"},
-            {"name": "night", "start": "22:00", "end": "06:00", "adder": "-0.5"},
+            {"name": "peak", "start": "18:00", "end": "22:00", "days": ["weekday"]},
+            {"name": "night", "start": "22:00", "end": "06:00"},
         ],
     )
     return TouCalendar.model_validate({"periods": periods, **kw})
@@ -67,7 +67,7 @@ def test_holiday_is_not_a_weekday():
     ],
 )
 def test_dst_days_follow_wall_clock(zone, spring, fall):
-    c = cal(periods=[{"name": "peak", "start": "18:00", "end": "22:00", "adder": "1"}])
+    c = cal(periods=[{"name": "peak", "start": "18:00", "end": "22:00"}])
     # A local day of 23 hours (spring) and of 25 hours (autumn): peak stays 4 wall-clock hours.
     for day_start, hours in ((spring, 23), (fall, 25)):
         idx = tou_period_index(starts(day_start, hours * 4), c, zone)
@@ -76,7 +76,7 @@ def test_dst_days_follow_wall_clock(zone, spring, fall):
 
 
 def test_london_summer_time_shifts_peak_by_an_hour():
-    c = cal(periods=[{"name": "peak", "start": "18:00", "end": "22:00", "adder": "1"}])
+    c = cal(periods=[{"name": "peak", "start": "18:00", "end": "22:00"}])
     summer = np.array([epoch(2026, 7, 1, 16, 45), epoch(2026, 7, 1, 17, 0)])  # 17:45, 18:00 BST
     winter = np.array([epoch(2026, 1, 7, 17, 45), epoch(2026, 1, 7, 18, 0)])  # 17:45, 18:00 GMT
     assert tou_period_index(summer, c, "Europe/London").tolist() == [0, 1]
@@ -86,12 +86,42 @@ def test_london_summer_time_shifts_peak_by_an_hour():
 def test_first_listed_period_wins_and_months_filter():
     c = cal(
         periods=[
-            {"name": "summer_peak", "start": "12:00", "end": "16:00", "months": [4, 5, 6], "adder": "2"},
-            {"name": "day", "start": "06:00", "end": "18:00", "adder": "1"},
+            {"name": "summer_peak", "start": "12:00", "end": "16:00", "months": [4, 5, 6]},
+            {"name": "day", "start": "06:00", "end": "18:00"},
         ]
     )
     ts = np.array([epoch(2026, 5, 4, 13), epoch(2026, 11, 4, 13), epoch(2026, 5, 4, 3)])  # UTC = London+0/1
     assert tou_period_index(ts, c, "UTC").tolist() == [1, 2, 0]
+
+
+def test_calendar_says_when_not_what_it_costs():
+    # The MDM's calendar has times, days and months only: a price belongs to the tariff.
+    with pytest.raises(ValidationError) as info:
+        cal(periods=[{"name": "peak", "start": "18:00", "end": "22:00", "rate": "9"}])
+    assert [(e["loc"], e["type"]) for e in info.value.errors()] == [
+        (("periods", 0, "rate"), "extra_forbidden")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("period", "kw", "loc", "code"),
+    [
+        ({"start": "18:00", "end": "25:00"}, {}, ("periods", 0, "end"), "tariff.bad_time"),
+        ({"start": "6pm", "end": "22:00"}, {}, ("periods", 0, "start"), "tariff.bad_time"),
+        (
+            {"start": "18:00", "end": "22:00", "months": [13]},
+            {},
+            ("periods", 0, "months"),
+            "tariff.out_of_range",
+        ),
+        ({"start": "18:00", "end": "22:00"}, {"default_period": "peak"}, (), "value_error"),
+        ({"start": "18:00", "end": "22:00"}, {"weekend_days": [7]}, (), "value_error"),
+    ],
+)
+def test_calendar_faults_keep_their_codes(period, kw, loc, code):
+    with pytest.raises(ValidationError) as info:
+        cal(periods=[{"name": "peak", **period}], **kw)
+    assert [(e["loc"], e["type"]) for e in info.value.errors()] == [(loc, code)]
 
 
 def test_no_calendar_maps_to_period_zero():

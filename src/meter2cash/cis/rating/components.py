@@ -24,7 +24,8 @@ from meter2cash.cis.rating.scaled import (
     scaled,
 )
 from meter2cash.cis.rating.types import LineArray, RatingInput
-from meter2cash.cis.tariffs.definitions import SlabTable, TariffVersionDef
+from meter2cash.cis.tariffs.charges import SlabTable
+from meter2cash.cis.tariffs.definitions import TariffVersionDef
 
 
 def allocate(total: I64, weights: I64) -> I64:

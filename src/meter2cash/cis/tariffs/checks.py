@@ -6,8 +6,10 @@ all and reports everything at once. They relate fields to each other (components
 to the currency); the rule on a single value (sign, range, digits) is declared by its type in
 :mod:`meter2cash.cis.tariffs.values` and checked as the value is read.
 
-The version model runs these checks whenever it is validated: when a file is loaded and when a
-stored definition is read back, so a version that breaks them never reaches rating.
+The checks read a version's fields (:class:`~meter2cash.cis.tariffs.charges.TariffVersionBase`);
+:class:`~meter2cash.cis.tariffs.definitions.TariffVersionDef` runs them whenever it is validated:
+when a file is loaded and when a stored definition is read back, so a version that breaks them
+never reaches rating.
 """
 
 from __future__ import annotations
@@ -15,18 +17,16 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, get_args, get_origin
+from typing import Annotated, Any, get_args, get_origin
 
 from pydantic import BaseModel
 
+from meter2cash.cis.tariffs.charges import TariffVersionBase
 from meter2cash.cis.tariffs.values import ValueRule
 from meter2cash.core.errors import M2CError, Problem
 from meter2cash.core.money import minor_exponent
 
-if TYPE_CHECKING:
-    from meter2cash.cis.tariffs.definitions import TariffVersionDef
-
-Check = Callable[["TariffVersionDef"], list[Problem]]
+Check = Callable[[TariffVersionBase], list[Problem]]
 
 
 def _at(path: str, name: str | int) -> str:
@@ -70,7 +70,7 @@ def decimals(model: BaseModel, at: str = "") -> Iterator[tuple[str, Decimal, Val
         yield from walk(getattr(model, name), _at(at, name), rule)
 
 
-def money_in_minor_units(v: TariffVersionDef) -> list[Problem]:
+def money_in_minor_units(v: TariffVersionBase) -> list[Problem]:
     """An amount of money (a fixed or minimum charge per month) has no more decimal places than
     the currency's minor unit (ISO 4217): 50.505 INR a month is no price. Rates per unit may
     have up to 6 places."""
@@ -90,7 +90,7 @@ def money_in_minor_units(v: TariffVersionDef) -> list[Problem]:
     ]
 
 
-def _energy_prices(v: TariffVersionDef) -> list[Decimal]:
+def _energy_prices(v: TariffVersionBase) -> list[Decimal]:
     prices = [s.rate for t in v.energy.all_tables for s in t.slabs] if v.energy else []
     if v.tou is not None:
         prices += [p.rate for p in v.tou.periods if p.rate is not None]
@@ -100,7 +100,7 @@ def _energy_prices(v: TariffVersionDef) -> list[Decimal]:
     return prices
 
 
-def credits_within_energy_rates(v: TariffVersionDef) -> list[Problem]:
+def credits_within_energy_rates(v: TariffVersionBase) -> list[Problem]:
     """A credit per kWh (a negative TOU adder, a negative fuel adjustment, the prepaid discount)
     is at most the lowest energy rate: a rebate never pays a customer for consuming."""
     prices = _energy_prices(v)
@@ -124,7 +124,7 @@ def credits_within_energy_rates(v: TariffVersionDef) -> list[Problem]:
     ]
 
 
-def priced_consistently(v: TariffVersionDef) -> list[Problem]:
+def priced_consistently(v: TariffVersionBase) -> list[Problem]:
     """The version prices energy one way (slabs, or TOU periods with their own rate), its tax
     codes are unique, TOU slab rates match the slabs, demand by period names known periods."""
     out: list[Problem] = []
@@ -177,6 +177,6 @@ def priced_consistently(v: TariffVersionDef) -> list[Problem]:
 VERSION_CHECKS: tuple[Check, ...] = (priced_consistently, money_in_minor_units, credits_within_energy_rates)
 
 
-def check_version(v: TariffVersionDef) -> list[Problem]:
+def check_version(v: TariffVersionBase) -> list[Problem]:
     """Every problem :data:`VERSION_CHECKS` find in ``v``."""
     return [p for check in VERSION_CHECKS for p in check(v)]
