@@ -222,7 +222,9 @@ def parse_determinants(data: bytes | str | Mapping[str, Any], *, max_depth: int 
         raise _bad_document(f"timezone {str(tz)[:60]!r} is not an IANA time zone")
     if not isinstance(records, list):
         raise _bad_document("determinants must be a list of records")
-    unknown = set(doc) - {"format", "source", "timezone", "determinants"}
+    unknown = set(doc) - {"format", "source", "timezone", "determinants", "problems"}
+    if not isinstance(doc.get("problems", []), list):
+        raise _bad_document("problems, when given, is a list (what the sender could not give)")
     if unknown:
         raise _bad_document(f"unknown fields {sorted(unknown)}")
     out = ParsedDeterminants(source, tz)
