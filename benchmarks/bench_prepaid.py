@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import BigInteger, create_engine, func, insert, select, text, type_coerce
+from sqlalchemy import create_engine, func, insert, select, text
 
 from meter2cash.cis.ledger.journal import CASH, WALLET, EntrySpec, ensure_chart, post_many, trial_balance
 from meter2cash.cis.parties.models import Account, Person, Premise, ServiceAgreement, ServicePoint
@@ -39,6 +39,7 @@ from meter2cash.cis.prepaid.models import PrepaidCharge, Wallet
 from meter2cash.cis.prepaid.wallet import advance_command, recharge_account, reconnect_report, wallet_balances
 from meter2cash.cis.tariffs.loader import load_tariff_file, store_tariff
 from meter2cash.db import make_engine, session_factory, upgrade
+from meter2cash.db_query import raw
 from meter2cash.mdm.commands.models import ConnectionCommand
 from meter2cash.mdm.models import Channel, ChannelDay, Installation, Meter
 from meter2cash.mdm.reading_types import ensure_catalogue
@@ -191,16 +192,14 @@ def simulate_month(url: str, n: int, console: Console) -> None:
         balances = wallet_balances(s)
         paid = dict(
             s.execute(
-                select(Payment.account_id, func.sum(type_coerce(Payment.amount, BigInteger))).group_by(
-                    Payment.account_id
-                )
+                select(Payment.account_id, func.sum(raw(Payment.amount))).group_by(Payment.account_id)
             ).all()
         )
         charged = dict(
             s.execute(
-                select(
-                    PrepaidCharge.account_id, func.sum(type_coerce(PrepaidCharge.amount, BigInteger))
-                ).group_by(PrepaidCharge.account_id)
+                select(PrepaidCharge.account_id, func.sum(raw(PrepaidCharge.amount))).group_by(
+                    PrepaidCharge.account_id
+                )
             ).all()
         )
         setup_credit = 300 * 10_000

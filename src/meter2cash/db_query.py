@@ -58,6 +58,9 @@ class ScaledValues(dict[int, Decimal]):
         return None if raw is None else self[raw]
 
 
-def _raw(column: Any) -> Any:
-    """A :class:`~meter2cash.db.ScaledDecimal` column read as its stored integer."""
+def raw(column: Any) -> Any:
+    """A :class:`~meter2cash.db.ScaledDecimal` column (money, loads) read as the integer it stores
+    (``10**-scale`` units) instead of a ``Decimal``. SQL sums and comparisons over it are exact
+    integer arithmetic on SQLite and PostgreSQL alike, and reading many rows makes no ``Decimal``
+    per row: the caller converts the few values it keeps (:class:`ScaledValues`)."""
     return type_coerce(column, BigInteger)

@@ -23,7 +23,7 @@ from meter2cash.bootstrap import Platform
 from meter2cash.cis.billing.models import Bill
 from meter2cash.cis.parties.models import Account, ServiceAgreement
 from meter2cash.core.quality import Quality
-from meter2cash.core.timeutil import local_month_bounds
+from meter2cash.core.timeutil import local_month_bounds, month_code, month_start, next_month_start
 from meter2cash.hes.delivery import write_delivery
 from meter2cash.hes.rereads import STATE_FILE, SimulatedHes, demo_rereads, save_state
 from meter2cash.hes.simulator import INTERVAL_S, SLOTS, FleetConfig, build_fleet, inject_faults, simulate_load
@@ -85,10 +85,10 @@ def demo_window(cfg: DemoConfig, tz: str) -> tuple[datetime, datetime, list[str]
     local_end = end.astimezone(zone)
     local_start = (local_end - timedelta(days=cfg.days)).replace(tzinfo=None).replace(tzinfo=zone)
     start = local_start.astimezone(UTC)
-    months, d = [], local_start.date().replace(day=1)
+    months, d = [], month_start(local_start.date())
     while d < local_end.date():
-        months.append(f"{d.year:04d}-{d.month:02d}")
-        d = (d + timedelta(days=32)).replace(day=1)
+        months.append(month_code(d))
+        d = next_month_start(d)
     return start, end, months
 
 

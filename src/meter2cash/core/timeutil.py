@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from typing import overload
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from dateutil.relativedelta import relativedelta
 
 from meter2cash.core.errors import InvalidInput
 
@@ -72,6 +75,59 @@ def _shown(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+# --- calendar months: one set of helpers, on dateutil's relativedelta --------------------------
+
+
+def month_code(day: date) -> str:
+    """The month of ``day`` as ``YYYY-MM`` (``2026-10``), the form billing periods take."""
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def month_start(day: date) -> date:
+    """The first day of ``day``'s month."""
+    return date(day.year, day.month, 1)
+
+
+def next_month_start(day: date) -> date:
+    """The first day of the month after ``day``'s."""
+    return month_start(day) + relativedelta(months=1)
+
+
+def month_end(day: date) -> date:
+    """The last day of ``day``'s month."""
+    return next_month_start(day) - timedelta(days=1)
+
+
+def days_in_month(day: date) -> int:
+    """The number of days of ``day``'s month (28 to 31)."""
+    return (next_month_start(day) - month_start(day)).days
+
+
+@overload
+def add_months(month: str, k: int) -> str: ...
+@overload
+def add_months(month: date, k: int) -> date: ...
+def add_months(month: str | date, k: int) -> str | date:
+    """``month`` moved ``k`` calendar months (back for ``k`` < 0). A month code ``YYYY-MM`` gives a
+    code (``add_months("2026-11", 2) == "2027-01"``); a date gives the same day of that month, or
+    the month's last day when it has no such day (31 January + 1 month = 28 or 29 February).
+
+    Codes here are the platform's own (stored periods, periods already parsed); input from outside
+    goes through :func:`parse_month` first. A malformed code is a ``ValueError``."""
+    if isinstance(month, str):
+        return _shifted_code(month, k)
+    return month + relativedelta(months=k)
+
+
+@lru_cache(maxsize=4096)
+def _shifted_code(code: str, k: int) -> str:
+    # Cached: a bill run asks the same few (period, offset) pairs once per bill row.
+    match = _MONTH.fullmatch(code)
+    if match is None:
+        raise ValueError(f"{code!r} is not a month YYYY-MM")
+    return month_code(date(int(match[1]), int(match[2]), 1) + relativedelta(months=k))
+
+
 def ensure_aware(ts: datetime, name: str = "timestamp") -> datetime:
     """Return ``ts`` in UTC; refuse naive datetimes with a clear error."""
     if ts.tzinfo is None or ts.tzinfo.utcoffset(ts) is None:
@@ -87,11 +143,6 @@ def slots_per_day(interval_s: int) -> int:
 
 def day_start(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
-def day_ordinal(day: date) -> int:
-    """Days since 1970-01-01."""
-    return (day - EPOCH_DAY0).days
 
 
 def ordinal_day(n: int) -> date:
@@ -138,8 +189,7 @@ def local_frame(epoch_s: npt.NDArray[np.int64], tz: ZoneInfo | str) -> pd.DataFr
 def local_month_bounds(period: str, tz: ZoneInfo | str) -> tuple[datetime, datetime]:
     """UTC bounds ``[start, end)`` of a local calendar month given as ``YYYY-MM``."""
     first = parse_month(period)
-    year, month = first.year, first.month
-    nxt = date(year + (month == 12), month % 12 + 1, 1)
+    nxt = next_month_start(first)
     zone = ZoneInfo(str(tz))
     start = datetime(first.year, first.month, 1, tzinfo=zone).astimezone(UTC)
     end = datetime(nxt.year, nxt.month, 1, tzinfo=zone).astimezone(UTC)

@@ -19,14 +19,15 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from meter2cash.cis.billing.models import Bill, BillCycleAssignment
-from meter2cash.cis.billing.periods import MONTHLY, ONE_DAY, BillingPeriod, add_months
+from meter2cash.cis.billing.periods import MONTHLY, ONE_DAY, BillingPeriod
 from meter2cash.cis.parties.models import Account, Person, Premise, ServiceAgreement, ServicePoint
 from meter2cash.cis.parties.terms import Term, contract_terms, term_on
 from meter2cash.cis.tariffs.definitions import TariffVersionDef
 from meter2cash.cis.tariffs.loader import stored_version
 from meter2cash.cis.tariffs.models import TariffVersion
+from meter2cash.core.timeutil import add_months
 from meter2cash.db import Quantity
-from meter2cash.db_query import ScaledValues, _raw, id_filters
+from meter2cash.db_query import ScaledValues, id_filters, raw
 from meter2cash.mdm.store import CHUNK
 from meter2cash.mdm.usage.channels import MeterChannels, MeterUse, service_point_meters
 
@@ -142,8 +143,8 @@ def select_agreements(
             sa.service_point_id,
             sa.tariff_code,
             sa.payment_mode,
-            _raw(sa.sanctioned_load_kw),
-            _raw(sa.contract_demand_kva),
+            raw(sa.sanctioned_load_kw),
+            raw(sa.contract_demand_kva),
             sa.start_date,
             sa.end_date,
             acc.customer_class,

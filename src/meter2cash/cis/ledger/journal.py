@@ -16,13 +16,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, Table, case, func, insert, select, type_coerce
+from sqlalchemy import Table, case, func, insert, select
 from sqlalchemy.orm import Session
 
 from meter2cash.cis.ledger.models import JournalEntry, JournalLine, LedgerAccount
 from meter2cash.core.errors import Conflict, InvalidInput, NotFound
 from meter2cash.core.timeutil import utcnow
 from meter2cash.db_bulk import column_rows, insert_columns, insert_rows, reserve_ids
+from meter2cash.db_query import raw
 
 #: The chart of accounts seeded by :func:`ensure_chart`: code → (name, type).
 CHART: dict[str, tuple[str, str]] = {
@@ -47,7 +48,7 @@ MONEY_SCALE = 4
 #: From this many entries on, PostgreSQL gets them by ``COPY`` (fewer go by ``INSERT``).
 COPY_FROM_ROWS = 100
 #: The raw scaled-integer amount column (10⁻⁴ units), for exact SQL sums.
-_RAW = type_coerce(JournalLine.__table__.c.amount, BigInteger)
+_RAW = raw(JournalLine.__table__.c.amount)
 
 Leg = tuple[str, Decimal, int | None]
 #: A leg with its amount as the stored integer of 10⁻⁴ (:data:`MONEY_SCALE`).

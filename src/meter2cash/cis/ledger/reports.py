@@ -11,7 +11,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, func, select, type_coerce
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from meter2cash.cis.billing.models import Bill
@@ -20,9 +20,9 @@ from meter2cash.cis.ledger.models import JournalEntry, JournalLine, LedgerAccoun
 from meter2cash.cis.parties.models import Account
 from meter2cash.cis.payments.allocation import open_items, unapplied_credit
 from meter2cash.cis.payments.models import Payment
+from meter2cash.db_query import raw
 
 BUCKETS = ("0-30", "31-60", "61-90", "90+")
-_RAW = type_coerce(JournalLine.__table__.c.amount, BigInteger)
 
 
 def bucket_of(age_days: int) -> str:
@@ -152,7 +152,7 @@ def revenue_by_tariff(session: Session, first: date, last: date) -> list[dict[st
             Bill.tariff_code,
             JournalLine.ledger_account,
             LedgerAccount.name,
-            func.sum(_RAW),
+            func.sum(raw(JournalLine.__table__.c.amount)),
         )
         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
         .join(LedgerAccount, LedgerAccount.code == JournalLine.ledger_account)
@@ -171,10 +171,10 @@ def revenue_by_tariff(session: Session, first: date, last: date) -> list[dict[st
         )
     ).all()
     sums: dict[tuple[str, str, str], int] = defaultdict(int)
-    for kind, ref, tariff, code, name, raw in rows:
+    for kind, ref, tariff, code, name, amount in rows:
         if tariff is None and kind == "prepaid.charge" and ref.startswith("PPD-"):
             tariff = ref[len("PPD-2026-01-01-") :]
-        sums[(tariff or "-", code, name)] -= int(raw or 0)
+        sums[(tariff or "-", code, name)] -= int(amount or 0)
     return [
         {"tariff": t, "ledger_account": c, "name": n, "amount": str(Decimal(v).scaleb(-4))}
         for (t, c, n), v in sorted(sums.items())

@@ -21,11 +21,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from meter2cash.cis.billing.models import Bill
-from meter2cash.cis.billing.periods import add_months
 from meter2cash.cis.parties.models import ContractTerm, ServiceAgreement
 from meter2cash.cis.tariffs.models import TariffVersion
 from meter2cash.core.errors import Conflict, InvalidInput, NotFound
-from meter2cash.core.timeutil import check_date
+from meter2cash.core.timeutil import add_months, check_date, month_code
 from meter2cash.integration.models import AuditEntry
 from meter2cash.integration.outbox import emit
 
@@ -324,7 +323,7 @@ def change_terms(
 def bills_reaching(session: Session, sa_id: int, day: date) -> list[str]:
     """Numbers of the agreement's issued bills (and statements) whose period ends after ``day``:
     rated under the contract before the change, to rebill by hand if the change is backdated."""
-    month = f"{day:%Y-%m}"
+    month = month_code(day)
     out = []
     for number, period, start, end in session.execute(
         select(Bill.number, Bill.period, Bill.period_start, Bill.period_end)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from meter2cash.cis.billing.periods import ONE_DAY
 from meter2cash.cis.parties.models import ContractTerm
 from meter2cash.db import Quantity
-from meter2cash.db_query import ScaledValues, _raw, id_filters
+from meter2cash.db_query import ScaledValues, id_filters, raw
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +39,7 @@ def contract_terms(
     agreements are given by id or as a query of their ids (read in the same statement)."""
     ct = ContractTerm.__table__.c
     stmt = select(
-        ct.service_agreement_id, ct.effective_from, _raw(ct.sanctioned_load_kw), _raw(ct.contract_demand_kva),
+        ct.service_agreement_id, ct.effective_from, raw(ct.sanctioned_load_kw), raw(ct.contract_demand_kva),
         ct.payment_mode, ct.tariff_code,
     ).where(ct.effective_from <= until)  # fmt: skip
     wheres: list[ColumnElement[bool]]

@@ -27,10 +27,11 @@ from meter2cash.cis.prepaid.policy import PrepaidPolicy, alerts_to_fire, disconn
 from meter2cash.core.errors import Conflict, InvalidInput, NotFound
 from meter2cash.core.money import format_money
 from meter2cash.core.timeutil import utcnow
+from meter2cash.db_query import raw
 from meter2cash.integration.notify.models import Notification
 from meter2cash.mdm.commands.models import ConnectionCommand
 
-_RAW = type_coerce(JournalLine.__table__.c.amount, BigInteger)
+_RAW = raw(JournalLine.__table__.c.amount)
 #: Allowed command status changes.
 TRANSITIONS = {
     "requested": ("sent", "failed", "timed_out"),

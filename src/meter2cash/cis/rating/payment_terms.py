@@ -23,10 +23,9 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from dateutil.relativedelta import relativedelta
-
 from meter2cash.cis.tariffs.components import PaymentTerms
 from meter2cash.core.money import quantum
+from meter2cash.core.timeutil import add_months
 
 HUNDRED = Decimal(100)
 
@@ -91,7 +90,7 @@ def surcharge_dates(due: date, grace_days: int, until: date) -> list[date]:
     first = due + timedelta(days=grace_days + 1)
     out = []
     k = 0
-    while (d := first + relativedelta(months=k)) <= until:
+    while (d := add_months(first, k)) <= until:
         out.append(d)
         k += 1
     return out
