@@ -36,7 +36,7 @@ from meter2cash.cis.parties.models import Account, Person, Premise, ServiceAgree
 from meter2cash.cis.payments.models import Payment
 from meter2cash.cis.prepaid.daily_charge import ensure_wallets, local_midnight, run_daily
 from meter2cash.cis.prepaid.models import PrepaidCharge, Wallet
-from meter2cash.cis.prepaid.wallet import advance_command, recharge_account, reconnect_report, wallet_balances
+from meter2cash.cis.prepaid.wallet import recharge_account, reconnect_report, report_command, wallet_balances
 from meter2cash.cis.tariffs.loader import load_tariff_file, store_tariff
 from meter2cash.db import make_engine, session_factory, upgrade
 from meter2cash.db_query import raw
@@ -184,8 +184,8 @@ def simulate_month(url: str, n: int, console: Console) -> None:
             pending = select(ConnectionCommand).where(ConnectionCommand.status == "requested")
             for cmd in s.scalars(pending.order_by(ConnectionCommand.id)):
                 sent = max(noon, cmd.requested_at) + timedelta(minutes=1)
-                advance_command(s, cmd.id, "sent", at=sent)
-                advance_command(s, cmd.id, "executed", at=sent + timedelta(minutes=int(rng.integers(5, 150))))
+                report_command(s, cmd.id, "sent", at=sent)
+                report_command(s, cmd.id, "executed", at=sent + timedelta(minutes=int(rng.integers(5, 150))))
             s.commit()
     with sessions() as s:
         tb = trial_balance(s).total

@@ -347,7 +347,7 @@ def _hes_executes_commands(session: Any, rng: np.random.Generator) -> None:
     """The simulated head-end carries out the connection commands requested so far: sent within a
     minute, acknowledged a few minutes later, executed (the relay switched) 5 to 150 minutes after
     the request; one in fifty fails and is left for the next attempt."""
-    from meter2cash.cis.prepaid.wallet import advance_command
+    from meter2cash.cis.prepaid.wallet import report_command
     from meter2cash.mdm.commands.models import ConnectionCommand
 
     pending = session.scalars(
@@ -357,12 +357,12 @@ def _hes_executes_commands(session: Any, rng: np.random.Generator) -> None:
     ).all()
     for cmd in pending:
         t0 = cmd.requested_at
-        advance_command(session, cmd.id, "sent", at=t0 + timedelta(seconds=int(rng.integers(5, 60))))
+        report_command(session, cmd.id, "sent", at=t0 + timedelta(seconds=int(rng.integers(5, 60))))
         if rng.random() < 0.02:
-            advance_command(session, cmd.id, "failed", at=t0 + timedelta(minutes=10), detail="no response")
+            report_command(session, cmd.id, "failed", at=t0 + timedelta(minutes=10), detail="no response")
             continue
-        advance_command(session, cmd.id, "acknowledged", at=t0 + timedelta(minutes=int(rng.integers(1, 5))))
-        advance_command(session, cmd.id, "executed", at=t0 + timedelta(minutes=int(rng.integers(5, 150))))
+        report_command(session, cmd.id, "acknowledged", at=t0 + timedelta(minutes=int(rng.integers(1, 5))))
+        report_command(session, cmd.id, "executed", at=t0 + timedelta(minutes=int(rng.integers(5, 150))))
 
 
 def _postpaid_payments(session: Any, on: date, currency: str, seed: int) -> dict[str, Any]:

@@ -20,9 +20,9 @@ from meter2cash.cis.prepaid.models import PrepaidCharge, Wallet
 from meter2cash.cis.prepaid.payment_mode import change_payment_mode
 from meter2cash.cis.prepaid.policy import PrepaidPolicy
 from meter2cash.cis.prepaid.wallet import (
-    advance_command,
     recharge_account,
     reconnect_report,
+    report_command,
     wallet_balance,
 )
 from meter2cash.cis.rating.rate import rate_arrays
@@ -208,7 +208,7 @@ def test_alerts_fire_once_per_crossing_and_disconnect_then_reconnect(session):
     assert (cmd.action, cmd.reason, cmd.status) == ("disconnect", "prepaid.no_credit", "requested")
     requested = cmd.requested_at
     for status in ("sent", "acknowledged", "executed"):
-        advance_command(session, cmd.id, status, at=requested + timedelta(minutes=5))
+        report_command(session, cmd.id, status, at=requested + timedelta(minutes=5))
     assert wallet.supply == "disconnected"
     # a recharge bringing the balance positive requests reconnection at once
     at = datetime(2026, 10, 8, 21, 0, tzinfo=UTC)  # inside the default quiet hours: reconnection is allowed
@@ -216,8 +216,8 @@ def test_alerts_fire_once_per_crossing_and_disconnect_then_reconnect(session):
     session.refresh(wallet)
     rc = session.scalars(select(ConnectionCommand).where(ConnectionCommand.action == "reconnect")).one()
     assert rc.requested_at == at and wallet.supply == "reconnect_pending"
-    advance_command(session, rc.id, "sent", at=at + timedelta(minutes=1))
-    advance_command(session, rc.id, "executed", at=at + timedelta(minutes=45))
+    report_command(session, rc.id, "sent", at=at + timedelta(minutes=1))
+    report_command(session, rc.id, "executed", at=at + timedelta(minutes=45))
     assert reconnect_report(session) == {
         "executed": 1,
         "median_min": 45.0,

@@ -68,10 +68,10 @@ def command_cmd(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Report progress of a disconnect/reconnect command (from the head-end)."""
-    from meter2cash.cis.prepaid.wallet import advance_command
+    from meter2cash.cis.prepaid.wallet import report_command
 
     with platform() as p, p.sessions() as s:
-        cmd = advance_command(s, command_id, status)
+        cmd = report_command(s, command_id, status)
         s.commit()
         out = {"id": cmd.id, "action": cmd.action, "status": cmd.status}
     if as_json:
@@ -108,13 +108,13 @@ def time_out_cmd(
     request as timed out; the supply stays as it was. Run it every hour."""
     from meter2cash.cis.prepaid.policy import PrepaidPolicy
     from meter2cash.cis.prepaid.queries import connection_commands
-    from meter2cash.cis.prepaid.wallet import time_out_commands
+    from meter2cash.cis.prepaid.wallet import time_out_supply_commands
     from meter2cash.core.timeutil import utcnow
 
     policy = PrepaidPolicy()
     when = _aware(at) or utcnow()
     with platform() as p, p.sessions() as s:
-        ids = time_out_commands(s, when, policy)
+        ids = [c.id for c in time_out_supply_commands(s, when, policy)]
         rows = connection_commands(s, ids=ids, limit=len(ids) or 1)
         s.commit()
     if as_json:

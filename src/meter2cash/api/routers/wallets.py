@@ -22,7 +22,7 @@ from meter2cash.cis.prepaid.policy import PrepaidPolicy
 from meter2cash.cis.prepaid.wallet import grant_emergency_credit, recharge_account, wallet_balance, wallet_for
 from meter2cash.core.errors import NotFound
 from meter2cash.core.timeutil import utcnow
-from meter2cash.mdm.commands.models import ConnectionCommand
+from meter2cash.mdm.commands.lifecycle import latest_command
 
 router = APIRouter(tags=["wallets"], route_class=LimitedRoute)
 
@@ -44,11 +44,7 @@ def _wallet(session: Any, number: str) -> tuple[str, Wallet]:
 
 
 def _view(session: Any, number: str, wallet: Wallet, currency: str) -> dict[str, Any]:
-    last_cmd = session.scalars(
-        select(ConnectionCommand)
-        .where(ConnectionCommand.service_agreement_id == wallet.service_agreement_id)
-        .order_by(ConnectionCommand.id.desc())
-    ).first()
+    last_cmd = latest_command(session, wallet.service_agreement_id)
     return {
         "account": number,
         "balance": money_text(wallet_balance(session, wallet), currency),

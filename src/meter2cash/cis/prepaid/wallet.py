@@ -29,15 +29,10 @@ from meter2cash.core.money import format_money
 from meter2cash.core.timeutil import utcnow
 from meter2cash.db_query import raw
 from meter2cash.integration.notify.models import Notification
+from meter2cash.mdm.commands.lifecycle import advance_command, time_out_commands
 from meter2cash.mdm.commands.models import ConnectionCommand
 
 _RAW = raw(JournalLine.__table__.c.amount)
-#: Allowed command status changes.
-TRANSITIONS = {
-    "requested": ("sent", "failed", "timed_out"),
-    "sent": ("acknowledged", "executed", "failed", "timed_out"),
-    "acknowledged": ("executed", "failed", "timed_out"),
-}
 
 
 def wallet_balances(session: Session, account_ids: list[int] | None = None) -> dict[int, int]:
@@ -296,53 +291,49 @@ def grant_emergency_credit(session: Session, wallet_id: int, policy: PrepaidPoli
     return policy.emergency_credit
 
 
-def advance_command(
+def supply_after(cmd: ConnectionCommand) -> str | None:
+    """The supply a command leaves: an executed disconnect ``disconnected``, an executed reconnect
+    ``connected``; a failed or timed-out command the state before it; ``None`` while unfinished."""
+    if cmd.status == "executed":
+        return "disconnected" if cmd.action == "disconnect" else "connected"
+    if cmd.status in ("failed", "timed_out"):
+        return "connected" if cmd.action == "disconnect" else "disconnected"
+    return None
+
+
+def _follow(session: Session, cmds: list[ConnectionCommand]) -> None:
+    """Each finished command's wallet takes the supply it leaves (in command order)."""
+    for cmd in cmds:
+        state = supply_after(cmd)
+        if state:
+            session.execute(
+                update(Wallet)
+                .where(Wallet.service_agreement_id == cmd.service_agreement_id)
+                .values(supply=state)
+            )
+    session.flush()
+
+
+def report_command(
     session: Session, command_id: int, status: str, *, at: datetime | None = None, detail: str = ""
 ) -> ConnectionCommand:
-    """Move a connection command along its lifecycle (``command.bad_transition`` otherwise);
-    an executed command updates the wallet's supply state."""
-    cmd = session.get(ConnectionCommand, command_id)
-    if cmd is None:
-        raise NotFound(f"no connection command {command_id}", code="command.not_found")
-    if status not in TRANSITIONS.get(cmd.status, ()):
-        raise Conflict(
-            f"command {command_id} cannot go from {cmd.status} to {status}", code="command.bad_transition"
-        )
-    when = at or utcnow()
-    cmd.status = status
-    cmd.detail = detail[:200]
-    if status == "sent":
-        cmd.sent_at = when
-    elif status == "acknowledged":
-        cmd.acknowledged_at = when
-    else:
-        cmd.finished_at = when
-    if status == "executed":
-        state = "disconnected" if cmd.action == "disconnect" else "connected"
-    elif status in ("failed", "timed_out"):
-        state = "connected" if cmd.action == "disconnect" else "disconnected"
-    else:
-        state = ""
-    if state:
-        session.execute(
-            update(Wallet).where(Wallet.service_agreement_id == cmd.service_agreement_id).values(supply=state)
-        )
-    session.flush()
+    """A head-end report on a connection command: the command moves along its lifecycle
+    (:func:`meter2cash.mdm.commands.lifecycle.advance_command`, ``command.not_found``,
+    ``command.bad_transition``), then the wallet's supply follows the outcome
+    (:func:`supply_after`)."""
+    cmd = advance_command(session, command_id, status, at=at, detail=detail)
+    _follow(session, [cmd])
     return cmd
 
 
-def time_out_commands(session: Session, at: datetime, policy: PrepaidPolicy) -> list[int]:
-    """Mark commands not finished ``policy.command_timeout_h`` after their request as ``timed_out``;
-    the ids of those marked (``m2c prepaid time-out-commands`` runs it)."""
-    limit = at - timedelta(hours=policy.command_timeout_h)
-    ids = session.scalars(
-        select(ConnectionCommand.id).where(
-            ConnectionCommand.status.in_(tuple(TRANSITIONS)), ConnectionCommand.requested_at < limit
-        )
-    ).all()
-    for cid in ids:
-        advance_command(session, cid, "timed_out", at=at, detail="no execution report in time")
-    return list(ids)
+def time_out_supply_commands(
+    session: Session, at: datetime, policy: PrepaidPolicy
+) -> list[ConnectionCommand]:
+    """Time out the commands without an execution report ``policy.command_timeout_h`` hours after
+    their request; their wallets keep the supply they had (``m2c prepaid time-out-commands``)."""
+    cmds = time_out_commands(session, at, policy.command_timeout_h)
+    _follow(session, cmds)
+    return cmds
 
 
 def reconnect_report(session: Session, target_h: int = 2) -> dict[str, Any]:
