@@ -28,10 +28,11 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from meter2cash.mdm.vee.config import RuleSet
 from meter2cash.mdm.vee.estimation import day_types_for, estimate, quality_flags
+from meter2cash.mdm.vee.evaluate import evaluate
 from meter2cash.mdm.vee.learned import train
-from meter2cash.mdm.vee.rules import RuleContext, evaluate
+from meter2cash.mdm.vee.ruleset.schema import RuleSet
+from meter2cash.mdm.vee.types import RuleContext
 
 SPD = 96
 DAYS = 10

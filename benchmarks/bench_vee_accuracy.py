@@ -19,8 +19,8 @@ import numpy as np
 from rich.console import Console
 
 from meter2cash.cli.vee import accuracy_table
-from meter2cash.mdm.vee.accuracy import load_london, load_sgsc, run_accuracy
 from meter2cash.mdm.vee.estimation import linear_interpolation
+from meter2cash.mdm.vee.research.accuracy import load_london, load_sgsc, run_accuracy
 
 HERE = Path(__file__).resolve().parent
 

@@ -103,6 +103,7 @@ def run_demo(platform: Platform, cfg: DemoConfig, progress: Progress | None = No
     """Run the whole job on ``platform`` (an empty, migrated database)."""
     from meter2cash.cis.billing.documents import write_bills_html
     from meter2cash.cis.billing.run import run_bills
+    from meter2cash.cis.parties.customer_classes import service_point_classes
     from meter2cash.cis.ledger.journal import ensure_chart, trial_balance
     from meter2cash.cis.tariffs.loader import load_tariff_file, store_tariff
     from meter2cash.integration.masterdata import load_bundle
@@ -165,17 +166,33 @@ def run_demo(platform: Platform, cfg: DemoConfig, progress: Progress | None = No
     with _timed(report, "ingest"):
         on_time = ingest_files(files.on_time, "ingest")
     with _timed(report, "VEE"), platform.sessions() as s, s.begin():
-        vee1 = run_vee(s, start=utc0, end=utc0 + timedelta(days=n_days), tz=tz)
+        vee1 = run_vee(
+            s, start=utc0, end=utc0 + timedelta(days=n_days), tz=tz, customer_classes=service_point_classes
+        )
     with _timed(report, "late files + VEE"):
         late = ingest_files(files.late, "late files")
         with platform.sessions() as s, s.begin():
-            vee2 = run_vee(s, start=utc0, end=utc0 + timedelta(days=n_days), tz=tz)
+            vee2 = run_vee(
+                s,
+                start=utc0,
+                end=utc0 + timedelta(days=n_days),
+                tz=tz,
+                customer_classes=service_point_classes,
+            )
     with _timed(report, "re-reads"):  # the head-end reads the meters of open exceptions again
         seeds = {"meters": cfg.meters, "fleet_seed": cfg.seed, "load_seed": cfg.seed + 1}
         save_state(settings.var_dir / STATE_FILE, **seeds, start_utc=utc0, n_intervals=n_int, tz=tz)
         hes = SimulatedHes(fleet.serials, true, utc0)
         end_utc = utc0 + timedelta(days=n_days)
-        rereads = demo_rereads(platform, hes, out_dir / "rereads", start=utc0, end=end_utc, tz=tz)
+        rereads = demo_rereads(
+            platform,
+            hes,
+            out_dir / "rereads",
+            start=utc0,
+            end=end_utc,
+            tz=tz,
+            customer_classes=service_point_classes,
+        )
     say("VEE", 1, 1)
     report.ingest = _ingest_totals(on_time, late)
     report.vee = {"first_pass": vee1.to_dict(), "after_late_files": vee2.to_dict(), "rereads": rereads}

@@ -71,3 +71,40 @@ def test_exceptions_from_the_command_line(session, db_url, monkeypatch):
         assert unknown.exit_code == 2 and "vee.rule_set_not_found" in unknown.output
     finally:
         get_settings.cache_clear()
+
+
+def test_unknown_meters_are_named_alike_by_the_command_line_and_the_api(
+    session, platform, db_url, monkeypatch
+):
+    import warnings
+
+    from meter2cash.api.app import create_app
+    from meter2cash.mdm.models import VeeRun
+
+    with warnings.catch_warnings():  # the test client warns about its httpx transport on import
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    _customer(session, "C-6", "commercial")
+    session.commit()
+    monkeypatch.setenv("M2C_DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    try:
+        out = CliRunner().invoke(
+            app, ["vee", "run", "--meter", "X-2", "--meter", "C-6", "--meter", "X-1", "--from", "2026-03-10"]
+        )
+    finally:
+        get_settings.cache_clear()
+    assert out.exit_code == 2
+    assert "vee.unknown_meter: no meter with serial X-1, X-2" in " ".join(out.output.split())
+    with TestClient(create_app(platform)) as client:
+        body = {"from": "2026-03-10", "to": "2026-03-10", "meters": ["X-2", "C-6", "X-1"]}
+        r = client.post("/api/v1/vee/runs", json=body)
+    assert r.status_code == 422
+    assert r.json()["error"] == {
+        "code": "vee.unknown_meter",
+        "message": "no meter with serial X-1, X-2",
+        "data": {"meters": ["X-1", "X-2"]},
+    }
+    session.expire_all()
+    assert session.scalars(select(VeeRun)).all() == []

@@ -9,15 +9,16 @@ import pytest
 from sqlalchemy import select
 
 from conftest import attach_customer
+from meter2cash.cis.parties.customer_classes import service_point_classes
 from meter2cash.core.errors import Conflict, InvalidInput
 from meter2cash.core.quality import Quality
 from meter2cash.integration.models import AuditEntry
 from meter2cash.mdm.models import Channel, Meter, VeeFinding, VeeRun
 from meter2cash.mdm.reading_types import ensure_catalogue
 from meter2cash.mdm.store import MeasurementStore
-from meter2cash.mdm.vee import exceptions as queue
+from meter2cash.mdm.vee import work_queue as queue
 from meter2cash.mdm.vee.models import VeeException, VeeRereadRequest
-from meter2cash.mdm.vee.rulesets import get_rule_set, packaged_rule_sets, put_rule_set, rule_set_versions
+from meter2cash.mdm.vee.ruleset.store import get_rule_set, packaged_rule_sets, put_rule_set, rule_set_versions
 from meter2cash.mdm.vee.service import run_vee
 
 DAY = date(2026, 3, 10)
@@ -51,7 +52,7 @@ def test_packaged_rule_sets_are_valid_and_chosen_by_customer_class(session):
     for cid in (home, shop, other):
         _spiky_day(session, cid)
     session.commit()
-    res = run_vee(session, start=START, end=START + timedelta(days=1))
+    res = run_vee(session, start=START, end=START + timedelta(days=1), customer_classes=service_point_classes)
     session.commit()
     run = session.get(VeeRun, res.run_id)
     assert run.rule_set == "commercial+default+residential" and run.rule_set_version == "1+1+1"
@@ -100,7 +101,7 @@ def _exception(session) -> tuple[int, int]:
     cid = _customer(session, "C-9", "commercial")
     _spiky_day(session, cid)
     session.commit()
-    run_vee(session, start=START, end=START + timedelta(days=1))
+    run_vee(session, start=START, end=START + timedelta(days=1), customer_classes=service_point_classes)
     session.commit()
     return cid, session.scalars(select(VeeException.id)).one()
 
@@ -128,7 +129,7 @@ def test_assign_comment_and_edit_makes_a_new_version_that_later_data_keeps(sessi
     # new data for another interval re-validates the day: the edit is kept
     MeasurementStore(session).merge({(cid, DAY): (np.array([10]), np.array([0.31]))}, {cid: 900})
     session.commit()
-    run_vee(session, start=START, end=START + timedelta(days=1))
+    run_vee(session, start=START, end=START + timedelta(days=1), customer_classes=service_point_classes)
     session.commit()
     day = MeasurementStore(session).load_days([(cid, DAY)])[(cid, DAY)]
     assert day.values[50] == 1.2 and day.flags[50] & Quality.EDITED

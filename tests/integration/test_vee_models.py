@@ -4,17 +4,19 @@ retrained when too old."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
 from sqlalchemy import select, update
 
 from conftest import attach_customer
+from meter2cash.cis.parties.customer_classes import service_point_classes
 from meter2cash.integration.models import AuditEntry, OutboxMessage
 from meter2cash.mdm.models import Channel, Meter
 from meter2cash.mdm.reading_types import ensure_catalogue
 from meter2cash.mdm.store import MeasurementStore
-from meter2cash.mdm.vee import model_store
+from meter2cash.mdm.vee import learned_store
 from meter2cash.mdm.vee.learned import N_FEATURES, LearnedModel
 from meter2cash.mdm.vee.models import VeeModel
 from meter2cash.mdm.vee.service import run_vee, vee_report
@@ -55,12 +57,12 @@ def _fleet(session, n: int = 12) -> list[int]:
     store.merge(data, dict.fromkeys(ids, 900))
     session.commit()
     start = datetime(FIRST.year, FIRST.month, FIRST.day, tzinfo=UTC)
-    run_vee(session, start=start, end=start + timedelta(days=HISTORY))
+    run_vee(session, start=start, end=start + timedelta(days=HISTORY), customer_classes=service_point_classes)
     session.commit()
     return ids
 
 
-def _day_with_gap(session, ids: list[int], day: date) -> dict[str, datetime]:
+def _day_with_gap(session, ids: list[int], day: date) -> dict[str, Any]:
     """A new day for every channel, with an 8-hour gap on the first two."""
     data = {}
     for k, cid in enumerate(ids):
@@ -72,19 +74,19 @@ def _day_with_gap(session, ids: list[int], day: date) -> dict[str, datetime]:
     MeasurementStore(session).merge(data, dict.fromkeys(ids, 900))
     session.commit()
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    return {"start": start, "end": start + timedelta(days=1)}
+    return {"start": start, "end": start + timedelta(days=1), "customer_classes": service_point_classes}
 
 
 @pytest.fixture
 def train_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
-    real = model_store.train
+    real = learned_store.train
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(model_store, "train", counting)
+    monkeypatch.setattr(learned_store, "train", counting)
     return calls
 
 
@@ -98,8 +100,12 @@ def test_model_round_trips_through_npz():
 
 def test_trained_model_is_stored_and_used_by_the_next_run_without_training(session, train_calls):
     ids = _fleet(session)
-    out = model_store.train_models(
-        session, start=FIRST, end=FIRST + timedelta(days=HISTORY - 1), classes=["residential"]
+    out = learned_store.train_models(
+        session,
+        start=FIRST,
+        end=FIRST + timedelta(days=HISTORY - 1),
+        classes=["residential"],
+        customer_classes=service_point_classes,
     )
     session.commit()
     assert len(out) == 1 and out[0]["stored"] and out[0]["version"] == 1 and out[0]["channels"] == len(ids)
@@ -124,7 +130,7 @@ def test_trained_model_is_stored_and_used_by_the_next_run_without_training(sessi
         )
     ).one()
     assert event.payload["learned_models"][0]["version"] == 1
-    assert model_store.list_models(session)[0]["metrics"]["mae_learned"] == m["mae_learned"]
+    assert learned_store.list_models(session)[0]["metrics"]["mae_learned"] == m["mae_learned"]
     assert vee_report(session, res.run_id)["learned_models"] == res.learned_models
 
 
@@ -164,7 +170,9 @@ def test_run_trains_and_stores_a_model_when_there_is_none_and_retrains_when_too_
 def test_training_without_enough_data_stores_nothing(session):
     _home(session, 1, "commercial")
     session.commit()
-    out = model_store.train_models(session, start=FIRST, end=FIRST + timedelta(days=6))
+    out = learned_store.train_models(
+        session, start=FIRST, end=FIRST + timedelta(days=6), customer_classes=service_point_classes
+    )
     assert [(o["scope"], o["stored"], o["channels"]) for o in out] == [("class:commercial", False, 0)]
     assert session.scalars(select(VeeModel)).first() is None
 
@@ -212,7 +220,7 @@ def test_a_run_uses_the_model_another_run_stored_meanwhile(session, platform, db
 
     ids = _fleet(session)
     theirs = LearnedModel(np.full(N_FEATURES, 0.05), 999)
-    store = model_store.store_model
+    store = learned_store.store_model
 
     def racing(*args, **kwargs):
         # another run stores version 1 of the scope and commits first: our insert of version 1 fails
@@ -229,7 +237,7 @@ def test_a_run_uses_the_model_another_run_stored_meanwhile(session, platform, db
             )
         raise IntegrityError("INSERT INTO vee_model", {}, Exception("duplicate version"))
 
-    monkeypatch.setattr(model_store, "store_model", racing)
+    monkeypatch.setattr(learned_store, "store_model", racing)
     res = run_vee(session, **_day_with_gap(session, ids, FIRST + timedelta(days=HISTORY)))
     session.commit()
     assert res.learned_models == [

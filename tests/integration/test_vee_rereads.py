@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from integration.test_vee_exceptions import DAY, START, _customer
 from meter2cash.api.app import create_app
+from meter2cash.cis.parties.customer_classes import service_point_classes
 from meter2cash.cli import app
 from meter2cash.config import get_settings
 from meter2cash.core.quality import Quality
@@ -21,7 +22,7 @@ from meter2cash.hes.rereads import SimulatedHes, answer_round
 from meter2cash.integration.models import AuditEntry, OutboxMessage
 from meter2cash.mdm.ingest import ingest_paths
 from meter2cash.mdm.store import MeasurementStore
-from meter2cash.mdm.vee import exceptions as queue
+from meter2cash.mdm.vee import work_queue as queue
 from meter2cash.mdm.vee.models import VeeException, VeeRereadRequest
 from meter2cash.mdm.vee.rereads import complete_rereads, send_rereads, sent_commands
 from meter2cash.mdm.vee.service import run_vee
@@ -41,7 +42,7 @@ def _reread_requested(platform) -> tuple[int, int]:
         spiky[50] = 40.0  # 160 kW for a quarter-hour
         MeasurementStore(s).merge({(cid, DAY): (np.arange(96), spiky)}, {cid: 900})
         s.commit()
-        run_vee(s, start=START, end=START + timedelta(days=1))
+        run_vee(s, start=START, end=START + timedelta(days=1), customer_classes=service_point_classes)
         s.commit()
         xid = s.scalars(select(VeeException.id)).one()
         queue.resolve(s, xid, "reread", actor="ops", reason="spike: read the meter again")
@@ -73,7 +74,7 @@ def test_reread_sent_answered_ingested_validated_completed(platform, tmp_path):
         assert audit.entity_id == str(xid) and audit.before["status"] == "reread_requested"
         assert audit.after["outcome"] == "96 intervals re-read"
         # the re-read day is validated from the head-end's values: no spike, no new exception
-        res = run_vee(s, start=START, end=START + timedelta(days=1))
+        res = run_vee(s, start=START, end=START + timedelta(days=1), customer_classes=service_point_classes)
         s.commit()
         assert res.channel_days == 1 and "vee.interval_spike" not in res.findings_by_rule
         day = MeasurementStore(s).load_days([(cid, DAY)])[(cid, DAY)]
@@ -95,7 +96,7 @@ def test_the_vee_run_after_ingestion_completes_the_request(platform, tmp_path):
     files = _hes().answer(commands, tmp_path)
     assert [r.error for r in ingest_paths(platform, files, source="hes-reread")] == [None]
     with platform.sessions() as s:
-        res = run_vee(s, start=START, end=START + timedelta(days=1))
+        res = run_vee(s, start=START, end=START + timedelta(days=1), customer_classes=service_point_classes)
         s.commit()
         assert res.rereads == {"completed": 1, "failed": 0}
         assert res.to_dict()["rereads"] == {"completed": 1, "failed": 0}

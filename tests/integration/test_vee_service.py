@@ -14,7 +14,7 @@ from meter2cash.integration.models import OutboxMessage
 from meter2cash.mdm.models import Channel, ChannelDay, Meter, VeeFinding, VeeRun
 from meter2cash.mdm.reading_types import ensure_catalogue
 from meter2cash.mdm.store import MeasurementStore
-from meter2cash.mdm.vee.config import RuleSet
+from meter2cash.mdm.vee.ruleset.schema import RuleSet
 from meter2cash.mdm.vee.service import findings_for, run_vee, vee_report
 
 DAY = date(2026, 3, 10)  # a Tuesday

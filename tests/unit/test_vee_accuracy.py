@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 
 from conftest import shared_data
-from meter2cash.mdm.vee.accuracy import CLASSICAL, hide_gaps, load_sgsc, real_gaps, run_accuracy
 from meter2cash.mdm.vee.estimation import day_types_for
 from meter2cash.mdm.vee.learned import fit_l1, train
-from meter2cash.mdm.vee.rules import missing_interval_check
+from meter2cash.mdm.vee.research.accuracy import CLASSICAL, hide_gaps, load_sgsc, real_gaps, run_accuracy
+from meter2cash.mdm.vee.rules.basic import missing_interval_check
 
 
 def test_real_gaps_of_the_australian_households_are_found_exactly():

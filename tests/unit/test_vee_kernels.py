@@ -9,11 +9,12 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from meter2cash.core.quality import Quality
-from meter2cash.mdm.vee import kernels
-from meter2cash.mdm.vee.config import RuleSet
+from meter2cash.mdm.vee.compiled import kernels
+from meter2cash.mdm.vee.compiled.fused import evaluate_fused
 from meter2cash.mdm.vee.estimation import _estimate_fused, estimate, quality_flags
-from meter2cash.mdm.vee.fused import evaluate_fused
-from meter2cash.mdm.vee.rules import Evaluation, RuleContext, evaluate
+from meter2cash.mdm.vee.evaluate import evaluate
+from meter2cash.mdm.vee.ruleset.schema import RuleSet
+from meter2cash.mdm.vee.types import Evaluation, RuleContext
 
 NAN = np.nan
 

@@ -9,24 +9,24 @@ from hypothesis.extra.numpy import arrays
 
 from conftest import shared_data
 from meter2cash.core.errors import InvalidInput
-from meter2cash.mdm.vee.config import RuleSet, intervals_for
-from meter2cash.mdm.vee.rules import (
+from meter2cash.mdm.vee.codes import (
     INTERVAL_SPIKE,
     MISSING_INTERVAL,
     NEGATIVE_CONSUMPTION,
     STUCK_REGISTER,
     ZERO_RUN,
-    RuleContext,
-    evaluate,
-    find_runs,
+)
+from meter2cash.mdm.vee.evaluate import evaluate
+from meter2cash.mdm.vee.rules.basic import (
     interval_spike_check,
     missing_interval_check,
     negative_consumption_check,
     row_quantile,
-    runs_to_mask,
     stuck_register_check,
     zero_run_check,
 )
+from meter2cash.mdm.vee.ruleset.schema import RuleSet, intervals_for
+from meter2cash.mdm.vee.types import RuleContext, find_runs, runs_to_mask
 
 NAN = np.nan
 CTX = RuleContext(interval_s=900)
@@ -236,7 +236,7 @@ def test_findings_match_masks_and_never_reject_missing(values):
 
 def _spikes_by_definition(values, history, *, quantile, factor, floor, neighbour_factor):
     """The spike rule as documented, computed the slow way (a quantile for every channel)."""
-    from meter2cash.mdm.vee.rules import row_quantile
+    from meter2cash.mdm.vee.rules.basic import row_quantile
 
     pool = values if history is None else np.concatenate((history, values), axis=1)
     level = row_quantile(pool, quantile, pool > 0)

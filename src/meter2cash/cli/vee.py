@@ -13,25 +13,15 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from meter2cash.cis.parties.customer_classes import service_point_classes
 from meter2cash.cli.common import console, err_console, platform
 from meter2cash.db import transaction
-from meter2cash.mdm.models import Channel, ChannelDay, Meter
-from meter2cash.mdm.vee.config import RuleSet
+from meter2cash.mdm.models import ChannelDay
+from meter2cash.mdm.vee.candidates import meter_channels
+from meter2cash.mdm.vee.ruleset.schema import RuleSet
 from meter2cash.mdm.vee.service import run_vee, vee_report
 
 app = typer.Typer(help="Validation, estimation and editing of interval data.", no_args_is_help=True)
-
-
-def _channel_ids(session: Session, serials: list[str]) -> list[int]:
-    rows = session.execute(select(Meter.serial, Channel.id).join(Channel).where(Meter.serial.in_(serials)))
-    found: dict[str, list[int]] = {}
-    for serial, cid in rows:
-        found.setdefault(serial, []).append(cid)
-    unknown = sorted(set(serials) - set(found))
-    if unknown:
-        err_console.print(f"[red]error[/red] vee.unknown_meter: no meter with serial {', '.join(unknown)}")
-        raise typer.Exit(2)
-    return [cid for cids in found.values() for cid in cids]
 
 
 def _day_bounds(session: Session, pending: bool) -> tuple[date, date] | None:
@@ -76,14 +66,14 @@ def run(
     Exit 0: every chunk validated; 1: some chunks failed (named, on stderr; their days stay
     pending and the rest is validated); 2: nothing done (usage, database, one line with its code)."""
     with platform() as p, transaction(p.sessions) as session:
-        from meter2cash.mdm.vee.rulesets import get_rule_set
+        from meter2cash.mdm.vee.ruleset.store import get_rule_set
 
         rule_set = (
             RuleSet.from_toml(rules)
             if rules
             else (get_rule_set(session, rule_set_name) if rule_set_name else None)
         )
-        ids = _channel_ids(session, meter) if meter else None
+        ids = meter_channels(session, meter) if meter else None
         bounds = _day_bounds(session, pending=not all_days)
         first = from_.date() if from_ else (bounds[0] if bounds else None)
         last = to.date() if to else (bounds[1] if bounds else None)
@@ -106,6 +96,7 @@ def run(
                 history_days=history_days,
                 tz=p.settings.tz,
                 on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+                customer_classes=service_point_classes,
             )
     console.print(
         f"VEE run {result.run_id} ({result.rule_set} v{result.rule_set_version}): "
@@ -155,7 +146,7 @@ def train_cmd(
     seed: int = typer.Option(2026, "--seed", help="Seed of the held-out gaps and the training gaps"),
 ) -> None:
     """Train the learned estimator per customer class on validated history and store a new version."""
-    from meter2cash.mdm.vee.model_store import train_models
+    from meter2cash.mdm.vee.learned_store import train_models
 
     with platform() as p, transaction(p.sessions) as session:
         last: date | None = to.date() if to else None
@@ -175,6 +166,7 @@ def train_cmd(
             seed=seed,
             tz=p.settings.tz,
             actor="cli",
+            customer_classes=service_point_classes,
         )
     rows = []
     for e in out:
@@ -209,7 +201,7 @@ def models_cmd(
     active: bool = typer.Option(False, "--active", help="Only the active version of each scope"),
 ) -> None:
     """The stored learned models with their held-out errors."""
-    from meter2cash.mdm.vee.model_store import list_models
+    from meter2cash.mdm.vee.learned_store import list_models
 
     with platform() as p, p.sessions() as session:
         models = list_models(session, active_only=active)
@@ -256,7 +248,7 @@ def report(run_id: int | None = typer.Option(None, "--run", help="VEE run id (de
 
 def accuracy_table(rep: Any) -> Table:
     """The accuracy report as a Rich table: MAE [kWh] / MAPE [%] per band and method."""
-    from meter2cash.mdm.vee.accuracy import METHODS
+    from meter2cash.mdm.vee.research.accuracy import METHODS
 
     table = Table(title=f"Estimation accuracy on {rep.channels} real households (MAE kWh / MAPE %)")
     table.add_column("gap length")
@@ -286,7 +278,7 @@ def accuracy(
     seed: int = typer.Option(2026, "--seed"),
 ) -> None:
     """Hide random gaps (1 interval to 7 days) in real load profiles and score every estimator."""
-    from meter2cash.mdm.vee.accuracy import load_london, load_sgsc, run_accuracy
+    from meter2cash.mdm.vee.research.accuracy import load_london, load_sgsc, run_accuracy
 
     london, sgsc = data_dir / "lcl_MAC000060.csv", data_dir / "sgsc_smart_meter10.csv.gz"
     missing = [str(p) for p in (london, sgsc) if not p.exists()]
@@ -317,7 +309,7 @@ def exceptions_list(
     limit: int = typer.Option(50, min=1, max=1000),
 ) -> None:
     """Exceptions, most urgent first (priority, then age)."""
-    from meter2cash.mdm.vee.exceptions import list_exceptions
+    from meter2cash.mdm.vee.work_queue import list_exceptions
 
     with platform() as p, p.sessions() as session:
         items, total = list_exceptions(
@@ -352,7 +344,7 @@ def exceptions_list(
 @exceptions_app.command("show")
 def exceptions_show(exception_id: int = typer.Argument(..., help="Exception id")) -> None:
     """One exception: finding data, values, comments, re-read requests."""
-    from meter2cash.mdm.vee.exceptions import get_exception
+    from meter2cash.mdm.vee.work_queue import get_exception
 
     with platform() as p, p.sessions() as session:
         e = get_exception(session, exception_id)
@@ -366,7 +358,7 @@ def exceptions_assign(
     actor: str = typer.Option("cli", help="Who assigns it"),
 ) -> None:
     """Give an exception to a person."""
-    from meter2cash.mdm.vee.exceptions import assign
+    from meter2cash.mdm.vee.work_queue import assign
 
     with platform() as p, transaction(p.sessions) as session:
         out = assign(session, exception_id, to, actor=actor)
@@ -380,7 +372,7 @@ def exceptions_comment(
     author: str = typer.Option("cli"),
 ) -> None:
     """Add a comment."""
-    from meter2cash.mdm.vee.exceptions import comment
+    from meter2cash.mdm.vee.work_queue import comment
 
     with platform() as p, transaction(p.sessions) as session:
         comment(session, exception_id, text, author=author)
@@ -396,7 +388,7 @@ def exceptions_resolve(
     actor: str = typer.Option("cli"),
 ) -> None:
     """Resolve an exception: accept, edit values with a reason, request a re-read, or estimate."""
-    from meter2cash.mdm.vee.exceptions import resolve
+    from meter2cash.mdm.vee.work_queue import resolve
 
     values: dict[int, float] = {}
     for item in value:

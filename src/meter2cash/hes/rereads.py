@@ -27,6 +27,7 @@ from meter2cash.core.errors import NotFound
 from meter2cash.hes.delivery import CHANNEL, _csv_rows
 from meter2cash.hes.simulator import INTERVAL_S, FleetConfig, build_fleet, simulate_load
 from meter2cash.mdm.vee.rereads import ANSWER_PREFIX
+from meter2cash.mdm.vee.ruleset.store import CustomerClasses
 
 #: Where a demo leaves the simulator's parameters, under ``var_dir``.
 STATE_FILE = Path("demo") / "hes" / "simulator.json"
@@ -162,14 +163,22 @@ def answer_round(
 
 
 def demo_rereads(
-    platform: Platform, hes: SimulatedHes, out_dir: Path, *, start: datetime, end: datetime, tz: str
+    platform: Platform,
+    hes: SimulatedHes,
+    out_dir: Path,
+    *,
+    start: datetime,
+    end: datetime,
+    tz: str,
+    customer_classes: CustomerClasses | None = None,
 ) -> dict[str, int]:
     """The demo's operator asks the head-end to read again the intervals of every open exception
-    on interval data; the simulated head-end answers, and VEE validates the re-read days."""
+    on interval data; the simulated head-end answers, and VEE validates the re-read days (rule sets
+    chosen with ``customer_classes``, see :func:`~meter2cash.mdm.vee.service.run_vee`)."""
     from sqlalchemy import select
 
     from meter2cash.db import transaction
-    from meter2cash.mdm.vee import exceptions as queue
+    from meter2cash.mdm.vee import work_queue as queue
     from meter2cash.mdm.vee.models import VeeException
     from meter2cash.mdm.vee.service import run_vee
 
@@ -183,5 +192,5 @@ def demo_rereads(
             queue.resolve(session, xid, "reread", actor="demo", reason="read the meter again")
     out = answer_round(platform, hes=hes, out_dir=out_dir)
     with transaction(platform.sessions) as session:
-        run_vee(session, start=start, end=end, tz=tz)
+        run_vee(session, start=start, end=end, tz=tz, customer_classes=customer_classes)
     return {"requested": len(ids), **out}

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 # importing this module must not load Numba. It sums in NumPy's pairwise order through the VEE
 # kernels' ``pairwise_sum``, bound as a global of this module when the kernel is first built.
 if TYPE_CHECKING:
-    from meter2cash.mdm.vee.kernels import pairwise_sum
+    from meter2cash.mdm.vee.compiled.kernels import pairwise_sum
 
 F64 = npt.NDArray[np.float64]
 
@@ -352,7 +352,7 @@ def _compiled_window_kernel() -> Any:
     """The kernel of :func:`window_determinants`, compiled (or loaded from Numba's cache) once."""
     global _window_kernel, pairwise_sum
     if _window_kernel is None:
-        from meter2cash.mdm.vee.kernels import _jit, pairwise_sum
+        from meter2cash.mdm.vee.compiled.kernels import _jit, pairwise_sum
 
         _window_kernel = _jit(_WINDOW_SIGNATURE)(_window_rows)
     return _window_kernel

@@ -7,20 +7,21 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 
 from meter2cash.api.deps import PlatformDep, SessionDep
 from meter2cash.api.errors import responses
 from meter2cash.api.limits import LimitedRoute
 from meter2cash.api.routers.common import Limit, MeterFilter, Offset, length
 from meter2cash.api.schemas import SaneDate
+from meter2cash.cis.parties.customer_classes import service_point_classes
 from meter2cash.core.errors import InvalidInput
-from meter2cash.mdm.models import Channel, Meter
-from meter2cash.mdm.vee import exceptions as queue
-from meter2cash.mdm.vee import model_store, rereads
+from meter2cash.mdm.models import Meter
+from meter2cash.mdm.vee import learned_store, rereads
+from meter2cash.mdm.vee import work_queue as queue
+from meter2cash.mdm.vee.candidates import meter_channels
 from meter2cash.mdm.vee.models import VeeException, VeeRereadRequest, VeeRuleSetVersion
 from meter2cash.mdm.vee.reports import vee_report
-from meter2cash.mdm.vee.rulesets import current_rule_sets, get_rule_set, put_rule_set, rule_set_versions
+from meter2cash.mdm.vee.ruleset.store import current_rule_sets, get_rule_set, put_rule_set, rule_set_versions
 from meter2cash.mdm.vee.service import run_vee
 
 router = APIRouter(prefix="/vee", tags=["vee"], route_class=LimitedRoute)
@@ -77,21 +78,6 @@ class ResolveIn(_In):
     actor: Actor = "api"
 
 
-def _channel_ids(session: SessionDep, serials: list[str]) -> list[int] | None:
-    if not serials:
-        return None
-    rows = session.execute(select(Meter.serial, Channel.id).join(Channel).where(Meter.serial.in_(serials)))
-    found: dict[str, list[int]] = {}
-    for serial, cid in rows:
-        found.setdefault(serial, []).append(cid)
-    unknown = sorted(set(serials) - set(found))
-    if unknown:
-        raise InvalidInput(
-            f"no meter with serial {', '.join(unknown)}", code="vee.unknown_meter", meters=unknown
-        )
-    return [cid for cids in found.values() for cid in cids]
-
-
 @router.post("/runs", status_code=201, responses=responses(404, 413))
 def post_run(body: RunIn, session: SessionDep, platform: PlatformDep) -> dict[str, Any]:
     """Validate and estimate the interval data of a window of UTC days (errors ``vee.*``)."""
@@ -107,11 +93,12 @@ def post_run(body: RunIn, session: SessionDep, platform: PlatformDep) -> dict[st
         session,
         start=start,
         end=end,
-        channel_ids=_channel_ids(session, body.meters),
+        channel_ids=meter_channels(session, body.meters) if body.meters else None,
         rule_set=get_rule_set(session, body.rule_set) if body.rule_set else None,
         only_pending=not body.all,
         history_days=body.history_days,
         tz=platform.settings.tz,
+        customer_classes=service_point_classes,
     )
     return result.to_dict()
 
@@ -128,7 +115,7 @@ def list_models_endpoint(
     active: Annotated[bool, Query(description="only the active version of each scope")] = False,
 ) -> list[dict[str, Any]]:
     """Stored learned estimators: scope, interval, version, training window and held-out MAE."""
-    return model_store.list_models(session, active_only=active)
+    return learned_store.list_models(session, active_only=active)
 
 
 @router.get("/rule-sets")

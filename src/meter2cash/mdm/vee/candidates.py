@@ -1,4 +1,5 @@
-"""Which channel-days a VEE run validates: pending received days and days nothing arrived for."""
+"""Which channel-days a VEE run validates: the channels of the meters asked for, pending received
+days and days nothing arrived for."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from datetime import date, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from meter2cash.core.errors import InvalidInput
 from meter2cash.core.timeutil import day_start, utcnow
-from meter2cash.mdm.models import Channel, ChannelDay, Installation, ReadingType
+from meter2cash.mdm.models import Channel, ChannelDay, Installation, Meter, ReadingType
 
 _IN_CHUNK = 2000
 
@@ -22,6 +24,21 @@ class Candidate:
     interval_s: int
     batch_id: int | None
     is_import: bool
+
+
+def meter_channels(session: Session, serials: Sequence[str]) -> list[int]:
+    """The channel ids of the meters with these serials (``vee.unknown_meter`` names the serials no
+    meter has)."""
+    rows = session.execute(select(Meter.serial, Channel.id).join(Channel).where(Meter.serial.in_(serials)))
+    found: dict[str, list[int]] = {}
+    for serial, cid in rows:
+        found.setdefault(serial, []).append(cid)
+    unknown = sorted(set(serials) - set(found))
+    if unknown:
+        raise InvalidInput(
+            f"no meter with serial {', '.join(unknown)}", code="vee.unknown_meter", meters=unknown
+        )
+    return [cid for cids in found.values() for cid in cids]
 
 
 def candidates(

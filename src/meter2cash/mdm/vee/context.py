@@ -31,10 +31,17 @@ from meter2cash.mdm.models import (
 )
 from meter2cash.mdm.reading_types import tou_tier
 from meter2cash.mdm.store import decode_flags, decode_values
-from meter2cash.mdm.vee import checks
-from meter2cash.mdm.vee.config import RuleSet
-from meter2cash.mdm.vee.engine import outage_rows
-from meter2cash.mdm.vee.rules import FloatArray
+from meter2cash.mdm.vee.codes import REGISTER_DECREASE, TOU_SUM_CHECK
+from meter2cash.mdm.vee.rules.registers import (
+    POWER_FAIL_END,
+    POWER_FAIL_START,
+    outage_rows,
+    register_advance,
+    tou_sum_check,
+    window_mask,
+)
+from meter2cash.mdm.vee.ruleset.schema import RuleSet
+from meter2cash.mdm.vee.types import FloatArray
 
 _IN = 1000
 #: Power-failure events are looked up this far before the window, to find an outage's start.
@@ -87,7 +94,7 @@ def load_context(
     for part in _in(meters):
         ev = select(MeterEvent.meter_id, MeterEvent.occurred_at, MeterEvent.code).where(
             MeterEvent.meter_id.in_(part),
-            MeterEvent.code.in_((checks.POWER_FAIL_START, checks.POWER_FAIL_END)),
+            MeterEvent.code.in_((POWER_FAIL_START, POWER_FAIL_END)),
             MeterEvent.occurred_at >= day_start(first) - OUTAGE_LOOKBACK,
             MeterEvent.occurred_at < day_start(last + timedelta(days=1)),
         )
@@ -108,7 +115,7 @@ def load_context(
             active[r] = False
         elif installs.get(mid):  # a meter without any installation record is not judged
             s, e = zip(*installs[mid], strict=True)
-            active[r] = checks.window_mask(
+            active[r] = window_mask(
                 np.array(s, dtype=np.int64), np.array(e, dtype=np.int64), t0=t0, n=n, interval_s=interval_s
             )
 
@@ -220,7 +227,7 @@ def _registers(
     day_adv: dict[int, FloatArray] = {}
     for rid, series in reads.items():
         vals = np.array([v for _, v in series])[None, :]
-        adv, res = checks.register_advance(vals, rollover=cfg.rollover)
+        adv, res = register_advance(vals, rollover=cfg.rollover)
         if cfg.enabled:
             for f in res.findings:
                 at = series[f.first][0]
@@ -230,7 +237,7 @@ def _registers(
                             "channel_id": rid,
                             "day": at.date(),
                             "rule": f.rule,
-                            "action": cfg.action if f.rule == checks.REGISTER_DECREASE else "info",
+                            "action": cfg.action if f.rule == REGISTER_DECREASE else "info",
                             "first_slot": 0,
                             "slot_count": 0,
                             "data": {**f.data, "read_at": at.isoformat()},
@@ -287,7 +294,7 @@ def _tou_rows(
     for g, (_, tier_ids) in enumerate(groups):
         tou[g, : len(tier_ids)] = [day_adv.get(t, nan) for t in tier_ids]
         tou[g, len(tier_ids) :] = 0.0  # a meter with fewer tiers than the widest one
-    bad = checks.tou_sum_check(total, tou, tolerance=cfg.tolerance, tolerance_rel=cfg.tolerance_rel)
+    bad = tou_sum_check(total, tou, tolerance=cfg.tolerance, tolerance_rel=cfg.tolerance_rel)
     tier_sum = np.nansum(tou, axis=1)
     rows: list[dict[str, Any]] = []
     for g, d in zip(*np.nonzero(bad), strict=True):
@@ -296,7 +303,7 @@ def _tou_rows(
             {
                 "channel_id": rid,
                 "day": first + timedelta(days=int(d)),
-                "rule": checks.TOU_SUM_CHECK,
+                "rule": TOU_SUM_CHECK,
                 "action": cfg.action,
                 "first_slot": 0,
                 "slot_count": 0,

@@ -24,10 +24,8 @@ import numpy as np
 import numpy.typing as npt
 
 from meter2cash.core.quality import FLAG_DTYPE, Quality
-from meter2cash.mdm.vee.rules import find_runs
+from meter2cash.mdm.vee.types import BoolArray, FloatArray, find_runs
 
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
 MethodArray = npt.NDArray[np.int8]
 
 NOT_ESTIMATED = 0
@@ -264,7 +262,7 @@ def estimate(
     (non-NaN) values are returned unchanged; intervals nothing could fill stay NaN with method 0.
 
     With ``fused`` (the default) every method runs in one compiled pass per channel
-    (:func:`.kernels.estimate_rows`); without, method function by method function. Both give the
+    (:func:`.compiled.kernels.estimate_rows`); without, method function by method function. Both give the
     same values and methods.
     """
     values = np.atleast_2d(np.asarray(values, dtype=np.float64))
@@ -346,8 +344,8 @@ def _estimate_fused(
 ) -> Estimate | None:
     """:func:`estimate` through the compiled kernel; None when the arrays do not fit it (the
     method functions then run, and report a mismatch as before)."""
-    from meter2cash.mdm.vee import kernels  # Numba loads on first use
-    from meter2cash.mdm.vee.fused import contiguous
+    from meter2cash.mdm.vee.compiled import kernels  # Numba loads on first use
+    from meter2cash.mdm.vee.compiled.kernels import contiguous
 
     n_rows, n = values.shape
     types = np.asarray(day_types, dtype=np.int64)
@@ -393,8 +391,8 @@ def quality_flags(
     """
     shape = np.shape(values)
     if np.shape(rejected) == np.shape(suspect) == np.shape(method) == shape and np.size(values):
-        from meter2cash.mdm.vee import kernels  # Numba loads on first use
-        from meter2cash.mdm.vee.fused import contiguous
+        from meter2cash.mdm.vee.compiled import kernels  # Numba loads on first use
+        from meter2cash.mdm.vee.compiled.kernels import contiguous
 
         size = (int(np.size(values)),)
         m = np.asarray(method)

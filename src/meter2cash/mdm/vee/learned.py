@@ -21,9 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from meter2cash.mdm.vee.estimation import profile_of
-
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
+from meter2cash.mdm.vee.types import BoolArray, FloatArray
 
 N_FEATURES = 20
 #: Stored models carry this kind and format; a model of another format is not loaded.

@@ -28,6 +28,7 @@ from meter2cash.core.timeutil import utc_days, utcnow
 from meter2cash.integration.outbox import emit
 from meter2cash.mdm.models import Channel, ChannelDay, Meter, RawBatch, ReadingType
 from meter2cash.mdm.store import decode_values
+from meter2cash.mdm.vee.audit import audit_exception
 from meter2cash.mdm.vee.models import VeeException, VeeRereadRequest
 
 TOPIC_REREAD = "hes.reread_requested"
@@ -162,8 +163,6 @@ def complete_rereads(
 def _audit(
     session: Session, actor: str, action: str, e: VeeException, before: dict[str, Any], r: VeeRereadRequest
 ) -> None:
-    from meter2cash.mdm.vee.exceptions import audit_exception  # exceptions imports this module
-
     after = {"status": e.status, "resolution": e.resolution, "reread": r.id, "outcome": r.outcome}
     audit_exception(session, actor, action, e, before, after)
 

@@ -32,17 +32,25 @@ from meter2cash.core.timeutil import day_start, ensure_aware, slots_per_day, utc
 from meter2cash.integration.outbox import emit
 from meter2cash.mdm.models import Channel, Meter, ReadingType, VeeFinding, VeeRun
 from meter2cash.mdm.store import DayArrays, MeasurementStore
-from meter2cash.mdm.vee import checks
 from meter2cash.mdm.vee.candidates import Candidate, absent_days, candidates, stored_days
-from meter2cash.mdm.vee.config import RuleSet, intervals_for
+from meter2cash.mdm.vee.codes import ESTIMATE_REPLACED
 from meter2cash.mdm.vee.context import load_context
 from meter2cash.mdm.vee.estimation import METHOD_NAMES, day_types_for, estimate, quality_flags
-from meter2cash.mdm.vee.exceptions import open_exceptions
-from meter2cash.mdm.vee.model_store import ModelUse, model_for_run, scope_of
+from meter2cash.mdm.vee.evaluate import evaluate
+from meter2cash.mdm.vee.learned_store import ModelUse, model_for_run, scope_of
 from meter2cash.mdm.vee.reports import findings_for, vee_report
 from meter2cash.mdm.vee.rereads import complete_rereads
-from meter2cash.mdm.vee.rules import Finding, RuleContext, evaluate
-from meter2cash.mdm.vee.rulesets import channel_classes, current_rule_sets, select_rule_sets
+from meter2cash.mdm.vee.rules.history import prolonged_estimation_check
+from meter2cash.mdm.vee.rules.receipts import duplicate_imd_check
+from meter2cash.mdm.vee.ruleset.schema import RuleSet, intervals_for
+from meter2cash.mdm.vee.ruleset.store import (
+    CustomerClasses,
+    channel_classes,
+    current_rule_sets,
+    select_rule_sets,
+)
+from meter2cash.mdm.vee.types import Finding, RuleContext
+from meter2cash.mdm.vee.work_queue import open_exceptions
 
 __all__ = [
     "TOPIC_COMPLETED",
@@ -137,6 +145,7 @@ def run_vee(
     history_days: int = 14,
     on_progress: Progress | None = None,
     tz: ZoneInfo | str = "UTC",
+    customer_classes: CustomerClasses | None = None,
 ) -> VeeRunResult:
     """Validate and estimate the channel-days of interval channels in ``[start, end)``.
 
@@ -149,9 +158,10 @@ def run_vee(
     outbox event.
 
     Without ``rule_set`` every channel gets the eligible rule set of its reading type and
-    customer class (:mod:`.rulesets`); the run records the names and versions used, and every
+    customer class (:mod:`.ruleset.store`; the classes come from ``customer_classes``, the CIS's
+    answer, and without it no channel has one); the run records the names and versions used, and every
     finding its ``name@version``. Findings whose action is ``exception`` open exceptions in the
-    work queue (:mod:`.exceptions`).
+    work queue (:mod:`.work_queue`).
 
     Chunks are planned by :func:`plan_chunks`. A chunk that fails is rolled back to its savepoint
     and recorded in :attr:`VeeRunResult.failures` and ``VeeRun.failures`` (status ``partial``);
@@ -169,7 +179,7 @@ def run_vee(
     cands = candidates(session, days[0], days[-1], channel_ids, only_pending) if days else []
     if days:
         cands += absent_days(session, days[0], days[-1], channel_ids, stored_days(session, days[0], days[-1]))
-    classes = channel_classes(session, sorted({c.channel_id for c in cands}))
+    classes = channel_classes(session, sorted({c.channel_id for c in cands}), customer_classes)
     if rule_set is not None:
         chosen = dict.fromkeys({c.channel_id for c in cands}, rule_set)
     else:
@@ -437,11 +447,11 @@ def _process_chunk(
     flags = quality_flags(values, ev.rejected & ~kept, ev.suspect & ~kept, method)
     flags = np.where(kept, cx.prev_flags, flags).astype(flags.dtype)
     flags[cx.outage] |= np.uint16(Quality.OUTAGE)
-    flags[checks.duplicate_imd_check(raw, cx.earlier_raw).mask] |= np.uint16(Quality.DUPLICATE)
+    flags[duplicate_imd_check(raw, cx.earlier_raw).mask] |= np.uint16(Quality.DUPLICATE)
     pe = rs.rules.prolonged_estimation
     if pe.enabled:
         was_estimated = (w.flags[:, :n_hist] & int(Quality.ESTIMATED)) != 0
-        res = checks.prolonged_estimation_check(
+        res = prolonged_estimation_check(
             np.concatenate((was_estimated, method != 0), axis=1),
             min_intervals=intervals_for(pe.max_hours, interval_s),
             offset=n_hist,
@@ -485,7 +495,7 @@ def _process_chunk(
     for fr in rows:
         fr["rule_set"] = rs.label
     for fr in rows:
-        if fr["rule"] == checks.ESTIMATE_REPLACED:
+        if fr["rule"] == ESTIMATE_REPLACED:
             result.replaced_intervals += fr["slot_count"]
             result.replaced.append(
                 {"channel_id": fr["channel_id"], "day": fr["day"].isoformat(), "intervals": fr["slot_count"]}

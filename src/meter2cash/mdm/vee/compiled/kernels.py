@@ -1,18 +1,19 @@
 """Fused VEE kernels: the whole rule set, estimation and quality flags, one pass per channel row.
 
-The rule functions of :mod:`.rules` and :mod:`.checks` and the estimation methods of
-:mod:`.estimation` are whole-array NumPy kernels: clear, and each one checked on its own, but a
-rule set of some twenty rules then costs some fifty passes over every array. The kernels here,
-compiled with Numba (single-threaded, ``cache=True``), walk each channel row once and compute every
-enabled rule in that walk: the runs of each rule with their data (run length, extreme value,
+The rule functions of :mod:`meter2cash.mdm.vee.rules` and the estimation methods of
+:mod:`meter2cash.mdm.vee.estimation` are whole-array NumPy kernels: clear, and each one checked on
+its own, but a rule set of some twenty rules then costs some fifty passes over every array. The
+kernels here, compiled with Numba (single-threaded, ``cache=True``), walk each channel row once and
+compute every enabled rule in that walk: the runs of each rule with their data (run length, extreme value,
 thresholds...) and the REJECTED / SUSPECT masks of the rule set's actions. The wrappers in
-:mod:`.rules` and :mod:`.estimation` build the findings from the run arrays they return.
+:mod:`.fused` and :mod:`meter2cash.mdm.vee.estimation` build the findings from the run arrays
+they return.
 
 Results equal the separate functions exactly (property tests compare them on random arrays):
 the same comparisons in the same floating-point order, including NumPy's pairwise summation
 (:func:`pairwise_sum`) wherever NumPy sums along the last axis.
 
-Rule numbers (``R_*``) are the order in which :func:`meter2cash.mdm.vee.rules.evaluate` lists
+Rule numbers (``R_*``) are the order in which :func:`meter2cash.mdm.vee.evaluate.evaluate` lists
 findings.
 """
 
@@ -24,6 +25,7 @@ from typing import Any
 
 import numba
 import numpy as np
+import numpy.typing as npt
 
 # rule numbers, in the order evaluate() lists findings
 R_MISSING = 0
@@ -75,13 +77,24 @@ I_REJECTED_BIT = 7
 I_ROOM = 8  # room_per_row(n)
 N_INT_PARAMS = 9
 
-# estimation methods (the codes of :mod:`.estimation`)
+# estimation methods (the codes of :mod:`meter2cash.mdm.vee.estimation`)
 M_LINEAR = 1
 M_LIKE_DAY = 2
 M_LEARNED = 3
 M_SCALAR = 4
 M_AVERAGE = 5
 M_OUTAGE = 6
+
+
+def contiguous(a: Any, dtype: npt.DTypeLike, shape: tuple[int, ...]) -> np.ndarray | None:
+    """``a`` as a writeable C-contiguous array of ``dtype`` (one kernel signature for every caller),
+    or None if it has another shape."""
+    out = np.asarray(a, dtype=dtype)
+    if out.shape != shape:
+        return None
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        out = np.array(out, dtype=dtype, order="C")
+    return out
 
 
 def room_per_row(n: int) -> int:
@@ -237,8 +250,8 @@ def _mark(rej, sus, v, act, a, b, received_only):
 def _history_statistics(h, spd, days, slot_sum, slot_sq, slot_cnt, hday, buf, cover):
     """Per slot of day: sum, sum of squares and count of the valid history values (the days
     added one after the other, as NumPy reduces a middle axis); per day: the use scaled up for
-    missing intervals (``checks._daily``; 0 for a day with less than ``cover`` valid intervals,
-    as ``nansum`` counts it). Returns the number of days with a use."""
+    missing intervals (``rules.history._daily``; 0 for a day with less than ``cover`` valid
+    intervals, as ``nansum`` counts it). Returns the number of days with a use."""
     for s in range(spd):
         slot_sum[s] = 0.0
         slot_sq[s] = 0.0
@@ -505,7 +518,7 @@ def evaluate_rows(
                         fb[k, 1], fb[k, 2], fb[k, 3] = day_sum, adv, diff
                         k += 1
                 if need_days:
-                    day = np.nan  # the day's use scaled up for missing intervals (checks._daily)
+                    day = np.nan  # the day's use scaled up for missing intervals (rules.history._daily)
                     if got_day >= cover:
                         day = day_sum * spd / (got_day if got_day > 1 else 1)
                     if on_high and day > fp[F_HIGH] * ref:
@@ -676,7 +689,7 @@ def estimate_rows(
     fscratch,
 ):
     """Outage zeros, linear interpolation, learned, like-day, average daily use and the
-    adjustment to the register advance, per row (see :func:`.estimation.estimate`).
+    adjustment to the register advance, per row (see :func:`meter2cash.mdm.vee.estimation.estimate`).
 
     ``target``, ``outage``, ``learned``, ``day_advance`` may be ``(0, 0)`` (absent);
     ``day_types`` is the type of each day. ``out`` receives the values, filled; ``method`` holds
@@ -773,7 +786,7 @@ def estimate_rows(
 
 @_jit("none(f8[::1], b1[::1], b1[::1], i1[::1], u2[::1], u2[::1])")
 def flag_values(values, rejected, suspect, method, out, bits):
-    """Quality bits of flat arrays into ``out`` (see :func:`.estimation.quality_flags`);
+    """Quality bits of flat arrays into ``out`` (see :func:`meter2cash.mdm.vee.estimation.quality_flags`);
     ``bits`` = (MISSING, REJECTED, SUSPECT, ESTIMATED)."""
     missing, rej_bit, sus_bit, est_bit = bits[0], bits[1], bits[2], bits[3]
     for i in range(values.shape[0]):

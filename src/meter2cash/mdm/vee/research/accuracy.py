@@ -24,7 +24,7 @@ from meter2cash.mdm.vee.estimation import (
     linear_interpolation,
 )
 from meter2cash.mdm.vee.learned import train
-from meter2cash.mdm.vee.rules import FloatArray, find_runs
+from meter2cash.mdm.vee.types import FloatArray, find_runs
 
 #: Gap-length bands [hours] of the report: (label, shortest, longest).
 BANDS: tuple[tuple[str, float, float], ...] = (

@@ -37,9 +37,8 @@ from meter2cash.mdm.store import MeasurementStore
 from meter2cash.mdm.vee.estimation import day_types_for, like_day_profile
 from meter2cash.mdm.vee.learned import MODEL_KIND, LearnedModel, synthetic_gaps, train
 from meter2cash.mdm.vee.models import VeeModel
-from meter2cash.mdm.vee.rulesets import channel_classes
-
-FloatArray = npt.NDArray[np.float64]
+from meter2cash.mdm.vee.ruleset.store import CustomerClasses, channel_classes
+from meter2cash.mdm.vee.types import FloatArray
 
 #: Share of the valid intervals hidden as synthetic gaps to measure a model's error.
 HOLDOUT_SHARE = 0.1
@@ -266,7 +265,9 @@ def model_for_run(
     return model, ModelUse(scope, interval_s, stored.version, trained=True)
 
 
-def _class_channels(session: Session, interval_s: int) -> dict[str, list[int]]:
+def _class_channels(
+    session: Session, interval_s: int, customer_classes: CustomerClasses | None
+) -> dict[str, list[int]]:
     """Delta interval channels of ``interval_s`` by model scope."""
     ids = list(
         session.scalars(
@@ -277,7 +278,7 @@ def _class_channels(session: Session, interval_s: int) -> dict[str, list[int]]:
         )
     )
     out: dict[str, list[int]] = defaultdict(list)
-    for cid, (_, cls) in channel_classes(session, ids).items():
+    for cid, (_, cls) in channel_classes(session, ids, customer_classes).items():
         out[scope_of(cls)].append(cid)
     return out
 
@@ -296,10 +297,13 @@ def train_models(
     max_channels: int = MAX_TRAIN_CHANNELS,
     min_samples: int = MIN_SAMPLES,
     actor: str = "vee",
+    customer_classes: CustomerClasses | None = None,
 ) -> list[dict[str, Any]]:
     """Train and store one model per customer class on the validated actual values of the UTC
     days ``start..end`` (intervals missing, rejected or estimated are not used).
 
+    A channel's class comes from ``customer_classes`` (the CIS's answer, see
+    :func:`.ruleset.store.channel_classes`; without it every channel is of class ``none``).
     ``classes`` limits the classes (``none`` = channels without a customer class). A class with
     too little data gets no new model; its entry says so (``"stored": false``). Returns one dict
     per class: scope, version, channels, samples and the held-out metrics.
@@ -309,7 +313,7 @@ def train_models(
     spd = slots_per_day(interval_s)
     days = [start + timedelta(days=k) for k in range((end - start).days + 1)]
     types = np.asarray(day_types_for(days, tz, holiday_country=holiday_country), dtype=np.int64)
-    by_scope = _class_channels(session, interval_s)
+    by_scope = _class_channels(session, interval_s, customer_classes)
     wanted = None if not classes else {scope_of(None if c == "none" else c) for c in classes}
     store = MeasurementStore(session)
     out: list[dict[str, Any]] = []

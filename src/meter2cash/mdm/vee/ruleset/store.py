@@ -1,30 +1,37 @@
 """Rule sets by reading type and customer class: packaged TOML files, stored versions, selection.
 
-The package ships ``rulesets/*.toml`` (documented in ``docs/vee.md``). A rule set saved through
-:func:`put_rule_set` (the API's ``PUT /vee/rule-sets/{name}``) is stored as a new
+The package ships ``meter2cash/mdm/vee/rulesets/*.toml`` (documented in ``docs/vee.md``). A rule
+set saved through :func:`put_rule_set` (the API's ``PUT /vee/rule-sets/{name}``) is stored as a new
 :class:`VeeRuleSetVersion`; the latest stored version of a name overrides the packaged file of
 that name. :func:`select_rule_sets` gives every channel the eligible rule set with the highest
-priority. Functions take a Session and never commit.
+priority.
+
+A channel's customer class is the CIS's to know: :func:`channel_classes` follows a channel to the
+service points its meter was installed at and asks the caller's :data:`CustomerClasses` for their
+classes. Functions take a Session and never commit.
 """
 
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from meter2cash.cis.parties.models import Account, ServiceAgreement
 from meter2cash.core.errors import Conflict, InvalidInput, NotFound
 from meter2cash.integration.models import AuditEntry
 from meter2cash.mdm.models import Channel, Installation, ReadingType
-from meter2cash.mdm.vee.config import RuleSet
 from meter2cash.mdm.vee.models import VeeRuleSetVersion
+from meter2cash.mdm.vee.ruleset.schema import RuleSet
 
 _IN = 1000
+
+#: The customer class of each of the given service points that has an agreement (a service point
+#: left out has none): ``(session, service point ids) -> {service point id: customer class}``.
+CustomerClasses = Callable[[Session, Sequence[int]], Mapping[int, str]]
 
 
 def packaged_rule_sets() -> dict[str, RuleSet]:
@@ -138,9 +145,12 @@ def put_rule_set(session: Session, name: str, body: dict[str, Any], *, actor: st
     return rs
 
 
-def channel_classes(session: Session, channel_ids: Sequence[int]) -> dict[int, tuple[str, str | None]]:
-    """Reading type code and customer class (of the latest agreement where the meter was last
-    installed; ``None`` when there is none) of each channel."""
+def channel_classes(
+    session: Session, channel_ids: Sequence[int], customer_classes: CustomerClasses | None = None
+) -> dict[int, tuple[str, str | None]]:
+    """Reading type code and customer class of each channel: the class of the service point the
+    meter was last installed at among those ``customer_classes`` knows a class of (``None`` when
+    there is none, or no ``customer_classes``)."""
     ids = list(channel_ids)
     out: dict[int, tuple[str, str | None]] = {}
     for i in range(0, len(ids), _IN):
@@ -151,16 +161,19 @@ def channel_classes(session: Session, channel_ids: Sequence[int]) -> dict[int, t
             .where(Channel.id.in_(part))
         )
         out.update({cid: (code, None) for cid, code in session.execute(stmt)})
+        if customer_classes is None:
+            continue
         stmt2 = (
-            select(Channel.id, Account.customer_class)
+            select(Channel.id, Installation.service_point_id)
             .join(Installation, Installation.meter_id == Channel.meter_id)
-            .join(ServiceAgreement, ServiceAgreement.service_point_id == Installation.service_point_id)
-            .join(Account, Account.id == ServiceAgreement.account_id)
             .where(Channel.id.in_(part))
-            .order_by(Installation.installed_at, ServiceAgreement.start_date)
+            .order_by(Installation.installed_at)
         )
-        for cid, cls in session.execute(stmt2):
-            out[cid] = (out[cid][0], cls)
+        installed = session.execute(stmt2).all()
+        classes = customer_classes(session, sorted({sp for _, sp in installed}))
+        for cid, sp in installed:
+            if sp in classes:
+                out[cid] = (out[cid][0], classes[sp])
     return out
 
 

@@ -1,9 +1,9 @@
-"""A whole rule set in one pass: :func:`meter2cash.mdm.vee.rules.evaluate` through the fused kernel.
+"""A whole rule set in one pass: :func:`meter2cash.mdm.vee.evaluate.evaluate` through the fused kernel.
 
-:func:`evaluate_fused` turns a rule set and a :class:`~.rules.RuleContext` into the parameters of
-:func:`.kernels.evaluate_rows`, and the run arrays it returns into the same findings, in the same
-order, with the same data as the rule functions give one by one. Findings are built from whole
-columns (``tolist`` once per rule), never with a NumPy call per finding.
+:func:`evaluate_fused` turns a rule set and a :class:`~meter2cash.mdm.vee.types.RuleContext` into
+the parameters of :func:`.kernels.evaluate_rows`, and the run arrays it returns into the same
+findings, in the same order, with the same data as the rule functions give one by one. Findings
+are built from whole columns (``tolist`` once per rule), never with a NumPy call per finding.
 """
 
 from __future__ import annotations
@@ -17,29 +17,32 @@ import numpy as np
 import numpy.typing as npt
 
 from meter2cash.core.quality import Quality
-from meter2cash.mdm.vee import checks, kernels
-from meter2cash.mdm.vee import rules as r
-from meter2cash.mdm.vee.config import RuleSet, intervals_for
-from meter2cash.mdm.vee.engine import runnable_context_rules
+from meter2cash.mdm.vee import codes
+from meter2cash.mdm.vee.compiled import kernels
+from meter2cash.mdm.vee.compiled.kernels import contiguous
+from meter2cash.mdm.vee.rules.metadata import metadata_check, metadata_failures
+from meter2cash.mdm.vee.rules.select import runnable_context_rules
+from meter2cash.mdm.vee.ruleset.schema import RuleSet, intervals_for
+from meter2cash.mdm.vee.types import Evaluation, Finding, FloatArray, RuleContext
 
 #: Finding code of each rule number of the kernel.
 CODES = (
-    r.MISSING_INTERVAL,
-    r.NEGATIVE_CONSUMPTION,
-    r.INTERVAL_SPIKE,
-    r.STUCK_REGISTER,
-    r.ZERO_RUN,
-    checks.SUM_CHECK,
-    checks.HIGH_USAGE,
-    checks.LOW_USAGE,
-    checks.DYNAMIC_COMPARISON,
-    checks.INTERVAL_SIZE,
-    checks.UNIT_OF_MEASURE,
-    checks.MULTIPLIER,
-    checks.INACTIVE_MEASUREMENT,
-    checks.DUPLICATE_IMD,
-    checks.ESTIMATE_REPLACED,
-    checks.EDIT_KEPT,
+    codes.MISSING_INTERVAL,
+    codes.NEGATIVE_CONSUMPTION,
+    codes.INTERVAL_SPIKE,
+    codes.STUCK_REGISTER,
+    codes.ZERO_RUN,
+    codes.SUM_CHECK,
+    codes.HIGH_USAGE,
+    codes.LOW_USAGE,
+    codes.DYNAMIC_COMPARISON,
+    codes.INTERVAL_SIZE,
+    codes.UNIT_OF_MEASURE,
+    codes.MULTIPLIER,
+    codes.INACTIVE_MEASUREMENT,
+    codes.DUPLICATE_IMD,
+    codes.ESTIMATE_REPLACED,
+    codes.EDIT_KEPT,
 )
 _ACTION = {"info": kernels.ACT_INFO, "flag": kernels.ACT_SUSPECT, "exception": kernels.ACT_SUSPECT}
 _ACTION["reject"] = kernels.ACT_REJECT
@@ -48,21 +51,10 @@ _NO_HISTORY = np.zeros((1, 0))  # a row to index, of no days
 _NO_B = np.zeros((0, 0), dtype=bool)
 
 
-def contiguous(a: Any, dtype: npt.DTypeLike, shape: tuple[int, ...]) -> np.ndarray | None:
-    """``a`` as a writeable C-contiguous array of ``dtype`` (one kernel signature for every caller),
-    or None if it has another shape."""
-    out = np.asarray(a, dtype=dtype)
-    if out.shape != shape:
-        return None
-    if not out.flags.c_contiguous or not out.flags.writeable:
-        out = np.array(out, dtype=dtype, order="C")
-    return out
-
-
-def evaluate_fused(values: r.FloatArray, ctx: r.RuleContext, rs: RuleSet) -> r.Evaluation | None:
-    """The :class:`~.rules.Evaluation` of ``rs`` over ``values`` (2-D float64), or None when the
-    context arrays do not have the shapes the rules expect (the caller then runs the rules one by
-    one, which reports the mismatch as before)."""
+def evaluate_fused(values: FloatArray, ctx: RuleContext, rs: RuleSet) -> Evaluation | None:
+    """The :class:`~meter2cash.mdm.vee.types.Evaluation` of ``rs`` over ``values`` (2-D float64), or
+    None when the context arrays do not have the shapes the rules expect (the caller then runs the
+    rules one by one, which reports the mismatch as before)."""
     n_rows, n = values.shape
     cfg = rs.rules
     spd = 86_400 // ctx.interval_s
@@ -131,7 +123,7 @@ def evaluate_fused(values: r.FloatArray, ctx: r.RuleContext, rs: RuleSet) -> r.E
         interval_s, expected, units, mults = ctx.metadata
         if not len(interval_s) == len(expected) == len(units) == len(mults) == n_rows:
             return None
-        failures = checks.metadata_failures(
+        failures = metadata_failures(
             interval_s=interval_s,
             expected_interval_s=expected,
             units=units,
@@ -151,7 +143,7 @@ def evaluate_fused(values: r.FloatArray, ctx: r.RuleContext, rs: RuleSet) -> r.E
     fp[kernels.F_SUM_TOL_REL] = sc.tolerance_rel
     fp[kernels.F_HIGH] = hl.high_factor
     fp[kernels.F_LOW] = hl.low_factor
-    fp[kernels.F_COVERAGE] = 0.5  # checks.high_low_usage_check's min_coverage
+    fp[kernels.F_COVERAGE] = 0.5  # rules.history.high_low_usage_check's min_coverage
     fp[kernels.F_DYN_Z] = dc.z
     fp[kernels.F_DYN_FLOOR] = dc.floor_per_hour * ctx.interval_s / 3600.0
     ip[kernels.I_SPD] = spd
@@ -194,22 +186,22 @@ def evaluate_fused(values: r.FloatArray, ctx: r.RuleContext, rs: RuleSet) -> r.E
     finally:
         if collecting:
             gc.enable()
-    return r.Evaluation(findings, rejected, suspect)
+    return Evaluation(findings, rejected, suspect)
 
 
 def _findings(
     ib: npt.NDArray[np.int64],
     fb: npt.NDArray[np.float64],
     actions: list[str],
-    ctx: r.RuleContext,
+    ctx: RuleContext,
     n: int,
     allowed_multipliers: tuple[float, ...],
-) -> list[r.Finding]:
+) -> list[Finding]:
     """Findings from the kernel's runs: by rule (in rule order), then row, then column."""
     order = np.argsort(ib[:, 0], kind="stable")
     ib, fb = ib[order], fb[order]
     bounds = np.searchsorted(ib[:, 0], np.arange(kernels.N_RULES + 1))
-    out: list[r.Finding] = []
+    out: list[Finding] = []
     for rule in range(kernels.N_RULES):
         lo, hi = int(bounds[rule]), int(bounds[rule + 1])
         if lo == hi:
@@ -218,7 +210,7 @@ def _findings(
         counts = ib[lo:hi, 3].tolist()
         data = _data(rule, fb[lo:hi], counts, rows, ctx, n, allowed_multipliers)
         code = CODES[rule]
-        out += map(r.Finding, repeat(code), rows, ib[lo:hi, 2].tolist(), counts, data, repeat(actions[rule]))
+        out += map(Finding, repeat(code), rows, ib[lo:hi, 2].tolist(), counts, data, repeat(actions[rule]))
     return out
 
 
@@ -231,7 +223,7 @@ def _data(
     fb: npt.NDArray[np.float64],
     counts: list[int],
     rows: list[int],
-    ctx: r.RuleContext,
+    ctx: RuleContext,
     n: int,
     allowed_multipliers: tuple[float, ...],
 ) -> list[dict[str, Any]]:
@@ -248,7 +240,7 @@ def _data(
     if rule in (kernels.R_SIZE, kernels.R_UNIT, kernels.R_MULTIPLIER):
         assert ctx.metadata is not None
         interval_s, expected, units, mults = ctx.metadata
-        results = checks.metadata_check(
+        results = metadata_check(
             n,
             interval_s=interval_s,
             expected_interval_s=expected,

@@ -24,8 +24,8 @@ from meter2cash.core.timeutil import day_start, slots_per_day, utcnow
 from meter2cash.integration.models import AuditEntry
 from meter2cash.mdm.models import Channel, Meter, VeeFinding
 from meter2cash.mdm.store import MeasurementStore
-from meter2cash.mdm.vee import checks, rules
-from meter2cash.mdm.vee.config import RuleSet
+from meter2cash.mdm.vee import codes
+from meter2cash.mdm.vee.audit import audit_exception
 from meter2cash.mdm.vee.estimation import METHOD_NAMES, day_types_for, estimate
 from meter2cash.mdm.vee.models import (
     RESOLUTIONS,
@@ -34,26 +34,27 @@ from meter2cash.mdm.vee.models import (
     VeeRereadRequest,
 )
 from meter2cash.mdm.vee.rereads import reread_out
+from meter2cash.mdm.vee.ruleset.schema import RuleSet
 
 #: Rule code → the rule's section in a rule set (for the exception's priority).
 RULE_SECTION: dict[str, str] = {
-    rules.MISSING_INTERVAL: "missing_interval",
-    rules.NEGATIVE_CONSUMPTION: "negative_consumption",
-    rules.INTERVAL_SPIKE: "interval_spike",
-    rules.STUCK_REGISTER: "stuck_register",
-    rules.ZERO_RUN: "zero_run",
-    checks.REGISTER_DECREASE: "register_increase",
-    checks.SUM_CHECK: "sum_check",
-    checks.TOU_SUM_CHECK: "sum_check",
-    checks.HIGH_USAGE: "high_low_usage",
-    checks.LOW_USAGE: "high_low_usage",
-    checks.DYNAMIC_COMPARISON: "dynamic_comparison",
-    checks.INTERVAL_SIZE: "metadata",
-    checks.UNIT_OF_MEASURE: "metadata",
-    checks.MULTIPLIER: "metadata",
-    checks.INACTIVE_MEASUREMENT: "inactive_measurement",
-    checks.DUPLICATE_IMD: "duplicate_imd",
-    checks.PROLONGED_ESTIMATION: "prolonged_estimation",
+    codes.MISSING_INTERVAL: "missing_interval",
+    codes.NEGATIVE_CONSUMPTION: "negative_consumption",
+    codes.INTERVAL_SPIKE: "interval_spike",
+    codes.STUCK_REGISTER: "stuck_register",
+    codes.ZERO_RUN: "zero_run",
+    codes.REGISTER_DECREASE: "register_increase",
+    codes.SUM_CHECK: "sum_check",
+    codes.TOU_SUM_CHECK: "sum_check",
+    codes.HIGH_USAGE: "high_low_usage",
+    codes.LOW_USAGE: "high_low_usage",
+    codes.DYNAMIC_COMPARISON: "dynamic_comparison",
+    codes.INTERVAL_SIZE: "metadata",
+    codes.UNIT_OF_MEASURE: "metadata",
+    codes.MULTIPLIER: "metadata",
+    codes.INACTIVE_MEASUREMENT: "inactive_measurement",
+    codes.DUPLICATE_IMD: "duplicate_imd",
+    codes.PROLONGED_ESTIMATION: "prolonged_estimation",
 }
 HISTORY_DAYS = 14
 
@@ -181,22 +182,6 @@ def get_exception(session: Session, exception_id: int) -> dict[str, Any]:
         "values": None if day is None else [None if np.isnan(v) else float(v) for v in day.values[sl]],
         "raw": None if day is None else [None if np.isnan(v) else float(v) for v in day.raw[sl]],
     }
-
-
-def audit_exception(
-    session: Session, actor: str, action: str, e: VeeException, before: Any, after: Any
-) -> None:
-    """An audit entry for a change of an exception (its state before and after)."""
-    session.add(
-        AuditEntry(
-            actor=actor,
-            action=action,
-            entity="vee_exception",
-            entity_id=str(e.id),
-            before=before,
-            after=after,
-        )
-    )
 
 
 def assign(session: Session, exception_id: int, assignee: str, *, actor: str) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Registers and outage windows: register increase with rollover, the sum check, TOU sums, and
 the interval masks of time windows (outages from IS 15959 power-failure events, installations).
 
-Pure NumPy kernels; conventions as in :mod:`.rules` (NaN = nothing received).
+Pure NumPy kernels; conventions as in :mod:`meter2cash.mdm.vee.types` (NaN = nothing received).
 """
 
 from __future__ import annotations
@@ -10,27 +10,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from meter2cash.mdm.vee.rules import BoolArray, Finding, FloatArray, IntArray, RuleResult
-
-REGISTER_DECREASE = "vee.register_decrease"
-REGISTER_ROLLOVER = "vee.register_rollover"
-SUM_CHECK = "vee.sum_check"
-TOU_SUM_CHECK = "vee.tou_sum_check"
+from meter2cash.mdm.vee.codes import REGISTER_DECREASE, REGISTER_ROLLOVER, SUM_CHECK
+from meter2cash.mdm.vee.types import BoolArray, Finding, FloatArray, IntArray, RuleResult, day_findings
 
 #: IS 15959 power-failure events: occurrence (start of the outage) and restoration (end).
 POWER_FAIL_START = "101"
 POWER_FAIL_END = "102"
-
-
-def _day_findings(rule: str, mask_days: BoolArray, spd: int, data: dict[str, FloatArray]) -> RuleResult:
-    """Whole-day findings from a ``(channels, days)`` mask; ``data`` arrays share that shape."""
-    rows, days = np.nonzero(mask_days)
-    cols = {k: np.round(np.asarray(v, dtype=np.float64)[rows, days], 6).tolist() for k, v in data.items()}
-    out = [
-        Finding(rule, r, d * spd, spd, {k: (None if x != x else x) for k, x in zip(cols, vals, strict=True)})
-        for r, d, *vals in zip(rows.tolist(), days.tolist(), *cols.values(), strict=True)
-    ]
-    return RuleResult(np.repeat(mask_days, spd, axis=1), out)
 
 
 # --- time windows → interval masks ---------------------------------------------------------------
@@ -73,6 +58,23 @@ def outage_windows(
         starts.append(open_at)
         ends.append(until)
     return np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
+
+
+def outage_rows(
+    events: dict[int, list[tuple[int, str]]], rows: list[int], *, t0: int, n: int, interval_s: int, since: int
+) -> BoolArray:
+    """Outage masks ``(len(rows), n)`` from power-failure events per row key (epoch s, code)."""
+    mask = np.zeros((len(rows), n), dtype=bool)
+    until = t0 + n * interval_s
+    for r, key in enumerate(rows):
+        evs = sorted(events.get(key, []))
+        if not evs:
+            continue
+        starts, ends = outage_windows(
+            np.array([t for t, _ in evs], dtype=np.int64), [c for _, c in evs], since=since, until=until
+        )
+        mask[r] = window_mask(starts, ends, t0=t0, n=n, interval_s=interval_s)
+    return mask
 
 
 # --- registers -----------------------------------------------------------------------------------
@@ -139,7 +141,7 @@ def sum_check(
     diff = total - day_advance
     with np.errstate(invalid="ignore"):
         bad = np.abs(diff) > tolerance + tolerance_rel * np.abs(day_advance)
-    return _day_findings(
+    return day_findings(
         SUM_CHECK,
         bad,
         slots_per_day,

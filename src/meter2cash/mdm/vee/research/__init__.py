@@ -1,0 +1,1 @@
+"""Research on VEE methods with real load profiles, outside the runtime services."""
