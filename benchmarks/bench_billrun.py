@@ -39,10 +39,11 @@ from meter2cash.cis.parties.models import Account, Person, Premise, ServiceAgree
 from meter2cash.cis.tariffs.loader import load_tariff_file, store_tariff
 from meter2cash.core.timeutil import local_month_bounds
 from meter2cash.db import make_engine, upgrade
-from meter2cash.integration.models import OutboxMessage
+from meter2cash.events.models import OutboxMessage
 from meter2cash.mdm.models import Channel, ChannelDay, Installation, Meter
 from meter2cash.mdm.reading_types import ensure_catalogue
 from meter2cash.mdm.store import MeasurementStore
+from meter2cash.mdm.usage.local import LocalUsage
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -228,7 +229,7 @@ def main() -> None:
                 clear_bills(s)
             with sessions() as s:
                 t = Timing.start(s)
-                result = run_bills(s, PERIOD, tz=TZ, currency="INR")
+                result = run_bills(s, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
                 s.commit()
                 elapsed = t.stop()
                 assert len(result.bills) == n, result.errors[:3]

@@ -32,6 +32,7 @@ from meter2cash.cis.parties.models import ContractTerm, ServiceAgreement
 from meter2cash.db import make_engine
 from meter2cash.mdm.models import Channel, ChannelDay, Installation, Meter
 from meter2cash.mdm.reading_types import ensure_catalogue
+from meter2cash.mdm.usage.local import LocalUsage
 
 EXCHANGE = datetime(2026, 10, 14, 11, 0, tzinfo=ZoneInfo(TZ)).astimezone(UTC)
 
@@ -107,7 +108,7 @@ def main() -> None:
                     clear_bills(s)
                 with sessions() as s:
                     t0 = time.perf_counter()
-                    result = run_bills(s, PERIOD, tz=TZ, currency="INR")
+                    result = run_bills(s, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
                     s.commit()
                     walls.append(time.perf_counter() - t0)
                     assert not result.errors, result.errors[:3]

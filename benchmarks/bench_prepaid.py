@@ -44,6 +44,7 @@ from meter2cash.mdm.commands.models import ConnectionCommand
 from meter2cash.mdm.models import Channel, ChannelDay, Installation, Meter
 from meter2cash.mdm.reading_types import ensure_catalogue
 from meter2cash.mdm.store import MeasurementStore, encode_flags, encode_values
+from meter2cash.mdm.usage.local import LocalUsage
 
 ADMIN = os.environ.get("M2C_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 TARIFF = Path(__file__).resolve().parents[1] / "examples" / "tariffs" / "res-pp.toml"
@@ -160,7 +161,7 @@ def simulate_month(url: str, n: int, console: Console) -> None:
         noon = local_midnight(day, TZ) + timedelta(hours=12)
         with sessions() as s:
             t = time.perf_counter()
-            res = run_daily(s, day, tz=TZ, currency="INR", at=noon)
+            res = run_daily(s, day, tz=TZ, currency="INR", at=noon, usage=LocalUsage)
             run_times.append(time.perf_counter() - t)
             for k, v in res.evaluation.items():
                 totals[k] += v
@@ -271,7 +272,7 @@ def main() -> None:
         for _ in range(args.repeats):
             with sessions() as s:
                 t = time.perf_counter()
-                result = run_daily(s, DAY, tz=TZ, currency="INR")
+                result = run_daily(s, DAY, tz=TZ, currency="INR", usage=LocalUsage)
                 runs.append(time.perf_counter() - t)
                 outcome = {**result.to_dict(), "trial_balance": str(trial_balance(s).total)}
                 s.rollback()

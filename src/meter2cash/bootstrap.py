@@ -11,8 +11,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from meter2cash.config import Settings, get_settings
 from meter2cash.db import make_engine, require_migrated, session_factory
-from meter2cash.integration.gateway.adapter import GatewaySettings, PaymentGateway, gateway_from_settings
-from meter2cash.integration.outbox import Dispatcher
+from meter2cash.events.outbox import Dispatcher
+from meter2cash.mdm.usage.port import UsageFactory, UsageSource
+from meter2cash.mdm.usage.sources import usage_factory
+from meter2cash.payment_gateway.adapter import GatewaySettings, PaymentGateway, gateway_from_settings
 
 
 @dataclass
@@ -25,9 +27,16 @@ class Platform:
     #: The payment gateway's settings and client, built once from ``settings``.
     gateway_settings: GatewaySettings
     gateway: PaymentGateway
+    #: Builds the usage source billing reads from, given the session it reads through
+    #: (``M2C_USAGE_SOURCE``: this platform's MDM, or an external MDM's determinants).
+    usage: UsageFactory
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def usage_source(self, session: Session) -> UsageSource:
+        """The usage source of this platform, reading through ``session``."""
+        return self.usage(session)
 
     def with_settings(self, **changes: Any) -> Platform:
         """The same database with ``changes`` to the settings (validated again), and the
@@ -38,7 +47,11 @@ class Platform:
 
 def _adapters(settings: Settings) -> dict[str, Any]:
     gateway_settings = GatewaySettings.from_settings(settings)
-    return {"gateway_settings": gateway_settings, "gateway": gateway_from_settings(gateway_settings)}
+    return {
+        "gateway_settings": gateway_settings,
+        "gateway": gateway_from_settings(gateway_settings),
+        "usage": usage_factory(settings.usage_source),
+    }
 
 
 def bootstrap(settings: Settings | None = None, *, check_migrated: bool = True) -> Platform:
@@ -61,9 +74,14 @@ def subscribers(settings: Settings) -> Dispatcher:
     - ``payment.received`` → queue a receipt notification.
     """
     from meter2cash.cis.billing import rebill
-    from meter2cash.integration.notify import sender as notifications
+    from meter2cash.cis.payments import receipt_notices
 
     dispatcher = Dispatcher()
-    rebill.subscribe(dispatcher, tz=settings.timezone, currency=settings.currency)
-    notifications.subscribe(dispatcher)
+    rebill.subscribe(
+        dispatcher,
+        tz=settings.timezone,
+        currency=settings.currency,
+        usage=usage_factory(settings.usage_source),
+    )
+    receipt_notices.subscribe(dispatcher)
     return dispatcher

@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     #: ``development`` allows an open API and default secrets (with a warning); nothing else does.
     environment: Environment = "development"
     sql_echo: bool = False
+    #: Where billing reads usage: ``local`` (this platform's MDM) or ``external`` (determinants
+    #: an external MDM delivered, docs/formats.md#determinants).
+    usage_source: Literal["local", "external"] = "local"
 
     #: The payment gateway's API (the sandbox by default).
     gateway_url: str = "http://127.0.0.1:8765"

@@ -103,8 +103,8 @@ def run_demo(platform: Platform, cfg: DemoConfig, progress: Progress | None = No
     """Run the whole job on ``platform`` (an empty, migrated database)."""
     from meter2cash.cis.billing.documents import write_bills_html
     from meter2cash.cis.billing.run import run_bills
-    from meter2cash.cis.parties.customer_classes import service_point_classes
     from meter2cash.cis.ledger.journal import ensure_chart, trial_balance
+    from meter2cash.cis.parties.customer_classes import service_point_classes
     from meter2cash.cis.tariffs.loader import load_tariff_file, store_tariff
     from meter2cash.integration.masterdata import load_bundle
     from meter2cash.mdm.ingest import ingest_paths
@@ -200,7 +200,7 @@ def run_demo(platform: Platform, cfg: DemoConfig, progress: Progress | None = No
     with _timed(report, "prepaid daily runs"):
         report.prepaid = _prepaid_month(platform, first_local, end, tz, currency, cfg.seed, say)
     with _timed(report, "bill run"), platform.sessions() as s, s.begin():
-        runs = [run_bills(s, m, tz=tz, currency=currency).to_dict() for m in months]
+        runs = [run_bills(s, m, tz=tz, currency=currency, usage=platform.usage).to_dict() for m in months]
         say("bill run", 1, 1)
     report.billing = {"runs": runs}
     with _timed(report, "payments"), platform.sessions() as s, s.begin():
@@ -333,7 +333,7 @@ def _prepaid_month(
             empty = [a for a in accounts if balances.get(a, 0) < 0 and rng.random() < 0.7]
             top_up(empty, TOP_UP, day, "online")
         with platform.sessions() as s, s.begin():
-            r = run_daily(s, day, tz=tz, currency=currency).to_dict()
+            r = run_daily(s, day, tz=tz, currency=currency, usage=platform.usage).to_dict()
             # The charge runs after midnight, inside the no-disconnection window; the wallets are
             # looked at again in the morning, when policy allows a disconnection.
             morning = datetime(day.year, day.month, day.day, 10, tzinfo=zone) + timedelta(days=1)

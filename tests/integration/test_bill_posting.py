@@ -27,6 +27,7 @@ from meter2cash.cis.parties.contracts import change_load
 from meter2cash.cis.tariffs.loader import load_tariff_file, store_tariff
 from meter2cash.mdm.models import Meter
 from meter2cash.mdm.store import MeasurementStore
+from meter2cash.mdm.usage.local import LocalUsage
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "tariffs"
 TZ = "Asia/Kolkata"
@@ -66,7 +67,7 @@ def build(session, seed: int) -> None:
 @pytest.mark.parametrize("seed", [1, 2])
 def test_every_bill_posts_what_its_lines_say(session, seed):
     build(session, seed)
-    result = run_bills(session, "2026-10", tz=TZ, currency="INR")
+    result = run_bills(session, "2026-10", tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
     assert not result.errors
     bills = session.scalars(select(Bill).order_by(Bill.number)).all()

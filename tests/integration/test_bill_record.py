@@ -21,6 +21,7 @@ from meter2cash.cis.billing.store import daily_series
 from meter2cash.cis.parties.contracts import change_load, rebill_affected
 from meter2cash.cis.parties.models import Person, Premise
 from meter2cash.mdm.store import MeasurementStore
+from meter2cash.mdm.usage.local import LocalUsage
 
 D = Decimal
 IST_DAY0 = date(2026, 10, 1)
@@ -45,9 +46,9 @@ def _split_bill(session) -> tuple[Bill, int]:
         day = date(2026, 9, 30) + timedelta(days=d)
         received[(ch, day)] = (np.arange(96), rng.integers(50, 400, 96) / 1000)
     MeasurementStore(session).merge(received, {ch: 900})
-    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     change = change_load(session, "SA-S", date(2026, 10, 11), "30", reason="extension", by="test")
-    result = rebill_affected(session, change, tz=TZ, currency="INR")
+    result = rebill_affected(session, change, tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
     return session.get(Bill, result.new_bills[0]), ch
 
@@ -86,7 +87,7 @@ def test_an_issued_bill_shows_the_customer_as_issued(session, tmp_path):
     _, sp = agreement(session, "res-lt1", "2")
     ch = meter(session, sp, "M-1", datetime(2025, 1, 1, tzinfo=UTC), None, ["kwh_import_15m"])
     put(session, ch["kwh_import_15m"], 0.1, OCT_START, OCT_END)
-    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
     bill = one_bill(session)
     assert bill.issued_to["name"] == "Site" and bill.issued_to["address"] == "4 Canal Rd"

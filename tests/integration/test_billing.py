@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from meter2cash.cis.billing import run as billing
-from meter2cash.cis.billing import store as bill_store
 from meter2cash.cis.billing.documents import render_bill_html, write_bills_html
 from meter2cash.cis.billing.models import Bill, BillLine
 from meter2cash.cis.billing.run import run_bills
@@ -22,10 +21,11 @@ from meter2cash.cis.ledger.models import JournalEntry, JournalLine
 from meter2cash.cis.parties.models import Account, Person, Premise, ServiceAgreement, ServicePoint
 from meter2cash.cis.tariffs.loader import parse_tariff, store_tariff
 from meter2cash.core.timeutil import local_month_bounds
-from meter2cash.integration.models import OutboxMessage
+from meter2cash.events.models import OutboxMessage
 from meter2cash.mdm.models import Channel, Installation, Meter
 from meter2cash.mdm.reading_types import ensure_catalogue
 from meter2cash.mdm.store import MeasurementStore
+from meter2cash.mdm.usage.local import LocalUsage
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "tariffs"
 TZ = "Asia/Kolkata"
@@ -111,7 +111,7 @@ def _window_kwh(session, channel_id: int, from_day: date | None = None) -> np.nd
 
 def test_bill_run_bills_posts_and_balances(session):
     channels = build_fleet(session)
-    result = run_bills(session, PERIOD, tz=TZ, currency="INR")
+    result = run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
 
     assert len(result.bills) == 4
@@ -162,7 +162,7 @@ def test_bill_run_bills_posts_and_balances(session):
 
 def test_tou_determinants_follow_local_time_and_holidays(session):
     channels = build_fleet(session)
-    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
     bill = session.scalars(select(Bill).where(Bill.tariff_code == "COM-TOU")).one()
     start, end = local_month_bounds(PERIOD, TZ)
@@ -183,10 +183,10 @@ def test_tou_determinants_follow_local_time_and_holidays(session):
 
 def test_rerun_changes_nothing(session):
     build_fleet(session)
-    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
     counts = [session.scalar(select(func.count()).select_from(t)) for t in (Bill, BillLine, JournalLine)]
-    again = run_bills(session, PERIOD, tz=TZ, currency="INR")
+    again = run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
     assert again.bills == [] and again.skipped == 4
     assert [
@@ -213,14 +213,14 @@ def test_a_run_in_many_chunks_stores_what_one_chunk_does(session, monkeypatch):
     """One agreement per chunk: reads ahead and stores behind the chunk being rated (on
     PostgreSQL on a database thread) give the same bills, in the same order, as one chunk."""
     build_fleet(session)
-    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
     whole = _stored(session)
     for model in (BillLine, Bill, JournalLine, JournalEntry, OutboxMessage):
         session.execute(delete(model))
     session.commit()
     monkeypatch.setattr(billing, "CHUNK_AGREEMENTS", 1)
-    result = run_bills(session, PERIOD, tz=TZ, currency="INR")
+    result = run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
     assert len(result.bills) == 4 and _stored(session) == whole
     assert trial_balance(session).total == 0
@@ -230,7 +230,7 @@ def test_a_failed_store_stops_the_run_and_nothing_after_it_runs(session, monkeyp
     build_fleet(session)
     monkeypatch.setattr(billing, "CHUNK_AGREEMENTS", 1)
     calls = []
-    real = bill_store.store_bills
+    real = billing.store_bills
 
     def failing(*args, **kwargs):
         calls.append(1)
@@ -238,9 +238,9 @@ def test_a_failed_store_stops_the_run_and_nothing_after_it_runs(session, monkeyp
             raise RuntimeError("disk full")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(bill_store, "store_bills", failing)
+    monkeypatch.setattr(billing, "store_bills", failing)
     with pytest.raises(RuntimeError, match="disk full"):
-        run_bills(session, PERIOD, tz=TZ, currency="INR")
+        run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     session.rollback()
     assert len(calls) == 2  # the chunks queued behind the failed one were not stored
     assert session.scalar(select(func.count()).select_from(Bill)) == 0
@@ -248,7 +248,7 @@ def test_a_failed_store_stops_the_run_and_nothing_after_it_runs(session, monkeyp
 
 def test_bill_html_document(session, tmp_path):
     build_fleet(session)
-    result = run_bills(session, PERIOD, tz=TZ, currency="INR")
+    result = run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
     bill = session.scalars(select(Bill).where(Bill.tariff_code == "COM-TOU")).one()
     html = render_bill_html(bill, history=[("2026-09", Decimal("812.500"))])

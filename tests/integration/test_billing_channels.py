@@ -18,6 +18,7 @@ from meter2cash.cis.tariffs.loader import load_tariff_file, store_tariff
 from meter2cash.mdm.models import Channel, Installation, Meter
 from meter2cash.mdm.reading_types import ensure_catalogue
 from meter2cash.mdm.store import MeasurementStore
+from meter2cash.mdm.usage.local import LocalUsage
 
 
 def site(session, tariff: str, series: dict[str, float], contract_kva: str | None = None) -> None:
@@ -65,7 +66,7 @@ def site(session, tariff: str, series: dict[str, float], contract_kva: str | Non
 
 def test_kvah_billing_reads_the_kvah_channel_and_charges_the_pf_penalty(session):
     site(session, "ind-kvah", {"kwh_import_15m": 20.0, "kvah_import_15m": 25.0}, contract_kva="400")
-    run_bills(session, "2026-10", tz=TZ, currency="INR")
+    run_bills(session, "2026-10", tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
     bill = session.scalars(select(Bill)).one()
     det = bill.determinants
@@ -81,8 +82,8 @@ def test_kvah_billing_reads_the_kvah_channel_and_charges_the_pf_penalty(session)
 def test_net_metering_banks_a_surplus_into_the_next_month(session):
     # 0.1 kWh imported and 0.15 kWh exported every 15 minutes: a surplus of 4.8 kWh a day.
     site(session, "res-nm", {"kwh_import_15m": 0.1, "kwh_export_15m": 0.15})
-    run_bills(session, "2026-10", tz=TZ, currency="INR")
-    run_bills(session, "2026-11", tz=TZ, currency="INR")
+    run_bills(session, "2026-10", tz=TZ, currency="INR", usage=LocalUsage)
+    run_bills(session, "2026-11", tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
     oct_, nov = sorted(session.scalars(select(Bill)), key=lambda b: b.period)
     assert (
@@ -93,12 +94,23 @@ def test_net_metering_banks_a_surplus_into_the_next_month(session):
     assert any(ln.description == "Minimum charge top-up" for ln in nov.lines)
 
 
-def test_service_point_determinants_carry_kvah_and_export(session):
+def test_local_usage_carries_kvah_and_export(session):
+    from datetime import date
+
     from meter2cash.core.timeutil import local_month_bounds
-    from meter2cash.mdm.usage.service import service_point_determinants
+    from meter2cash.mdm.usage.port import UsageQuery
 
     site(session, "res-nm", {"kwh_import_15m": 0.1, "kwh_export_15m": 0.15, "kvah_import_15m": 0.125})
     sp = session.scalars(select(ServicePoint)).one()
     version = load_tariff_file(EXAMPLES / "res-nm.toml").versions[0]
-    det = service_point_determinants(session, sp.id, *local_month_bounds("2026-10", TZ), version, TZ)
-    assert det["kwh_total"] == 297.6 and det["kvah_total"] == 372.0 and det["kwh_export"] == 446.4
+    start, end = local_month_bounds("2026-10", TZ)
+    query = UsageQuery(
+        [sp.id], [sp.code], [date(2026, 10, 1)], [date(2026, 10, 31)], start, end, TZ,
+        version.tou, version.period_names,
+    )  # fmt: skip
+    (batch,) = LocalUsage(session).usage(query)
+    # 31 days × 96 intervals: 0.1 kWh imported, 0.125 kVAh and 0.15 kWh exported each
+    assert round(float(batch.det.kwh_total[0]), 3) == 297.6
+    assert batch.kvah_total is not None and round(float(batch.kvah_total[0]), 3) == 372.0
+    assert batch.kwh_export is not None and round(float(batch.kwh_export[0]), 3) == 446.4
+    assert batch.valid.tolist() == [2976] and batch.problems == []

@@ -15,6 +15,7 @@ from meter2cash.cis.billing.run import run_bills
 from meter2cash.cis.billing.shadow import shadow_run
 from meter2cash.cis.parties.models import ServiceAgreement
 from meter2cash.cis.tariffs.loader import parse_tariff
+from meter2cash.mdm.usage.local import LocalUsage
 
 RES = (EXAMPLES / "res-lt1.toml").read_text()
 TWO_VERSIONS = (
@@ -33,7 +34,7 @@ slabs = [{ upto = "100", rate = "3.40" }, { rate = "5.00" }]
 
 def test_a_version_change_inside_the_month_splits_the_bill_into_segments(session):
     build_fleet(session, tariffs={"res-lt1": TWO_VERSIONS})
-    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
     bill = next(b for b in session.scalars(select(Bill)) if b.service_agreement.number == "SA-1")
     segs = session.scalars(
@@ -60,9 +61,9 @@ def test_bimonthly_cycle_bills_two_months_and_leaves_the_monthly_run(session):
     session.flush()
     session.add(BillCycleAssignment(service_agreement_id=sa1.id, cycle_code="bimonthly-odd"))
     session.commit()
-    monthly = run_bills(session, PERIOD, tz=TZ, currency="INR")
+    monthly = run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     assert len(monthly.bills) == 3
-    result = run_bills(session, "2026-09", tz=TZ, currency="INR", cycle="bimonthly-odd")
+    result = run_bills(session, "2026-09", tz=TZ, currency="INR", cycle="bimonthly-odd", usage=LocalUsage)
     session.commit()
     (bill,) = [session.get(Bill, i) for i in result.bills]
     assert bill.cycle == "bimonthly-odd" and bill.determinants["days_in_period"] == 61
@@ -78,7 +79,7 @@ def test_shadow_billing_reports_differences_and_issues_nothing(session):
     build_fleet(session)
     dearer = parse_tariff(RES.replace('rate = "4.50"', 'rate = "5.00"')).versions[0]
     before = session.scalar(select(func.count()).select_from(Bill))
-    report = shadow_run(session, PERIOD, dearer, tz=TZ)
+    report = shadow_run(session, PERIOD, dearer, tz=TZ, usage=LocalUsage)
     assert session.scalar(select(func.count()).select_from(Bill)) == before
     assert [ln.service_agreement for ln in report.lines] == ["SA-1", "SA-2"]
     assert all(ln.difference > 0 for ln in report.lines)

@@ -21,6 +21,7 @@ from meter2cash.cis.billing.pdf import (
     write_print_file,
 )
 from meter2cash.cis.billing.run import run_bills
+from meter2cash.mdm.usage.local import LocalUsage
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -34,7 +35,7 @@ def _bill_for(session, tariff: str) -> Bill:
 def test_pdf_and_html_show_amount_due_history_and_reference(session, tmp_path):
     build_fleet(session)
     # An earlier bill of the same agreement gives the history chart a bar.
-    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
     bill = _bill_for(session, "COM-TOU")
     history = [("2026-09", Decimal("812.500"))]
@@ -57,7 +58,7 @@ def test_pdf_and_html_show_amount_due_history_and_reference(session, tmp_path):
 
 def test_batch_pdf_and_print_file_for_a_cycle(session, tmp_path):
     build_fleet(session)
-    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
     ids = bills_of_period(session, PERIOD)
     paths = write_bills_pdf(session, ids, tmp_path / "pdf")
@@ -74,7 +75,7 @@ def test_batch_pdf_and_print_file_for_a_cycle(session, tmp_path):
 def test_api_pdf_download(platform):
     with platform.sessions() as s:
         build_fleet(s)
-        run_bills(s, PERIOD, tz=TZ, currency="INR")
+        run_bills(s, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
         s.commit()
         number = _bill_for(s, "RES-PP").number
     with TestClient(create_app(platform)) as c:

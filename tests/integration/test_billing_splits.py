@@ -15,8 +15,6 @@ from test_billing import EXAMPLES, PERIOD, TZ, build_fleet
 from meter2cash.cis.billing.documents import render_bill_html
 from meter2cash.cis.billing.models import Bill, BillSegment
 from meter2cash.cis.billing.pdf import render_bill_pdf
-from meter2cash.cis.billing.periods import billing_period
-from meter2cash.cis.billing.planning import plan_jobs, select_agreements
 from meter2cash.cis.billing.rebill import rebill, stale_bills
 from meter2cash.cis.billing.run import run_bills
 from meter2cash.cis.ledger.journal import trial_balance
@@ -31,10 +29,11 @@ from meter2cash.cis.parties.models import (
 )
 from meter2cash.cis.tariffs.loader import load_tariff_file, store_tariff
 from meter2cash.core.errors import M2CError
-from meter2cash.integration.models import OutboxMessage
+from meter2cash.events.models import OutboxMessage
 from meter2cash.mdm.models import Channel, Installation, Meter, ReadingType
 from meter2cash.mdm.reading_types import ensure_catalogue
 from meter2cash.mdm.store import MeasurementStore
+from meter2cash.mdm.usage.local import LocalUsage
 
 IST = ZoneInfo(TZ)
 #: 11:00 on 14 October, local time: the meter exchange.
@@ -125,7 +124,7 @@ def test_a_load_change_on_the_11th_prorates_the_fixed_charge_per_kw(session):
     ).one()
     assert event.payload["previous_sanctioned_kw"] == "2" and event.payload["sanctioned_kw"] == "5"
 
-    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
     bill = one_bill(session)
     segs = session.scalars(
@@ -168,7 +167,7 @@ def test_each_segment_bills_demand_on_its_own_contract_demand(session):
     put(session, ch["kwh_import_15m"], 20.0, OCT_START, OCT_END)  # 80 kW all month
     change_load(session, "SA-S", date(2026, 10, 11), "450", "600", reason="plant extension", by="test")
     session.commit()
-    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
     bill = one_bill(session)
     demand = [(ln.quantity, ln.amount, ln.segment) for ln in bill.lines if "billing demand" in ln.description]
@@ -196,8 +195,8 @@ def test_a_split_bill_carries_the_highest_demand_of_its_segments_into_the_ratche
     put(session, ch["kwh_import_15m"], 10.0, OCT_END, datetime(2026, 12, 1, tzinfo=IST).astimezone(UTC))
     change_load(session, "SA-S", date(2026, 10, 11), "450", "200", reason="x", by="test")
     session.commit()
-    run_bills(session, PERIOD, tz=TZ, currency="INR")
-    run_bills(session, "2026-11", tz=TZ, currency="INR")
+    run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
+    run_bills(session, "2026-11", tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
     nov = session.scalars(select(Bill).where(Bill.period == "2026-11")).one()
     demand = next(ln for ln in nov.lines if "billing demand" in ln.description)
@@ -216,14 +215,14 @@ def test_net_metering_across_a_split_uses_the_bank_once(session):
     put(session, ch["kwh_export_15m"], 0.15, OCT_START, nov_end)  # a surplus of 4.8 kWh a day
     session.commit()
     change_load(session, "SA-S", date(2026, 11, 11), "3", reason="x", by="test")
-    run_bills(session, PERIOD, tz=TZ, currency="INR")
-    run_bills(session, "2026-11", tz=TZ, currency="INR")
+    run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
+    run_bills(session, "2026-11", tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
     nov = session.scalars(select(Bill).where(Bill.period == "2026-11")).one()
     # October banks 148.8; November adds 4.8 × 30 in two segments: the bank is the same as unsplit.
     first, second = nov.determinants["segments"]
     assert first["banked_kwh"] == 148.8 + 48.0 and second["banked_kwh"] == 96.0
-    run_bills(session, "2026-12", tz=TZ, currency="INR")
+    run_bills(session, "2026-12", tz=TZ, currency="INR", usage=LocalUsage)
     dec = session.scalars(select(Bill).where(Bill.period == "2026-12")).one()
     assert dec.determinants["banked_kwh"] == 292.8 + 148.8  # November's whole bank carried in
 
@@ -239,7 +238,7 @@ def test_a_meter_exchange_on_the_14th_bills_both_meters(session):
     # M-1: 13 days and 11 h = 1292 intervals × 0.1; M-2: 17 days and 13 h = 1684 intervals × 0.2
     assert energy_in == Decimal("466.000")
 
-    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
     bill = one_bill(session)
     assert bill.total_kwh == energy_in and not bill.estimated
@@ -267,7 +266,7 @@ def test_a_removed_meter_s_later_intervals_do_not_count(session):
     put(session, old["kwh_import_15m"], 0.1, OCT_START, OCT_END)
     put(session, new["kwh_import_15m"], 0.2, EXCHANGE, OCT_END)
     session.commit()
-    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
     bill = one_bill(session)
     assert bill.total_kwh == Decimal("466.000")
@@ -279,14 +278,14 @@ def test_a_removed_meter_s_later_intervals_do_not_count(session):
     late = datetime(2026, 10, 20, tzinfo=IST).astimezone(UTC)
     put(session, old["kwh_import_15m"], 0.4, late, late + timedelta(days=2))
     session.commit()
-    assert stale_bills(session, period=PERIOD) == []
+    assert stale_bills(session, LocalUsage(session), period=PERIOD) == []
     # A correction of M-1 before the exchange is: the bill is rated again with it.
     fix = datetime(2026, 10, 5, tzinfo=IST).astimezone(UTC)
     put(session, old["kwh_import_15m"], 0.2, fix, fix + timedelta(days=1))
     session.commit()
-    stale = stale_bills(session, period=PERIOD)
+    stale = stale_bills(session, LocalUsage(session), period=PERIOD)
     assert [s.number for s in stale] == [bill.number]
-    (new_id,) = rebill(session, stale, tz=TZ, currency="INR").new_bills
+    (new_id,) = rebill(session, stale, tz=TZ, currency="INR", usage=LocalUsage).new_bills
     session.commit()
     assert session.get(Bill, new_id).total_kwh == Decimal("475.600")  # 96 intervals × 0.1 more
 
@@ -301,7 +300,7 @@ def test_an_exchange_from_a_30_minute_to_a_15_minute_meter_bills_at_30_minutes(s
     put(session, new["kwh_import_15m"], 0.2, EXCHANGE, gap)
     put(session, new["kwh_import_15m"], 0.2, gap + timedelta(minutes=15), OCT_END)
     session.commit()
-    result = run_bills(session, PERIOD, tz=TZ, currency="INR")
+    result = run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
     assert result.errors == []
     bill = one_bill(session)
@@ -327,11 +326,9 @@ def test_meters_whose_intervals_do_not_divide_each_other_are_not_combined(sessio
     session.flush()
     meter(session, sp, "M-1", datetime(2025, 1, 1, tzinfo=UTC), EXCHANGE, ["kwh_import_10m"])
     meter(session, sp, "M-2", EXCHANGE, None, ["kwh_import_15m"])
-    errors: list = []
-    agreements = select_agreements(session, billing_period(PERIOD, TZ), "monthly", None)
-    jobs = plan_jobs(session, agreements, billing_period(PERIOD, TZ), errors, {})
-    assert jobs == [] and [e["code"] for e in errors] == ["billing.interval_mismatch"]
-    assert "M-1 (600 s), M-2 (900 s)" in errors[0]["message"]
+    result = run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
+    assert result.bills == [] and [e["code"] for e in result.errors] == ["billing.interval_mismatch"]
+    assert "M-1 (600 s), M-2 (900 s)" in result.errors[0]["message"]
 
 
 def test_rebill_of_a_bill_across_an_exchange_and_a_load_change(session):
@@ -342,7 +339,7 @@ def test_rebill_of_a_bill_across_an_exchange_and_a_load_change(session):
     put(session, new["kwh_import_15m"], 0.2, EXCHANGE, OCT_END)
     change_load(session, "SA-S", date(2026, 10, 11), "5", reason="upgrade", by="test")
     session.commit()
-    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
     first = one_bill(session)
     before, after = first.determinants["segments"]
@@ -351,9 +348,9 @@ def test_rebill_of_a_bill_across_an_exchange_and_a_load_change(session):
     day = datetime(2026, 10, 20, tzinfo=IST).astimezone(UTC)
     put(session, new["kwh_import_15m"], 0.3, day, day + timedelta(days=1))
     session.commit()
-    stale = stale_bills(session, period=PERIOD)
+    stale = stale_bills(session, LocalUsage(session), period=PERIOD)
     assert [s.number for s in stale] == [first.number]
-    result = rebill(session, stale, tz=TZ, currency="INR")
+    result = rebill(session, stale, tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
     (new_id,) = result.new_bills
     again = session.get(Bill, new_id)
@@ -372,12 +369,12 @@ def test_a_backdated_load_change_names_the_bill_and_rebills_it(session):
     ch = meter(session, sp, "M-1", datetime(2025, 1, 1, tzinfo=UTC), None, ["kwh_import_15m"])
     put(session, ch["kwh_import_15m"], 0.1, OCT_START, OCT_END)
     session.commit()
-    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
     first = one_bill(session)
     change = change_load(session, "SA-S", date(2026, 10, 11), "5", reason="found on inspection", by="test")
     assert change.bills_affected == [first.number]
-    result = rebill_affected(session, change, tz=TZ, currency="INR")
+    result = rebill_affected(session, change, tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
     assert [s.number for s in result.cancelled] == [first.number] and first.status == "cancelled"
     assert first.cancel_reason == "load changed from 2026-10-11"
@@ -390,7 +387,7 @@ def test_a_backdated_load_change_names_the_bill_and_rebills_it(session):
 
 def test_agreements_without_terms_bill_as_before(session):
     build_fleet(session)
-    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
     for bill in session.scalars(select(Bill)):
         assert "segments" not in bill.determinants and "meters" not in bill.determinants

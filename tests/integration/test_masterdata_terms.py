@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import select
 
 from conftest import store_example_tariffs
+from meter2cash.audit.models import AuditEntry
 from meter2cash.cis.parties.contracts import change_load, terms_of
 from meter2cash.cis.parties.models import ServiceAgreement
 from meter2cash.integration.masterdata import export_bundle, load_bundle
-from meter2cash.integration.models import AuditEntry
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "masterdata"
 TERMS = [

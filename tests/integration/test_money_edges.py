@@ -22,6 +22,7 @@ from meter2cash.cis.prepaid.wallet import grant_emergency_credit, recharge_accou
 from meter2cash.core.errors import InvalidInput
 from meter2cash.core.timeutil import utcnow
 from meter2cash.mdm.commands.models import ConnectionCommand
+from meter2cash.mdm.usage.local import LocalUsage
 
 D = Decimal
 
@@ -99,11 +100,19 @@ def test_a_small_recharge_on_a_negative_wallet_never_requests_a_disconnect(sessi
     )
     wallet = session.scalars(select(Wallet)).first()
     if wallet is None:
-        run_daily(session, date(2026, 10, 1), tz=TZ, currency="INR", policy=ANYTIME, evaluate=False)
+        run_daily(
+            session,
+            date(2026, 10, 1),
+            tz=TZ,
+            currency="INR",
+            policy=ANYTIME,
+            evaluate=False,
+            usage=LocalUsage,
+        )
         wallet = session.scalars(select(Wallet)).one()
     grant_emergency_credit(session, wallet.id, policy)
     for d in range(1, 4):
-        run_daily(session, date(2026, 10, d), tz=TZ, currency="INR", policy=policy)
+        run_daily(session, date(2026, 10, d), tz=TZ, currency="INR", policy=policy, usage=LocalUsage)
     assert wallet_balance(session, wallet) < -1
     assert session.scalar(select(func.count(ConnectionCommand.id))) == 0
     recharge_account(session, acct, D("1.00"), channel="cash", currency="INR", tz=TZ, policy=policy)

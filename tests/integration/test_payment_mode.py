@@ -23,6 +23,7 @@ from meter2cash.core.errors import Conflict, InvalidInput
 from meter2cash.mdm.commands.models import ConnectionCommand
 from meter2cash.mdm.models import Channel
 from meter2cash.mdm.store import MeasurementStore
+from meter2cash.mdm.usage.local import LocalUsage
 
 D = Decimal
 
@@ -38,7 +39,16 @@ def local_wh(session, first: date, last: date) -> int:
 
 def change(session, day: date, mode: str, today: date):
     return change_payment_mode(
-        session, "SA-0", day, mode, reason="consumer asked", by="test", today=today, tz=TZ, currency="INR"
+        session,
+        "SA-0",
+        day,
+        mode,
+        reason="consumer asked",
+        by="test",
+        today=today,
+        tz=TZ,
+        currency="INR",
+        usage=LocalUsage,
     )
 
 
@@ -46,7 +56,7 @@ def test_prepaid_to_postpaid_on_the_15th_bills_only_the_postpaid_days(session):
     (acct,) = build_prepaid(session, n=1)
     recharge_account(session, acct, D("2000.00"), channel="cash", currency="INR", tz=TZ, policy=ANYTIME)
     for d in range(1, 15):
-        run_daily(session, date(2026, 10, d), tz=TZ, currency="INR", policy=ANYTIME)
+        run_daily(session, date(2026, 10, d), tz=TZ, currency="INR", policy=ANYTIME, usage=LocalUsage)
     wallet = session.scalars(select(Wallet)).one()
     left = wallet_balance(session, wallet)
     assert D(0) < left < D("2000.00")
@@ -55,13 +65,13 @@ def test_prepaid_to_postpaid_on_the_15th_bills_only_the_postpaid_days(session):
     assert wallet_balance(session, wallet) == 0
     assert account_balance(session, acct, "1100") == -left  # the wallet's credit, now on receivables
     for d in range(15, 32):
-        run_daily(session, date(2026, 10, d), tz=TZ, currency="INR", policy=ANYTIME)
+        run_daily(session, date(2026, 10, d), tz=TZ, currency="INR", policy=ANYTIME, usage=LocalUsage)
     charged = session.scalars(select(PrepaidCharge).order_by(PrepaidCharge.day)).all()
     assert [c.day.day for c in charged] == list(range(1, 15))
     # Nobody is cut off: the wallet of a postpaid agreement is not evaluated.
     assert session.scalar(select(func.count(ConnectionCommand.id))) == 0
 
-    run_bills(session, "2026-10", tz=TZ, currency="INR")
+    run_bills(session, "2026-10", tz=TZ, currency="INR", usage=LocalUsage)
     bill = session.scalars(select(Bill)).one()
     assert (bill.kind, bill.status, bill.tariff_code) == ("postpaid", "issued", "RES-PP")
     assert int(bill.total_kwh * 1000) == local_wh(session, date(2026, 10, 15), date(2026, 10, 31))
@@ -83,13 +93,13 @@ def test_postpaid_to_prepaid_on_the_15th_charges_from_the_15th_and_bills_the_day
     done = change(session, date(2026, 10, 15), "prepaid", today=date(2026, 10, 20))
     assert done.settled == 0 and sa.payment_mode == "prepaid"
     recharge_account(session, acct, D("500.00"), channel="cash", currency="INR", tz=TZ, policy=ANYTIME)
-    run_daily(session, date(2026, 10, 20), tz=TZ, currency="INR", policy=ANYTIME)
+    run_daily(session, date(2026, 10, 20), tz=TZ, currency="INR", policy=ANYTIME, usage=LocalUsage)
     first = session.scalars(select(PrepaidCharge)).one()
     assert (first.day, first.mtd_days) == (date(2026, 10, 20), 6)  # 15..20 caught up at once
     assert first.wh == local_wh(session, date(2026, 10, 15), date(2026, 10, 20))
     for d in range(21, 32):
-        run_daily(session, date(2026, 10, d), tz=TZ, currency="INR", policy=ANYTIME)
-    run_bills(session, "2026-10", tz=TZ, currency="INR")
+        run_daily(session, date(2026, 10, d), tz=TZ, currency="INR", policy=ANYTIME, usage=LocalUsage)
+    run_bills(session, "2026-10", tz=TZ, currency="INR", usage=LocalUsage)
     bill = session.scalars(select(Bill)).one()
     assert (bill.kind, bill.status) == ("postpaid", "issued")
     assert int(bill.total_kwh * 1000) == local_wh(session, date(2026, 10, 1), date(2026, 10, 14))
@@ -104,7 +114,7 @@ def test_a_change_reaching_an_issued_bill_rebills_it(session):
     sa = session.scalars(select(ServiceAgreement)).one()
     sa.payment_mode = "postpaid"
     session.flush()
-    run_bills(session, "2026-10", tz=TZ, currency="INR")
+    run_bills(session, "2026-10", tz=TZ, currency="INR", usage=LocalUsage)
     whole = session.scalars(select(Bill)).one()
     done = change(session, date(2026, 10, 15), "prepaid", today=date(2026, 10, 31))
     assert done.change.bills_affected == [whole.number] and done.rebill is not None
@@ -129,7 +139,9 @@ def test_a_change_reaching_an_issued_bill_rebills_it(session):
 )
 def test_refused_changes(session, day, mode, today, code):
     build_prepaid(session, n=1)
-    run_daily(session, date(2026, 10, 12), tz=TZ, currency="INR", policy=ANYTIME)  # charges 1..12
+    run_daily(
+        session, date(2026, 10, 12), tz=TZ, currency="INR", policy=ANYTIME, usage=LocalUsage
+    )  # charges 1..12
     with pytest.raises((InvalidInput, Conflict)) as err:
         change(session, day, mode, today)
     assert err.value.code == code
@@ -147,7 +159,7 @@ def test_to_prepaid_before_the_month_is_refused(session):
 def test_a_change_of_terms_is_audited_with_who_when_and_why(session):
     build_prepaid(session, n=1)
     change(session, date(2026, 10, 20), "postpaid", today=date(2026, 10, 20))
-    from meter2cash.integration.models import AuditEntry
+    from meter2cash.audit.models import AuditEntry
 
     entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "contract.change_terms")).one()
     assert (entry.actor, entry.entity, entry.entity_id) == ("test", "service_agreement", "SA-0")

@@ -18,6 +18,7 @@ from meter2cash.cis.payments.allocation import open_items
 from meter2cash.cis.payments.models import Payment
 from meter2cash.cis.payments.receipts import receive
 from meter2cash.core.timeutil import utcnow
+from meter2cash.mdm.usage.local import LocalUsage
 
 D = Decimal
 TERMS = """
@@ -46,7 +47,7 @@ def pct(amount: Decimal, percent: str) -> Decimal:
 
 def test_the_bill_records_its_terms_with_dates_and_the_utility_default(session):
     build_fleet(session, tariffs={"res-lt1": res_lt1_with_terms()})
-    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     b = bill_of(session, "SA-1")
     issued = max(utcnow().date(), date(2026, 10, 31))
     assert b.due_date == issued + timedelta(days=15)
@@ -71,7 +72,7 @@ def test_the_bill_records_its_terms_with_dates_and_the_utility_default(session):
 
 def test_collections_posts_the_surcharge_the_bill_printed_once_a_month(session):
     build_fleet(session, tariffs={"res-lt1": res_lt1_with_terms()})
-    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     b = bill_of(session, "SA-1")
     printed = D(b.determinants["terms"]["late_payment_surcharge"])
     first = date.fromisoformat(b.determinants["terms"]["late_payment_from"])
@@ -90,7 +91,7 @@ def test_collections_posts_the_surcharge_the_bill_printed_once_a_month(session):
 
 def test_paid_by_its_date_a_bill_earns_the_rebate_it_printed(session):
     build_fleet(session, tariffs={"res-lt1": res_lt1_with_terms()})
-    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     b = bill_of(session, "SA-1")
     rebate = D(b.determinants["terms"]["prompt_payment_rebate"])
     assert rebate == pct(b.total, "2") and rebate > 0
@@ -111,7 +112,7 @@ def test_paid_by_its_date_a_bill_earns_the_rebate_it_printed(session):
 
 def test_paid_after_its_date_or_short_a_bill_earns_no_rebate(session):
     build_fleet(session, tariffs={"res-lt1": res_lt1_with_terms()})
-    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     b = bill_of(session, "SA-1")
     rebate = D(b.determinants["terms"]["prompt_payment_rebate"])
     today = utcnow().date()

@@ -29,11 +29,12 @@ from meter2cash.cis.rating.rate import rate_arrays
 from meter2cash.cis.rating.types import RatingInput
 from meter2cash.cis.tariffs.loader import load_tariff_file, store_tariff, tariff_version_for
 from meter2cash.core.timeutil import local_month_bounds
-from meter2cash.integration.notify.models import Notification
 from meter2cash.mdm.commands.models import ConnectionCommand
 from meter2cash.mdm.models import Channel, Installation, Meter
 from meter2cash.mdm.reading_types import ensure_catalogue
 from meter2cash.mdm.store import MeasurementStore
+from meter2cash.mdm.usage.local import LocalUsage
+from meter2cash.notify.models import Notification
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "tariffs"
 TZ = "Asia/Kolkata"
@@ -101,10 +102,12 @@ def test_daily_charges_add_up_to_the_month_and_the_ledger_reconciles(session):
     for acct in accounts:
         recharge_account(session, acct, D("5000.00"), channel="cash", currency="INR", tz=TZ, policy=ANYTIME)
     for d in range(1, 32):
-        result = run_daily(session, date(2026, 10, d), tz=TZ, currency="INR", policy=ANYTIME)
+        result = run_daily(
+            session, date(2026, 10, d), tz=TZ, currency="INR", policy=ANYTIME, usage=LocalUsage
+        )
         assert result.charged == 3 and not result.errors
     session.commit()
-    again = run_daily(session, date(2026, 10, 31), tz=TZ, currency="INR", policy=ANYTIME)
+    again = run_daily(session, date(2026, 10, 31), tz=TZ, currency="INR", policy=ANYTIME, usage=LocalUsage)
     assert again.charged == 0 and again.already == 3
 
     # The month's energy from the stored intervals (not the engine's running totals), rated once
@@ -177,9 +180,9 @@ def test_daily_charges_add_up_to_the_month_and_the_ledger_reconciles(session):
 
 def test_missing_day_is_caught_up_next_day(session):
     accounts = build_prepaid(session, n=1)
-    run_daily(session, date(2026, 10, 1), tz=TZ, currency="INR", policy=ANYTIME)
+    run_daily(session, date(2026, 10, 1), tz=TZ, currency="INR", policy=ANYTIME, usage=LocalUsage)
     # day 3 without day 2: the run covers both days
-    run_daily(session, date(2026, 10, 3), tz=TZ, currency="INR", policy=ANYTIME)
+    run_daily(session, date(2026, 10, 3), tz=TZ, currency="INR", policy=ANYTIME, usage=LocalUsage)
     charge = session.scalars(select(PrepaidCharge).where(PrepaidCharge.day == date(2026, 10, 3))).one()
     assert charge.mtd_days == 3
     assert charge.account_id == accounts[0]
@@ -199,7 +202,7 @@ def test_alerts_fire_once_per_crossing_and_disconnect_then_reconnect(session):
     recharge_account(session, acct, D("200.00"), channel="cash", currency="INR", tz=TZ, policy=policy)
     alerts = []
     for d in range(1, 8):
-        run_daily(session, date(2026, 10, d), tz=TZ, currency="INR", policy=policy)
+        run_daily(session, date(2026, 10, d), tz=TZ, currency="INR", policy=policy, usage=LocalUsage)
         alerts.append(session.scalar(select(func.count(Notification.id))))
     wallet = session.scalars(select(Wallet)).one()
     assert wallet_balance(session, wallet) < 0
@@ -231,7 +234,9 @@ def test_no_disconnect_in_quiet_hours(session):
     (_acct,) = build_prepaid(session, n=1)
     policy = PrepaidPolicy(grace_hours=0, emergency_credit=D("0"))
     late = local_midnight(date(2026, 10, 7), TZ) + timedelta(hours=20)  # Wednesday 20:00 local
-    result = run_daily(session, date(2026, 10, 6), tz=TZ, currency="INR", policy=policy, at=late)
+    result = run_daily(
+        session, date(2026, 10, 6), tz=TZ, currency="INR", policy=policy, at=late, usage=LocalUsage
+    )
     assert result.evaluation["disconnect_requests"] == 0
     assert result.evaluation["disconnects_deferred"] == 1
     assert session.scalar(select(func.count(ConnectionCommand.id))) == 0
@@ -253,6 +258,7 @@ def test_migration_moves_credit_into_the_wallet_and_back(session):
         today=today,
         tz=TZ,
         currency="INR",
+        usage=LocalUsage,
     )
     wallet = session.scalars(select(Wallet)).one()
     assert wallet_balance(session, wallet) == D("120.00")
@@ -270,6 +276,7 @@ def test_migration_moves_credit_into_the_wallet_and_back(session):
         today=today,
         tz=TZ,
         currency="INR",
+        usage=LocalUsage,
     )
     assert account_balance(session, acct, "1100") == D("-120.00")
     assert wallet_balance(session, wallet) == 0 and sa.payment_mode == "postpaid"
@@ -283,7 +290,7 @@ def test_hourly_data_at_a_half_hour_offset_is_charged_without_gaps_or_overlaps(s
     """At UTC+05:30 local midnight is not on the hourly grid: each interval counts on one day."""
     build_prepaid(session, n=1, rt="kwh_import_60m")
     for d in range(1, 4):
-        run_daily(session, date(2026, 10, d), tz=TZ, currency="INR", policy=ANYTIME)
+        run_daily(session, date(2026, 10, d), tz=TZ, currency="INR", policy=ANYTIME, usage=LocalUsage)
     charges = session.scalars(select(PrepaidCharge).order_by(PrepaidCharge.day)).all()
     assert [c.mtd_days for c in charges] == [1, 2, 3]
     start = local_midnight(date(2026, 10, 1), TZ) - timedelta(minutes=30)
@@ -297,7 +304,7 @@ def test_recharge_before_the_disconnect_is_sent_cancels_it(session):
     policy = PrepaidPolicy(
         quiet_from=0, quiet_until=0, sundays=False, holiday_country="", grace_hours=0, emergency_credit=D("0")
     )
-    run_daily(session, date(2026, 10, 1), tz=TZ, currency="INR", policy=policy)
+    run_daily(session, date(2026, 10, 1), tz=TZ, currency="INR", policy=policy, usage=LocalUsage)
     cmd = session.scalars(select(ConnectionCommand)).one()
     assert cmd.status == "requested"
     recharge_account(session, acct, D("100.00"), channel="cash", currency="INR", tz=TZ, policy=policy)

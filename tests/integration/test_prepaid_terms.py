@@ -23,6 +23,7 @@ from meter2cash.cis.tariffs.loader import load_tariff_file, store_tariff, tariff
 from meter2cash.mdm.models import Channel
 from meter2cash.mdm.reading_types import ensure_catalogue
 from meter2cash.mdm.store import MeasurementStore
+from meter2cash.mdm.usage.local import LocalUsage
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "tariffs"
 TZ = "Asia/Kolkata"
@@ -82,7 +83,9 @@ def test_a_future_load_change_charges_the_new_load_only_from_its_date(session):
         == 5
     )
     for d in range(1, 32):
-        result = run_daily(session, date(2026, 10, d), tz=TZ, currency="INR", evaluate=False)
+        result = run_daily(
+            session, date(2026, 10, d), tz=TZ, currency="INR", evaluate=False, usage=LocalUsage
+        )
         assert result.charged == 3 and not result.errors
     session.commit()
     changed, low, high = (charges(session, wallets[n]) for n in ("SA-0", "SA-1", "SA-2"))
@@ -117,9 +120,9 @@ def test_a_catch_up_run_across_the_change_date_charges_each_day_at_its_load(sess
     change_load(session, "SA-0", CHANGE, "5", reason="new pump", by="test")
     session.commit()
     for d in range(1, 9):
-        run_daily(session, date(2026, 10, d), tz=TZ, currency="INR", evaluate=False)
+        run_daily(session, date(2026, 10, d), tz=TZ, currency="INR", evaluate=False, usage=LocalUsage)
     # no run from the 9th to the 13th: the run of the 14th charges 9–14 Oct, four of them at 5 kW
-    result = run_daily(session, date(2026, 10, 14), tz=TZ, currency="INR", evaluate=False)
+    result = run_daily(session, date(2026, 10, 14), tz=TZ, currency="INR", evaluate=False, usage=LocalUsage)
     session.commit()
     assert result.charged == 2 and not result.errors
     changed, low = (charges(session, wallets[n]) for n in ("SA-0", "SA-1"))
@@ -131,10 +134,10 @@ def test_a_catch_up_run_across_the_change_date_charges_each_day_at_its_load(sess
 def test_a_backdated_change_applies_from_the_next_charge_on(session):
     wallets = build(session, ["2", "2", "5"])
     for d in range(1, 16):
-        run_daily(session, date(2026, 10, d), tz=TZ, currency="INR", evaluate=False)
+        run_daily(session, date(2026, 10, d), tz=TZ, currency="INR", evaluate=False, usage=LocalUsage)
     change_load(session, "SA-0", CHANGE, "5", reason="found on inspection", by="test")
     for d in range(16, 32):
-        run_daily(session, date(2026, 10, d), tz=TZ, currency="INR", evaluate=False)
+        run_daily(session, date(2026, 10, d), tz=TZ, currency="INR", evaluate=False, usage=LocalUsage)
     session.commit()
     changed, low, high = (charges(session, wallets[n]) for n in ("SA-0", "SA-1", "SA-2"))
     # days already charged stay as charged; the days after the change at its load

@@ -19,11 +19,12 @@ from meter2cash.cis.ledger.models import JournalEntry
 from meter2cash.cis.ledger.reports import ageing
 from meter2cash.cis.payments.allocation import open_items, unapplied_credit
 from meter2cash.cis.payments.receipts import receive
-from meter2cash.integration.models import OutboxMessage
-from meter2cash.integration.notify.models import Notification
-from meter2cash.integration.outbox import Dispatcher, emit
+from meter2cash.events.models import OutboxMessage
+from meter2cash.events.outbox import Dispatcher, emit
 from meter2cash.mdm.models import ChannelDay
 from meter2cash.mdm.store import MeasurementStore
+from meter2cash.mdm.usage.local import LocalUsage
+from meter2cash.notify.models import Notification
 
 
 def bill_of(session, agreement: str, status: str | None = None) -> Bill:
@@ -34,9 +35,9 @@ def bill_of(session, agreement: str, status: str | None = None) -> Bill:
 
 def test_corrected_data_after_the_bill_cancels_and_rebills(session):
     channels = build_fleet(session)
-    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
-    assert stale_bills(session, period=PERIOD) == []
+    assert stale_bills(session, LocalUsage(session), period=PERIOD) == []
     old = bill_of(session, "SA-1")
     old_total, old_kwh = old.total, old.total_kwh
 
@@ -44,10 +45,10 @@ def test_corrected_data_after_the_bill_cancels_and_rebills(session):
     corrected = {(channels["SA-1"], date(2026, 10, 10)): (np.arange(96), np.full(96, 0.5))}
     MeasurementStore(session).merge(corrected, {channels["SA-1"]: 900})
     session.commit()
-    stale = stale_bills(session, period=PERIOD)
+    stale = stale_bills(session, LocalUsage(session), period=PERIOD)
     assert [(s.number, s.reason) for s in stale] == [(old.number, "corrected data after the bill")]
 
-    result = rebill(session, stale, tz=TZ, currency="INR")
+    result = rebill(session, stale, tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
     session.refresh(old)
     assert old.status == "cancelled" and old.cancel_reason == "corrected data after the bill"
@@ -64,9 +65,9 @@ def test_corrected_data_after_the_bill_cancels_and_rebills(session):
     assert trial_balance(session).total == 0
     assert session.scalar(select(func.count()).where(OutboxMessage.topic == "bill.cancelled")) == 1
     # Nothing is stale any more, and a bill run for the period changes nothing.
-    assert stale_bills(session) == []
+    assert stale_bills(session, LocalUsage(session)) == []
     counts = session.scalar(select(func.count()).select_from(BillLine))
-    again = run_bills(session, PERIOD, tz=TZ, currency="INR")
+    again = run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     assert again.bills == [] and session.scalar(select(func.count()).select_from(BillLine)) == counts
 
 
@@ -74,7 +75,7 @@ def test_a_paid_bill_rebilled_moves_its_payment_to_the_replacement(session):
     """Pay a bill in full, then correct its data: the payment settles the replacement, what it
     does not need is credit, and ageing, open items and collections agree with the ledger."""
     channels = build_fleet(session)
-    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     old = bill_of(session, "SA-1")
     paid = old.total
     receive(session, old.account_id, paid, channel="cash", currency="INR", received_on=date(2026, 11, 5))
@@ -84,7 +85,13 @@ def test_a_paid_bill_rebilled_moves_its_payment_to_the_replacement(session):
     # Lower consumption on 10 October: the replacement is smaller than what was paid.
     corrected = {(channels["SA-1"], date(2026, 10, 10)): (np.arange(96), np.zeros(96))}
     MeasurementStore(session).merge(corrected, {channels["SA-1"]: 900})
-    result = rebill(session, stale_bills(session, period=PERIOD), tz=TZ, currency="INR")
+    result = rebill(
+        session,
+        stale_bills(session, LocalUsage(session), period=PERIOD),
+        tz=TZ,
+        currency="INR",
+        usage=LocalUsage,
+    )
     session.commit()
     new = session.get(Bill, result.new_bills[0])
     assert new.total < paid
@@ -113,13 +120,19 @@ def test_a_partly_paid_bill_rebilled_higher_leaves_the_difference_open(session):
     """Half paid, then rebilled at a higher total: the replacement is open for its total less
     the half paid, and that is what ageing shows and collections would dun."""
     channels = build_fleet(session)
-    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     old = bill_of(session, "SA-1")
     half = (old.total / 2).quantize(D("0.01"))
     receive(session, old.account_id, half, channel="cash", currency="INR", received_on=date(2026, 11, 5))
     corrected = {(channels["SA-1"], date(2026, 10, 10)): (np.arange(96), np.full(96, 5.0))}
     MeasurementStore(session).merge(corrected, {channels["SA-1"]: 900})
-    result = rebill(session, stale_bills(session, period=PERIOD), tz=TZ, currency="INR")
+    result = rebill(
+        session,
+        stale_bills(session, LocalUsage(session), period=PERIOD),
+        tz=TZ,
+        currency="INR",
+        usage=LocalUsage,
+    )
     new = session.get(Bill, result.new_bills[0])
     assert new.total > old.total and new.adjustment == -half
     items = open_items(session, [new.account_id])
@@ -135,7 +148,7 @@ def test_estimated_bill_is_rebilled_when_actual_data_arrives(session, platform):
     saved = MeasurementStore(session).read_window([cid], *_utc(days), 900).values[0]
     session.execute(delete(ChannelDay).where(ChannelDay.channel_id == cid, ChannelDay.day.in_(days)))
     session.commit()
-    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     session.commit()
     est = bill_of(session, "SA-1")
     assert est.estimated and est.estimated_share > 0.1
@@ -149,7 +162,7 @@ def test_estimated_bill_is_rebilled_when_actual_data_arrives(session, platform):
     emit(session, "vee.estimate_replaced", {"run_id": 1, "intervals": 480, "channel_days": 5}, key="1")
     session.commit()
     dispatcher = Dispatcher()
-    subscribe(dispatcher, tz=TZ, currency="INR")
+    subscribe(dispatcher, tz=TZ, currency="INR", usage=LocalUsage)
     dispatcher.dispatch_pending(platform.sessions)
     session.refresh(est)
     new = bill_of(session, "SA-1", "issued")

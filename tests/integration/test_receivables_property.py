@@ -32,6 +32,7 @@ from meter2cash.cis.prepaid.payment_mode import change_payment_mode
 from meter2cash.core.errors import M2CError
 from meter2cash.core.timeutil import utcnow
 from meter2cash.mdm.store import MeasurementStore
+from meter2cash.mdm.usage.local import LocalUsage
 
 D = Decimal
 AGREEMENTS = ("SA-1", "SA-2", "SA-3", "SA-4")
@@ -78,7 +79,7 @@ def test_ageing_follows_the_ledger_and_collections_spare_who_owes_nothing(platfo
         for op in ops:
             kind = op[0]
             if kind == "bill":
-                run_bills(s, op[1], tz=TZ, currency="INR")
+                run_bills(s, op[1], tz=TZ, currency="INR", usage=LocalUsage)
             elif kind == "pay":
                 amount = D(op[2]).scaleb(-2)
                 receive(s, accounts[op[1]], amount, channel="cash", currency="INR", received_on=today)
@@ -86,7 +87,7 @@ def test_ageing_follows_the_ledger_and_collections_spare_who_owes_nothing(platfo
                 day = date(2026, 10, op[2])
                 values = (np.arange(96), rng.integers(0, 800, 96) / 1000)
                 MeasurementStore(s).merge({(channels[op[1]], day): values}, {channels[op[1]]: 900})
-                rebill_stale(s, tz=TZ, currency="INR")
+                rebill_stale(s, tz=TZ, currency="INR", usage=LocalUsage)
             elif kind == "mode":
                 sa = s.scalar(select(ServiceAgreement).where(ServiceAgreement.number == op[1]))
                 to = "prepaid" if sa.payment_mode == "postpaid" else "postpaid"
@@ -94,7 +95,7 @@ def test_ageing_follows_the_ledger_and_collections_spare_who_owes_nothing(platfo
                     with s.begin_nested():
                         change_payment_mode(
                             s, sa, date(2026, 10, op[2]), to, reason="property", by="test",
-                            today=date(2026, 10, 31), tz=TZ, currency="INR",
+                            today=date(2026, 10, 31), tz=TZ, currency="INR", usage=LocalUsage,
                         )  # fmt: skip
                 except M2CError:
                     pass  # a change the rules refuse leaves the books as they were
@@ -118,7 +119,7 @@ def test_credit_before_the_bill_settles_it_at_once(session, paid_first):
     acct = session.scalar(select(Account.id).where(Account.number == "A-0"))
     if paid_first:
         receive(session, acct, D("5000.00"), channel="cash", currency="INR")
-    run_bills(session, PERIOD, tz=TZ, currency="INR")
+    run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)
     rows = {r.account_id: r for r in ageing(session, date(2027, 6, 1)).rows}
     if paid_first:
         assert all(v == 0 for v in rows[acct].buckets.values())

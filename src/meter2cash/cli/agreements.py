@@ -57,7 +57,9 @@ def change_load_cmd(
         result = change_load(s, number, day, kw, kva, reason=reason, by=by)
         rebilled = None
         if rebill and result.bills_affected:
-            rebilled = rebill_affected(s, result, tz=p.settings.timezone, currency=p.settings.currency)
+            rebilled = rebill_affected(
+                s, result, tz=p.settings.timezone, currency=p.settings.currency, usage=p.usage
+            )
             new_numbers = bill_numbers(s, rebilled.new_bills)
         s.commit()
     if as_json:
@@ -102,7 +104,9 @@ def change_tariff_cmd(
         rebilled = None
         if rebill and result.bills_affected:
             cfg = p.settings
-            rebilled = rebill_affected(s, result, tz=cfg.timezone, currency=cfg.currency, what="tariff")
+            rebilled = rebill_affected(
+                s, result, tz=cfg.timezone, currency=cfg.currency, usage=p.usage, what="tariff"
+            )
             new_numbers = bill_numbers(s, rebilled.new_bills)
         s.commit()
     if as_json:
@@ -147,7 +151,8 @@ def change_mode_cmd(
         cfg = p.settings
         today = utcnow().astimezone(cfg.tz).date()
         done = change_payment_mode(
-            s, number, day, to_mode, reason=reason, by=by, today=today, tz=cfg.timezone, currency=cfg.currency
+            s, number, day, to_mode, reason=reason, by=by, today=today, tz=cfg.timezone, currency=cfg.currency,
+            usage=p.usage,
         )
         new_numbers = bill_numbers(s, done.rebill.new_bills) if done.rebill is not None else []
         s.commit()

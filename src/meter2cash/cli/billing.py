@@ -99,7 +99,8 @@ def bill_run(
                 progress.update(task, completed=done, total=total)
 
             result = run_bills(
-                s, month, tz=p.settings.timezone, currency=p.settings.currency, on_progress=tick, cycle=cycle
+                s, month, tz=p.settings.timezone, currency=p.settings.currency, on_progress=tick, cycle=cycle,
+                usage=p.usage,
             )
     cur = p.settings.currency
     out = result.to_dict()
@@ -153,7 +154,7 @@ def _shadow(month: str, cycle: str, path: Path, as_json: bool) -> None:
     d, _ = tariff_or_exit(path)
     version = tariff_version_on(d, month)
     with platform() as p, p.sessions() as s:
-        report = shadow_run(s, month, version, tz=p.settings.timezone, cycle=cycle)
+        report = shadow_run(s, month, version, tz=p.settings.timezone, cycle=cycle, usage=p.usage)
     cur = p.settings.currency
     if as_json:
         print_json(
@@ -215,12 +216,12 @@ def rebill_cmd(
     month = period(period_) if period_ else None
     new_numbers: list[str] = []
     with platform() as p, transaction(p.sessions) as s:
-        stale = stale_bills(s, period=month, account=account or None)
+        stale = stale_bills(s, p.usage_source(s), period=month, account=account or None)
         result = None
         if dry_run or not stale:
             s.rollback()
         else:
-            result = rebill(s, stale, tz=p.settings.timezone, currency=p.settings.currency)
+            result = rebill(s, stale, tz=p.settings.timezone, currency=p.settings.currency, usage=p.usage)
             new_numbers = bill_numbers(s, result.new_bills)
     errors = result.to_dict()["errors"] if result is not None else []
     if as_json:

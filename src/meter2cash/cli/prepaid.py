@@ -50,6 +50,7 @@ def run_daily_cmd(
                 currency=p.settings.currency,
                 at=_aware(at),
                 on_progress=lambda d, t: bar.update(task, completed=d, total=t),
+                usage=p.usage,
             )
         s.commit()
     out = result.to_dict()

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
+from meter2cash.audit.models import AuditEntry
 from meter2cash.cis.parties.models import ContractTerm
 from meter2cash.cis.tariffs.models import TariffVersion
 from meter2cash.config import get_settings
@@ -37,9 +38,10 @@ from meter2cash.integration.masterdata_spec import (
     to_json,
     validate_record,
 )
-from meter2cash.integration.models import AuditEntry
 from meter2cash.mdm.models import Channel, Installation, Meter, ReadingType
 from meter2cash.mdm.reading_types import ensure_catalogue
+from meter2cash.mdm.usage.port import UsageFactory
+from meter2cash.mdm.usage.sources import usage_factory
 
 CHUNK = 2000
 #: The entity whose records carry contract terms.
@@ -337,7 +339,9 @@ class Loader:
             if mode_changes:
                 self.session.flush()
                 u = self.utility
-                apply_mode_changes(self.session, mode_changes, tz=u.timezone, currency=u.currency)
+                apply_mode_changes(
+                    self.session, mode_changes, tz=u.timezone, currency=u.currency, usage=u.usage
+                )
         self.flush_audit()
 
     def insert(self, spec: EntitySpec, records: list[dict[str, Any]]) -> None:
@@ -404,11 +408,13 @@ class Utility:
 
     timezone: str
     currency: str
+    #: Where the bills a payment-mode change reaches are rebilled from.
+    usage: UsageFactory
 
     @classmethod
     def from_settings(cls) -> Utility:
         cfg = get_settings()
-        return cls(cfg.timezone, cfg.currency)
+        return cls(cfg.timezone, cfg.currency, usage_factory(cfg.usage_source))
 
     def today(self) -> date:
         return utcnow().astimezone(ZoneInfo(self.timezone)).date()

@@ -25,6 +25,7 @@ from meter2cash.cis.parties.models import ServiceAgreement
 from meter2cash.cis.prepaid.payment_mode import check_mode_change, settle_balance
 from meter2cash.core.errors import M2CError, Problem
 from meter2cash.integration.masterdata_spec import ENTITY
+from meter2cash.mdm.usage.port import UsageFactory
 
 if TYPE_CHECKING:
     from meter2cash.integration.masterdata import Loader
@@ -130,7 +131,9 @@ def dated_changes(
     return kept, pending
 
 
-def apply_mode_changes(session: Session, pending: list[PendingModeChange], *, tz: str, currency: str) -> None:
+def apply_mode_changes(
+    session: Session, pending: list[PendingModeChange], *, tz: str, currency: str, usage: UsageFactory
+) -> None:
     """After the terms are written: rebill the bills each change reaches, settle the balance."""
     for change in pending:
         sa = session.scalar(select(ServiceAgreement).where(ServiceAgreement.number == change.number))
@@ -139,5 +142,5 @@ def apply_mode_changes(session: Session, pending: list[PendingModeChange], *, tz
         affected = bills_reaching(session, sa.id, change.effective_from)
         if affected:
             reason = f"payment mode changed from {change.effective_from}"
-            rebill_numbers(session, affected, reason, tz=tz, currency=currency)
+            rebill_numbers(session, affected, reason, tz=tz, currency=currency, usage=usage)
         settle_balance(session, sa, change.to_mode, on=change.effective_from, currency=currency)

@@ -2,13 +2,13 @@
 
 :func:`bill_determinants` is a pure kernel over ``(meters, intervals)`` arrays;
 :func:`window_determinants` gives the same for many bill jobs straight from a read window, with
-their missing intervals estimated, in one compiled call (Numba, loaded on first use);
-:func:`service_point_determinants` reads a service point's kWh channel from the measurement store
-and calls it (takes a Session, never commits)."""
+their missing intervals estimated, in one compiled call (Numba, loaded on first use). Pure: the
+usage port (:mod:`meter2cash.mdm.usage`) reads the store and calls them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -45,7 +45,11 @@ class Determinants:
     estimated_share: F64
     missing_share: F64
 
-    def as_dict(self, i: int, period_names: list[str]) -> dict[str, Any]:
+    def take(self, idx: npt.ArrayLike) -> Determinants:
+        """The determinants of the meters ``idx``."""
+        return Determinants(*(getattr(self, f.name)[idx] for f in fields(Determinants)))
+
+    def as_dict(self, i: int, period_names: Sequence[str]) -> dict[str, Any]:
         """The determinants of meter ``i`` as a JSON-serialisable dict (kWh and kW to 3 decimals)."""
         return {
             "kwh_total": round(float(self.kwh_total[i]), 3),

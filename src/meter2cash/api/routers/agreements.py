@@ -107,7 +107,9 @@ def post_term(
     out = result.to_dict()
     if body.rebill and result.bills_affected:
         cfg = platform.settings
-        out["rebill"] = rebill_affected(session, result, tz=cfg.timezone, currency=cfg.currency).to_dict()
+        out["rebill"] = rebill_affected(
+            session, result, tz=cfg.timezone, currency=cfg.currency, usage=platform.usage
+        ).to_dict()
     return out
 
 
@@ -138,7 +140,9 @@ def post_tariff(
     out = result.to_dict() | {"previous_tariff_code": result.previous["tariff_code"]}
     if body.rebill and result.bills_affected:
         cfg = platform.settings
-        rebilled = rebill_affected(session, result, tz=cfg.timezone, currency=cfg.currency, what="tariff")
+        rebilled = rebill_affected(
+            session, result, tz=cfg.timezone, currency=cfg.currency, usage=platform.usage, what="tariff"
+        )
         out["rebill"] = rebilled.to_dict()
     return out
 
@@ -169,6 +173,6 @@ def post_payment_mode(
     today = utcnow().astimezone(cfg.tz).date()
     done = change_payment_mode(
         session, number, body.effective_from, body.to, reason=body.reason, by=body.by, today=today,
-        tz=cfg.timezone, currency=cfg.currency,
+        tz=cfg.timezone, currency=cfg.currency, usage=platform.usage,
     )  # fmt: skip
     return done.to_dict()

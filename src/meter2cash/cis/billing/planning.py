@@ -29,7 +29,6 @@ from meter2cash.core.timeutil import add_months
 from meter2cash.db import Quantity
 from meter2cash.db_query import ScaledValues, id_filters, raw
 from meter2cash.mdm.store import CHUNK
-from meter2cash.mdm.usage.channels import MeterChannels, MeterUse, service_point_meters
 
 
 @dataclass(slots=True)
@@ -85,7 +84,6 @@ class Agreement:
     start: date
     end: date | None
     customer_class: str
-    channels: MeterChannels | None = None
     #: The customer and supply as the bill records them when issued (name, account, address,
     #: service point, agreement): see ``Bill.issued_to``.
     party: dict[str, str] = field(default_factory=dict)
@@ -96,9 +94,9 @@ class Job:
     """One agreement × one segment of the period: one tariff version, one contract term.
 
     ``sanctioned_kw``/``contract_kva`` are the contract in effect over the segment (the
-    agreement's own columns when it has no :class:`ContractTerm`); ``meters`` are the meters
-    installed at the service point during the period (their intervals count inside their own
-    installation windows); ``split``: the bill has more than one segment."""
+    agreement's own columns when it has no :class:`ContractTerm`); ``split``: the bill has more
+    than one segment. The usage of the segment's days comes from the usage port, which reads
+    the meters installed at the service point then."""
 
     a: Agreement
     seg: int
@@ -107,20 +105,8 @@ class Job:
     tv_id: int
     sanctioned_kw: Decimal = Decimal(0)
     contract_kva: Decimal | None = None
-    meters: list[MeterUse] = field(default_factory=list)
     split: bool = False
     termed: bool = False
-
-    @property
-    def interval_s(self) -> int:
-        """The interval the job is billed at: its meters' longest (after an exchange between
-        a 30-minute and a 15-minute meter, the 15-minute intervals are summed in pairs)."""
-        assert self.meters, "a job is planned with at least one meter"
-        return max(m.channels.interval_s for m in self.meters)
-
-    @property
-    def channel_ids(self) -> list[int]:
-        return sorted({c for m in self.meters for c in m.channels.ids})
 
 
 def error(a: Agreement, code: str, message: str) -> dict[str, Any]:
@@ -198,8 +184,9 @@ def plan_jobs(
     period, for shadow billing). Only the days of the bill's kind are billed: a period with
     postpaid days is a postpaid bill of those days (the prepaid engine charged the others);
     a period wholly prepaid is a statement (``a.kind``, ``a.tariff_code``: the period's). Every
-    segment reads the meters installed at the service point during the period, each inside its
-    own installation window, so a meter exchange needs no segment of its own."""
+    segment's usage covers the meters installed at the service point during its days, each
+    inside its own installation window (the usage port's rule), so a meter exchange needs no
+    segment of its own."""
     by_code: dict[str, list[tuple[int, date, date | None]]] = defaultdict(list)
     terms = contract_terms(session, [a.id for a in agreements], p.last)
     codes = sorted({a.tariff_code for a in agreements} | {t.tariff_code for ts in terms.values() for t in ts})
@@ -221,7 +208,6 @@ def plan_jobs(
                 versions[tv_id] = stored_version(definition, f"tariff version {tv_id}")
     elif override is not None:
         versions[override[0]] = override[1]
-    meters = service_point_meters(session, sorted({a.service_point_id for a in agreements}), p.start, p.end)
     # (tariff, first, last) → the segments by version, or None where a day has no version:
     # most agreements of a run share their tariff and days
     seg_cache: dict[tuple[str, date, date], list[tuple[date, date, int]] | None] = {}
@@ -229,32 +215,6 @@ def plan_jobs(
     for a in agreements:
         first = a.start if a.start > p.first else p.first
         last = p.last if a.end is None or a.end > p.last else a.end
-        # Meters installed around the agreement's days (a day's margin either side: the exact
-        # installation windows mask the intervals when they are read).
-        lo, hi = first - ONE_DAY, last + ONE_DAY
-        uses = [
-            u
-            for u in meters.get(a.service_point_id, ())
-            if u.installed_at.date() <= hi and (u.removed_at is None or u.removed_at.date() >= lo)
-        ]
-        a.channels = uses[-1].channels if uses else None
-        if not uses:
-            errors.append(error(a, "billing.no_meter", "no meter with a kWh interval channel installed"))
-            continue
-        if len(uses) > 1 and any(
-            max(u.channels.interval_s for u in uses) % u.channels.interval_s for u in uses
-        ):
-            # meters of different interval lengths are billed at the longest, which the others
-            # must divide (15 and 30 minutes); 10 and 15 minutes have no common interval
-            serials = ", ".join(f"{u.serial} ({u.channels.interval_s} s)" for u in uses)
-            errors.append(
-                error(
-                    a,
-                    "billing.interval_mismatch",
-                    f"meters of interval lengths that do not divide each other in {p.code}: {serials}",
-                )
-            )
-            continue
         mine = terms.get(a.id)
         if mine:
             pieces = _termed_pieces(a, mine, first, last, by_code, override, errors, p.code)
@@ -262,7 +222,7 @@ def plan_jobs(
                 continue
             split = len(pieces) > 1
             jobs.extend(
-                Job(a, k + 1, s, e, tv_id, kw, kva, uses, split, True)
+                Job(a, k + 1, s, e, tv_id, kw, kva, split, True)
                 for k, (s, e, tv_id, kw, kva) in enumerate(pieces)
             )
             continue
@@ -279,10 +239,10 @@ def plan_jobs(
             continue
         if len(segs) == 1:
             s, e, tv_id = segs[0]
-            jobs.append(Job(a, 1, s, e, tv_id, a.sanctioned_kw, a.contract_kva, uses))
+            jobs.append(Job(a, 1, s, e, tv_id, a.sanctioned_kw, a.contract_kva))
         else:
             jobs.extend(
-                Job(a, k + 1, s, e, tv_id, a.sanctioned_kw, a.contract_kva, uses, True)
+                Job(a, k + 1, s, e, tv_id, a.sanctioned_kw, a.contract_kva, True)
                 for k, (s, e, tv_id) in enumerate(segs)
             )
     return jobs

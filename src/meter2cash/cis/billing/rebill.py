@@ -3,10 +3,12 @@ entry reversed, and the period billed again. What payments had applied to the ca
 moves to its replacement (what the replacement does not need stays as credit, applied to the
 account's other open items); the new bill shows it as a line. Nothing changes silently.
 
-A bill records a fingerprint of the channel-days it was rated from (their count and the sum of
-their versions, :func:`meter2cash.cis.billing.run.data_version`). VEE replacing an estimate with
-actual data, a late file or a manual edit bumps a channel-day's version (or adds a day), so the
-fingerprint read now differs: the bill is *stale*. :func:`rebill` takes a Session and never
+A bill records the fingerprint of the usage it was rated from (the usage port's
+``UsageBatch.versions``: from this platform's MDM the count and version sum of the channel-days
+read). VEE replacing an estimate with actual data, a late file or a manual edit bumps a
+channel-day's version (or adds a day); an external MDM delivers a new version: the usage source
+then says the fingerprint changed (:meth:`~meter2cash.mdm.usage.port.UsageSource.changed`) and
+the bill is *stale*. :func:`rebill` takes a Session and never
 commits. :func:`on_estimate_replaced` is the outbox handler for ``vee.estimate_replaced``.
 """
 
@@ -14,21 +16,21 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from meter2cash.cis.billing.models import Bill
-from meter2cash.cis.billing.run import BillRunResult, run_bills, span_totals
+from meter2cash.cis.billing.results import BillRunResult
+from meter2cash.cis.billing.run import run_bills
 from meter2cash.cis.billing.store import Replacement
 from meter2cash.cis.parties.models import Account
 from meter2cash.cis.payments.allocation import apply_credit, cancel_item
 from meter2cash.core.timeutil import utcnow
-from meter2cash.integration.outbox import emit
-from meter2cash.mdm.models import ChannelDay
+from meter2cash.events.outbox import emit
+from meter2cash.mdm.usage.port import UsageFactory, UsageSource
 
 TOPIC_ESTIMATE_REPLACED = "vee.estimate_replaced"
 REBILL_STATUSES = ("issued", "statement")
@@ -61,66 +63,42 @@ class RebillResult:
 
 
 def stale_bills(
-    session: Session, *, period: str | None = None, account: str | None = None
+    session: Session, usage: UsageSource, *, period: str | None = None, account: str | None = None
 ) -> list[StaleBill]:
-    """Issued bills (and prepaid statements) whose channel-days changed since they were rated."""
+    """Issued bills (and prepaid statements) whose usage changed since they were rated: the
+    usage source no longer matches the fingerprint each bill recorded."""
     stmt = select(Bill).where(Bill.status.in_(REBILL_STATUSES))
     if period:
         stmt = stmt.where(Bill.period == period)
     if account:
         stmt = stmt.join(Account, Account.id == Bill.account_id).where(Account.number == account)
-    by_window: dict[tuple[Any, Any], list[Bill]] = defaultdict(list)
+    by_window: dict[tuple[Any, Any], list[tuple[Bill, list[dict[str, Any]]]]] = defaultdict(list)
     for b in session.scalars(stmt.order_by(Bill.id)):
-        by_window[(b.period_start, b.period_end)].append(b)
+        versions = fingerprints(b.determinants or {})
+        if versions:
+            by_window[(b.period_start, b.period_end)].append((b, versions))
     out: list[StaleBill] = []
     for (start, end), bills in by_window.items():
-        ids = sorted(
-            {c for b in bills for c in (b.determinants or {}).get("data_version", {}).get("channels", [])}
-        )
-        now: dict[int, tuple[int, int]] = {}
-        for i in range(0, len(ids), 500):
-            rows = session.execute(
-                select(ChannelDay.channel_id, func.count(), func.sum(ChannelDay.version))
-                .where(
-                    ChannelDay.channel_id.in_(ids[i : i + 500]),
-                    ChannelDay.day >= start.date(),
-                    ChannelDay.day <= (end - timedelta(microseconds=1)).date(),
-                )
-                .group_by(ChannelDay.channel_id)
-            )
-            now.update({int(c): (int(n), int(s or 0)) for c, n, s in rows})
-        spanned = sorted(
-            {int(c) for b in bills for c in (b.determinants or {}).get("data_version", {}).get("spans", {})}
-        )
-        by_day: dict[int, list[tuple[date, int]]] = defaultdict(list)
-        for i in range(0, len(spanned), 500):  # meters exchanged in the period: per day
-            for c, d, v in session.execute(
-                select(ChannelDay.channel_id, ChannelDay.day, ChannelDay.version).where(
-                    ChannelDay.channel_id.in_(spanned[i : i + 500]),
-                    ChannelDay.day >= start.date(),
-                    ChannelDay.day <= (end - timedelta(microseconds=1)).date(),
-                )
-            ):
-                by_day[c].append((d, v))
-        for b in bills:
-            dv = (b.determinants or {}).get("data_version")
-            if not dv:
-                continue
-            spans = {
-                int(c): (date.fromisoformat(a), None if z is None else date.fromisoformat(z))
-                for c, (a, z) in dv.get("spans", {}).items()
-            }
-            days = total = 0
-            for c in dv["channels"]:
-                n, v = now.get(c, (0, 0)) if c not in spans else span_totals(by_day[c], *spans[c])
-                days, total = days + n, total + v
-            if (days, total) != (dv["days"], dv["sum"]):
+        changed = iter(usage.changed(start, end, [v for _, versions in bills for v in versions]))
+        for b, versions in bills:
+            if any([next(changed) for _ in versions]):
                 what = "estimate replaced by actual data" if b.estimated else "corrected data after the bill"
                 out.append(StaleBill(b.id, b.number, b.period, what))
     return out
 
 
-def rebill(session: Session, stale: list[StaleBill], *, tz: str, currency: str) -> RebillResult:
+def fingerprints(determinants: dict[str, Any]) -> list[dict[str, Any]]:
+    """The usage fingerprints a bill was rated from: one per segment of a split bill (each read
+    the meters of its own days), else the bill's one."""
+    segments = [sg["data_version"] for sg in determinants.get("segments") or [] if sg.get("data_version")]
+    if segments:
+        return segments
+    return [determinants["data_version"]] if determinants.get("data_version") else []
+
+
+def rebill(
+    session: Session, stale: list[StaleBill], *, tz: str, currency: str, usage: UsageFactory
+) -> RebillResult:
     """Cancel each stale bill (reverse its journal entry, release the payments applied to it,
     status ``cancelled``, a ``bill.cancelled`` event) and bill its agreement for the period
     again; the new bill names the one it replaces, and the released payments settle it first
@@ -155,7 +133,7 @@ def rebill(session: Session, stale: list[StaleBill], *, tz: str, currency: str) 
         result.runs.append(
             run_bills(
                 session, period, tz=tz, currency=currency, cycle=cycle,
-                agreement_ids=sorted(replacing), replacing=replacing,
+                agreement_ids=sorted(replacing), replacing=replacing, usage=usage,
             )
         )  # fmt: skip
     if accounts:
@@ -171,21 +149,28 @@ def rebill(session: Session, stale: list[StaleBill], *, tz: str, currency: str) 
 
 
 def rebill_stale(
-    session: Session, *, tz: str, currency: str, period: str | None = None, account: str | None = None
+    session: Session,
+    *,
+    tz: str,
+    currency: str,
+    usage: UsageFactory,
+    period: str | None = None,
+    account: str | None = None,
 ) -> RebillResult:
     """Find stale bills in scope and rebill them (does not commit)."""
-    return rebill(session, stale_bills(session, period=period, account=account), tz=tz, currency=currency)
+    stale = stale_bills(session, usage(session), period=period, account=account)
+    return rebill(session, stale, tz=tz, currency=currency, usage=usage)
 
 
-def on_estimate_replaced(tz: str, currency: str) -> Any:
+def on_estimate_replaced(tz: str, currency: str, usage: UsageFactory) -> Any:
     """An outbox handler for ``vee.estimate_replaced``: rebill every bill whose data changed."""
 
     def handle(session: Session, msg: Any) -> None:
-        rebill_stale(session, tz=tz, currency=currency)
+        rebill_stale(session, tz=tz, currency=currency, usage=usage)
 
     return handle
 
 
-def subscribe(dispatcher: Any, *, tz: str, currency: str) -> None:
+def subscribe(dispatcher: Any, *, tz: str, currency: str, usage: UsageFactory) -> None:
     """Rebill stale bills whenever VEE replaces estimates with actual data."""
-    dispatcher.subscribe(TOPIC_ESTIMATE_REPLACED, "billing.rebill", on_estimate_replaced(tz, currency))
+    dispatcher.subscribe(TOPIC_ESTIMATE_REPLACED, "billing.rebill", on_estimate_replaced(tz, currency, usage))

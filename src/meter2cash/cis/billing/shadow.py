@@ -10,9 +10,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from meter2cash.cis.billing.periods import MONTHLY
-from meter2cash.cis.billing.run import billing_period, plan_jobs, rate_jobs, select_agreements
+from meter2cash.cis.billing.periods import MONTHLY, billing_period
+from meter2cash.cis.billing.planning import plan_jobs, select_agreements
+from meter2cash.cis.billing.run import rate_jobs
 from meter2cash.cis.tariffs.definitions import TariffVersionDef
+from meter2cash.mdm.usage.port import UsageFactory
 
 SHADOW_VERSION_ID = -1
 
@@ -63,7 +65,13 @@ class ShadowReport:
 
 
 def shadow_run(
-    session: Session, period: str, shadow: TariffVersionDef, *, tz: str, cycle: str = MONTHLY
+    session: Session,
+    period: str,
+    shadow: TariffVersionDef,
+    *,
+    tz: str,
+    usage: UsageFactory,
+    cycle: str = MONTHLY,
 ) -> ShadowReport:
     """Rate the agreements of ``cycle`` on tariff ``shadow.code`` for ``period`` under their
     versions and under ``shadow``; report both totals per agreement."""
@@ -71,11 +79,12 @@ def shadow_run(
     agreements = [a for a in select_agreements(session, p, cycle) if a.tariff_code == shadow.code]
     report = ShadowReport(period, shadow.code)
     totals: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    source = usage(session)
     for label, override in (("current", None), ("shadow", (SHADOW_VERSION_ID, shadow))):
         versions: dict[int, TariffVersionDef] = {}
         errors: list[dict[str, Any]] = []
         jobs = plan_jobs(session, agreements, p, errors, versions, override)
-        for rc in rate_jobs(session, jobs, p, tz, versions, errors):
+        for rc in rate_jobs(session, jobs, p, tz, versions, errors, source):
             for k, j in enumerate(rc.jobs):
                 totals[j.a.number][label] += rc.rated.money(int(rc.rated.total[k]))
         if label == "current":

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -20,7 +20,10 @@ from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from meter2cash.cis.billing.models import Bill, BillLine, BillRun, BillSegment
-from meter2cash.cis.ledger.journal import COPY_FROM_ROWS, ScaledLeg, post_scaled
+from meter2cash.cis.billing.periods import BillingPeriod
+from meter2cash.cis.billing.planning import Job
+from meter2cash.cis.billing.results import BillRunResult, RatedChunk, Totals
+from meter2cash.cis.ledger.journal import COPY_FROM_ROWS, RECEIVABLE, Leg, ScaledLeg, post_scaled
 from meter2cash.cis.rating import payment_terms
 from meter2cash.cis.rating.lines import LINE_FIELDS, MONEY_PLACES, line_columns, line_table
 from meter2cash.cis.rating.types import RatedBill, RatedLine
@@ -29,29 +32,24 @@ from meter2cash.core.money import quantum
 from meter2cash.core.timeutil import utcnow
 from meter2cash.db import Money
 from meter2cash.db_bulk import column_rows, insert_columns, raw_table, reserve_ids
-from meter2cash.integration.models import OutboxMessage
+from meter2cash.events.models import OutboxMessage
 
 #: Core tables: plain executemany inserts (the ORM bulk path groups rows and is slower here).
 BILL = cast(Table, Bill.__table__)
 BILL_LINE = cast(Table, BillLine.__table__)
 OUTBOX = cast(Table, OutboxMessage.__table__)
 
-if TYPE_CHECKING:
-    from meter2cash.cis.billing.periods import BillingPeriod
-    from meter2cash.cis.billing.run import BillRunResult, Job, RatedChunk
 
-
-def bill_entry_legs(bill: RatedBill, kind: str, account_id: int) -> list[tuple[str, Decimal, int | None]]:
-    """Journal legs of a bill: Dr 1100 (postpaid) or 2100 (prepaid) for the customer account,
-    Cr each line's ledger account (revenue, 2200 taxes). Zero legs are left out."""
+def bill_entry_legs(bill: RatedBill, account_id: int) -> list[Leg]:
+    """Journal legs of a postpaid bill: Dr 1100 receivables of the customer account with the
+    bill's total, Cr each ledger account its lines name (revenue, 2200 taxes). Zero legs are left
+    out. A prepaid statement posts nothing: the daily prepaid run charged the wallet already."""
     credits: dict[str, Decimal] = defaultdict(Decimal)
-    for ln in bill.lines:
-        credits[ln.ledger_account] -= ln.amount
-    legs: list[tuple[str, Decimal, int | None]] = [
-        (c, amt, None) for c, amt in sorted(credits.items()) if amt
-    ]
+    for line in bill.lines:
+        credits[line.ledger_account] -= line.amount
+    legs: list[Leg] = [(code, amount, None) for code, amount in sorted(credits.items()) if amount]
     if bill.total != 0:
-        legs.insert(0, ("2100" if kind == "prepaid" else "1100", bill.total, account_id))
+        legs.insert(0, (RECEIVABLE, bill.total, account_id))
     return legs
 
 
@@ -137,72 +135,76 @@ def store_bills(
     session: Session,
     run: BillRun,
     result: BillRunResult,
-    p: BillingPeriod,
-    rc: RatedChunk,
+    billing_period: BillingPeriod,
+    chunk: RatedChunk,
     idx: list[int],
     issue: Issue,
 ) -> None:
     """Store the bills ``idx`` of a rated chunk (one segment each) straight from the rating
     arrays: lines, totals and journal legs are written as the scaled integers the rating gives,
     column-wise; one ``Decimal`` per bill total only (the outbox event and the run totals)."""
-    ra = rc.rated
-    n = ra.inputs.n
-    sel = np.asarray(idx, dtype=np.int64)
-    v = ra.version
-    q = quantum(v.currency)
-    up = _to_money(ra.scale)
+    rated = chunk.rated
+    n = rated.inputs.n
+    selected = np.asarray(idx, dtype=np.int64)
+    version = rated.version
+    currency_quantum = quantum(version.currency)
+    to_money = _to_money(rated.scale)
 
-    cols = line_columns(ra)
-    pos = np.full(n, -1, dtype=np.int64)
-    pos[sel] = np.arange(sel.size)
-    keep = pos[cols.bill] >= 0
-    codes = sorted({ln.ledger_account for ln in ra.lines})
-    acct = np.asarray([codes.index(ln.ledger_account) for ln in ra.lines], dtype=np.int64)
-    credit = np.zeros((sel.size, max(len(codes), 1)), dtype=np.int64)
-    np.add.at(credit, (pos[cols.bill[keep]], acct[cols.line[keep]]), -cols.amount[keep])
-    n_lines = np.bincount(pos[cols.bill[keep]], minlength=sel.size).tolist()
-    rows, accts = np.nonzero(credit)
-    bounds = np.searchsorted(rows, np.arange(sel.size + 1)).tolist()
-    credit_l = up(credit[rows, accts])
-    code_l = [codes[a] for a in accts.tolist()]
-    sub, tax = up(ra.subtotal[sel]), up(ra.tax[sel])
-    tot_l = ra.total[sel].tolist()
-    exact = ra.scale <= -int(q.as_tuple().exponent) <= MONEY_PLACES  # quantize only appends zeros
-    tot = [Decimal(t).scaleb(-ra.scale).quantize(q) for t in tot_l]
-    tot_scaled = up(ra.total[sel]) if exact else [_money_int(d) for d in tot]
-    has_bank = v.net_metering is not None
-    jobs = [rc.jobs[k] for k in idx]
-    dets = [rc.determinants[k] for k in idx]
+    cols = line_columns(rated)
+    position = np.full(n, -1, dtype=np.int64)  # bill → its row among the selected, -1 if not selected
+    position[selected] = np.arange(selected.size)
+    keep = position[cols.bill] >= 0
+    codes = sorted({line.ledger_account for line in rated.lines})
+    code_of_line = np.asarray([codes.index(line.ledger_account) for line in rated.lines], dtype=np.int64)
+    credit = np.zeros((selected.size, max(len(codes), 1)), dtype=np.int64)
+    np.add.at(credit, (position[cols.bill[keep]], code_of_line[cols.line[keep]]), -cols.amount[keep])
+    n_lines = np.bincount(position[cols.bill[keep]], minlength=selected.size).tolist()
+    rows, credited = np.nonzero(credit)
+    bounds = np.searchsorted(rows, np.arange(selected.size + 1)).tolist()
+    credit_amounts = to_money(credit[rows, credited])
+    credit_codes = [codes[c] for c in credited.tolist()]
+    subtotal, tax = to_money(rated.subtotal[selected]), to_money(rated.tax[selected])
+    # quantize only appends zeros when the rating's places fit the currency's and the column's
+    exact = rated.scale <= -int(currency_quantum.as_tuple().exponent) <= MONEY_PLACES
+    totals = [
+        Decimal(t).scaleb(-rated.scale).quantize(currency_quantum) for t in rated.total[selected].tolist()
+    ]
+    totals_scaled = to_money(rated.total[selected]) if exact else [_money_int(d) for d in totals]
+    has_bank = version.net_metering is not None
+    jobs = [chunk.jobs[k] for k in idx]
+    dets = [chunk.determinants[k] for k in idx]
     legs: list[list[ScaledLeg]] = []
     for j, job in enumerate(jobs):
-        ls: list[ScaledLeg] = [(code_l[i], credit_l[i], None) for i in range(bounds[j], bounds[j + 1])]
-        if tot_scaled[j] != 0:
-            ls.insert(0, ("2100" if job.a.kind == "prepaid" else "1100", tot_scaled[j], job.a.account_id))
-        legs.append(ls)
+        entry: list[ScaledLeg] = []
+        if job.a.kind != "prepaid":  # a prepaid statement posts nothing (see bill_entry_legs)
+            entry = [(credit_codes[i], credit_amounts[i], None) for i in range(bounds[j], bounds[j + 1])]
+            if totals_scaled[j] != 0:
+                entry.insert(0, (RECEIVABLE, totals_scaled[j], job.a.account_id))
+        legs.append(entry)
         if has_bank:
-            bank = ra.terms(idx[j], tot[j]).get("banked_kwh")
+            bank = rated.terms(idx[j], totals[j]).get("banked_kwh")
             if bank is not None:
                 dets[j] = {**dets[j], "terms": {"banked_kwh": bank}}
     m = len(idx)
     heads = _Heads(
-        jobs, [v.code] * m, [v.currency or issue.currency] * m, sub, tax, tot, tot_scaled,
-        dets, ra.inputs.wh_total[sel].tolist(), [rc.estimated[k] for k in idx], legs, n_lines,
-        [v.payment_terms] * m,
+        jobs, [version.code] * m, [version.currency or issue.currency] * m, subtotal, tax, totals,
+        totals_scaled, dets, rated.inputs.wh_total[selected].tolist(), [chunk.estimated[k] for k in idx],
+        legs, n_lines, [version.payment_terms] * m,
     )  # fmt: skip
 
     def lines(ids: list[int]) -> dict[str, list[Any]]:
-        full = np.full(n, -1, dtype=np.int64)
-        full[sel] = ids
-        return line_table(ra, full, stored=True, skip_negative=sel.size != n)
+        bill_ids = np.full(n, -1, dtype=np.int64)
+        bill_ids[selected] = ids
+        return line_table(rated, bill_ids, stored=True, skip_negative=selected.size != n)
 
-    _insert(session, run, result, p, heads, lines, issue, None)
+    _insert(session, run, result, billing_period, heads, lines, issue, None)
 
 
 def _to_money(scale: int) -> Callable[[npt.NDArray[np.int64]], list[int]]:
     """Integers of 10^-scale → the stored integers of 10⁻⁴ (exact; more places are refused)."""
     if scale <= MONEY_PLACES:
-        f = 10 ** (MONEY_PLACES - scale)
-        return lambda a: (np.asarray(a, dtype=np.int64) * f).tolist()
+        factor = 10 ** (MONEY_PLACES - scale)
+        return lambda a: (np.asarray(a, dtype=np.int64) * factor).tolist()
     return lambda a: [_money_int(Decimal(int(x)).scaleb(-scale)) for x in np.asarray(a).tolist()]
 
 
@@ -220,7 +222,7 @@ def store_segmented(
     session: Session,
     run: BillRun,
     result: BillRunResult,
-    p: BillingPeriod,
+    billing_period: BillingPeriod,
     pending: dict[int, list[tuple[Job, RatedChunk, int]]],
     issue: Issue,
 ) -> None:
@@ -231,48 +233,56 @@ def store_segmented(
     for parts in pending.values():
         parts.sort(key=lambda t: t[0].seg)
         lines: list[tuple[RatedLine, int]] = []
-        sub = tax = total = Decimal(0)
+        subtotal = tax = total = Decimal(0)
         kwh = Decimal(0)
         det: dict[str, Any] = {"segments": []}
-        segs = []
-        for job, rc, k in parts:
-            rb = rc.rated.bill(k)
+        bill_segments = []
+        for job, chunk, k in parts:
+            segment_bill = chunk.rated.bill(k)
             label = f"{job.first:%d %b}–{job.last:%d %b}"
-            for ln in rb.lines:
+            for ln in segment_bill.lines:
                 lines.append(
                     (RatedLine(ln.component, f"{label}: {ln.description}", ln.quantity, ln.unit, ln.rate,
                                ln.amount, ln.ledger_account), job.seg)
                 )  # fmt: skip
-            seg_kwh = Decimal(int(rc.rated.inputs.wh_total[k])).scaleb(-3)
-            sub, tax, total, kwh = sub + rb.subtotal, tax + rb.tax, total + rb.total, kwh + seg_kwh
-            d = rc.determinants[k]
+            segment_kwh = Decimal(int(chunk.rated.inputs.wh_total[k])).scaleb(-3)
+            subtotal += segment_bill.subtotal
+            tax += segment_bill.tax
+            total += segment_bill.total
+            kwh += segment_kwh
             det["segments"].append(
-                {"first": str(job.first), "last": str(job.last), "tariff_code": rc.rated.version.code, **d}
-            )
-            segs.append(
-                {"first": job.first, "last": job.last, "tv": job.tv_id, "kwh": seg_kwh, "total": rb.total}
-            )
+                {"first": str(job.first), "last": str(job.last), "tariff_code": chunk.rated.version.code,
+                 **chunk.determinants[k]}
+            )  # fmt: skip
+            bill_segments.append(
+                {"first": job.first, "last": job.last, "tv": job.tv_id, "kwh": segment_kwh,
+                 "total": segment_bill.total}
+            )  # fmt: skip
         det.update(merge_determinants(det["segments"]))
-        rb0 = parts[0][1].rated.bill(parts[0][2])
-        merged = RatedBill(rb0.tariff_code, rb0.currency, [ln for ln, _ in lines], sub, tax, total)
-        a = parts[0][0].a
-        h = heads
-        h.jobs.append(parts[0][0])
-        h.tariff_code.append(merged.tariff_code)
-        h.currency.append(merged.currency or issue.currency)
-        h.subtotal.append(_money_int(sub))
-        h.tax.append(_money_int(tax))
-        h.total.append(total)
-        h.total_scaled.append(_money_int(total))
-        h.det.append(det)
-        h.stated_terms.append(parts[-1][1].rated.version.payment_terms)
-        h.wh.append(int(kwh.scaleb(3)))
-        h.estimated.append(any(rc.estimated[k] for _, rc, k in parts))
-        h.legs.append(
-            [(c, _money_int(x), acct) for c, x, acct in bill_entry_legs(merged, a.kind, a.account_id)]
+        first_job, first_chunk, first_k = parts[0]
+        first_bill = first_chunk.rated.bill(first_k)
+        merged = RatedBill(
+            first_bill.tariff_code, first_bill.currency, [ln for ln, _ in lines], subtotal, tax, total
         )
-        h.n_lines.append(len(lines))
-        segments.append(segs)
+        agreement = first_job.a
+        heads.jobs.append(first_job)
+        heads.tariff_code.append(merged.tariff_code)
+        heads.currency.append(merged.currency or issue.currency)
+        heads.subtotal.append(_money_int(subtotal))
+        heads.tax.append(_money_int(tax))
+        heads.total.append(total)
+        heads.total_scaled.append(_money_int(total))
+        heads.det.append(det)
+        heads.stated_terms.append(parts[-1][1].rated.version.payment_terms)
+        heads.wh.append(int(kwh.scaleb(3)))
+        heads.estimated.append(any(chunk.estimated[k] for _, chunk, k in parts))
+        heads.legs.append(
+            []
+            if agreement.kind == "prepaid"  # a prepaid statement posts nothing (see bill_entry_legs)
+            else [(c, _money_int(x), acct) for c, x, acct in bill_entry_legs(merged, agreement.account_id)]
+        )
+        heads.n_lines.append(len(lines))
+        segments.append(bill_segments)
         merged_lines.append(lines)
 
     def rows(ids: list[int]) -> dict[str, list[Any]]:
@@ -284,7 +294,7 @@ def store_segmented(
         ]  # fmt: skip
         return {f: list(c) for f, c in zip(LINE_FIELDS, zip(*out, strict=True), strict=True)} if out else {}
 
-    _insert(session, run, result, p, heads, rows, issue, segments)
+    _insert(session, run, result, billing_period, heads, rows, issue, segments)
 
 
 #: Determinants of a split bill that add up over its segments, and those that take their largest.
@@ -345,7 +355,7 @@ def _insert(
     session: Session,
     run: BillRun,
     result: BillRunResult,
-    p: BillingPeriod,
+    billing_period: BillingPeriod,
     heads: _Heads,
     lines: LineTable,
     issue: Issue,
@@ -353,14 +363,14 @@ def _insert(
 ) -> None:
     period = run.period
     seq = _next_seq(session, period)
-    issue_day = max(utcnow().date(), p.last)
+    issue_day = max(utcnow().date(), billing_period.last)
     m = len(heads.jobs)
     numbers = [f"B-{period}-{seq + k + 1:06d}" for k in range(m)]
-    agreements = [j.a for j in heads.jobs]
-    kinds = [a.kind for a in agreements]
+    agreements = [job.a for job in heads.jobs]
+    kinds = [agreement.kind for agreement in agreements]
     posted = [k for k in range(m) if kinds[k] != "prepaid" and heads.legs[k]]  # prepaid: charged daily
     entry_ids = post_scaled(
-        session, "bill", p.last, [numbers[k] for k in posted],
+        session, "bill", billing_period.last, [numbers[k] for k in posted],
         [f"bill {numbers[k]} {period} {heads.tariff_code[k]}" for k in posted],
         [heads.currency[k] for k in posted], [heads.legs[k] for k in posted],
     )  # fmt: skip
@@ -369,8 +379,8 @@ def _insert(
         entry[k] = e
     now = utcnow()
     due = _due(issue_day, issue.due_days)
-    old = [issue.replacing.get(a.id) for a in agreements]
-    adjustment = [Decimal(0) if o is None else -o.paid for o in old]
+    replaced = [issue.replacing.get(agreement.id) for agreement in agreements]
+    adjustment = [Decimal(0) if r is None else -r.paid for r in replaced]
     _record_terms(heads, kinds, issue, issue_day, due)
     columns: dict[str, list[Any]] = {
         "number": numbers,
@@ -394,22 +404,23 @@ def _insert(
             {**a.party, "payment_mode": k, "tariff_code": a.tariff_code}
             for a, k in zip(agreements, kinds, strict=True)
         ],
-        "replaces_bill_id": [None if o is None else o.bill.id for o in old],
+        "replaces_bill_id": [None if r is None else r.bill.id for r in replaced],
         "adjustment": [_money_int(x) for x in adjustment],
     }
     same = {
-        "bill_run_id": run.id, "period": period, "period_start": p.start, "period_end": p.end,
+        "bill_run_id": run.id, "period": period, "period_start": billing_period.start,
+        "period_end": billing_period.end,
         "issued_at": now, "cycle": issue.cycle, "cancel_reason": "",
     }  # fmt: skip
     ids = _insert_bill_columns(session, columns, same)
     rows = lines(ids)
     for k in range(m):
-        o = old[k]
-        if o is not None and adjustment[k]:
+        prior = replaced[k]
+        if prior is not None and adjustment[k]:
             extra = (
                 ids[k], heads.n_lines[k] + 1, "adjustment",
-                f"Paid against bill {o.bill.number}, cancelled ({o.bill.cancel_reason})"[:200],
-                None, "", None, columns["adjustment"][k], "1100", 0,
+                f"Paid against bill {prior.bill.number}, cancelled ({prior.bill.cancel_reason})"[:200],
+                None, "", None, columns["adjustment"][k], RECEIVABLE, 0,
             )  # fmt: skip
             for f, x in zip(LINE_FIELDS, extra, strict=True):
                 rows.setdefault(f, []).append(x)
@@ -445,7 +456,7 @@ def _insert(
         key = (a.customer_class, a.kind)
         tot = result.totals.get(key)
         if tot is None:
-            tot = result.totals[key] = _totals()
+            tot = result.totals[key] = Totals()
         tot.count += 1
         tot.kwh += Decimal(wh).scaleb(-3)
         tot.amount += t
@@ -479,46 +490,24 @@ def _uuid4s(n: int) -> list[str]:
     ]
 
 
-def insert_bills(session: Session, values: list[dict[str, Any]]) -> list[int]:
-    """Insert bills and return their ids in order. PostgreSQL: ids drawn from the sequence first,
-    then one ``COPY`` (a batched ``INSERT … RETURNING`` is slow to send); others: RETURNING."""
-    if not values:
-        return []
-    return _insert_bill_columns(session, {c: [v[c] for v in values] for c in values[0]}, {}, scaled=())
-
-
-def _insert_bill_columns(
-    session: Session, columns: dict[str, list[Any]], same: dict[str, Any], *, scaled: Any = _SCALED_BILL
-) -> list[int]:
-    n = len(columns["number"])
-    ids = reserve_ids(session, BILL, n)
+def _insert_bill_columns(session: Session, columns: dict[str, list[Any]], same: dict[str, Any]) -> list[int]:
+    """Insert bills given column-wise (scaled columns as stored integers) and return their ids in
+    order. PostgreSQL: ids drawn from the sequence first, then one ``COPY`` (a batched ``INSERT …
+    RETURNING`` is slow to send); others: ``INSERT … RETURNING``."""
+    ids = reserve_ids(session, BILL, len(columns["number"]))
     if ids is None:
-        raw = raw_table(BILL, scaled)
-        stmt = insert(raw).returning(raw.c.id, sort_by_parameter_order=True)
+        stored = raw_table(BILL, _SCALED_BILL)
+        stmt = insert(stored).returning(stored.c.id, sort_by_parameter_order=True)
         return list(session.scalars(stmt, column_rows(columns, same)))
-    insert_columns(session, BILL, {"id": ids, **columns}, same=same, copy_min_rows=0, scaled=scaled)
+    insert_columns(session, BILL, {"id": ids, **columns}, same=same, copy_min_rows=0, scaled=_SCALED_BILL)
     return ids
 
 
-def insert_lines(session: Session, rows: list[tuple[Any, ...]]) -> None:
-    """Insert bill lines given as stored tuples (:data:`LINE_FIELDS` order; quantity, rate and
-    amount as scaled integers of 10⁻³, 10⁻⁶, 10⁻⁴): PostgreSQL ``COPY``, others executemany."""
-    if rows:
-        insert_lines_columns(
-            session, {f: list(c) for f, c in zip(LINE_FIELDS, zip(*rows, strict=True), strict=True)}
-        )
-
-
 def insert_lines_columns(session: Session, columns: dict[str, list[Any]]) -> None:
-    """:func:`insert_lines` with the lines given column-wise (:data:`LINE_FIELDS` → values)."""
+    """Insert bill lines given column-wise (:data:`LINE_FIELDS` → values; quantity, rate and
+    amount as scaled integers of 10⁻³, 10⁻⁶, 10⁻⁴): PostgreSQL ``COPY``, others executemany."""
     insert_columns(session, BILL_LINE, columns, copy_min_rows=0, scaled=_SCALED_LINE)
 
 
 def _due(issue_day: date, due_days: int) -> date:
     return issue_day + timedelta(days=due_days)
-
-
-def _totals() -> Any:
-    from meter2cash.cis.billing.run import Totals
-
-    return Totals()

@@ -20,16 +20,17 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from meter2cash.audit.models import AuditEntry
 from meter2cash.cis.billing.models import Bill
 from meter2cash.cis.parties.models import ContractTerm, ServiceAgreement
 from meter2cash.cis.tariffs.models import TariffVersion
 from meter2cash.core.errors import Conflict, InvalidInput, NotFound
 from meter2cash.core.timeutil import add_months, check_date, month_code
-from meter2cash.integration.models import AuditEntry
-from meter2cash.integration.outbox import emit
+from meter2cash.events.outbox import emit
 
 if TYPE_CHECKING:
     from meter2cash.cis.billing.rebill import RebillResult
+    from meter2cash.mdm.usage.port import UsageFactory
 
 TOPIC_LOAD_CHANGED = "agreement.load_changed"
 TOPIC_TARIFF_CHANGED = "agreement.tariff_changed"
@@ -337,17 +338,17 @@ def bills_reaching(session: Session, sa_id: int, day: date) -> list[str]:
 
 
 def rebill_affected(
-    session: Session, change: LoadChange, *, tz: str, currency: str, what: str = "load"
+    session: Session, change: LoadChange, *, tz: str, currency: str, usage: UsageFactory, what: str = "load"
 ) -> RebillResult:
     """Cancel the bills a backdated change of terms reaches (journal entries reversed,
     payments released) and bill their periods again under the terms now recorded; each new bill
     names the one it replaces, and the payments move to it (see :mod:`meter2cash.cis.billing.rebill`)."""
     reason = f"{what} changed from {change.term.effective_from}"
-    return rebill_numbers(session, change.bills_affected, reason, tz=tz, currency=currency)
+    return rebill_numbers(session, change.bills_affected, reason, tz=tz, currency=currency, usage=usage)
 
 
 def rebill_numbers(
-    session: Session, numbers: list[str], reason: str, *, tz: str, currency: str
+    session: Session, numbers: list[str], reason: str, *, tz: str, currency: str, usage: UsageFactory
 ) -> RebillResult:
     """Cancel and rebill the bills ``numbers`` for ``reason`` (see :func:`rebill_affected`)."""
     from meter2cash.cis.billing.rebill import StaleBill, rebill
@@ -358,7 +359,7 @@ def rebill_numbers(
             select(Bill.id, Bill.number, Bill.period).where(Bill.number.in_(numbers))
         )
     ]
-    return rebill(session, stale, tz=tz, currency=currency)
+    return rebill(session, stale, tz=tz, currency=currency, usage=usage)
 
 
 def _json(value: Any) -> Any:

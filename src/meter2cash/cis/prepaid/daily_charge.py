@@ -5,9 +5,9 @@ month to date before it, so telescopic and non-telescopic slabs, TOU periods, th
 (prorated by days charged), the prepaid discount, taxes and bill rounding all come out exactly as
 the month's bill would: the daily charges of a month add up to the rating of the whole month.
 
-Consumption comes from the measurement store (validated values of the agreement's kWh import
-interval channel), read with one :meth:`MeasurementStore.read_window` per chunk of wallets; the
-kernels (determinants, rating) run over all wallets of a chunk at once. A wallet whose channel has
+Consumption comes from the usage port (:mod:`meter2cash.mdm.usage.port`: the measured energy of
+each wallet's days, by TOU period, in batches of wallets); the rating kernel runs over all
+wallets of a batch at once. A wallet whose channel has
 no data for the days is not charged (``prepaid.no_data``) and is caught up by a later run in the
 same month. Postings: one journal entry per chunk and tariff: Dr 2100 Wallet per customer account,
 Cr revenue per component and Cr 2200 taxes.
@@ -26,11 +26,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from meter2cash.cis.ledger.journal import WALLET, EntrySpec, ensure_chart, post_entries
-from meter2cash.cis.parties.models import ServiceAgreement
+from meter2cash.cis.parties.models import ServiceAgreement, ServicePoint
 from meter2cash.cis.parties.terms import Term, contract_terms, sanctioned_kw_days, term_on
 from meter2cash.cis.prepaid.models import PrepaidCharge, Wallet
 from meter2cash.cis.prepaid.payment_mode import settle_balance
@@ -42,10 +43,8 @@ from meter2cash.cis.tariffs.loader import tariff_version_for
 from meter2cash.core.errors import NotFound
 from meter2cash.core.gcpause import gc_paused
 from meter2cash.db_bulk import insert_rows
-from meter2cash.mdm.determinants import bill_determinants
-from meter2cash.mdm.models import Channel, Installation, ReadingType
-from meter2cash.mdm.store import MeasurementStore
-from meter2cash.mdm.tou import tou_period_index
+from meter2cash.mdm.determinants import Determinants
+from meter2cash.mdm.usage.port import UsageBatch, UsageFactory, UsageQuery
 
 CHUNK_WALLETS = 5000
 Progress = Callable[[int, int], None]
@@ -99,45 +98,16 @@ def ensure_wallets(session: Session, on: date) -> int:
     return len(rows)
 
 
-def prepaid_channels(session: Session, start: datetime, end: datetime) -> dict[int, tuple[int, int]]:
-    """Service point → (channel id, interval_s) of the kWh import interval channel of the meter
-    installed during ``[start, end)`` at every prepaid service point (one query; the latest
-    installation, then the shortest interval)."""
-    rows = session.execute(
-        select(Installation.service_point_id, Installation.installed_at, Channel.id, ReadingType.interval_s)
-        .join(ServiceAgreement, ServiceAgreement.service_point_id == Installation.service_point_id)
-        .join(Channel, Channel.meter_id == Installation.meter_id)
-        .join(ReadingType, Channel.reading_type_id == ReadingType.id)
-        .where(
-            ServiceAgreement.payment_mode == "prepaid",
-            Installation.installed_at < end,
-            or_(Installation.removed_at.is_(None), Installation.removed_at > start),
-            ReadingType.unit == "kWh",
-            ReadingType.direction == "import",
-            ReadingType.interval_s.is_not(None),
-            Channel.active.is_(True),
-        )
-    )
-    best: dict[int, tuple[datetime, int, int]] = {}
-    for sp, installed, cid, interval in rows:
-        key = (installed, -int(interval or 0), -int(cid))
-        if sp not in best or key > best[sp]:
-            best[sp] = key
-    return {sp: (-k[2], -k[1]) for sp, k in best.items()}
-
-
-def floor_to(ts: datetime, interval_s: int) -> datetime:
-    """``ts`` floored to a multiple of ``interval_s`` seconds since the epoch (UTC)."""
-    s = int(ts.timestamp())
-    return datetime.fromtimestamp(s - s % interval_s, UTC)
-
-
 @dataclass(slots=True)
-class _W:
+class WalletDay:
+    """A wallet as the daily run charges it: its agreement, service point and tariff, the days
+    it charges (``from_day..to_day``) and what the month's earlier charges left (``mtd_*``)."""
+
     wallet_id: int
     account_id: int
     agreement_id: int
     sp_id: int
+    sp_code: str
     tariff: str
     sanctioned_kw: Decimal
     start: date
@@ -151,8 +121,6 @@ class _W:
     #: The agreement is postpaid on the run's day: what its last prepaid days leave in the
     #: wallet moves to receivables after they are charged.
     postpaid_now: bool = False
-    channel_id: int = 0
-    interval_s: int = 0
     #: From contract terms: the sanctioned load [W] of the month to date after and before the
     #: days charged (see :func:`month_loads_w`); ``None``: the agreement's own column.
     load_w: tuple[int, int] | None = None
@@ -221,6 +189,7 @@ def run_daily(
     at: datetime | None = None,
     evaluate: bool = True,
     on_progress: Progress | None = None,
+    usage: UsageFactory,
 ) -> DailyResult:
     """Charge every prepaid wallet for local day ``day`` (and any uncharged earlier days of the month).
 
@@ -243,6 +212,7 @@ def run_daily(
             Wallet.account_id,
             ServiceAgreement.id,
             ServiceAgreement.service_point_id,
+            ServicePoint.code,
             ServiceAgreement.tariff_code,
             ServiceAgreement.sanctioned_load_kw,
             ServiceAgreement.start_date,
@@ -251,6 +221,7 @@ def run_daily(
             ServiceAgreement.end_date,
         )
         .join(ServiceAgreement, ServiceAgreement.id == Wallet.service_agreement_id)
+        .join(ServicePoint, ServicePoint.id == ServiceAgreement.service_point_id)
         .where(*active)
     ).all()
     # the contract terms of every agreement with a wallet (one query): the payment mode, tariff
@@ -260,9 +231,9 @@ def run_daily(
         select(ServiceAgreement.id).join(Wallet, Wallet.service_agreement_id == ServiceAgreement.id),
         day,
     )
-    wallets: list[_W] = []
+    wallets: list[WalletDay] = []
     for *cols, mode, end_date in rows:
-        w = _W(*cols)
+        w = WalletDay(*cols)
         span = prepaid_span(
             terms.get(w.agreement_id), mode, max(first, w.start, _after(w.last)), min(day, end_date or day)
         )
@@ -301,9 +272,8 @@ def run_daily(
         if mine:
             w.load_w = month_loads_w(mine, w.mtd_days, w.from_day, w.to_day)
     end = local_midnight(day + timedelta(days=1), tz)
-    channels = prepaid_channels(session, local_midnight(first, tz), end)
     versions: dict[tuple[str, date], tuple[int, TariffVersionDef] | None] = {}
-    groups: dict[tuple[int, int, date], list[_W]] = defaultdict(list)
+    groups: dict[tuple[int, date], list[WalletDay]] = defaultdict(list)
     defs: dict[int, TariffVersionDef] = {}
     for w in wallets:
         key = (w.tariff, w.to_day)
@@ -319,25 +289,39 @@ def run_daily(
             result.errors.append(
                 _err(w, "prepaid.no_tariff", f"no version of tariff {w.tariff} on {w.to_day}")
             )
-        elif w.sp_id not in channels:
-            result.errors.append(
-                _err(w, "prepaid.no_meter", "no meter with a kWh interval channel installed")
-            )
         else:
-            w.channel_id, w.interval_s = channels[w.sp_id]
-            groups[(tv[0], w.interval_s, w.to_day)].append(w)
-    store = MeasurementStore(session)
+            groups[(tv[0], w.to_day)].append(w)
+    source = usage(session)
     done, todo = 0, len(wallets)
-    for (tv_id, interval_s, to_day), members in groups.items():
-        for c in range(0, len(members), CHUNK_WALLETS):
-            chunk = members[c : c + CHUNK_WALLETS]
-            _charge_chunk(
-                session, store, result, chunk, defs[tv_id], interval_s, to_day,
-                local_midnight(to_day + timedelta(days=1), tz), days_in_month, tz, currency,
-            )  # fmt: skip
-            done += len(chunk)
-            if on_progress:
-                on_progress(done, todo)
+    for (tv_id, to_day), members in groups.items():
+        vdef = defs[tv_id]
+        # the measured energy of each wallet's days (gaps are not estimated: a day not yet
+        # received is charged when a later run of the month catches it up)
+        query = UsageQuery(
+            service_point_ids=[w.sp_id for w in members],
+            service_point_codes=[w.sp_code for w in members],
+            first=[w.from_day for w in members],
+            last=[to_day] * len(members),
+            start=local_midnight(min(w.from_day for w in members), tz),
+            end=local_midnight(to_day + timedelta(days=1), tz),
+            tz=tz,
+            tou=vdef.tou,
+            period_names=vdef.period_names,
+            demand_interval_s=vdef.demand.interval_s if vdef.demand else None,
+            estimate_gaps=False,
+            companions=False,
+            chunk_rows=CHUNK_WALLETS,
+        )
+        for batch in source.usage(query):
+            for problem in batch.problems:
+                code = "prepaid." + problem.code.partition(".")[2]
+                result.errors.append(_err(members[problem.row], code, problem.message))
+            if len(batch):
+                chunk = [members[r] for r in batch.rows.tolist()]
+                _charge_batch(session, result, chunk, batch, vdef, to_day, days_in_month, currency)
+                done += len(chunk)
+                if on_progress:
+                    on_progress(done, todo)
     for w in wallets:
         if w.postpaid_now:
             sa = session.get(ServiceAgreement, w.agreement_id)
@@ -357,60 +341,28 @@ def run_daily(
     return result
 
 
-def _err(w: _W, code: str, message: str) -> dict[str, Any]:
-    return {
-        "code": code,
-        "message": message,
-        "wallet_id": w.wallet_id,
-        "service_agreement_id": w.agreement_id,
-    }
+@dataclass(slots=True)
+class DayCharges:
+    """What a run charges ``n`` wallets for their days: the energy charged [Wh] by TOU period
+    (n, P), the month to date after them (energy (n, P) [Wh], demand (n,) [W], days (n,)), the
+    amount of each wallet (n,) and the credit to each ledger account, in 10^-``scale`` currency."""
+
+    wh: npt.NDArray[np.int64]
+    mtd_wh: npt.NDArray[np.int64]
+    mtd_demand_w: npt.NDArray[np.int64]
+    mtd_days: npt.NDArray[np.int64]
+    amount: npt.NDArray[np.int64]
+    credits: dict[str, int]
+    scale: int
 
 
-def _charge_chunk(
-    session: Session,
-    store: MeasurementStore,
-    result: DailyResult,
-    chunk: list[_W],
-    vdef: TariffVersionDef,
-    interval_s: int,
-    day: date,
-    end: datetime,
-    days_in_month: int,
-    tz: str,
-    currency: str,
-) -> None:
-    """Read, rate and post one chunk of wallets of one tariff version and interval length."""
+def charge_days(
+    vdef: TariffVersionDef, det: Determinants, wallets: list[WalletDay], day: date, days_in_month: int
+) -> DayCharges:
+    """The charge of each wallet for its days ``from_day..day`` (``det``: their determinants):
+    the rating of the month to date with those days minus the rating without them. Pure."""
     n_periods = len(vdef.period_names)
-    # an interval belongs to the local day in which it starts: where local midnight is not on the
-    # interval grid (hourly data at UTC+05:30), both window ends are floored to the grid
-    start = floor_to(local_midnight(min(w.from_day for w in chunk), tz), interval_s)
-    end = floor_to(end, interval_s)
-    ids = sorted({w.channel_id for w in chunk})
-    window = store.read_window(ids, start, end, interval_s, include_raw=False)
-    starts = window.starts()
-    row_of = {cid: r for r, cid in enumerate(window.channel_ids)}
-    rows = np.fromiter((row_of[w.channel_id] for w in chunk), dtype=np.int64, count=len(chunk))
-    values, flags = window.values[rows], window.flags[rows]
-    from_s = np.fromiter(
-        (floor_to(local_midnight(w.from_day, tz), interval_s).timestamp() for w in chunk),
-        dtype=np.int64,
-        count=len(chunk),
-    )
-    before_start = starts[None, :] < from_s[:, None]
-    if before_start.any():
-        values = np.where(before_start, np.nan, values)
-    has_data = np.any(~np.isnan(values), axis=1)
-    for w, ok in zip(chunk, has_data.tolist(), strict=True):
-        if not ok:
-            result.errors.append(_err(w, "prepaid.no_data", f"no interval data from {w.from_day} to {day}"))
-    keep = np.flatnonzero(has_data)
-    if keep.size == 0:
-        return
-    kept = [chunk[i] for i in keep.tolist()]
-    values, flags = values[keep], flags[keep]
-    demand_s = max(vdef.demand.interval_s, interval_s) if vdef.demand else interval_s
-    pidx = tou_period_index(starts, vdef.tou, tz)
-    det = bill_determinants(values, flags, pidx, n_periods, interval_s, demand_s)
+    kept = wallets
     wh_day = split_wh(det.kwh_by_period, det.kwh_total)
     n = len(kept)
     prev_wh = np.zeros((n, n_periods), dtype=np.int64)
@@ -437,9 +389,49 @@ def _charge_chunk(
     credits: dict[str, int] = defaultdict(int)
     for la, lb in zip(after.lines, before.lines, strict=True):
         credits[la.ledger_account] += int((la.amount - lb.amount).sum())
-    scale = after.scale
     if sum(credits.values()) != int(charge.sum()):  # pragma: no cover - the kernel's own invariant
         raise AssertionError("prepaid charge components do not add up to the total")
+    return DayCharges(wh_day, after_wh, after_dem, after_days, charge, dict(credits), after.scale)
+
+
+def _err(w: WalletDay, code: str, message: str) -> dict[str, Any]:
+    return {
+        "code": code,
+        "message": message,
+        "wallet_id": w.wallet_id,
+        "service_agreement_id": w.agreement_id,
+    }
+
+
+def _charge_batch(
+    session: Session,
+    result: DailyResult,
+    chunk: list[WalletDay],
+    batch: UsageBatch,
+    vdef: TariffVersionDef,
+    day: date,
+    days_in_month: int,
+    currency: str,
+) -> None:
+    """Rate and post one batch of wallets of one tariff version."""
+    has_data = batch.valid > 0
+    for w, ok in zip(chunk, has_data.tolist(), strict=True):
+        if not ok:
+            result.errors.append(_err(w, "prepaid.no_data", f"no interval data from {w.from_day} to {day}"))
+    keep = np.flatnonzero(has_data)
+    if keep.size == 0:
+        return
+    kept = [chunk[i] for i in keep.tolist()]
+    n = len(kept)
+    det = batch.det if keep.size == len(chunk) else batch.det.take(keep)
+    day_charge = charge_days(vdef, det, kept, day, days_in_month)
+    charge, credits, scale = day_charge.amount, day_charge.credits, day_charge.scale
+    wh_day, after_wh, after_dem, after_days = (
+        day_charge.wh,
+        day_charge.mtd_wh,
+        day_charge.mtd_demand_w,
+        day_charge.mtd_days,
+    )
     charges = charge.tolist()
     dec = {v: Decimal(v).scaleb(-scale) for v in set(charges)}
     legs: list[tuple[str, Decimal, int | None]] = [

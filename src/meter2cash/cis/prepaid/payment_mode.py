@@ -47,7 +47,8 @@ from meter2cash.cis.payments.receipts import credit_receivable
 from meter2cash.cis.prepaid.models import Wallet
 from meter2cash.core.errors import Conflict, InvalidInput
 from meter2cash.core.money import format_money
-from meter2cash.integration.outbox import emit
+from meter2cash.events.outbox import emit
+from meter2cash.mdm.usage.port import UsageFactory
 
 
 @dataclass(slots=True)
@@ -127,6 +128,7 @@ def change_payment_mode(
     today: date,
     tz: str,
     currency: str,
+    usage: UsageFactory,
 ) -> ModeChange:
     """Switch the agreement to ``to_mode`` from ``effective_from`` on (``today``: the utility's
     local date): record the term, rebill the bills the date reaches, settle the balance.
@@ -143,7 +145,9 @@ def change_payment_mode(
     change = change_terms(session, sa, effective_from, {"payment_mode": to_mode}, reason=reason, by=by)
     rebilled = None
     if change.bills_affected:
-        rebilled = rebill_affected(session, change, tz=tz, currency=currency, what="payment mode")
+        rebilled = rebill_affected(
+            session, change, tz=tz, currency=currency, usage=usage, what="payment mode"
+        )
     settled = settle_balance(session, sa, to_mode, on=effective_from, currency=currency)
     emit(
         session,

@@ -16,7 +16,7 @@ external MDM delivered (docs/formats.md#determinants). This module is pure: no d
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -130,3 +130,8 @@ class UsageSource(Protocol):
         """For fingerprints given out for the window ``[start, end)``: which no longer match the
         data held now (a correction, late data or an estimate replaced by actual data)."""
         ...
+
+
+#: Builds the usage source that reads through a session (the bill run gives it the session it
+#: reads on: its own, or a second connection sharing its snapshot).
+UsageFactory = Callable[[Any], UsageSource]
