@@ -32,21 +32,21 @@ from meter2cash.bootstrap import Platform
 from meter2cash.core.errors import M2CError, Problem
 from meter2cash.core.timeutil import FIRST_DATE, ensure_aware, utcnow
 from meter2cash.db import transaction
-from meter2cash.integration.formats.readings import (
-    SECTION_READINGS,
-    SECTION_REGISTERS,
-    US_PER_S,
-    ParsedReadings,
-    parse_readings,
-    problems_at,
-)
+from meter2cash.events.outbox import emit
+from meter2cash.integration.formats.readings import parse_readings
 from meter2cash.integration.formats.readings_checks import (
     group_channel_days,
     last_wins,
     misaligned,
     outside_periods,
 )
-from meter2cash.integration.outbox import emit
+from meter2cash.integration.formats.readings_parsed import (
+    SECTION_READINGS,
+    SECTION_REGISTERS,
+    US_PER_S,
+    ParsedReadings,
+    problems_at,
+)
 from meter2cash.mdm.models import (
     Channel,
     Installation,

@@ -1,14 +1,9 @@
 """Readers and writers of external formats (reading files: CSV and JSON, see ``docs/formats.md``)."""
 
-from meter2cash.integration.formats.readings import (
-    FORMATS,
-    ParsedEvent,
-    ParsedReadings,
-    detect_format,
-    parse_readings,
-)
+from meter2cash.integration.formats.readings import FORMATS, detect_format, parse_readings
 from meter2cash.integration.formats.readings_csv import parse_csv
 from meter2cash.integration.formats.readings_json import parse_json
+from meter2cash.integration.formats.readings_parsed import ParsedEvent, ParsedReadings
 
 __all__ = [
     "FORMATS",
