@@ -10,8 +10,9 @@ import numpy as np
 from sqlalchemy import select
 
 from meter2cash.cis.parties.models import Premise, ServicePoint
-from meter2cash.cis.tariffs.definitions import TouCalendar
-from meter2cash.mdm.usage.external import ExternalUsage, deliver
+from meter2cash.integration.determinants import deliver
+from meter2cash.mdm.tou import TouCalendar
+from meter2cash.mdm.usage.external import ExternalUsage
 from meter2cash.mdm.usage.format import FORMAT, parse_determinants
 from meter2cash.mdm.usage.models import ExternalDeterminants
 from meter2cash.mdm.usage.port import UsageQuery
@@ -23,8 +24,8 @@ TOU = TouCalendar.model_validate(
     {
         "default_period": "normal",
         "periods": [
-            {"name": "peak", "start": "18:00", "end": "22:00", "adder": "1"},
-            {"name": "night", "start": "22:00", "end": "06:00", "adder": "-1"},
+            {"name": "peak", "start": "18:00", "end": "22:00"},
+            {"name": "night", "start": "22:00", "end": "06:00"},
         ],
     }
 )

@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from meter2cash.cis.tariffs.definitions import TouCalendar
 from meter2cash.core.errors import InvalidInput
+from meter2cash.integration.determinants import records_of, version_of
 from meter2cash.mdm.determinants import Determinants
-from meter2cash.mdm.usage.format import FORMAT, document, parse_determinants, records_of, version_of
+from meter2cash.mdm.tou import TouCalendar
+from meter2cash.mdm.usage.format import FORMAT, document, parse_determinants
 from meter2cash.mdm.usage.port import UsageBatch, UsageQuery
 
 
@@ -134,7 +135,7 @@ def _batch_of_two() -> tuple[UsageQuery, UsageBatch]:
     tou = TouCalendar.model_validate(
         {
             "default_period": "normal",
-            "periods": [{"name": "peak", "start": "18:00", "end": "22:00", "adder": "1"}],
+            "periods": [{"name": "peak", "start": "18:00", "end": "22:00"}],
         }
     )
     q = UsageQuery(

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -29,135 +28,13 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from meter2cash.core.errors import Problem
-from meter2cash.core.timeutil import utcnow
 from meter2cash.mdm.determinants import Determinants
-from meter2cash.mdm.usage.format import DeterminantRecord, ParsedDeterminants
+from meter2cash.mdm.usage.format import DeterminantRecord
 from meter2cash.mdm.usage.models import ExternalDeterminants
 from meter2cash.mdm.usage.port import UsageBatch, UsageProblem, UsageQuery
 
 #: Service point codes per lookup.
 _CODES = 500
-
-
-# --- delivery -----------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class DeliveryResult:
-    """What a delivered document did: per accepted record its outcome (``new``: first record of
-    its service point and days, ``replaced``: a new version became current, ``unchanged``: the
-    current version delivered again, ``restored``: an earlier version delivered again became
-    current); a problem per refused record."""
-
-    source: str
-    accepted: list[dict[str, Any]] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def refused(self) -> int:
-        return len({p.line for p in self.problems})
-
-    def to_dict(self) -> dict[str, Any]:
-        outcomes: dict[str, int] = defaultdict(int)
-        for a in self.accepted:
-            outcomes[a["outcome"]] += 1
-        return {
-            "source": self.source,
-            "records": len(self.accepted) + self.refused,
-            "accepted": len(self.accepted),
-            "refused": self.refused,
-            "outcomes": dict(sorted(outcomes.items())),
-            "results": self.accepted,
-            "problems": [p.to_dict() for p in self.problems],
-        }
-
-
-def deliver(session: Session, parsed: ParsedDeterminants, *, received_by: str = "") -> DeliveryResult:
-    """Store the good records of a parsed document (flushes, does not commit). A record of a
-    service point this platform does not know is refused (``usage.unknown_service_point``), so is
-    a version already delivered with other figures (``usage.version_conflict``)."""
-    from meter2cash.cis.parties.models import ServicePoint
-
-    result = DeliveryResult(parsed.source, problems=list(parsed.problems))
-    codes = sorted({rec.service_point for _, rec in parsed.records})
-    known: set[str] = set()
-    held: dict[tuple[str, date, date], list[ExternalDeterminants]] = defaultdict(list)
-    for c in range(0, len(codes), _CODES):
-        part = codes[c : c + _CODES]
-        known.update(session.scalars(select(ServicePoint.code).where(ServicePoint.code.in_(part))))
-        for row in session.scalars(
-            select(ExternalDeterminants)
-            .where(ExternalDeterminants.service_point_code.in_(part))
-            .order_by(ExternalDeterminants.id)
-        ):
-            held[(row.service_point_code, row.first_day, row.last_day)].append(row)
-    now = utcnow()
-    for i, rec in parsed.records:
-        where = f"determinants[{i}]"
-        if rec.service_point not in known:
-            result.problems.append(
-                Problem(
-                    "usage.unknown_service_point",
-                    f"no service point {rec.service_point!r} on this platform",
-                    line=i,
-                    field=f"{where}.service_point",
-                )
-            )
-            continue
-        key = (rec.service_point, rec.from_, rec.to)
-        payload = rec.to_json()
-        rows = held[key]
-        same = next((r for r in rows if r.source == parsed.source and r.version == rec.version), None)
-        if same is not None and DeterminantRecord.model_validate(same.payload) != rec:
-            result.problems.append(
-                Problem(
-                    "usage.version_conflict",
-                    f"version {rec.version!r} of {rec.service_point} {rec.from_}..{rec.to} was delivered"
-                    " before with other figures; a correction is a new version",
-                    line=i,
-                    field=f"{where}.version",
-                )
-            )
-            continue
-        current = next((r for r in reversed(rows) if r.current), None)
-        if same is not None and same is current and same.timezone == parsed.timezone:
-            outcome = "unchanged"
-        else:
-            for r in rows:
-                r.current = False
-            if same is not None:
-                same.current, same.received_at, same.timezone = True, now, parsed.timezone
-                outcome = "restored"
-            else:
-                row = ExternalDeterminants(
-                    service_point_code=rec.service_point,
-                    first_day=rec.from_,
-                    last_day=rec.to,
-                    version=rec.version,
-                    source=parsed.source,
-                    timezone=parsed.timezone,
-                    current=True,
-                    received_at=now,
-                    received_by=received_by[:100],
-                    payload=payload,
-                )
-                session.add(row)
-                rows.append(row)
-                outcome = "replaced" if current is not None else "new"
-        result.accepted.append(
-            {
-                "index": i,
-                "service_point": rec.service_point,
-                "from": rec.from_.isoformat(),
-                "to": rec.to.isoformat(),
-                "version": rec.version,
-                "outcome": outcome,
-            }
-        )
-    result.problems.sort(key=lambda p: (p.line or 0, p.field or ""))
-    session.flush()
-    return result
 
 
 def current_records(

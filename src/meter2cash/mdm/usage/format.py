@@ -2,7 +2,7 @@
 
 One JSON document carries bill determinants of service points over local days, from an MDM to a
 CIS: an external MDM delivers it to us (:func:`parse_determinants`), and our API gives it out
-(:func:`document`, :func:`records_of`). Quantities are decimal strings (a whole JSON number is
+(:mod:`meter2cash.integration.determinants`). Quantities are decimal strings (a whole JSON number is
 accepted; a JSON number with a fraction is refused: it may have passed through a float); energy
 and demand have at most 3 decimal places (Wh and W, what rating bills), shares at most 6.
 
@@ -12,7 +12,6 @@ good records of the same document are kept. This module is pure: no database.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,13 +20,11 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from meter2cash.core.errors import InvalidInput, Problem
 from meter2cash.core.jsonsafe import loads_bounded
-from meter2cash.mdm.usage.port import UsageBatch, UsageQuery
 
 FORMAT = "meter2cash.determinants/1"
 #: The longest span of days one record may cover.
@@ -252,77 +249,6 @@ def valid_zone(name: str) -> bool:
     return True
 
 
-# --- writing ------------------------------------------------------------------------------------
-
-
-def _milli(values: np.ndarray) -> list[str]:
-    """kWh or kW as decimal strings of whole Wh or W, rounded as rating rounds them."""
-    whole = np.rint(np.nan_to_num(np.asarray(values, dtype=np.float64)) * 1000).astype(np.int64)
-    return [format(Decimal(int(w)).scaleb(-3), ".3f") for w in whole.tolist()]
-
-
-def _share(value: float) -> str:
-    """A share of intervals with 6 places; a share above 0 never reads as 0."""
-    text = f"{value:.6f}"
-    return "0.000001" if value > 0 and Decimal(text) == 0 else text
-
-
-def version_of(fingerprint: Mapping[str, Any]) -> str:
-    """A short, stable version string for a source's data-version fingerprint."""
-    text = json.dumps(fingerprint, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
-
-
-def records_of(query: UsageQuery, batch: UsageBatch) -> list[tuple[int, dict[str, Any]]]:
-    """The records of a batch's rows as the document carries them, with their query row.
-
-    The energy of the periods is shared out of the total in whole Wh the way rating shares it
-    (largest remainder), so the periods add up to the total and a CIS billing the record rates
-    what this platform would."""
-    from meter2cash.cis.rating.types import split_wh
-
-    det = batch.det
-    if not len(batch):
-        return []
-    names = list(query.period_names) if query.tou is not None else [TOTAL]
-    by_period = det.kwh_by_period if query.tou is not None else det.kwh_total[:, None]
-    md_by_period = det.max_demand_kw_by_period if query.tou is not None else det.max_demand_kw[:, None]
-    wh = split_wh(np.asarray(by_period, dtype=np.float64), det.kwh_total)
-    days = [date.fromisoformat(d) for d in batch.days]
-    day0 = days[0] if days else None
-    demand_s = max(query.demand_interval_s or batch.interval_s, batch.interval_s)
-    out = []
-    for k, r in enumerate(batch.rows.tolist()):
-        first, last = query.first[r], query.last[r]
-        lo = (first - day0).days if day0 else 0
-        daily = batch.daily_kwh[k, max(lo, 0) : lo + (last - first).days + 1]
-        if len(daily) < (last - first).days + 1:  # days outside the window: none measured
-            daily = np.concatenate((np.zeros(max(-lo, 0)), daily))
-            daily = np.concatenate((daily, np.zeros((last - first).days + 1 - len(daily))))
-        periods = _milli(wh[k] / 1000)
-        record = {
-            "service_point": query.service_point_codes[r],
-            "from": first.isoformat(),
-            "to": last.isoformat(),
-            "version": version_of(batch.versions[k]) if k < len(batch.versions) else "",
-            "interval_s": batch.interval_s,
-            "demand_interval_s": demand_s,
-            "tou_periods": names,
-            "kwh_total": format(sum(map(Decimal, periods), Decimal(0)), ".3f"),
-            "kwh_by_period": dict(zip(names, periods, strict=True)),
-            "max_demand_kw": _milli(det.max_demand_kw[k : k + 1])[0],
-            "max_demand_kw_by_period": dict(zip(names, _milli(md_by_period[k]), strict=True)),
-            "kvah_total": None if batch.kvah_total is None else _milli(batch.kvah_total[k : k + 1])[0],
-            "kwh_export": None if batch.kwh_export is None else _milli(batch.kwh_export[k : k + 1])[0],
-            "estimated_share": _share(float(det.estimated_share[k])),
-            "missing_share": _share(float(det.missing_share[k])),
-            "valid_intervals": int(batch.valid[k]),
-            "daily_kwh": {"first": first.isoformat(), "kwh": _milli(daily)},
-        }
-        out.append((r, record))
-    return out
-
-
 def document(source: str, tz: str, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """A determinants document of ``records`` (see :func:`records_of`)."""
+    """A determinants document of ``records`` (as :meth:`DeterminantRecord.to_json` writes them)."""
     return {"format": FORMAT, "source": source, "timezone": tz, "determinants": records}
