@@ -142,7 +142,7 @@ def _look(url: str) -> tuple[list[str], bool, int]:
 
 
 def _mark(url: str) -> None:
-    from meter2cash.integration.models import AuditEntry
+    from meter2cash.audit.models import AuditEntry
 
     engine = make_engine(url)
     try:

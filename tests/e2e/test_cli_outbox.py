@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from meter2cash.bootstrap import bootstrap
 from meter2cash.cli import app
 from meter2cash.config import Settings
-from meter2cash.integration.outbox import emit
+from meter2cash.events.outbox import emit
 
 
 def test_status_and_dispatch(one_meter_db):

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from conftest import store_example_tariffs
 from meter2cash.api import create_app
-from meter2cash.integration.models import OutboxMessage
+from meter2cash.events.models import OutboxMessage
 
 with warnings.catch_warnings():  # the test client warns about its httpx transport on import
     warnings.simplefilter("ignore")

@@ -28,7 +28,7 @@ from test_api import load_examples
 from meter2cash.api import create_app
 from meter2cash.bootstrap import bootstrap
 from meter2cash.config import Settings
-from meter2cash.integration.gateway.adapter import GatewayOrderInfo
+from meter2cash.payment_gateway.adapter import GatewayOrderInfo
 
 KEY = "schemathesis-api-key-0123456789"
 SECRET = "schemathesis-gateway-secret-0123"

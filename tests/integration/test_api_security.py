@@ -17,7 +17,7 @@ from test_payments import make_account
 from meter2cash import config
 from meter2cash.api.app import create_app
 from meter2cash.config import ConfigError, Settings, get_settings
-from meter2cash.integration.gateway.signing import HEADER, sign_header
+from meter2cash.payment_gateway.signing import HEADER, sign_header
 
 with warnings.catch_warnings():  # the test client warns about its httpx transport on import
     warnings.simplefilter("ignore")

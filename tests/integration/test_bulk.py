@@ -26,7 +26,7 @@ from meter2cash.cis.ledger.models import JournalEntry, JournalLine
 from meter2cash.cis.parties.models import ServiceAgreement
 from meter2cash.core.errors import InvalidInput
 from meter2cash.db_bulk import insert_columns, insert_rows, json_text
-from meter2cash.integration.models import OutboxMessage
+from meter2cash.events.models import OutboxMessage
 from meter2cash.mdm.models import Channel
 
 

@@ -18,8 +18,8 @@ from meter2cash.cis.payments.receipts import receive
 from meter2cash.cis.prepaid.policy import PrepaidPolicy
 from meter2cash.cis.rating.payment_terms import Terms
 from meter2cash.core.errors import InvalidInput
-from meter2cash.integration.notify.models import Notification
 from meter2cash.mdm.commands.models import ConnectionCommand
+from meter2cash.notify.models import Notification
 
 D = Decimal
 TZ = "Asia/Kolkata"

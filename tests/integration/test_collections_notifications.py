@@ -11,11 +11,12 @@ from sqlalchemy import select
 from test_payments import make_account
 
 from conftest import IN_CI
+from meter2cash.cis.payments.receipt_notices import subscribe
 from meter2cash.cis.payments.receipts import receive
-from meter2cash.integration.notify import MemorySms, SmtpEmail, render
-from meter2cash.integration.notify.models import Notification
-from meter2cash.integration.notify.sender import send_pending, subscribe
-from meter2cash.integration.outbox import Dispatcher
+from meter2cash.events.outbox import Dispatcher
+from meter2cash.notify import MemorySms, SmtpEmail, render
+from meter2cash.notify.models import Notification
+from meter2cash.notify.sender import send_pending
 
 try:
     from aiosmtpd import controller as aiosmtpd_controller

@@ -20,8 +20,8 @@ from test_payments import debit, make_account
 from meter2cash.api.app import create_app
 from meter2cash.cis.ledger.journal import account_balance, trial_balance
 from meter2cash.cis.payments.models import GatewayEvent, Payment
-from meter2cash.integration.gateway.sandbox import SandboxGateway
-from meter2cash.integration.gateway.signing import HEADER, sign_header
+from meter2cash.payment_gateway.sandbox import SandboxGateway
+from meter2cash.payment_gateway.signing import HEADER, sign_header
 
 SECRET = "test-secret-1"
 D = Decimal

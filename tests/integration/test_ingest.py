@@ -10,7 +10,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from conftest import make_meter
-from meter2cash.integration.models import OutboxMessage
+from meter2cash.events.models import OutboxMessage
 from meter2cash.mdm.ingest import ingest_bytes, ingest_paths
 from meter2cash.mdm.models import ChannelDay, MeterEvent, RawBatch, RegisterRead
 from meter2cash.mdm.store import MeasurementStore

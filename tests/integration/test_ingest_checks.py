@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from conftest import make_meter
+from meter2cash.audit.models import AuditEntry
 from meter2cash.core.errors import Conflict, InvalidInput
-from meter2cash.integration.models import AuditEntry
 from meter2cash.mdm.ingest import ingest_bytes
 from meter2cash.mdm.models import Channel, Installation, MeterEvent, RegisterRead
 from meter2cash.mdm.reading_limits import current_limits, parse_limits, put_limits

@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import func, select
 
 from conftest import store_example_tariffs
+from meter2cash.audit.models import AuditEntry
 from meter2cash.cis.parties.models import Account, ServiceAgreement, ServicePoint
 from meter2cash.cis.tariffs.models import TariffVersion
 from meter2cash.core.errors import InvalidInput, NotFound
 from meter2cash.integration.masterdata import export_bundle, load_bundle, load_bundle_path
-from meter2cash.integration.models import AuditEntry
 from meter2cash.mdm.models import Channel, DistributionTransformer, Installation, Meter, MeterStatusChange
 from meter2cash.models import metadata
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from meter2cash.integration.models import OutboxMessage
+from meter2cash.events.models import OutboxMessage
+from meter2cash.events.outbox import Dispatcher, emit
 from meter2cash.integration.nats_bus import NatsConfig, consume, relay_outbox, stream_count
-from meter2cash.integration.outbox import Dispatcher, emit
 
 
 def _emit(platform, n: int) -> None:

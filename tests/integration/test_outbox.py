@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from meter2cash.integration.models import ConsumedMessage, OutboxMessage
-from meter2cash.integration.outbox import Dispatcher, consume_once, emit
+from meter2cash.events.models import ConsumedMessage, OutboxMessage
+from meter2cash.events.outbox import Dispatcher, consume_once, emit
 
 
 def test_events_commit_with_the_change_and_vanish_with_a_rollback(platform):

@@ -22,7 +22,7 @@ from meter2cash.cis.payments.online import handle_webhook
 from meter2cash.cis.payments.receipts import receive, refund, return_cheque
 from meter2cash.cis.prepaid.wallet import wallet_balances
 from meter2cash.core.errors import M2CError
-from meter2cash.integration.gateway.signing import sign_header
+from meter2cash.payment_gateway.signing import sign_header
 
 FIXTURES = settings(
     max_examples=25,

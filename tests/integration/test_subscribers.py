@@ -11,7 +11,7 @@ from meter2cash.cis.ledger.journal import ensure_chart
 from meter2cash.cis.parties.models import Account, Person
 from meter2cash.cis.payments.receipts import receive
 from meter2cash.integration.nats_bus import consume, relay_outbox
-from meter2cash.integration.notify.models import Notification
+from meter2cash.notify.models import Notification
 
 
 def _payment(platform) -> int:

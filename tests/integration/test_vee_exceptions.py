@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from conftest import attach_customer
+from meter2cash.audit.models import AuditEntry
 from meter2cash.cis.parties.customer_classes import service_point_classes
 from meter2cash.core.errors import Conflict, InvalidInput
 from meter2cash.core.quality import Quality
-from meter2cash.integration.models import AuditEntry
 from meter2cash.mdm.models import Channel, Meter, VeeFinding, VeeRun
 from meter2cash.mdm.reading_types import ensure_catalogue
 from meter2cash.mdm.store import MeasurementStore

@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import select, update
 
 from conftest import attach_customer
+from meter2cash.audit.models import AuditEntry
 from meter2cash.cis.parties.customer_classes import service_point_classes
-from meter2cash.integration.models import AuditEntry, OutboxMessage
+from meter2cash.events.models import OutboxMessage
 from meter2cash.mdm.models import Channel, Meter
 from meter2cash.mdm.reading_types import ensure_catalogue
 from meter2cash.mdm.store import MeasurementStore

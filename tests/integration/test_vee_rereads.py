@@ -14,12 +14,13 @@ from typer.testing import CliRunner
 
 from integration.test_vee_exceptions import DAY, START, _customer
 from meter2cash.api.app import create_app
+from meter2cash.audit.models import AuditEntry
 from meter2cash.cis.parties.customer_classes import service_point_classes
 from meter2cash.cli import app
 from meter2cash.config import get_settings
 from meter2cash.core.quality import Quality
+from meter2cash.events.models import OutboxMessage
 from meter2cash.hes.rereads import SimulatedHes, answer_round
-from meter2cash.integration.models import AuditEntry, OutboxMessage
 from meter2cash.mdm.ingest import ingest_paths
 from meter2cash.mdm.store import MeasurementStore
 from meter2cash.mdm.vee import work_queue as queue

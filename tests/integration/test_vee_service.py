@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from meter2cash.config import get_settings
 from meter2cash.core.errors import NotFound
 from meter2cash.core.quality import Quality
-from meter2cash.integration.models import OutboxMessage
+from meter2cash.events.models import OutboxMessage
 from meter2cash.mdm.models import Channel, ChannelDay, Meter, VeeFinding, VeeRun
 from meter2cash.mdm.reading_types import ensure_catalogue
 from meter2cash.mdm.store import MeasurementStore

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from meter2cash.integration.gateway.signing import SignatureError, sign_header, signature, verify
+from meter2cash.payment_gateway.signing import SignatureError, sign_header, signature, verify
 
 NOW = 1_790_000_000
 

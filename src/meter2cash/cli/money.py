@@ -186,8 +186,8 @@ def promise_cmd(
 @notify_app.command("send")
 def notify_send(as_json: bool = JSON_OPTION) -> None:
     """Send pending notifications through the configured SMS and SMTP adapters (M2C_NOTIFY_*)."""
-    from meter2cash.integration.notify import adapters_from_settings
-    from meter2cash.integration.notify.sender import send_pending
+    from meter2cash.notify import adapters_from_settings
+    from meter2cash.notify.sender import send_pending
 
     sms, email = adapters_from_settings()
     with platform() as p, p.sessions() as s:
@@ -209,7 +209,7 @@ def gateway_sandbox(
 ) -> None:
     """Run the sandbox payment gateway on loopback until interrupted."""
     from meter2cash.config import get_settings
-    from meter2cash.integration.gateway.sandbox import SandboxGateway
+    from meter2cash.payment_gateway.sandbox import SandboxGateway
 
     gw = SandboxGateway(secret or get_settings().gateway_secret, webhook, port=port, verbose=True)
     console.print(f"sandbox gateway on {gw.url}, webhooks to {webhook}")

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from meter2cash.cli.common import console, platform
 from meter2cash.cli.render import Num, print_json, table
 from meter2cash.core.errors import M2CError
-from meter2cash.integration.models import OutboxMessage
+from meter2cash.events.models import OutboxMessage
 
 app = typer.Typer(
     help="Events: what waits in the outbox, and the relay to NATS JetStream.", no_args_is_help=True

@@ -7,7 +7,7 @@ dispatched only after JetStream acknowledged them. On PostgreSQL several relays 
 each takes its rows with ``FOR UPDATE SKIP LOCKED``.
 
 :func:`consume` reads a durable pull consumer and hands each message to the subscribers of a
-:class:`~meter2cash.integration.outbox.Dispatcher`, through ``consume_once``: a redelivered
+:class:`~meter2cash.events.outbox.Dispatcher`, through ``consume_once``: a redelivered
 message changes nothing. A message is acknowledged after the handler's transaction committed.
 """
 
@@ -28,8 +28,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from meter2cash.core.errors import M2CError
 from meter2cash.core.timeutil import utcnow
-from meter2cash.integration.models import OutboxMessage
-from meter2cash.integration.outbox import Dispatcher, consume_once
+from meter2cash.events.models import OutboxMessage
+from meter2cash.events.outbox import Dispatcher, consume_once
 
 
 @dataclass(frozen=True)

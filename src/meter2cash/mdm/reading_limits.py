@@ -35,8 +35,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from meter2cash.audit.models import AuditEntry
 from meter2cash.core.errors import Conflict, InvalidInput
-from meter2cash.integration.models import AuditEntry
 from meter2cash.mdm.models import ReadingLimitsVersion, ReadingType
 from meter2cash.mdm.reading_types import BY_CODE
 

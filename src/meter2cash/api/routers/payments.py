@@ -22,7 +22,7 @@ from meter2cash.cis.billing.models import Bill
 from meter2cash.cis.parties.models import Account
 from meter2cash.cis.payments.models import Payment
 from meter2cash.core.errors import M2CError
-from meter2cash.integration.gateway.signing import HEADER
+from meter2cash.payment_gateway.signing import HEADER
 
 router = APIRouter(tags=["payments"], route_class=LimitedRoute)
 public_router = APIRouter(tags=["payments"], route_class=LimitedRoute)

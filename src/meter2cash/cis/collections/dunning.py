@@ -30,8 +30,8 @@ from meter2cash.cis.rating.payment_terms import UTILITY_DEFAULT, Terms
 from meter2cash.core.errors import InvalidInput
 from meter2cash.core.money import format_money
 from meter2cash.core.timeutil import check_date
-from meter2cash.integration.notify.models import Notification
 from meter2cash.mdm.commands.models import ConnectionCommand
+from meter2cash.notify.models import Notification
 
 LADDER = ("reminder", "notice", "disconnect")
 

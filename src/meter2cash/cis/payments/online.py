@@ -27,8 +27,8 @@ from meter2cash.cis.payments.models import GatewayEvent, GatewayOrder, Payment
 from meter2cash.cis.payments.receipts import check_amount, receive
 from meter2cash.cis.prepaid.policy import PrepaidPolicy
 from meter2cash.core.errors import InvalidInput, NotFound
-from meter2cash.integration.gateway.adapter import PaymentGateway
-from meter2cash.integration.gateway.signing import SignatureError, verify
+from meter2cash.payment_gateway.adapter import PaymentGateway
+from meter2cash.payment_gateway.signing import SignatureError, verify
 
 
 def start_order(

@@ -46,7 +46,7 @@ from meter2cash.cis.rating import payment_terms
 from meter2cash.core.errors import Conflict, InvalidInput, NotFound
 from meter2cash.core.money import parse_money
 from meter2cash.core.timeutil import check_date, utcnow
-from meter2cash.integration.outbox import emit
+from meter2cash.events.outbox import emit
 
 #: Ledger account credited by a receipt of each purpose.
 PURPOSE_ACCOUNT = {"payment": RECEIVABLE, "recharge": WALLET, "deposit": DEPOSITS}

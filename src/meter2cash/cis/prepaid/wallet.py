@@ -28,9 +28,9 @@ from meter2cash.core.errors import Conflict, InvalidInput, NotFound
 from meter2cash.core.money import format_money
 from meter2cash.core.timeutil import utcnow
 from meter2cash.db_query import raw
-from meter2cash.integration.notify.models import Notification
 from meter2cash.mdm.commands.lifecycle import advance_command, time_out_commands
 from meter2cash.mdm.commands.models import ConnectionCommand
+from meter2cash.notify.models import Notification
 
 _RAW = raw(JournalLine.__table__.c.amount)
 

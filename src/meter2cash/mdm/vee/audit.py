@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from meter2cash.integration.models import AuditEntry
+from meter2cash.audit.models import AuditEntry
 from meter2cash.mdm.vee.models import VeeException
 
 

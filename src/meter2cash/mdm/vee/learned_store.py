@@ -28,10 +28,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from meter2cash.audit.models import AuditEntry
 from meter2cash.core.errors import InvalidInput
 from meter2cash.core.quality import Quality
 from meter2cash.core.timeutil import day_start, slots_per_day, utcnow
-from meter2cash.integration.models import AuditEntry
 from meter2cash.mdm.models import Channel, ReadingType
 from meter2cash.mdm.store import MeasurementStore
 from meter2cash.mdm.vee.estimation import day_types_for, like_day_profile

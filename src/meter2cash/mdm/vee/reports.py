@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from meter2cash.core.errors import NotFound
-from meter2cash.integration.models import OutboxMessage
+from meter2cash.events.models import OutboxMessage
 from meter2cash.mdm.models import ChannelDay, VeeFinding, VeeRun
 
 TOPIC_COMPLETED = "vee.completed"

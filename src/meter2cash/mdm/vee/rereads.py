@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from meter2cash.core.timeutil import utc_days, utcnow
-from meter2cash.integration.outbox import emit
+from meter2cash.events.outbox import emit
 from meter2cash.mdm.models import Channel, ChannelDay, Meter, RawBatch, ReadingType
 from meter2cash.mdm.store import decode_values
 from meter2cash.mdm.vee.audit import audit_exception

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from meter2cash.core.errors import M2CError
 from meter2cash.core.quality import Quality
 from meter2cash.core.timeutil import day_start, ensure_aware, slots_per_day, utc_days, utcnow
-from meter2cash.integration.outbox import emit
+from meter2cash.events.outbox import emit
 from meter2cash.mdm.models import Channel, Meter, ReadingType, VeeFinding, VeeRun
 from meter2cash.mdm.store import DayArrays, MeasurementStore
 from meter2cash.mdm.vee.candidates import Candidate, absent_days, candidates, stored_days

@@ -18,10 +18,10 @@ import numpy as np
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from meter2cash.audit.models import AuditEntry
 from meter2cash.core.errors import Conflict, InvalidInput, NotFound
 from meter2cash.core.quality import FLAG_DTYPE, Quality
 from meter2cash.core.timeutil import day_start, slots_per_day, utcnow
-from meter2cash.integration.models import AuditEntry
 from meter2cash.mdm.models import Channel, Meter, VeeFinding
 from meter2cash.mdm.store import MeasurementStore
 from meter2cash.mdm.vee import codes

@@ -21,8 +21,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from meter2cash.audit.models import AuditEntry
 from meter2cash.core.errors import Conflict, InvalidInput, NotFound
-from meter2cash.integration.models import AuditEntry
 from meter2cash.mdm.models import Channel, Installation, ReadingType
 from meter2cash.mdm.vee.models import VeeRuleSetVersion
 from meter2cash.mdm.vee.ruleset.schema import RuleSet

@@ -1,6 +1,6 @@
 """Payment gateways: the adapter interface, webhook signatures, the sandbox gateway server."""
 
-from meter2cash.integration.gateway.adapter import (
+from meter2cash.payment_gateway.adapter import (
     GatewayError,
     GatewayOrderInfo,
     GatewaySettings,
@@ -8,7 +8,7 @@ from meter2cash.integration.gateway.adapter import (
     SandboxClient,
     gateway_from_settings,
 )
-from meter2cash.integration.gateway.signing import HEADER, SignatureError, sign_header, verify
+from meter2cash.payment_gateway.signing import HEADER, SignatureError, sign_header, verify
 
 __all__ = [
     "HEADER",

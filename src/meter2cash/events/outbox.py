@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from meter2cash.core.timeutil import utcnow
-from meter2cash.integration.models import ConsumedMessage, OutboxMessage
+from meter2cash.events.models import ConsumedMessage, OutboxMessage
 
 Handler = Callable[[Session, OutboxMessage], None]
 

@@ -1,6 +1,7 @@
-"""Notifications out: SMS and e-mail adapters, and the message templates."""
+"""Notifications out: the queue services write to (:mod:`.models`), the sender, SMS and e-mail
+adapters, and the message templates."""
 
-from meter2cash.integration.notify.adapters import (
+from meter2cash.notify.adapters import (
     EmailAdapter,
     FileSms,
     HttpSms,
@@ -10,7 +11,7 @@ from meter2cash.integration.notify.adapters import (
     SmtpEmail,
     adapters_from_settings,
 )
-from meter2cash.integration.notify.templates import render
+from meter2cash.notify.templates import render
 
 __all__ = [
     "EmailAdapter",

@@ -34,7 +34,7 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 
-from meter2cash.integration.gateway.signing import HEADER, sign_header
+from meter2cash.payment_gateway.signing import HEADER, sign_header
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
