@@ -24,8 +24,6 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ingest import make_csv, prepare
-from meter2cash.bootstrap import Platform
-from meter2cash.config import Settings
 from meter2cash.db import make_engine, session_factory
 from meter2cash.integration.nats_bus import NatsConfig, delete_stream
 from meter2cash.integration.nats_ingest import publish_files, split_file
@@ -67,9 +65,8 @@ def drop_db(name: str) -> None:
 
 def direct(url: str, files: list[Path]) -> float:
     engine = make_engine(url)
-    platform = Platform(Settings(database_url=url), engine, session_factory(engine))
     t0 = time.perf_counter()
-    ingest_paths(platform, files, source="bench")
+    ingest_paths(session_factory(engine), files, source="bench")
     elapsed = time.perf_counter() - t0
     engine.dispose()
     return elapsed

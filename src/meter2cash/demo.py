@@ -159,7 +159,7 @@ def run_demo(platform: Platform, cfg: DemoConfig, progress: Progress | None = No
     def ingest_files(paths: list[Path], label: str) -> list[Any]:
         results = []
         for i, path in enumerate(paths):
-            results.extend(ingest_paths(platform, [path], source="demo-hes"))
+            results.extend(ingest_paths(platform.sessions, [path], source="demo-hes"))
             say(label, i + 1, len(paths))
         return results
 
@@ -185,7 +185,7 @@ def run_demo(platform: Platform, cfg: DemoConfig, progress: Progress | None = No
         hes = SimulatedHes(fleet.serials, true, utc0)
         end_utc = utc0 + timedelta(days=n_days)
         rereads = demo_rereads(
-            platform,
+            platform.sessions,
             hes,
             out_dir / "rereads",
             start=utc0,

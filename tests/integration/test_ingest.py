@@ -165,7 +165,7 @@ def test_ingest_paths_commits_each_file_so_a_bad_file_loses_nothing(platform, tm
     bad = tmp_path / "bad.csv"
     bad.write_text("serial,when,kwh\n1,2,3\n")
     seen = []
-    results = ingest_paths(platform, [good, bad, good], on_progress=lambda p, r: seen.append(p.name))
+    results = ingest_paths(platform.sessions, [good, bad, good], on_progress=lambda p, r: seen.append(p.name))
     assert seen == ["good.csv", "bad.csv", "good.csv"]
     assert results[0].intervals_new == 1 and results[0].error is None
     assert results[1].error["code"] == "ingest.bad_file" and "lacks" in results[1].error["message"]

@@ -73,7 +73,7 @@ def test_two_workers_ingest_a_large_file_exactly_once(platform, nats_stream, tmp
     counts: list[int] = []
 
     def worker() -> None:
-        counts.append(run_worker(platform, nats_stream, batch=2, idle_timeout_s=1.0))
+        counts.append(run_worker(platform.sessions, nats_stream, batch=2, idle_timeout_s=1.0))
 
     threads = [threading.Thread(target=worker) for _ in range(2)]
     for t in threads:
@@ -96,8 +96,10 @@ def test_an_unreadable_message_is_terminated_not_retried_forever(platform, nats_
     publish_files([bad], nats_stream)
     errors: list[str] = []
     assert (
-        run_worker(platform, nats_stream, idle_timeout_s=0.5, on_error=lambda n, e: errors.append(e.code))
+        run_worker(
+            platform.sessions, nats_stream, idle_timeout_s=0.5, on_error=lambda n, e: errors.append(e.code)
+        )
         == 1
     )
     assert errors == ["ingest.bad_file"]
-    assert run_worker(platform, nats_stream, idle_timeout_s=0.5) == 0
+    assert run_worker(platform.sessions, nats_stream, idle_timeout_s=0.5) == 0

@@ -57,7 +57,7 @@ def _hes() -> SimulatedHes:
 
 def test_reread_sent_answered_ingested_validated_completed(platform, tmp_path):
     cid, xid = _reread_requested(platform)
-    out = answer_round(platform, hes=_hes(), out_dir=tmp_path)
+    out = answer_round(platform.sessions, hes=_hes(), out_dir=tmp_path)
     assert out == {"sent": 1, "answered": 1, "files": 1, "completed": 1, "failed": 0}
     with platform.sessions() as s:
         cmd = s.scalars(select(OutboxMessage).where(OutboxMessage.topic == "hes.reread_requested")).one()
@@ -95,7 +95,7 @@ def test_the_vee_run_after_ingestion_completes_the_request(platform, tmp_path):
         assert send_rereads(s) == 0  # sent once
         commands = sent_commands(s)
     files = _hes().answer(commands, tmp_path)
-    assert [r.error for r in ingest_paths(platform, files, source="hes-reread")] == [None]
+    assert [r.error for r in ingest_paths(platform.sessions, files, source="hes-reread")] == [None]
     with platform.sessions() as s:
         res = run_vee(s, start=START, end=START + timedelta(days=1), customer_classes=service_point_classes)
         s.commit()
@@ -107,7 +107,7 @@ def test_the_vee_run_after_ingestion_completes_the_request(platform, tmp_path):
 def test_a_request_without_an_answer_fails_and_the_exception_opens_again(platform, tmp_path):
     _, xid = _reread_requested(platform)
     nobody = SimulatedHes(["OTHER"], CLEAN[None, :], START)
-    out = answer_round(platform, hes=nobody, out_dir=tmp_path)
+    out = answer_round(platform.sessions, hes=nobody, out_dir=tmp_path)
     assert out == {"sent": 1, "answered": 0, "files": 0, "completed": 0, "failed": 0}
     with platform.sessions() as s:
         req = s.scalars(select(VeeRereadRequest)).one()
@@ -168,7 +168,7 @@ def test_an_answer_that_changes_nothing_still_completes_the_request(platform, tm
     _, xid = _reread_requested(platform)
     same = CLEAN.copy()
     same[50] = 40.0  # the head-end reads the same values again: the spike is real
-    out = answer_round(platform, hes=SimulatedHes(["C-9"], same[None, :], START), out_dir=tmp_path)
+    out = answer_round(platform.sessions, hes=SimulatedHes(["C-9"], same[None, :], START), out_dir=tmp_path)
     assert out["completed"] == 1
     with platform.sessions() as s:
         req = s.scalars(select(VeeRereadRequest)).one()

@@ -85,7 +85,7 @@ def ingest_worker(
             err_console.print(f"[red]{escape(name)}[/red] {exc.code}: {escape(exc.message)}", highlight=False)
 
     with platform() as p:
-        n = run_worker(p, cfg, durable=durable, idle_timeout_s=idle, on_result=done, on_error=failed)
+        n = run_worker(p.sessions, cfg, durable=durable, idle_timeout_s=idle, on_result=done, on_error=failed)
     if as_json:
         typer.echo(json.dumps({"handled": n}))
     else:
@@ -186,7 +186,7 @@ def answer_rereads_cmd(
 
     with platform() as p:
         out = answer_round(
-            p,
+            p.sessions,
             state_path=state or p.settings.var_dir / STATE_FILE,
             out_dir=out_dir or p.settings.var_dir / "hes" / "rereads",
             timeout_hours=timeout_hours,

@@ -62,7 +62,7 @@ def ingest(
     sizes = {f: f.stat().st_size for f in files}
     with platform() as p:
         if as_json:
-            results = ingest_paths(p, files, source=source)
+            results = ingest_paths(p.sessions, files, source=source)
         else:
             with Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), DownloadColumn(),
@@ -75,7 +75,7 @@ def ingest(
                     progress.advance(files_task)
                     progress.advance(bytes_task, sizes.get(path, 0))
 
-                results = ingest_paths(p, files, source=source, on_progress=advance)
+                results = ingest_paths(p.sessions, files, source=source, on_progress=advance)
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in results], default=str, indent=2))
     else:

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from sqlalchemy.orm import Session, sessionmaker
 
-from meter2cash.bootstrap import Platform
 from meter2cash.core.errors import NotFound
 from meter2cash.hes.delivery import CHANNEL, _csv_rows
 from meter2cash.hes.simulator import INTERVAL_S, FleetConfig, build_fleet, simulate_load
@@ -123,7 +123,7 @@ def save_state(
 
 
 def answer_round(
-    platform: Platform,
+    sessions: sessionmaker[Session],
     *,
     hes: SimulatedHes | None = None,
     state_path: Path | None = None,
@@ -141,7 +141,7 @@ def answer_round(
 
     timeout = TIMEOUT_HOURS if timeout_hours is None else timeout_hours
 
-    with transaction(platform.sessions) as session:
+    with transaction(sessions) as session:
         sent = send_rereads(session)
         commands = sent_commands(session)
     if not commands:
@@ -151,8 +151,8 @@ def answer_round(
             raise ValueError("give the simulator or the path of its saved state")
         hes = SimulatedHes.from_state(state_path)
     files = hes.answer(commands, out_dir)
-    results = ingest_paths(platform, files, source=source)
-    with transaction(platform.sessions) as session:
+    results = ingest_paths(sessions, files, source=source)
+    with transaction(sessions) as session:
         done = complete_rereads(session, timeout_hours=timeout)
     return {
         "sent": sent,
@@ -163,7 +163,7 @@ def answer_round(
 
 
 def demo_rereads(
-    platform: Platform,
+    sessions: sessionmaker[Session],
     hes: SimulatedHes,
     out_dir: Path,
     *,
@@ -182,7 +182,7 @@ def demo_rereads(
     from meter2cash.mdm.vee.models import VeeException
     from meter2cash.mdm.vee.service import run_vee
 
-    with transaction(platform.sessions) as session:
+    with transaction(sessions) as session:
         ids = session.scalars(
             select(VeeException.id)
             .where(VeeException.status.in_(("open", "assigned")), VeeException.slot_count > 0)
@@ -190,7 +190,7 @@ def demo_rereads(
         ).all()
         for xid in ids:
             queue.resolve(session, xid, "reread", actor="demo", reason="read the meter again")
-    out = answer_round(platform, hes=hes, out_dir=out_dir)
-    with transaction(platform.sessions) as session:
+    out = answer_round(sessions, hes=hes, out_dir=out_dir)
+    with transaction(sessions) as session:
         run_vee(session, start=start, end=end, tz=tz, customer_classes=customer_classes)
     return {"requested": len(ids), **out}

@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from nats.js.api import ConsumerConfig
+from sqlalchemy.orm import Session, sessionmaker
 
-from meter2cash.bootstrap import Platform
 from meter2cash.core.errors import M2CError
 from meter2cash.core.jsonsafe import loads_bounded
 from meter2cash.integration.nats_bus import NatsConfig, _connect, ensure_stream
@@ -112,7 +112,7 @@ def publish_files(
 
 
 def run_worker(
-    platform: Platform,
+    sessions: sessionmaker[Session],
     cfg: NatsConfig,
     *,
     durable: str = "m2c-ingest",
@@ -123,7 +123,8 @@ def run_worker(
     on_result: Callable[[str, IngestResult], None] | None = None,
     on_error: Callable[[str, M2CError], None] | None = None,
 ) -> int:
-    """Ingest messages from the stream until it is idle for ``idle_timeout_s``; returns how many.
+    """Ingest messages from the stream, one transaction of ``sessions`` each, until it is idle for
+    ``idle_timeout_s``; returns how many.
 
     A message whose whole content is unreadable is terminated (reported through ``on_error``);
     any other failure (the database away) leaves it unacknowledged, so it is delivered again.
@@ -152,7 +153,7 @@ def run_worker(
                     name = headers.get("M2C-Filename", "")
                     try:
                         result = ingest_committed(
-                            platform, msg.data, filename=name, source=headers.get("M2C-Source", "nats")
+                            sessions, msg.data, filename=name, source=headers.get("M2C-Source", "nats")
                         )
                     except M2CError as exc:
                         # A file that can never be read (not CSV/JSON, no header): stop redelivery.

@@ -26,9 +26,8 @@ import numpy.typing as npt
 import pandas as pd
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from meter2cash.bootstrap import Platform
 from meter2cash.core.errors import M2CError, Problem
 from meter2cash.core.timeutil import FIRST_DATE, ensure_aware, utcnow
 from meter2cash.db import transaction
@@ -647,7 +646,12 @@ RETRY_ATTEMPTS = 4
 
 
 def ingest_committed(
-    platform: Platform, data: bytes, *, filename: str = "", source: str = "", fmt: str | None = None
+    sessions: sessionmaker[Session],
+    data: bytes,
+    *,
+    filename: str = "",
+    source: str = "",
+    fmt: str | None = None,
 ) -> IngestResult:
     """Ingest ``data`` in a transaction of its own and commit it, retrying on a concurrent writer.
 
@@ -657,7 +661,7 @@ def ingest_committed(
     """
     for attempt in range(RETRY_ATTEMPTS):
         try:
-            with transaction(platform.sessions) as session:
+            with transaction(sessions) as session:
                 return ingest_bytes(session, data, filename=filename, source=source, fmt=fmt)
         except (IntegrityError, OperationalError):
             if attempt == RETRY_ATTEMPTS - 1:
@@ -667,7 +671,7 @@ def ingest_committed(
 
 
 def ingest_paths(
-    platform: Platform,
+    sessions: sessionmaker[Session],
     paths: Iterable[Path | str],
     *,
     source: str = "",
@@ -681,7 +685,7 @@ def ingest_paths(
     for raw_path in paths:
         path = Path(raw_path)
         try:
-            result = ingest_committed(platform, path.read_bytes(), filename=path.name, source=source)
+            result = ingest_committed(sessions, path.read_bytes(), filename=path.name, source=source)
         except M2CError as exc:
             result = IngestResult(None, path.name, "", error=exc.to_dict())
         except OSError as exc:
