@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, cast
 
 import numpy as np
@@ -542,10 +542,6 @@ def _update_days_pg(raw_conn: Any, rows: list[dict[str, Any]]) -> None:
                     code="store.version_conflict",
                     days=len(part) - cur.rowcount,
                 )
-
-
-def day_range(first: date, last: date) -> list[date]:
-    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
 # --- PostgreSQL: one row per channel ---------------------------------------------------------
