@@ -21,7 +21,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.types import NullType
 
-from meter2cash.mdm.store import CHUNK
+#: Ids per IN list where a database takes no array parameter, and rows per statement of the
+#: reads and writes that go in chunks: well under SQLite's limit of bound parameters.
+CHUNK = 2000
 
 
 def id_filters(session: Session, column: Any, ids: Sequence[int]) -> list[ColumnElement[bool]]:

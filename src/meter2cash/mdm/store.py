@@ -30,11 +30,11 @@ from meter2cash.core.timeutil import (
     utcnow,
 )
 from meter2cash.db import UTCDateTime
+from meter2cash.db_query import CHUNK
 from meter2cash.mdm.models import ChannelDay, ChannelDayHistory
 
 F64 = np.dtype("<f8")
 U16 = np.dtype("<u2")
-CHUNK = 2000
 
 FloatArray = npt.NDArray[np.float64]
 FlagArray = npt.NDArray[np.uint16]

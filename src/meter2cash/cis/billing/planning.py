@@ -27,8 +27,7 @@ from meter2cash.cis.tariffs.loader import stored_version
 from meter2cash.cis.tariffs.models import TariffVersion
 from meter2cash.core.timeutil import add_months
 from meter2cash.db import Quantity
-from meter2cash.db_query import ScaledValues, id_filters, raw
-from meter2cash.mdm.store import CHUNK
+from meter2cash.db_query import CHUNK, ScaledValues, id_filters, raw
 
 
 @dataclass(slots=True)
