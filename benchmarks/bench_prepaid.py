@@ -34,10 +34,17 @@ from sqlalchemy import create_engine, func, insert, select, text
 from meter2cash.cis.ledger.journal import CASH, WALLET, EntrySpec, ensure_chart, post_many, trial_balance
 from meter2cash.cis.parties.models import Account, Person, Premise, ServiceAgreement, ServicePoint
 from meter2cash.cis.payments.models import Payment
-from meter2cash.cis.prepaid.daily_charge import ensure_wallets, local_midnight, run_daily
+from meter2cash.cis.prepaid.daily_charge import run_daily
 from meter2cash.cis.prepaid.models import PrepaidCharge, Wallet
-from meter2cash.cis.prepaid.wallet import recharge_account, reconnect_report, report_command, wallet_balances
+from meter2cash.cis.prepaid.wallet import (
+    ensure_wallets,
+    recharge_account,
+    reconnect_report,
+    report_command,
+    wallet_balances,
+)
 from meter2cash.cis.tariffs.loader import load_tariff_file, store_tariff
+from meter2cash.core.timeutil import local_midnight
 from meter2cash.db import make_engine, session_factory, upgrade
 from meter2cash.db_query import raw
 from meter2cash.mdm.commands.models import ConnectionCommand

@@ -21,9 +21,9 @@ from sqlalchemy import select
 from conftest import attach_customer, make_meter
 from meter2cash.cis.billing.models import Bill, BillLine
 from meter2cash.cis.billing.run import run_bills
+from meter2cash.cis.contracts.changes import change_load
 from meter2cash.cis.ledger.journal import trial_balance
 from meter2cash.cis.ledger.models import JournalLine
-from meter2cash.cis.parties.contracts import change_load
 from meter2cash.cis.tariffs.loader import load_tariff_file, store_tariff
 from meter2cash.mdm.models import Meter
 from meter2cash.mdm.store import MeasurementStore

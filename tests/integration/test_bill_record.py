@@ -18,7 +18,7 @@ from meter2cash.cis.billing.models import Bill
 from meter2cash.cis.billing.pdf import render_bill_pdf, write_print_file
 from meter2cash.cis.billing.run import run_bills
 from meter2cash.cis.billing.store import daily_series
-from meter2cash.cis.parties.contracts import change_load, rebill_affected
+from meter2cash.cis.contracts.changes import change_load, rebill_affected
 from meter2cash.cis.parties.models import Person, Premise
 from meter2cash.mdm.store import MeasurementStore
 from meter2cash.mdm.usage.local import LocalUsage

@@ -17,8 +17,8 @@ from meter2cash.cis.billing.models import Bill, BillSegment
 from meter2cash.cis.billing.pdf import render_bill_pdf
 from meter2cash.cis.billing.rebill import rebill, stale_bills
 from meter2cash.cis.billing.run import run_bills
+from meter2cash.cis.contracts.changes import change_load, rebill_affected, terms_of
 from meter2cash.cis.ledger.journal import trial_balance
-from meter2cash.cis.parties.contracts import change_load, rebill_affected, terms_of
 from meter2cash.cis.parties.models import (
     Account,
     ContractTerm,

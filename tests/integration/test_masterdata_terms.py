@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from conftest import store_example_tariffs
 from meter2cash.audit.models import AuditEntry
-from meter2cash.cis.parties.contracts import change_load, terms_of
+from meter2cash.cis.contracts.changes import change_load, terms_of
 from meter2cash.cis.parties.models import ServiceAgreement
 from meter2cash.integration.masterdata import export_bundle, load_bundle
 

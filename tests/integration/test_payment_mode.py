@@ -13,13 +13,14 @@ from test_prepaid import ANYTIME, TZ, build_prepaid
 
 from meter2cash.cis.billing.models import Bill
 from meter2cash.cis.billing.run import run_bills
+from meter2cash.cis.contracts.payment_mode import change_payment_mode
 from meter2cash.cis.ledger.journal import account_balance, trial_balance
 from meter2cash.cis.parties.models import ServiceAgreement
-from meter2cash.cis.prepaid.daily_charge import local_midnight, run_daily
+from meter2cash.cis.prepaid.daily_charge import run_daily
 from meter2cash.cis.prepaid.models import PrepaidCharge, Wallet
-from meter2cash.cis.prepaid.payment_mode import change_payment_mode
 from meter2cash.cis.prepaid.wallet import recharge_account, wallet_balance
 from meter2cash.core.errors import Conflict, InvalidInput
+from meter2cash.core.timeutil import local_midnight
 from meter2cash.mdm.commands.models import ConnectionCommand
 from meter2cash.mdm.models import Channel
 from meter2cash.mdm.store import MeasurementStore

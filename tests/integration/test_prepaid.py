@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import func, select
 
+from meter2cash.cis.contracts.payment_mode import change_payment_mode
 from meter2cash.cis.ledger.journal import account_balance, trial_balance
 from meter2cash.cis.ledger.reports import ageing
 from meter2cash.cis.parties.models import Account, Person, Premise, ServiceAgreement, ServicePoint
 from meter2cash.cis.payments.allocation import open_items
 from meter2cash.cis.payments.receipts import receive
-from meter2cash.cis.prepaid.daily_charge import local_midnight, run_daily
+from meter2cash.cis.prepaid.daily_charge import run_daily
 from meter2cash.cis.prepaid.models import PrepaidCharge, Wallet
-from meter2cash.cis.prepaid.payment_mode import change_payment_mode
 from meter2cash.cis.prepaid.policy import PrepaidPolicy
 from meter2cash.cis.prepaid.wallet import (
     recharge_account,
@@ -28,7 +28,7 @@ from meter2cash.cis.prepaid.wallet import (
 from meter2cash.cis.rating.rate import rate_arrays
 from meter2cash.cis.rating.types import RatingInput
 from meter2cash.cis.tariffs.loader import load_tariff_file, store_tariff, tariff_version_for
-from meter2cash.core.timeutil import local_month_bounds
+from meter2cash.core.timeutil import local_midnight, local_month_bounds
 from meter2cash.mdm.commands.models import ConnectionCommand
 from meter2cash.mdm.models import Channel, Installation, Meter
 from meter2cash.mdm.reading_types import ensure_catalogue

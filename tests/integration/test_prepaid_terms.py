@@ -12,11 +12,12 @@ import numpy as np
 from sqlalchemy import select
 
 from conftest import attach_customer, make_meter
-from meter2cash.cis.parties.contracts import change_load
+from meter2cash.cis.contracts.changes import change_load
 from meter2cash.cis.parties.models import ServiceAgreement
 from meter2cash.cis.parties.terms import Term, sanctioned_kw_days
-from meter2cash.cis.prepaid.daily_charge import ensure_wallets, month_loads_w, run_daily
+from meter2cash.cis.prepaid.daily_charge import month_loads_w, run_daily
 from meter2cash.cis.prepaid.models import PrepaidCharge, Wallet
+from meter2cash.cis.prepaid.wallet import ensure_wallets
 from meter2cash.cis.rating.rate import rate_arrays
 from meter2cash.cis.rating.types import RatingInput
 from meter2cash.cis.tariffs.loader import load_tariff_file, store_tariff, tariff_version_for

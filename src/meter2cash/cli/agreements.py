@@ -49,7 +49,7 @@ def change_load_cmd(
     and bills the periods again.
     """
     from meter2cash.cis.billing.queries import bill_numbers
-    from meter2cash.cis.parties.contracts import change_load, rebill_affected
+    from meter2cash.cis.contracts.changes import change_load, rebill_affected
 
     day = _date(effective_from)
     new_numbers: list[str] = []
@@ -95,7 +95,7 @@ def change_tariff_cmd(
     issued for those periods are listed; ``--rebill`` cancels them and bills the periods again.
     """
     from meter2cash.cis.billing.queries import bill_numbers
-    from meter2cash.cis.parties.contracts import change_tariff, rebill_affected
+    from meter2cash.cis.contracts.changes import change_tariff, rebill_affected
 
     day = _date(effective_from)
     new_numbers: list[str] = []
@@ -143,7 +143,7 @@ def change_mode_cmd(
     debt or credit into the wallet).
     """
     from meter2cash.cis.billing.queries import bill_numbers
-    from meter2cash.cis.prepaid.payment_mode import change_payment_mode
+    from meter2cash.cis.contracts.payment_mode import change_payment_mode
     from meter2cash.core.timeutil import utcnow
 
     day = _date(effective_from)
@@ -151,7 +151,15 @@ def change_mode_cmd(
         cfg = p.settings
         today = utcnow().astimezone(cfg.tz).date()
         done = change_payment_mode(
-            s, number, day, to_mode, reason=reason, by=by, today=today, tz=cfg.timezone, currency=cfg.currency,
+            s,
+            number,
+            day,
+            to_mode,
+            reason=reason,
+            by=by,
+            today=today,
+            tz=cfg.timezone,
+            currency=cfg.currency,
             usage=p.usage,
         )
         new_numbers = bill_numbers(s, done.rebill.new_bills) if done.rebill is not None else []
@@ -202,7 +210,7 @@ def terms_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the terms as JSON"),
 ) -> None:
     """The agreement's contract terms, oldest first."""
-    from meter2cash.cis.parties.contracts import agreement_by_number, terms_of
+    from meter2cash.cis.contracts.changes import agreement_by_number, terms_of
 
     with platform() as p, p.sessions() as s:
         sa = agreement_by_number(s, number)

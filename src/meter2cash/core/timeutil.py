@@ -20,6 +20,7 @@ from dateutil.relativedelta import relativedelta
 from meter2cash.core.errors import InvalidInput
 
 SECONDS_PER_DAY = 86_400
+ONE_DAY = timedelta(days=1)
 EPOCH_DAY0 = date(1970, 1, 1)
 #: The window of dates the platform accepts anywhere (payments, periods, contracts, readings):
 #: a date outside it is a typing or system error, not history or planning.
@@ -184,6 +185,11 @@ def local_frame(epoch_s: npt.NDArray[np.int64], tz: ZoneInfo | str) -> pd.DataFr
             "year": idx.year.to_numpy(np.int16),
         }
     )
+
+
+def local_midnight(day: date, tz: ZoneInfo | str) -> datetime:
+    """The start of local day ``day`` in zone ``tz``, in UTC."""
+    return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(str(tz))).astimezone(UTC)
 
 
 def local_month_bounds(period: str, tz: ZoneInfo | str) -> tuple[datetime, datetime]:

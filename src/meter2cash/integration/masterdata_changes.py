@@ -15,20 +15,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from meter2cash.cis.parties.contracts import bills_reaching, rebill_numbers
+from meter2cash.cis.contracts.changes import bills_reaching, rebill_numbers
+from meter2cash.cis.contracts.payment_mode import check_mode_change
 from meter2cash.cis.parties.models import ServiceAgreement
-from meter2cash.cis.prepaid.payment_mode import check_mode_change, settle_balance
+from meter2cash.cis.prepaid.settlement import settle_balance
 from meter2cash.core.errors import M2CError, Problem
+from meter2cash.integration.masterdata_loader import Loader
 from meter2cash.integration.masterdata_spec import ENTITY
 from meter2cash.mdm.usage.port import UsageFactory
-
-if TYPE_CHECKING:
-    from meter2cash.integration.masterdata import Loader
 
 
 @dataclass(frozen=True, slots=True)

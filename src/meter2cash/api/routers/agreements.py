@@ -14,15 +14,15 @@ from meter2cash.api.errors import responses
 from meter2cash.api.limits import LimitedRoute
 from meter2cash.api.routers.common import AgreementNumber, length
 from meter2cash.api.schemas import Load, SaneDate
-from meter2cash.cis.parties.contracts import (
+from meter2cash.cis.contracts.changes import (
     agreement_by_number,
     change_load,
     change_tariff,
     rebill_affected,
     terms_of,
 )
+from meter2cash.cis.contracts.payment_mode import change_payment_mode
 from meter2cash.cis.parties.models import ContractTerm, ServiceAgreement
-from meter2cash.cis.prepaid.payment_mode import change_payment_mode
 from meter2cash.core.timeutil import utcnow
 
 router = APIRouter(tags=["agreements"], route_class=LimitedRoute)

@@ -16,10 +16,15 @@ from meter2cash.api.routers.common import AccountNumber, Limit, length
 from meter2cash.api.schemas import Money, money_text, quantity_text
 from meter2cash.cis.payments.models import Payment
 from meter2cash.cis.payments.receipts import account_by_number
-from meter2cash.cis.prepaid.daily_charge import ensure_wallets
 from meter2cash.cis.prepaid.models import PrepaidCharge, Wallet
 from meter2cash.cis.prepaid.policy import PrepaidPolicy
-from meter2cash.cis.prepaid.wallet import grant_emergency_credit, recharge_account, wallet_balance, wallet_for
+from meter2cash.cis.prepaid.wallet import (
+    ensure_wallets,
+    grant_emergency_credit,
+    recharge_account,
+    wallet_balance,
+    wallet_for,
+)
 from meter2cash.core.errors import NotFound
 from meter2cash.core.timeutil import utcnow
 from meter2cash.mdm.commands.lifecycle import latest_command

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from meter2cash.cis.billing.models import BillCycle
-from meter2cash.core.timeutil import add_months, local_month_bounds, month_code, month_end, parse_month
+from meter2cash.core.timeutil import (
+    add_months,
+    local_month_bounds,
+    month_code,
+    month_end,
+    parse_month,
+)
 
 MONTHLY = "monthly"
-ONE_DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,13 +19,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from meter2cash.cis.billing.models import Bill, BillCycleAssignment
-from meter2cash.cis.billing.periods import MONTHLY, ONE_DAY, BillingPeriod
+from meter2cash.cis.billing.periods import MONTHLY, BillingPeriod
 from meter2cash.cis.parties.models import Account, Person, Premise, ServiceAgreement, ServicePoint
 from meter2cash.cis.parties.terms import Term, contract_terms, term_on
 from meter2cash.cis.tariffs.definitions import TariffVersionDef
 from meter2cash.cis.tariffs.loader import stored_version
 from meter2cash.cis.tariffs.models import TariffVersion
-from meter2cash.core.timeutil import add_months
+from meter2cash.core.timeutil import ONE_DAY, add_months
 from meter2cash.db import Quantity
 from meter2cash.db_query import CHUNK, ScaledValues, id_filters, raw
 

@@ -15,8 +15,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from meter2cash.cis.billing.periods import ONE_DAY
 from meter2cash.cis.parties.models import ContractTerm
+from meter2cash.core.timeutil import ONE_DAY
 from meter2cash.db import Quantity
 from meter2cash.db_query import ScaledValues, id_filters, raw
 

@@ -20,28 +20,29 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from meter2cash.cis.ledger.journal import WALLET, EntrySpec, ensure_chart, post_entries
 from meter2cash.cis.parties.models import ServiceAgreement, ServicePoint
 from meter2cash.cis.parties.terms import Term, contract_terms, sanctioned_kw_days, term_on
 from meter2cash.cis.prepaid.models import PrepaidCharge, Wallet
-from meter2cash.cis.prepaid.payment_mode import settle_balance
 from meter2cash.cis.prepaid.policy import PrepaidPolicy
+from meter2cash.cis.prepaid.settlement import settle_balance
+from meter2cash.cis.prepaid.wallet import ensure_wallets, evaluate_wallets
 from meter2cash.cis.rating.rate import rate_arrays
 from meter2cash.cis.rating.types import RatingInput, split_wh
 from meter2cash.cis.tariffs.definitions import TariffVersionDef
 from meter2cash.cis.tariffs.loader import tariff_version_for
 from meter2cash.core.errors import NotFound
 from meter2cash.core.gcpause import gc_paused
+from meter2cash.core.timeutil import local_midnight
 from meter2cash.db_bulk import insert_rows
 from meter2cash.mdm.determinants import Determinants
 from meter2cash.mdm.usage.port import UsageBatch, UsageFactory, UsageQuery
@@ -75,27 +76,6 @@ class DailyResult:
             "errors": dict(codes),
             **self.evaluation,
         }
-
-
-def local_midnight(day: date, tz: str) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(tz)).astimezone(UTC)
-
-
-def ensure_wallets(session: Session, on: date) -> int:
-    """Create the wallet of every prepaid agreement active on ``on`` that has none; returns how many."""
-    rows = session.execute(
-        select(ServiceAgreement.id, ServiceAgreement.account_id)
-        .outerjoin(Wallet, Wallet.service_agreement_id == ServiceAgreement.id)
-        .where(
-            Wallet.id.is_(None),
-            ServiceAgreement.payment_mode == "prepaid",
-            ServiceAgreement.start_date <= on,
-            or_(ServiceAgreement.end_date.is_(None), ServiceAgreement.end_date >= on),
-        )
-    ).all()
-    if rows:
-        session.execute(insert(Wallet), [{"service_agreement_id": s, "account_id": a} for s, a in rows])
-    return len(rows)
 
 
 @dataclass(slots=True)
@@ -328,8 +308,6 @@ def run_daily(
             if sa is not None:
                 settle_balance(session, sa, "postpaid", on=w.to_day + timedelta(days=1), currency=currency)
     if evaluate:
-        from meter2cash.cis.prepaid.wallet import evaluate_wallets
-
         result.evaluation = evaluate_wallets(
             session,
             at or end - timedelta(seconds=1),

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
-from sqlalchemy import BigInteger, func, insert, select, type_coerce, update
+from sqlalchemy import BigInteger, func, insert, or_, select, type_coerce, update
 from sqlalchemy.orm import Session
 
 from meter2cash.cis.ledger.journal import WALLET
@@ -33,6 +33,23 @@ from meter2cash.mdm.commands.models import ConnectionCommand
 from meter2cash.notify.models import Notification
 
 _RAW = raw(JournalLine.__table__.c.amount)
+
+
+def ensure_wallets(session: Session, on: date) -> int:
+    """Create the wallet of every prepaid agreement active on ``on`` that has none; returns how many."""
+    rows = session.execute(
+        select(ServiceAgreement.id, ServiceAgreement.account_id)
+        .outerjoin(Wallet, Wallet.service_agreement_id == ServiceAgreement.id)
+        .where(
+            Wallet.id.is_(None),
+            ServiceAgreement.payment_mode == "prepaid",
+            ServiceAgreement.start_date <= on,
+            or_(ServiceAgreement.end_date.is_(None), ServiceAgreement.end_date >= on),
+        )
+    ).all()
+    if rows:
+        session.execute(insert(Wallet), [{"service_agreement_id": s, "account_id": a} for s, a in rows])
+    return len(rows)
 
 
 def wallet_balances(session: Session, account_ids: list[int] | None = None) -> dict[int, int]:
@@ -248,7 +265,6 @@ def recharge_account(
     the recharge brings the balance above zero (it repays the emergency credit first), and a
     recharge never leads to a disconnection, whatever balance it leaves: that is for the
     scheduled evaluation to decide under the policy."""
-    from meter2cash.cis.prepaid.daily_charge import ensure_wallets
 
     try:
         wallet = wallet_for(session, account_id=account_id)

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from meter2cash.core.quality import Quality
-from meter2cash.core.timeutil import epoch_seconds, local_frame
+from meter2cash.core.timeutil import ONE_DAY, epoch_seconds, local_frame, local_midnight
 from meter2cash.mdm.determinants import Determinants, bill_determinants, window_determinants
 from meter2cash.mdm.models import ChannelDay
 from meter2cash.mdm.store import MeasurementStore, Window
@@ -31,7 +31,6 @@ from meter2cash.mdm.tou import tou_period_index
 from meter2cash.mdm.usage.channels import MeterChannels, MeterUse, service_point_meters
 from meter2cash.mdm.usage.port import UsageBatch, UsageProblem, UsageQuery
 
-ONE_DAY = timedelta(days=1)
 #: Channel ids per query when checking fingerprints.
 _CHECK_IDS = 500
 
@@ -117,9 +116,11 @@ class LocalUsage:
         else:
             # measured energy only, each row from the grid point at or before its first local
             # midnight to the one at or before the midnight after its last day
-            lo = np.searchsorted(starts, [_floor(_midnight(d, q.tz), cal.interval_s) for d in first.tolist()])
+            lo = np.searchsorted(
+                starts, [_floor(local_midnight(d, q.tz), cal.interval_s) for d in first.tolist()]
+            )
             hi = np.searchsorted(
-                starts, [_floor(_midnight(d + ONE_DAY, q.tz), cal.interval_s) for d in last.tolist()]
+                starts, [_floor(local_midnight(d + ONE_DAY, q.tz), cal.interval_s) for d in last.tolist()]
             )
             values, flags = meter_rows(window, row, uses, starts, "kwh")
             cols = np.arange(len(starts))
@@ -230,10 +231,6 @@ def _calendar(q: UsageQuery, interval_s: int, *, on_grid: bool) -> _Calendar:
 def _floor(ts: datetime, interval_s: int) -> int:
     s = int(ts.timestamp())
     return s - s % interval_s
-
-
-def _midnight(day: date, tz: str) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(tz))
 
 
 def _empty(problems: list[UsageProblem]) -> UsageBatch:

@@ -1,8 +1,8 @@
 """Changing an agreement's payment mode (postpaid ↔ prepaid) from a date, with the balance settled.
 
-A mode change is a dated contract term (:func:`meter2cash.cis.parties.contracts.change_terms`): the bill
-run bills only the postpaid days of a period and the prepaid engine charges only the prepaid
-days, so no day is charged twice. Bills already issued for periods reaching the date were made
+A mode change is a dated contract term (:func:`meter2cash.cis.contracts.changes.change_terms`):
+the bill run bills only the postpaid days of a period and the prepaid engine charges only the
+prepaid days, so no day is charged twice. Bills already issued for periods reaching the date were made
 under the old mode and are cancelled and billed again. Then the old mode's balance moves into the
 new one:
 
@@ -13,12 +13,11 @@ new one:
   and then applied to open items); a wallet debt becomes an open item (Dr 1100, Cr 2100, entry
   kind ``migration``). Prepaid days the engine had not yet charged before the date are charged by
   its next run, which settles what they leave in the wallet the same way
-  (:func:`settle_balance`).
+  (:func:`~meter2cash.cis.prepaid.settlement.settle_balance`).
 
 The change takes effect at most today (it settles money now) and, to prepaid, from the first day
 of the current month at the earliest (the prepaid engine charges the month to date); a change to
-postpaid cannot start on a day the prepaid engine already charged. Takes a Session; never commits.
-"""
+postpaid cannot start on a day the prepaid engine already charged. Takes a Session; never commits."""
 
 from __future__ import annotations
 
@@ -31,8 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from meter2cash.cis.billing.rebill import RebillResult
-from meter2cash.cis.ledger.journal import RECEIVABLE, WALLET, account_balance, ensure_chart, post
-from meter2cash.cis.parties.contracts import (
+from meter2cash.cis.contracts.changes import (
     PAYMENT_MODES,
     TOPIC_MODE_CHANGED,
     LoadChange,
@@ -42,9 +40,8 @@ from meter2cash.cis.parties.contracts import (
 )
 from meter2cash.cis.parties.models import ServiceAgreement
 from meter2cash.cis.parties.terms import contract_terms, term_on
-from meter2cash.cis.payments.allocation import apply_credit
-from meter2cash.cis.payments.receipts import credit_receivable
 from meter2cash.cis.prepaid.models import Wallet
+from meter2cash.cis.prepaid.settlement import settle_balance
 from meter2cash.core.errors import Conflict, InvalidInput
 from meter2cash.core.money import format_money
 from meter2cash.events.outbox import emit
@@ -137,7 +134,7 @@ def change_payment_mode(
     (``contract.unchanged``), a date after today (``contract.mode_change_in_future``), to prepaid
     before the current month (``contract.mode_change_too_early``), to postpaid on or before the
     last day the prepaid engine charged (``contract.mode_change_charged``), and what
-    :func:`~meter2cash.cis.parties.contracts.change_terms` refuses. Emits
+    :func:`~meter2cash.cis.contracts.changes.change_terms` refuses. Emits
     ``agreement.payment_mode_changed``.
     """
     sa = agreement if isinstance(agreement, ServiceAgreement) else agreement_by_number(session, agreement)
@@ -161,53 +158,3 @@ def change_payment_mode(
         key=sa.number,
     )  # fmt: skip
     return ModeChange(change, from_mode, to_mode, settled, rebilled, currency)
-
-
-def settle_balance(
-    session: Session, sa: ServiceAgreement, to_mode: str, *, on: date, currency: str
-) -> Decimal:
-    """Move the account's balance of the other mode into ``to_mode`` (see the module); returns
-    the amount moved (positive: credit; negative: debt; 0: nothing to move).
-
-    One entry of kind ``migration`` moves it between 1100 and 2100. What it credits to 1100 is a
-    numbered ``migration`` document allocated like a payment (it settles open items, the rest is
-    credit); what it debits to 1100 is an open item, which credit on the account settles at once.
-    So receivables' open items and credit still explain the ledger (see
-    :mod:`meter2cash.cis.payments.allocation`)."""
-    ensure_chart(session)
-    acct = sa.account_id
-    if to_mode == "prepaid":
-        if session.scalar(select(Wallet.id).where(Wallet.service_agreement_id == sa.id)) is None:
-            session.add(Wallet(service_agreement_id=sa.id, account_id=acct))
-        moved = -account_balance(session, acct, RECEIVABLE)  # > 0 credit, < 0 debt
-        source, target = RECEIVABLE, WALLET
-    else:
-        moved = -account_balance(session, acct, WALLET)  # > 0 credit, < 0 debt
-        source, target = WALLET, RECEIVABLE
-        wallet = session.scalars(select(Wallet).where(Wallet.service_agreement_id == sa.id)).first()
-        if wallet is not None:
-            wallet.alert_level, wallet.grace_until, wallet.emergency_credit = -1, None, Decimal(0)
-    if moved == 0:
-        session.flush()
-        return Decimal(0)
-    from_mode = "postpaid" if to_mode == "prepaid" else "prepaid"
-    memo = f"{sa.number} {from_mode} → {to_mode}: balance moved"
-    if moved > 0 if source == WALLET else moved < 0:  # the move credits receivables: a document
-        credit_receivable(
-            session, acct, abs(moved), purpose="migration", on=on, currency=currency, debit=(WALLET, acct),
-            memo=memo, reference=sa.number, entry_reference=sa.number,
-        )  # fmt: skip
-    else:  # it debits receivables: an open item, which credit on the account settles at once
-        post(
-            session,
-            kind="migration",
-            effective_date=on,
-            reference=sa.number,
-            memo=memo,
-            lines=[(source, moved, acct), (target, -moved, acct)],
-            currency=currency,
-        )
-        session.flush()
-        apply_credit(session, [acct])
-    session.flush()
-    return moved
