@@ -27,10 +27,11 @@ demo: $(STAMP) ## simulate a 1,000-consumer utility for 30 days in its own datab
 test: $(STAMP) ## run the whole test suite (SQLite and PostgreSQL; PostgreSQL mandatory when CI=true)
 	$(PY) -m pytest -n 2 --dist loadgroup -q $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff and mypy
+lint: $(STAMP) ## ruff, mypy and the import contracts (layers, pure kernels, no cycles)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP) ## apply ruff's formatter and safe fixes
 	$(VENV)/bin/ruff format src tests benchmarks
@@ -44,6 +45,6 @@ serve: $(STAMP) ## start the API on http://127.0.0.1:8000 (OpenAPI at /docs)
 	$(M2C) serve
 
 clean: ## remove the virtual environment and local data
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
 
 .PHONY: help install demo test lint format bench serve clean
