@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -17,16 +15,11 @@ from sqlalchemy.orm import Session
 
 from conftest import store_example_tariffs
 from meter2cash.db import upgrade
+from support import free_port, wait_until_serving
 
 pytestmark = pytest.mark.e2e
 M2C = str(Path(sys.executable).with_name("m2c"))
 BUNDLE = Path(__file__).resolve().parents[2] / "examples" / "masterdata" / "small.json"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def env_for(url: str) -> dict[str, str]:
@@ -51,16 +44,7 @@ def test_served_api_end_to_end(tmp_path):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else "server exited"
-            try:
-                if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not answer /api/v1/health within 30 s"
-            time.sleep(0.2)
+        wait_until_serving(f"{base}/api/v1/health", "m2c serve", process=proc, timeout=30)
         with httpx.Client(base_url=base, timeout=10) as c:
             r = c.post("/api/v1/masterdata", json=json.loads(BUNDLE.read_text()))
             assert r.status_code == 200 and r.json()["created"] == 25

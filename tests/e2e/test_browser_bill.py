@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from conftest import IN_CI
+from support import free_port, wait_until_serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]  # one served utility per run
 
@@ -47,12 +46,6 @@ def chromium() -> str:
     pytest.skip("no chromium on PATH (apt-get install chromium)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _m2c(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "meter2cash.cli", *args], env=env, capture_output=True, text=True, timeout=120
@@ -76,7 +69,7 @@ def billed_utility(chromium, tmp_path_factory):
     for step in steps:
         proc = _m2c(env, *step)
         assert proc.returncode == 0, f"{step}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "serve.log").open("wb")
     server = subprocess.Popen(
         [sys.executable, "-m", "meter2cash.cli", "serve", "--port", str(port)],
@@ -86,14 +79,7 @@ def billed_utility(chromium, tmp_path_factory):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("the API did not come up")
+        wait_until_serving(f"{base}/api/v1/health", "the API", process=server, timeout=30)
         yield base
     finally:
         server.terminate()

@@ -4,10 +4,8 @@ wallet goes order → payer → signed webhook → receipt, and a replay credits
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -18,28 +16,10 @@ from sqlalchemy.orm import Session
 
 from meter2cash.cis.parties.models import Account, Person, Premise, ServiceAgreement, ServicePoint
 from meter2cash.db import make_engine, upgrade
+from support import free_port, wait_for, wait_until_serving
 
 pytestmark = pytest.mark.e2e
 M2C = str(Path(sys.executable).with_name("m2c"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(check, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-            if value:
-                return value
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
 
 
 def test_online_recharge_through_the_sandbox_processes(tmp_path):
@@ -90,11 +70,8 @@ def test_online_recharge_through_the_sandbox_processes(tmp_path):
         ),
     ]
     try:
-        wait_for(lambda: httpx.get(f"{api}/health", timeout=1).status_code == 200, "API start")
-        wait_for(
-            lambda: httpx.get(f"http://127.0.0.1:{gw_port}/v1/events", timeout=1).status_code == 200,
-            "sandbox",
-        )
+        wait_until_serving(f"{api}/health", "the API", process=procs[0])
+        wait_until_serving(f"http://127.0.0.1:{gw_port}/v1/events", "the sandbox", process=procs[1])
         with httpx.Client(base_url=api, timeout=10) as c:
             order = c.post(
                 "/payments/orders", json={"account": "PP-1", "amount": "300.00", "purpose": "recharge"}
@@ -102,10 +79,11 @@ def test_online_recharge_through_the_sandbox_processes(tmp_path):
             assert order.status_code == 201, order.text
             httpx.post(order.json()["pay_url"], json={"outcome": "success"}).raise_for_status()
             events_url = f"http://127.0.0.1:{gw_port}/v1/events"
-            wait_for(lambda: httpx.get(events_url).json()[0]["delivered"], "webhook delivery")
+            wait_for(lambda: httpx.get(events_url).json()[0]["delivered"], "webhook delivery", timeout=60)
             wallet = wait_for(
                 lambda: (w := c.get("/wallets/PP-1").json()).get("balance") == "300.00" and w,
                 "wallet credit",
+                timeout=60,
             )
             assert wallet["last_recharge"] == "300.00"  # INR minor units
             events = httpx.get(f"http://127.0.0.1:{gw_port}/v1/events").json()
@@ -113,6 +91,7 @@ def test_online_recharge_through_the_sandbox_processes(tmp_path):
             wait_for(
                 lambda: len(httpx.get(f"http://127.0.0.1:{gw_port}/v1/events").json()[0]["attempts"]) == 2,
                 "replay",
+                timeout=60,
             )
             receipts = c.get("/payments", params={"account": "PP-1"}).json()
             assert receipts["total"] == 1 and Decimal(receipts["items"][0]["amount"]) == Decimal("300")

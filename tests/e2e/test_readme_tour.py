@@ -14,10 +14,8 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -30,6 +28,7 @@ from meter2cash.bootstrap import bootstrap
 from meter2cash.cis.billing.models import Bill, BillSegment
 from meter2cash.cis.ledger.journal import trial_balance
 from meter2cash.config import Settings
+from support import free_port, wait_until_serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("readme_tour")]  # one tour per run
 
@@ -82,12 +81,6 @@ def _split_comment(line: str) -> tuple[str, str]:
     return line.rstrip(), ""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _tokens(line: str) -> list[str]:
     """The cells of a table row, whatever its borders."""
     return [t for t in re.split(r"[\s│┃|]+", line.strip()) if t]
@@ -111,7 +104,7 @@ def tour(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     steps = tour_steps(README.read_text())
     ran: dict[str, Ran] = {}
     server: subprocess.Popen[bytes] | None = None
-    port = _free_port()
+    port = free_port()
     try:
         for step in steps:
             argv = shlex.split(step.command)
@@ -128,7 +121,9 @@ def tour(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
-                _wait_for(f"http://127.0.0.1:{port}/api/v1/health")
+                wait_until_serving(
+                    f"http://127.0.0.1:{port}/api/v1/health", "the tour's server", process=server
+                )
                 continue
             if argv[0] == "curl":
                 url = argv[-1].replace("127.0.0.1:8000", f"127.0.0.1:{port}")
@@ -146,17 +141,6 @@ def tour(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
             server.terminate()
             server.wait(timeout=20)
     return {"home": home, "steps": steps, "ran": ran, "env": env}
-
-
-def _wait_for(url: str) -> None:
-    for _ in range(300):
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"the tour's server did not answer at {url}")
 
 
 def _step(tour: dict[str, object], prefix: str) -> Ran:

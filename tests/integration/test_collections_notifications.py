@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from decimal import Decimal
 
 import pytest
@@ -17,6 +16,7 @@ from meter2cash.events.outbox import Dispatcher
 from meter2cash.notify import MemorySms, SmtpEmail, render
 from meter2cash.notify.models import Notification
 from meter2cash.notify.sender import send_pending
+from support import free_port
 
 try:
     from aiosmtpd import controller as aiosmtpd_controller
@@ -28,12 +28,6 @@ except ImportError:  # pragma: no cover - depends on the environment
             pytrace=False,
         )
     pytest.skip("aiosmtpd is not installed (pip install aiosmtpd)", allow_module_level=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Inbox:

@@ -5,9 +5,7 @@ out-of-order events change nothing; the settlement report reconciles."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
-import time
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -22,25 +20,10 @@ from meter2cash.cis.ledger.journal import account_balance, trial_balance
 from meter2cash.cis.payments.models import GatewayEvent, Payment
 from meter2cash.payment_gateway.sandbox import SandboxGateway
 from meter2cash.payment_gateway.signing import HEADER, sign_header
+from support import free_port, wait_for
 
 SECRET = "test-secret-1"
 D = Decimal
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(check, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture
@@ -55,7 +38,7 @@ def served(platform):
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    wait_for(lambda: server.started)
+    wait_for(lambda: server.started, "API start", timeout=15, every=0.05)
     try:
         yield api, gw
     finally:
@@ -73,11 +56,21 @@ def test_order_paid_once_despite_replays_forgeries_and_reconciles(served, sessio
         order = c.post("/payments/orders", json={"account": "A-9", "amount": "450.00"}).json()
         assert order["status"] == "created" and order["pay_url"]
         assert httpx.post(order["pay_url"], json={"outcome": "success"}).json()["status"] == "paid"
-        wait_for(lambda: all(e["delivered"] for e in httpx.get(f"{gw.url}/v1/events").json()))
+        wait_for(
+            lambda: all(e["delivered"] for e in httpx.get(f"{gw.url}/v1/events").json()),
+            "webhook delivery",
+            timeout=15,
+            every=0.05,
+        )
         event = httpx.get(f"{gw.url}/v1/events").json()[0]
         # a replay of the same event: acknowledged, credits nothing
         httpx.post(f"{gw.url}/v1/events/{event['id']}/redeliver")
-        wait_for(lambda: len(httpx.get(f"{gw.url}/v1/events").json()[0]["attempts"]) == 2)
+        wait_for(
+            lambda: len(httpx.get(f"{gw.url}/v1/events").json()[0]["attempts"]) == 2,
+            "redelivery",
+            timeout=15,
+            every=0.05,
+        )
         # a forged event (wrong secret) and a stale one (old timestamp) are refused
         body = json.dumps(
             {
@@ -122,7 +115,12 @@ def test_webhook_retries_until_the_merchant_answers(platform, session):
     try:
         order = gw.state.create_order("10.00", "INR", "x")
         gw.state.complete(order["order_id"], "success")
-        wait_for(lambda: len(next(iter(gw.state.events.values())).attempts) >= 2)
+        wait_for(
+            lambda: len(next(iter(gw.state.events.values())).attempts) >= 2,
+            "two failed deliveries",
+            timeout=15,
+            every=0.05,
+        )
         server = uvicorn.Server(
             uvicorn.Config(
                 create_app(platform.with_settings(gateway_secret=SECRET)),
@@ -135,7 +133,7 @@ def test_webhook_retries_until_the_merchant_answers(platform, session):
         thread.start()
         event = next(iter(gw.state.events.values()))
         try:
-            wait_for(lambda: event.delivered, timeout=20)
+            wait_for(lambda: event.delivered, "delivery once the API is up", timeout=20, every=0.05)
         except AssertionError:
             raise AssertionError(str(event.attempts)) from None
         server.should_exit = True
