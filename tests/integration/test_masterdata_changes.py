@@ -17,10 +17,12 @@ from meter2cash.cis.parties.models import ContractTerm, ServiceAgreement
 from meter2cash.cis.payments.receipts import receive
 from meter2cash.cis.prepaid.models import Wallet
 from meter2cash.cis.prepaid.wallet import wallet_balance
-from meter2cash.integration.masterdata import Utility, load_bundle
+from meter2cash.integration.masterdata import load_bundle
+from meter2cash.integration.masterdata_loader import Utility
+from meter2cash.mdm.usage.local import LocalUsage
 
 BUNDLE = json.loads((Path(__file__).resolve().parents[2] / "examples/masterdata/small.json").read_text())
-UTILITY = Utility("Asia/Kolkata", "INR")
+UTILITY = Utility("Asia/Kolkata", "INR", LocalUsage)
 D = Decimal
 
 

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from meter2cash.cli.common import console, platform, reading
 from meter2cash.cli.render import Num, print_json, table
-from meter2cash.integration.masterdata import LoadResult, export_bundle, load_bundle_path
+from meter2cash.integration.masterdata import export_bundle, load_bundle_path
+from meter2cash.integration.masterdata_loader import LoadResult
 from meter2cash.integration.masterdata_spec import ENTITIES
 
 app = typer.Typer(

@@ -16,16 +16,14 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import or_, select
 
 from meter2cash.cis.parties.models import ServiceAgreement, ServicePoint
 from meter2cash.core.errors import Problem
+from meter2cash.integration.masterdata_loader import Loader
 from meter2cash.integration.masterdata_spec import ENTITY
-
-if TYPE_CHECKING:
-    from meter2cash.integration.masterdata import Loader
 
 CHUNK = 2000
 

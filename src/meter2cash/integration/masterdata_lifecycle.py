@@ -10,17 +10,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import insert, select, update
 
 from meter2cash.core.errors import Problem
+from meter2cash.integration.masterdata_io import Section
+from meter2cash.integration.masterdata_loader import Loader, natural_select, same
 from meter2cash.integration.masterdata_spec import EntitySpec, record_key
 from meter2cash.mdm.models import METER_TRANSITIONS, Installation, Meter, MeterStatusChange
-
-if TYPE_CHECKING:
-    from meter2cash.integration.masterdata import Loader
-    from meter2cash.integration.masterdata_io import Section
 
 CHUNK = 2000
 FIELDS = ("service_point", "install_read_kwh", "removed_at", "removal_read_kwh")
@@ -48,8 +46,6 @@ def _overlaps(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 def load_installations(loader: Loader, spec: EntitySpec, section: Section) -> None:
     """Create or update installations, moving meters through their lifecycle (no commit)."""
-    from meter2cash.integration.masterdata import natural_select, same
-
     session, counts = loader.session, loader.result.counts[spec.name]
     records = loader.resolve_refs(spec, loader.validated(spec, section), section.source)
     meter_ids = sorted({loader.ids["meters"][r["meter"]] for _, r in records})
