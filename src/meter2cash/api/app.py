@@ -22,6 +22,7 @@ from meter2cash.api.routers import (
     payments,
     readings,
     service_points,
+    usage,
     vee,
     wallets,
 )
@@ -121,6 +122,8 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     for module in (accounts, service_points, meters, readings, bills, masterdata, payments, wallets, vee):
         protected.include_router(module.router)
     protected.include_router(agreements.router)
+    protected.include_router(usage.router)
+    protected.include_router(usage.upload_router)
     app.include_router(payments.public_router, prefix=PREFIX)
     app.include_router(protected)
     currency = platform.settings.currency

@@ -23,6 +23,7 @@ from meter2cash.cli import (
     prepaid,
     serve,
     tariffs,
+    usage,
     vee,
 )
 from meter2cash.cli.errors import ErrorBoundary
@@ -69,6 +70,7 @@ app.command("pay")(money.pay)
 app.command("gateway-sandbox")(money.gateway_sandbox)
 app.command("ingest")(ingest.ingest)
 app.add_typer(ingest.limits_app, name="reading-limits")
+app.add_typer(usage.app, name="usage")
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 
