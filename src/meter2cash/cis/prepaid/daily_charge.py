@@ -290,6 +290,7 @@ def run_daily(
             demand_interval_s=vdef.demand.interval_s if vdef.demand else None,
             estimate_gaps=False,
             companions=False,
+            details=False,
             chunk_rows=CHUNK_WALLETS,
         )
         for batch in source.usage(query):

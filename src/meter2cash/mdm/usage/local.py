@@ -116,12 +116,10 @@ class LocalUsage:
         else:
             # measured energy only, each row from the grid point at or before its first local
             # midnight to the one at or before the midnight after its last day
-            lo = np.searchsorted(
-                starts, [_floor(local_midnight(d, q.tz), cal.interval_s) for d in first.tolist()]
-            )
-            hi = np.searchsorted(
-                starts, [_floor(local_midnight(d + ONE_DAY, q.tz), cal.interval_s) for d in last.tolist()]
-            )
+            days = np.unique(np.concatenate((first, last + np.timedelta64(1, "D"))))
+            grid = np.asarray([_floor(local_midnight(d, q.tz), cal.interval_s) for d in days.tolist()])
+            lo = np.searchsorted(starts, grid[np.searchsorted(days, first)])
+            hi = np.searchsorted(starts, grid[np.searchsorted(days, last + np.timedelta64(1, "D"))])
             values, flags = meter_rows(window, row, uses, starts, "kwh")
             cols = np.arange(len(starts))
             outside = (cols[None, :] < lo[:, None]) | (cols[None, :] >= hi[:, None])
@@ -131,19 +129,28 @@ class LocalUsage:
             valid = np.count_nonzero(~np.isnan(values), axis=1).astype(np.int64)
             daily = _daily(values, cal.day_index, len(cal.dates))
         cols = np.arange(len(starts))
-        active = (cols[None, :] >= lo[:, None]) & (cols[None, :] < hi[:, None])
+        active = (
+            (cols[None, :] >= lo[:, None]) & (cols[None, :] < hi[:, None])
+            if q.companions or q.details
+            else None
+        )
         kvah = export = None
-        if q.companions:
+        if active is not None and q.companions:
             kvah, export = (
                 _companion(window, row, uses, starts, active, name) for name in ("kvah", "export")
             )
-        per_channel = window.version_totals()
-        spans = {k: sp for k, u in enumerate(uses) if (sp := _spans(u, window))}
-        days_of = window.days_of({c for sp in spans.values() for c in sp}) if spans else {}
+        channel_ids: list[int | None] = []
         meters: list[list[dict[str, Any]] | None] = []
-        for k, u in enumerate(uses):
-            used = _meters_used(window, row, u, starts, active[k], q.tz) if len(u) > 1 else []
-            meters.append(used if len(used) > 1 else None)
+        versions: list[dict[str, Any]] = []
+        if active is not None and q.details:
+            per_channel = window.version_totals()
+            spans = {k: sp for k, u in enumerate(uses) if (sp := _spans(u, window))}
+            days_of = window.days_of({c for sp in spans.values() for c in sp}) if spans else {}
+            for k, u in enumerate(uses):
+                used = _meters_used(window, row, u, starts, active[k], q.tz) if len(u) > 1 else []
+                meters.append(used if len(used) > 1 else None)
+                channel_ids.append(u[-1].channels.kwh)
+                versions.append(data_version(per_channel, _channel_ids(u), spans.get(k), days_of))
         return UsageBatch(
             rows=rows,
             interval_s=cal.interval_s,
@@ -153,11 +160,9 @@ class LocalUsage:
             daily_kwh=daily,
             kvah_total=kvah,
             kwh_export=export,
-            channel_ids=[u[-1].channels.kwh for u in uses],
+            channel_ids=channel_ids,
             meters=meters,
-            versions=[
-                data_version(per_channel, _channel_ids(u), spans.get(k), days_of) for k, u in enumerate(uses)
-            ],
+            versions=versions,
         )
 
     # -- fingerprints ----------------------------------------------------------------------

@@ -48,7 +48,9 @@ class UsageQuery:
     (``None``: the data's interval). ``estimate_gaps``: missing intervals inside a row's days
     are estimated by the row's mean (a bill on incomplete data is an estimated bill, not a low
     one); without it they count as 0 kWh (the daily prepaid charge charges what was measured).
-    ``companions``: also give kVAh and export totals where the meters measure them."""
+    ``companions``: also give kVAh and export totals where the meters measure them;
+    ``details``: also give each row's billed channel, the meters used and the data-version
+    fingerprint (a bill records them; the daily prepaid charge needs none of them)."""
 
     service_point_ids: Sequence[int]
     service_point_codes: Sequence[str]
@@ -62,6 +64,7 @@ class UsageQuery:
     demand_interval_s: int | None = None
     estimate_gaps: bool = True
     companions: bool = True
+    details: bool = True
     chunk_rows: int = CHUNK_ROWS
 
     def __post_init__(self) -> None:
@@ -98,7 +101,8 @@ class UsageBatch:
     kWh, without export 0); ``channel_ids``: the kWh channel billed (the meter installed last;
     ``None`` from an external MDM); ``meters``: the meters whose intervals count, when more
     than one did (an exchange), else ``None``; ``versions``: the data-version fingerprint of
-    each row (see :meth:`UsageSource.changed`)."""
+    each row (see :meth:`UsageSource.changed`). Without ``query.details`` the three lists may be
+    empty."""
 
     rows: I64
     interval_s: int
