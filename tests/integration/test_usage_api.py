@@ -16,15 +16,17 @@ from test_billing import PERIOD, TZ, build_fleet
 from meter2cash.api import create_app
 from meter2cash.bootstrap import bootstrap
 from meter2cash.cis.billing.models import Bill
+from meter2cash.cis.billing.rebill import rebill, stale_bills
 from meter2cash.cis.billing.run import run_bills
 from meter2cash.cis.parties.models import ServiceAgreement
 from meter2cash.config import Settings
 from meter2cash.core.timeutil import local_month_bounds
 from meter2cash.db import upgrade
+from meter2cash.integration.determinants import deliver
 from meter2cash.mdm.models import ChannelDay, ChannelDayHistory
 from meter2cash.mdm.store import MeasurementStore
 from meter2cash.mdm.usage.external import ExternalUsage
-from meter2cash.mdm.usage.format import FORMAT
+from meter2cash.mdm.usage.format import FORMAT, parse_determinants
 from meter2cash.mdm.usage.local import LocalUsage
 from meter2cash.mdm.usage.port import UsageQuery
 
@@ -257,6 +259,26 @@ def test_a_document_exported_bills_to_the_same_cent_elsewhere(platform, second_u
             there = run_bills(s, PERIOD, tz=TZ, currency="INR", usage=ExternalUsage)
             s.commit()
             assert bills_by_agreement(s) == billed
+            # the external MDM corrects SA-1's month: the bill billed from the earlier version
+            # is stale, and billed again from the new one
+            first = next(d for d in records if d["service_point"] == "SP-0")
+            corrected = {
+                **first,
+                "version": "corrected",
+                "kwh_total": str(Decimal(first["kwh_total"]) + 10),
+                "kwh_by_period": {"total": str(Decimal(first["kwh_total"]) + 10)},
+            }
+            sent = deliver(s, parse_determinants(json.dumps({**doc, "determinants": [corrected]})))
+            assert [a["outcome"] for a in sent.accepted] == ["replaced"]
+            stale = stale_bills(s, ExternalUsage(s), period=PERIOD)
+            old = s.scalars(
+                select(Bill).join(Bill.service_agreement).where(ServiceAgreement.number == "SA-1")
+            ).one()
+            assert [b.bill_id for b in stale] == [old.id]
+            again = rebill(s, stale, tz=TZ, currency="INR", usage=ExternalUsage)
+            s.commit()
+            (new_id,) = again.new_bills
+            assert s.get(Bill, new_id).total_kwh == old.total_kwh + 10 and old.status == "cancelled"
     finally:
         elsewhere.dispose()
     assert there.total_amount == here.total_amount
