@@ -1,7 +1,10 @@
 """Database engine, sessions, column types and the migration gate.
 
-One schema on two databases: SQLite (embedded default) and PostgreSQL. Money and quantities are
-stored as scaled integers, so sums in SQL are exact on both and no float ever carries money.
+One schema on two databases: SQLite (embedded default) and PostgreSQL. Money, loads and billed
+quantities are stored as scaled integers (:class:`ScaledDecimal`), so sums in SQL are exact on both
+and no float ever carries money. Meter readings are floats: interval values are float64 arrays (one
+binary row per channel and UTC day), register reads and the readings at a meter's installation and
+removal are ``Float`` columns (:mod:`meter2cash.mdm.models`).
 """
 
 from __future__ import annotations

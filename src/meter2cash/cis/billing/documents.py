@@ -19,6 +19,7 @@ from meter2cash.cis.billing.store import daily_series
 from meter2cash.cis.parties.models import Account, ServiceAgreement, ServicePoint
 from meter2cash.cis.rating.types import RatedBill
 from meter2cash.core.money import minor_exponent
+from meter2cash.core.timeutil import month_end, parse_month
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "web" / "templates"
 _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
@@ -105,9 +106,9 @@ def _chart(daily: dict[str, Any] | None, width: int = 640, height: int = 160) ->
 
 
 def _period_label(period: str) -> str:
-    year, month = (int(p) for p in period.split("-"))
-    name, last = calendar.month_abbr[month], calendar.monthrange(year, month)[1]
-    return f"01 {name} {year} – {last:02d} {name} {year}"
+    first = parse_month(period)
+    name, last = calendar.month_abbr[first.month], month_end(first)
+    return f"01 {name} {first.year} – {last.day:02d} {name} {first.year}"
 
 
 def _day(iso: str) -> str:

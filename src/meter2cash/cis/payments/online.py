@@ -3,8 +3,9 @@
 A webhook credits an order at most once, however often and in whatever order events arrive:
 the event id is remembered (:class:`GatewayEvent`), the order moves to ``paid`` once, and the
 receipt's ``external_id`` (``gw:<order id>``) is unique. A forged, stale or malformed webhook
-raises :class:`SignatureError` before anything is read or written. Functions take a Session and
-flush; none commits (the API commits a request that returns normally).
+raises :class:`~meter2cash.payment_gateway.signing.SignatureError` before anything is read or
+written. Functions take a Session and flush; none commits (the API commits a request that returns
+normally).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from meter2cash.cis.ledger.models import JournalEntry
 from meter2cash.cis.payments.models import GatewayEvent, GatewayOrder, Payment
 from meter2cash.cis.payments.receipts import check_amount, receive
 from meter2cash.cis.prepaid.policy import PrepaidPolicy
-from meter2cash.core.errors import InvalidInput, NotFound
+from meter2cash.core.errors import InvalidInput
 from meter2cash.payment_gateway.adapter import PaymentGateway
 from meter2cash.payment_gateway.signing import SignatureError, verify
 
@@ -211,10 +212,3 @@ def reconcile(
             )
             rec.fee_entry = True
     return rec
-
-
-def order_by_id(session: Session, order_id: str) -> GatewayOrder:
-    order = session.scalar(select(GatewayOrder).where(GatewayOrder.order_id == order_id))
-    if order is None:
-        raise NotFound(f"no gateway order {order_id!r}", code="gateway.order_not_found")
-    return order

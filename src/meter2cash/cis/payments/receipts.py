@@ -110,7 +110,7 @@ def receive(
 
     ``purpose``: ``payment`` (receivables; partial payments settle items in ``policy`` order,
     ``bills`` first; an overpayment stays as credit), ``recharge`` (the prepaid wallet; use
-    :func:`meter2cash.cis.prepaid.wallet.recharge` to also reset alerts and reconnect) or
+    :func:`meter2cash.cis.prepaid.wallet.recharge_account` to also reset alerts and reconnect) or
     ``deposit``. ``external_id`` makes the receipt idempotent (``payment.duplicate``).
     """
     if channel not in PAYMENT_CHANNELS:
