@@ -384,8 +384,8 @@ def _hes_executes_commands(session: Any, rng: np.random.Generator) -> None:
 
 def _postpaid_payments(session: Any, on: date, currency: str, seed: int) -> dict[str, Any]:
     """Most postpaid consumers pay their bill in full, a few in part, through several channels."""
-    from meter2cash.cis.ledger.reports import ageing, collections_by_channel
     from meter2cash.cis.payments.receipts import receive
+    from meter2cash.cis.reports.receivables import ageing, collections_by_channel
 
     rng = np.random.default_rng(seed + 5)
     channels = ("cash", "cheque", "agent", "online")

@@ -8,14 +8,14 @@ from decimal import Decimal
 from test_payments import debit, make_account
 
 from meter2cash.cis.ledger.journal import account_balance
-from meter2cash.cis.ledger.reports import (
+from meter2cash.cis.payments.receipts import receive, return_cheque
+from meter2cash.cis.reports.receivables import (
     ageing,
     bucket_of,
     collections_by_channel,
     customer_statement,
     revenue_by_tariff,
 )
-from meter2cash.cis.payments.receipts import receive, return_cheque
 
 D = Decimal
 

@@ -12,7 +12,6 @@ from sqlalchemy import func, select
 
 from meter2cash.cis.contracts.payment_mode import change_payment_mode
 from meter2cash.cis.ledger.journal import account_balance, trial_balance
-from meter2cash.cis.ledger.reports import ageing
 from meter2cash.cis.parties.models import Account, Person, Premise, ServiceAgreement, ServicePoint
 from meter2cash.cis.payments.allocation import open_items
 from meter2cash.cis.payments.receipts import receive
@@ -27,6 +26,7 @@ from meter2cash.cis.prepaid.wallet import (
 )
 from meter2cash.cis.rating.rate import rate_arrays
 from meter2cash.cis.rating.types import RatingInput
+from meter2cash.cis.reports.receivables import ageing
 from meter2cash.cis.tariffs.loader import load_tariff_file, store_tariff, tariff_version_for
 from meter2cash.core.timeutil import local_midnight, local_month_bounds
 from meter2cash.mdm.commands.models import ConnectionCommand

@@ -16,9 +16,9 @@ from meter2cash.cis.collections.dunning import CollectionsPolicy, run_collection
 from meter2cash.cis.collections.models import DunningStep
 from meter2cash.cis.ledger.journal import account_balance, trial_balance
 from meter2cash.cis.ledger.models import JournalEntry
-from meter2cash.cis.ledger.reports import ageing
 from meter2cash.cis.payments.allocation import open_items, unapplied_credit
 from meter2cash.cis.payments.receipts import receive
+from meter2cash.cis.reports.receivables import ageing
 from meter2cash.events.models import OutboxMessage
 from meter2cash.events.outbox import Dispatcher, emit
 from meter2cash.mdm.models import ChannelDay

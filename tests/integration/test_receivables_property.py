@@ -26,9 +26,9 @@ from meter2cash.cis.collections.dunning import CollectionsPolicy, run_collection
 from meter2cash.cis.collections.models import DunningStep
 from meter2cash.cis.contracts.payment_mode import change_payment_mode
 from meter2cash.cis.ledger.journal import account_balance, trial_balance
-from meter2cash.cis.ledger.reports import ageing
 from meter2cash.cis.parties.models import Account, ServiceAgreement
 from meter2cash.cis.payments.receipts import receive
+from meter2cash.cis.reports.receivables import ageing
 from meter2cash.core.errors import M2CError
 from meter2cash.core.timeutil import utcnow
 from meter2cash.mdm.store import MeasurementStore

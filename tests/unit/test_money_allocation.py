@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from meter2cash.cis.ledger.reports import bucket_of
 from meter2cash.cis.payments.allocation import OpenItem, order_items, split
+from meter2cash.cis.reports.receivables import bucket_of
 from meter2cash.core.errors import InvalidInput
 
 D = Decimal

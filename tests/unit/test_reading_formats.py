@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from conftest import make_meter
 from meter2cash.core.errors import M2CError
-from meter2cash.integration.formats import detect_format, parse_csv, parse_json
-from meter2cash.integration.formats.readings_checks import group_channel_days, last_wins, misaligned
+from meter2cash.mdm.formats import detect_format, parse_csv, parse_json
+from meter2cash.mdm.formats.readings_checks import group_channel_days, last_wins, misaligned
 from meter2cash.mdm.ingest import ingest_bytes
 from meter2cash.mdm.store import MeasurementStore
 
@@ -255,7 +255,7 @@ def test_two_files_in_any_order_store_the_same_arrays_as_one(session, readings, 
 def test_a_reading_file_nested_too_deep_is_refused_with_a_code():
     """JSON nested 100,000 deep would exhaust Python's recursion in json.loads."""
     from meter2cash.core.errors import InvalidInput
-    from meter2cash.integration.formats.readings_json import parse_json
+    from meter2cash.mdm.formats.readings_json import parse_json
 
     with pytest.raises(InvalidInput) as err:
         parse_json(b"[" * 100_000 + b"]" * 100_000, source="deep.json")

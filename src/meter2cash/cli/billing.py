@@ -99,7 +99,12 @@ def bill_run(
                 progress.update(task, completed=done, total=total)
 
             result = run_bills(
-                s, month, tz=p.settings.timezone, currency=p.settings.currency, on_progress=tick, cycle=cycle,
+                s,
+                month,
+                tz=p.settings.timezone,
+                currency=p.settings.currency,
+                on_progress=tick,
+                cycle=cycle,
                 usage=p.usage,
             )
     cur = p.settings.currency

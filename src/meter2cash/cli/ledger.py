@@ -72,8 +72,8 @@ def trial_balance_cmd(as_json: bool = JSON_OPTION) -> None:
 @app.command("statement")
 def statement_cmd(account: str, as_json: bool = JSON_OPTION) -> None:
     """A customer's ledger lines with balances of receivables, wallet and deposit."""
-    from meter2cash.cis.ledger.reports import customer_statement
     from meter2cash.cis.payments.receipts import account_by_number
+    from meter2cash.cis.reports.receivables import customer_statement
 
     with platform() as p, p.sessions() as s:
         st = customer_statement(s, account_by_number(s, account).id)
@@ -120,7 +120,7 @@ def ageing_cmd(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Open receivables by days past due: 0–30, 31–60, 61–90, 90+."""
-    from meter2cash.cis.ledger.reports import BUCKETS, ageing
+    from meter2cash.cis.reports.receivables import BUCKETS, ageing
 
     with platform() as p, p.sessions() as s:
         rep = ageing(s, as_of.date() if as_of else today(p.settings.timezone)).to_dict()
@@ -153,7 +153,7 @@ def collections_report(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Money received per channel and purpose."""
-    from meter2cash.cis.ledger.reports import collections_by_channel
+    from meter2cash.cis.reports.receivables import collections_by_channel
 
     with platform() as p, p.sessions() as s:
         rows = collections_by_channel(s, first.date(), last.date())
@@ -182,7 +182,7 @@ def revenue_report(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Revenue and taxes per tariff and ledger account."""
-    from meter2cash.cis.ledger.reports import revenue_by_tariff
+    from meter2cash.cis.reports.receivables import revenue_by_tariff
 
     with platform() as p, p.sessions() as s:
         rows = revenue_by_tariff(s, first.date(), last.date())

@@ -6,7 +6,7 @@ stores only the readings that were refused before and are valid now (the meter h
 since, the limits changed…) and changes nothing else; when every reading was accepted before, the
 answer is *already ingested*. Inside a file, every bad record is reported with its line and field
 while the good ones are stored. Formats: ``docs/formats.md``; parsers:
-:mod:`meter2cash.integration.formats`.
+:mod:`meter2cash.mdm.formats`.
 """
 
 from __future__ import annotations
@@ -32,14 +32,14 @@ from meter2cash.core.errors import M2CError, Problem
 from meter2cash.core.timeutil import FIRST_DATE, ensure_aware, utcnow
 from meter2cash.db import transaction
 from meter2cash.events.outbox import emit
-from meter2cash.integration.formats.readings import parse_readings
-from meter2cash.integration.formats.readings_checks import (
+from meter2cash.mdm.formats.readings import parse_readings
+from meter2cash.mdm.formats.readings_checks import (
     group_channel_days,
     last_wins,
     misaligned,
     outside_periods,
 )
-from meter2cash.integration.formats.readings_parsed import (
+from meter2cash.mdm.formats.readings_parsed import (
     SECTION_READINGS,
     SECTION_REGISTERS,
     US_PER_S,

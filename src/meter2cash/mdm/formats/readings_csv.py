@@ -14,7 +14,7 @@ import pandas as pd
 
 from meter2cash.core.errors import M2CError, Problem
 from meter2cash.core.quality import Quality
-from meter2cash.integration.formats.readings_parsed import (
+from meter2cash.mdm.formats.readings_parsed import (
     SECTION_CSV,
     ParsedReadings,
     decode_text,

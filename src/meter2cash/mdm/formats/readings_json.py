@@ -15,7 +15,7 @@ import pandas as pd
 
 from meter2cash.core.errors import M2CError, Problem
 from meter2cash.core.jsonsafe import loads_bounded
-from meter2cash.integration.formats.readings_parsed import (
+from meter2cash.mdm.formats.readings_parsed import (
     SECTION_READINGS,
     SECTION_REGISTERS,
     ParsedEvent,

@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from meter2cash.core.timeutil import SECONDS_PER_DAY, ordinal_day
-from meter2cash.integration.formats.readings_parsed import US_PER_S
+from meter2cash.mdm.formats.readings_parsed import US_PER_S
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]

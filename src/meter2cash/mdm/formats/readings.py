@@ -10,9 +10,9 @@ happen in :mod:`meter2cash.mdm.ingest`. The formats are described in ``docs/form
 from __future__ import annotations
 
 from meter2cash.core.errors import M2CError
-from meter2cash.integration.formats.readings_csv import parse_csv
-from meter2cash.integration.formats.readings_json import parse_json
-from meter2cash.integration.formats.readings_parsed import ParsedReadings
+from meter2cash.mdm.formats.readings_csv import parse_csv
+from meter2cash.mdm.formats.readings_json import parse_json
+from meter2cash.mdm.formats.readings_parsed import ParsedReadings
 
 FORMATS = ("csv", "json")
 
