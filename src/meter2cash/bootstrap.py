@@ -14,12 +14,15 @@ from meter2cash.db import make_engine, require_migrated, session_factory
 from meter2cash.events.outbox import Dispatcher
 from meter2cash.mdm.usage.port import UsageFactory, UsageSource
 from meter2cash.mdm.usage.sources import usage_factory
+from meter2cash.notify.adapters import EmailAdapter, SmsAdapter, adapters_from_settings
 from meter2cash.payment_gateway.adapter import GatewaySettings, PaymentGateway, gateway_from_settings
 
 
 @dataclass
 class Platform:
-    """What an entrypoint (CLI command, API app, worker, test) needs to run services."""
+    """What an entrypoint (CLI command, API app, worker, test) needs to run services: the
+    settings, the database, and the collaborators services receive (payment gateway, notification
+    adapters, usage source), built once here."""
 
     settings: Settings
     engine: Engine
@@ -27,6 +30,9 @@ class Platform:
     #: The payment gateway's settings and client, built once from ``settings``.
     gateway_settings: GatewaySettings
     gateway: PaymentGateway
+    #: The notification adapters (``M2C_NOTIFY_*``): SMS and e-mail.
+    sms: SmsAdapter
+    email: EmailAdapter
     #: Builds the usage source billing reads from, given the session it reads through
     #: (``M2C_USAGE_SOURCE``: this platform's MDM, or an external MDM's determinants).
     usage: UsageFactory
@@ -47,7 +53,10 @@ class Platform:
 
 def _adapters(settings: Settings) -> dict[str, Any]:
     gateway_settings = GatewaySettings.from_settings(settings)
+    sms, email = adapters_from_settings()
     return {
+        "sms": sms,
+        "email": email,
         "gateway_settings": gateway_settings,
         "gateway": gateway_from_settings(gateway_settings),
         "usage": usage_factory(settings.usage_source),

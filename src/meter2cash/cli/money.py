@@ -186,12 +186,10 @@ def promise_cmd(
 @notify_app.command("send")
 def notify_send(as_json: bool = JSON_OPTION) -> None:
     """Send pending notifications through the configured SMS and SMTP adapters (M2C_NOTIFY_*)."""
-    from meter2cash.notify import adapters_from_settings
     from meter2cash.notify.sender import send_pending
 
-    sms, email = adapters_from_settings()
     with platform() as p, p.sessions() as s:
-        result = send_pending(s, sms, email)
+        result = send_pending(s, p.sms, p.email)
         s.commit()
     out = result.to_dict()
     if as_json:
