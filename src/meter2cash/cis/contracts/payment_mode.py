@@ -44,6 +44,7 @@ from meter2cash.cis.prepaid.models import Wallet
 from meter2cash.cis.prepaid.settlement import settle_balance
 from meter2cash.core.errors import Conflict, InvalidInput
 from meter2cash.core.money import format_money
+from meter2cash.core.timeutil import month_start
 from meter2cash.events.outbox import emit
 from meter2cash.mdm.usage.port import UsageFactory
 
@@ -97,9 +98,9 @@ def check_mode_change(
             f"latest, not {effective_from}",
             code="contract.mode_change_in_future", today=today.isoformat(),
         )  # fmt: skip
-    if to_mode == "prepaid" and effective_from < today.replace(day=1):
+    if to_mode == "prepaid" and effective_from < month_start(today):
         raise InvalidInput(
-            f"a change to prepaid can take effect from {today.replace(day=1)} at the earliest (the prepaid "
+            f"a change to prepaid can take effect from {month_start(today)} at the earliest (the prepaid "
             f"engine charges the month to date), not {effective_from}",
             code="contract.mode_change_too_early",
         )  # fmt: skip

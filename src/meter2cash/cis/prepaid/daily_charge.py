@@ -42,7 +42,7 @@ from meter2cash.cis.tariffs.definitions import TariffVersionDef
 from meter2cash.cis.tariffs.loader import tariff_version_for
 from meter2cash.core.errors import NotFound
 from meter2cash.core.gcpause import gc_paused
-from meter2cash.core.timeutil import local_midnight
+from meter2cash.core.timeutil import days_in_month, local_midnight, month_start
 from meter2cash.db_bulk import insert_rows
 from meter2cash.mdm.determinants import Determinants
 from meter2cash.mdm.usage.port import UsageBatch, UsageFactory, UsageQuery
@@ -179,8 +179,8 @@ def run_daily(
     """
     ensure_chart(session)
     ensure_wallets(session, day)
-    first = day.replace(day=1)
-    days_in_month = ((first + timedelta(days=32)).replace(day=1) - first).days
+    first = month_start(day)
+    month_days = days_in_month(day)
     result = DailyResult(day)
     active = (
         ServiceAgreement.start_date <= day,
@@ -299,7 +299,7 @@ def run_daily(
                 result.errors.append(_err(members[problem.row], code, problem.message))
             if len(batch):
                 chunk = [members[r] for r in batch.rows.tolist()]
-                _charge_batch(session, result, chunk, batch, vdef, to_day, days_in_month, currency)
+                _charge_batch(session, result, chunk, batch, vdef, to_day, month_days, currency)
                 done += len(chunk)
                 if on_progress:
                     on_progress(done, todo)
@@ -336,7 +336,7 @@ class DayCharges:
 
 
 def charge_days(
-    vdef: TariffVersionDef, det: Determinants, wallets: list[WalletDay], day: date, days_in_month: int
+    vdef: TariffVersionDef, det: Determinants, wallets: list[WalletDay], day: date, month_days: int
 ) -> DayCharges:
     """The charge of each wallet for its days ``from_day..day`` (``det``: their determinants):
     the rating of the month to date with those days minus the rating without them. Pure."""
@@ -359,7 +359,7 @@ def charge_days(
         sanctioned_before = sanctioned.copy()
         for j, (after_w, before_w) in termed:
             sanctioned[j], sanctioned_before[j] = after_w, before_w
-    dim = np.full(n, days_in_month, dtype=np.int64)
+    dim = np.full(n, month_days, dtype=np.int64)
     prepaid = np.ones(n, dtype=bool)
     after_wh, after_dem, after_days = prev_wh + wh_day, np.maximum(prev_dem, day_dem), prev_days + covered
     before = rate_arrays(vdef, RatingInput(prev_wh, prev_dem, sanctioned_before, dim, prev_days, prepaid))
@@ -389,7 +389,7 @@ def _charge_batch(
     batch: UsageBatch,
     vdef: TariffVersionDef,
     day: date,
-    days_in_month: int,
+    month_days: int,
     currency: str,
 ) -> None:
     """Rate and post one batch of wallets of one tariff version."""
@@ -403,7 +403,7 @@ def _charge_batch(
     kept = [chunk[i] for i in keep.tolist()]
     n = len(kept)
     det = batch.det if keep.size == len(chunk) else batch.det.take(keep)
-    day_charge = charge_days(vdef, det, kept, day, days_in_month)
+    day_charge = charge_days(vdef, det, kept, day, month_days)
     charge, credits, scale = day_charge.amount, day_charge.credits, day_charge.scale
     wh_day, after_wh, after_dem, after_days = (
         day_charge.wh,

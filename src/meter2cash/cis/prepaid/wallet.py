@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
-from sqlalchemy import BigInteger, func, insert, or_, select, type_coerce, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from meter2cash.cis.ledger.journal import WALLET
@@ -112,9 +112,9 @@ def evaluate_wallets(
         Wallet.account_id,
         Wallet.service_agreement_id,
         Wallet.supply,
-        type_coerce(Wallet.last_recharge, BigInteger),  # raw 10⁻⁴ units: no Decimal per wallet
+        raw(Wallet.last_recharge),  # raw 10⁻⁴ units: no Decimal per wallet
         Wallet.alert_level,
-        type_coerce(Wallet.emergency_credit, BigInteger),
+        raw(Wallet.emergency_credit),
         Wallet.grace_until,
     )
     # only wallets of agreements prepaid now: a wallet left by a change to postpaid is settled
