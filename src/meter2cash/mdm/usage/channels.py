@@ -112,7 +112,10 @@ def service_point_meters(
                 elif unit == "kWh" and d == "export" and mc.export is None:
                     mc.export = other
         out[sp].append((installed, inst_id, MeterUse(serial, mc, installed, removed)))
-    return {sp: [u for _, _, u in sorted(uses, key=lambda x: x[:2])] for sp, uses in out.items()}
+    return {
+        sp: [uses[0][2]] if len(uses) == 1 else [u for _, _, u in sorted(uses, key=lambda x: x[:2])]
+        for sp, uses in out.items()
+    }
 
 
 def service_point_channels(

@@ -49,16 +49,23 @@ class LocalUsage:
         )
         problems: list[UsageProblem] = []
         by_length: dict[int, list[int]] = defaultdict(list)
-        uses_of: list[list[MeterUse]] = [[] for _ in range(query.n_rows)]
+        none: list[MeterUse] = []  # shared by the rows without meters; never changed
+        uses_of = [none] * query.n_rows
         for r, (sp, first, last) in enumerate(
             zip(query.service_point_ids, query.first, query.last, strict=True)
         ):
             # meters installed around the row's days (a day's margin either side: the exact
-            # installation windows mask the intervals when they are read)
+            # installation windows mask the intervals when they are read); the usual service
+            # point has one meter installed over the whole window
+            installed = meters.get(sp, none)
+            if len(installed) == 1 and installed[0].covers(query.start, query.end):
+                uses_of[r] = installed
+                by_length[installed[0].channels.interval_s].append(r)
+                continue
             lo, hi = first - ONE_DAY, last + ONE_DAY
             uses = [
                 u
-                for u in meters.get(sp, ())
+                for u in installed
                 if u.installed_at.date() <= hi and (u.removed_at is None or u.removed_at.date() >= lo)
             ]
             if not uses:
