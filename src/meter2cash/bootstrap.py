@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from meter2cash.config import Settings, get_settings
+from meter2cash.core.timeutil import Clock, utcnow
 from meter2cash.db import make_engine, require_migrated, session_factory
 from meter2cash.events.outbox import Dispatcher
 from meter2cash.mdm.usage.port import UsageFactory, UsageSource
@@ -22,7 +23,7 @@ from meter2cash.payment_gateway.adapter import GatewaySettings, PaymentGateway, 
 class Platform:
     """What an entrypoint (CLI command, API app, worker, test) needs to run services: the
     settings, the database, and the collaborators services receive (payment gateway, notification
-    adapters, usage source), built once here."""
+    adapters, usage source, clock), built once here."""
 
     settings: Settings
     engine: Engine
@@ -36,6 +37,8 @@ class Platform:
     #: Builds the usage source billing reads from, given the session it reads through
     #: (``M2C_USAGE_SOURCE``: this platform's MDM, or an external MDM's determinants).
     usage: UsageFactory
+    #: What services ask for the time (the CLI, the API and workers: the system clock in UTC).
+    clock: Clock = utcnow
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -200,7 +200,10 @@ def run_demo(platform: Platform, cfg: DemoConfig, progress: Progress | None = No
     with _timed(report, "prepaid daily runs"):
         report.prepaid = _prepaid_month(platform, first_local, end, tz, currency, cfg.seed, say)
     with _timed(report, "bill run"), platform.sessions() as s, s.begin():
-        runs = [run_bills(s, m, tz=tz, currency=currency, usage=platform.usage).to_dict() for m in months]
+        runs = [
+            run_bills(s, m, tz=tz, currency=currency, usage=platform.usage, clock=platform.clock).to_dict()
+            for m in months
+        ]
         say("bill run", 1, 1)
     report.billing = {"runs": runs}
     with _timed(report, "payments"), platform.sessions() as s, s.begin():

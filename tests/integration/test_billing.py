@@ -246,6 +246,20 @@ def test_a_failed_store_stops_the_run_and_nothing_after_it_runs(session, monkeyp
     assert session.scalar(select(func.count()).select_from(Bill)) == 0
 
 
+def test_the_run_issues_its_bills_at_the_time_its_clock_gives(session):
+    from meter2cash.cis.billing.models import BillRun
+
+    build_fleet(session)
+    issued = datetime(2026, 11, 3, 4, 30, tzinfo=UTC)  # 10:00 in Kolkata
+    run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage, clock=lambda: issued)
+    session.commit()
+    bills = session.scalars(select(Bill).where(Bill.kind == "postpaid")).all()
+    assert bills and {b.issued_at for b in bills} == {issued}
+    assert {b.due_date for b in bills} == {date(2026, 11, 18)}  # 3 November + 15 days
+    run = session.scalars(select(BillRun)).one()
+    assert run.started_at == issued and run.finished_at == issued
+
+
 def test_bill_html_document(session, tmp_path):
     build_fleet(session)
     result = run_bills(session, PERIOD, tz=TZ, currency="INR", usage=LocalUsage)

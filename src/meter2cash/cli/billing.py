@@ -106,6 +106,7 @@ def bill_run(
                 on_progress=tick,
                 cycle=cycle,
                 usage=p.usage,
+                clock=p.clock,
             )
     cur = p.settings.currency
     out = result.to_dict()
@@ -226,7 +227,9 @@ def rebill_cmd(
         if dry_run or not stale:
             s.rollback()
         else:
-            result = rebill(s, stale, tz=p.settings.timezone, currency=p.settings.currency, usage=p.usage)
+            result = rebill(
+                s, stale, tz=p.settings.timezone, currency=p.settings.currency, usage=p.usage, clock=p.clock
+            )
             new_numbers = bill_numbers(s, result.new_bills)
     errors = result.to_dict()["errors"] if result is not None else []
     if as_json:

@@ -7,6 +7,7 @@ seconds covers ``[day + i*s, day + (i+1)*s)``. Timestamps are interval *starts*.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import overload
@@ -26,6 +27,11 @@ EPOCH_DAY0 = date(1970, 1, 1)
 #: a date outside it is a typing or system error, not history or planning.
 FIRST_DATE = date(1970, 1, 1)
 LAST_DATE = date(2199, 12, 31)
+
+
+#: What services ask for the time: :func:`utcnow`, or a fixed or simulated clock in a test or a
+#: demo (``bootstrap.Platform.clock``).
+Clock = Callable[[], datetime]
 
 
 def utcnow() -> datetime:

@@ -28,7 +28,7 @@ from meter2cash.cis.billing.run import run_bills
 from meter2cash.cis.billing.store import Replacement
 from meter2cash.cis.parties.models import Account
 from meter2cash.cis.payments.allocation import apply_credit, cancel_item
-from meter2cash.core.timeutil import utcnow
+from meter2cash.core.timeutil import Clock, utcnow
 from meter2cash.events.outbox import emit
 from meter2cash.mdm.usage.port import UsageFactory, UsageSource
 
@@ -97,7 +97,13 @@ def fingerprints(determinants: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def rebill(
-    session: Session, stale: list[StaleBill], *, tz: str, currency: str, usage: UsageFactory
+    session: Session,
+    stale: list[StaleBill],
+    *,
+    tz: str,
+    currency: str,
+    usage: UsageFactory,
+    clock: Clock = utcnow,
 ) -> RebillResult:
     """Cancel each stale bill (reverse its journal entry, release the payments applied to it,
     status ``cancelled``, a ``bill.cancelled`` event) and bill its agreement for the period
@@ -117,7 +123,7 @@ def rebill(
             paid = sum(released.values(), Decimal(0))
             accounts.add(old.account_id)
         old.status = "cancelled"
-        old.cancelled_at = utcnow()
+        old.cancelled_at = clock()
         old.cancel_reason = s.reason
         emit(
             session,
@@ -133,7 +139,7 @@ def rebill(
         result.runs.append(
             run_bills(
                 session, period, tz=tz, currency=currency, cycle=cycle,
-                agreement_ids=sorted(replacing), replacing=replacing, usage=usage,
+                agreement_ids=sorted(replacing), replacing=replacing, usage=usage, clock=clock,
             )
         )  # fmt: skip
     if accounts:

@@ -39,7 +39,7 @@ from meter2cash.cis.rating.rate import rate_arrays
 from meter2cash.cis.rating.types import RatingInput
 from meter2cash.cis.tariffs.definitions import TariffVersionDef
 from meter2cash.core.gcpause import gc_paused
-from meter2cash.core.timeutil import utcnow
+from meter2cash.core.timeutil import Clock, utcnow
 from meter2cash.dbthread import SessionThread, snapshot_session
 from meter2cash.mdm.usage.port import UsageBatch, UsageFactory, UsageQuery, UsageSource
 
@@ -223,6 +223,7 @@ def run_bills(
     replacing: dict[int, Replacement] | None = None,
     payment_defaults: Terms = UTILITY_DEFAULT,
     usage: UsageFactory,
+    clock: Clock = utcnow,
 ) -> BillRunResult:
     """Bill every service agreement of ``cycle`` active in the period starting ``period``.
 
@@ -234,7 +235,8 @@ def run_bills(
     (``replacing``: agreement id → the cancelled bill and what was paid on it; see
     :mod:`meter2cash.cis.billing.rebill`).
     A version change inside the period splits the bill into segments. Emits ``bill.issued``
-    per bill. Does not commit.
+    per bill. Does not commit. ``usage`` builds the usage source determinants come from (see
+    :mod:`meter2cash.mdm.usage.port`); ``clock`` says when the run starts and issues its bills.
 
     On PostgreSQL the database work overlaps the rating: while a chunk of agreements is rated,
     the next chunk's interval data is read on a second connection that shares the
@@ -245,7 +247,7 @@ def run_bills(
         return _run_bills(
             session, snap, period, tz=tz, currency=currency, on_progress=on_progress, due_days=due_days,
             cycle=cycle, agreement_ids=agreement_ids, replacing=replacing, payment_defaults=payment_defaults,
-            usage=usage,
+            usage=usage, clock=clock,
         )  # fmt: skip
 
 
@@ -263,17 +265,18 @@ def _run_bills(
     replacing: dict[int, Replacement] | None,
     payment_defaults: Terms,
     usage: UsageFactory,
+    clock: Clock,
 ) -> BillRunResult:
     cyc = session.get(BillCycle, cycle) if cycle != MONTHLY else None
     p = billing_period(period, tz, 2 if cyc is not None and cyc.frequency == "bimonthly" else 1)
     ensure_chart(session)
-    run = BillRun(period=period, period_start=p.start, period_end=p.end)
+    run = BillRun(period=period, period_start=p.start, period_end=p.end, started_at=clock())
     session.add(run)
     session.flush()
     result = BillRunResult(run_id=run.id, period=period)
     everyone = select_agreements(session, p, cycle, agreement_ids)
     replacing = replacing or {}
-    issue = Issue(cycle, due_days, currency, replacing, payment_defaults)
+    issue = Issue(cycle, due_days, currency, replacing, payment_defaults, issued_at=clock())
     billed = set(
         session.scalars(
             select(Bill.service_agreement_id).where(Bill.period == period, Bill.status != "cancelled")
@@ -309,7 +312,7 @@ def _run_bills(
         # credit already on an account (an overpayment, a cancelled bill's payments) settles
         # the new bills: ageing, collections and statements see what is really open
         apply_credit(session)
-    run.finished_at = utcnow()
+    run.finished_at = clock()
     run.status = "completed"
     run.bills = len(result.bills)
     run.skipped = result.skipped + len(result.errors)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
@@ -82,13 +82,16 @@ def _next_seq(session: Session, period: str) -> int:
 @dataclass(frozen=True, slots=True)
 class Issue:
     """How a run issues its bills: cycle, days to pay, currency, the bills it replaces and the
-    utility's default payment terms (for what a tariff leaves out)."""
+    utility's default payment terms (for what a tariff leaves out), and when it issues them."""
 
     cycle: str
     due_days: int
     currency: str
     replacing: dict[int, Replacement]
     payment_defaults: payment_terms.Terms = payment_terms.UTILITY_DEFAULT
+    #: When the run issues its bills (UTC): their ``issued_at``; the issue day is the later of
+    #: its date and the period's last day.
+    issued_at: datetime = field(default_factory=utcnow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,7 +366,7 @@ def _insert(
 ) -> None:
     period = run.period
     seq = _next_seq(session, period)
-    issue_day = max(utcnow().date(), billing_period.last)
+    issue_day = max(issue.issued_at.date(), billing_period.last)
     m = len(heads.jobs)
     numbers = [f"B-{period}-{seq + k + 1:06d}" for k in range(m)]
     agreements = [job.a for job in heads.jobs]
@@ -377,7 +380,7 @@ def _insert(
     entry: list[int | None] = [None] * m
     for k, e in zip(posted, entry_ids, strict=True):
         entry[k] = e
-    now = utcnow()
+    now = issue.issued_at
     due = _due(issue_day, issue.due_days)
     replaced = [issue.replacing.get(agreement.id) for agreement in agreements]
     adjustment = [Decimal(0) if r is None else -r.paid for r in replaced]
