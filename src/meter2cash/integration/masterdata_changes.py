@@ -5,7 +5,7 @@ A record that changes an existing agreement's ``payment_mode`` or ``tariff_code`
 when, with the agreement's ``terms`` (its whole history, each term with its mode and tariff); a
 bare change of the columns is refused (``masterdata.undated_change``). In the terms, a change of
 payment mode goes through the same rules and the same settlement as ``m2c agreement change-mode``
-(:mod:`meter2cash.cis.prepaid.payment_mode`): one change, from a date D on, at most today; the bills of
+(:mod:`meter2cash.cis.contracts.payment_mode`): one change, from a date D on, at most today; the bills of
 periods reaching D are cancelled and billed again and the balance moves into the new mode, once
 the terms are written. A bundle that rewrites an earlier mode history is refused
 (``masterdata.mode_history_rewritten``).

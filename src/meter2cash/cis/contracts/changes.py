@@ -5,7 +5,7 @@ at each term's date (see :func:`meter2cash.cis.billing.planning.plan_jobs`): cha
 the days under each term, each part is rated on the tariff in effect, and only postpaid days are
 billed; the prepaid engine charges only prepaid days. The agreement's own columns hold the latest
 term, also one dated in the future (a payment-mode change cannot be: it settles balances at once,
-see :mod:`meter2cash.cis.prepaid.payment_mode`).
+see :mod:`meter2cash.cis.contracts.payment_mode`).
 
 Functions take a Session and never commit.
 """
