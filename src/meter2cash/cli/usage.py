@@ -141,8 +141,8 @@ def export(
     to: str = TO_OPTION,
     tariff: str | None = TARIFF_OPTION,
 ) -> None:
-    """Write this MDM's determinants as a determinants document on stdout (``> file.json``);
-    service points without any are listed on stderr and in the document's ``problems``.
+    """Write this MDM's determinants as a determinants document on stdout (> file.json);
+    service points without any are listed on stderr and in the document's "problems".
 
     Exit 1 when some service point has none."""
     out = _export(service_points or None, from_, to, tariff)
