@@ -25,7 +25,7 @@ from meter2cash.cis.parties.models import Account, ServiceAgreement
 from meter2cash.core.quality import Quality
 from meter2cash.core.timeutil import local_month_bounds, month_code, month_start, next_month_start
 from meter2cash.hes.delivery import write_delivery
-from meter2cash.hes.rereads import STATE_FILE, SimulatedHes, demo_rereads, save_state
+from meter2cash.hes.reread_answers import STATE_FILE, SimulatedHes, demo_rereads, save_state
 from meter2cash.hes.simulator import INTERVAL_S, SLOTS, FleetConfig, build_fleet, inject_faults, simulate_load
 from meter2cash.mdm.models import Channel, ReadingType
 from meter2cash.mdm.store import MeasurementStore

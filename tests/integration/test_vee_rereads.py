@@ -20,7 +20,7 @@ from meter2cash.cli import app
 from meter2cash.config import get_settings
 from meter2cash.core.quality import Quality
 from meter2cash.events.models import OutboxMessage
-from meter2cash.hes.rereads import SimulatedHes, answer_round
+from meter2cash.hes.reread_answers import SimulatedHes, answer_round
 from meter2cash.mdm.ingest import ingest_paths
 from meter2cash.mdm.store import MeasurementStore
 from meter2cash.mdm.vee import work_queue as queue
@@ -148,7 +148,7 @@ def test_rereads_listed_by_the_api_and_the_command_line(platform, db_url, monkey
 def test_simulator_state_rebuilds_the_clean_load(tmp_path, meters):
     from datetime import UTC, datetime
 
-    from meter2cash.hes.rereads import save_state
+    from meter2cash.hes.reread_answers import save_state
     from meter2cash.hes.simulator import FleetConfig, build_fleet, simulate_load
 
     start = datetime(2026, 9, 1, tzinfo=UTC)

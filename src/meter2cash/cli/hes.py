@@ -182,7 +182,7 @@ def answer_rereads_cmd(
 ) -> None:
     """The simulated head-end answers the re-read requests: sends pending ones, delivers each window's
     clean intervals as a reading file, ingests the files and completes the requests."""
-    from meter2cash.hes.rereads import STATE_FILE, answer_round
+    from meter2cash.hes.reread_answers import STATE_FILE, answer_round
 
     with platform() as p:
         out = answer_round(
