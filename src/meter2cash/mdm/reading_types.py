@@ -93,7 +93,102 @@ CATALOGUE += tuple(
     for t in range(1, TOU_TIERS + 1)
 )
 
+#: Instantaneous profile (1.0.94.91.0.255) parameters, block-load averages, the billing-period
+#: average power factor and the maximum-demand reset counter (IS 15959 / DLMS). OBIS value group C
+#: names the quantity (1 active power +, 9 apparent power +, 11/12/13 current, voltage, power
+#: factor without phase; 31/32/33, 51/52/53, 71/72/73 the same for phases L1 (R), L2 (Y), L3 (B);
+#: 91 neutral current); D names the processing (7 instantaneous, 27 average over the block,
+#: 0 average over the billing period, 6 maximum demand, 8 cumulative energy).
+CATALOGUE += (
+    ReadingTypeSpec(
+        "kw_instant",
+        "Active power import, instantaneous",
+        "1.0.1.7.0.255",
+        "kW",
+        None,
+        accumulation="instant",
+    ),
+    ReadingTypeSpec(
+        "kva_instant",
+        "Apparent power import, instantaneous",
+        "1.0.9.7.0.255",
+        "kVA",
+        None,
+        accumulation="instant",
+    ),
+    ReadingTypeSpec(
+        "current_instant", "Current, instantaneous", "1.0.11.7.0.255", "A", None, accumulation="instant"
+    ),
+    ReadingTypeSpec(
+        "current_neutral_instant",
+        "Neutral current, instantaneous",
+        "1.0.91.7.0.255",
+        "A",
+        None,
+        accumulation="instant",
+    ),
+    ReadingTypeSpec(
+        "pf_average_register",
+        "Average power factor (billing period)",
+        "1.0.13.0.0.255",
+        "PF",
+        None,
+        accumulation="instant",
+    ),
+    ReadingTypeSpec(
+        "md_reset_count",
+        "Maximum demand resets (billing periods closed)",
+        "0.0.0.1.0.255",
+        "count",
+        None,
+        accumulation="cumulative",
+    ),
+)
+CATALOGUE += tuple(
+    ReadingTypeSpec(
+        f"{q}_{phase.lower()}_instant",
+        f"{name}, phase {phase}, instantaneous",
+        f"1.0.{c}.7.0.255",
+        unit,
+        None,
+        accumulation="instant",
+    )
+    for q, name, unit, offset in (
+        ("current", "Current", "A", 1),
+        ("voltage", "Voltage", "V", 2),
+        ("pf", "Power factor", "PF", 3),
+    )
+    for phase, c in (("R", 30 + offset), ("Y", 50 + offset), ("B", 70 + offset))
+)
+CATALOGUE += tuple(
+    ReadingTypeSpec(
+        f"{q}_avg_{minutes}m",
+        f"{name}, average over the {minutes}-min block",
+        f"1.0.{c}.27.0.255",
+        unit,
+        minutes * 60,
+        accumulation="instant",
+    )
+    for q, name, c, unit in (("voltage", "Voltage", 12, "V"), ("current", "Current", 11, "A"))
+    for minutes in (15, 30)
+)
+
 BY_CODE = {spec.code: spec for spec in CATALOGUE}
+
+#: OBIS value group D of an instantaneous value (IEC 62056-61).
+_D_INSTANTANEOUS = "7"
+
+
+def reading_kind(spec: ReadingTypeSpec) -> str:
+    """``interval`` for a block-load channel, ``instantaneous`` for an instantaneous-profile value
+    (OBIS ``D = 7``), ``register`` for any other scalar (cumulative energy, maximum demand with its
+    capture time, billing-period averages and counters)."""
+    if spec.interval_s is not None:
+        return "interval"
+    parts = spec.obis.split(".")
+    if len(parts) == 6 and parts[3] == _D_INSTANTANEOUS:
+        return "instantaneous"
+    return "register"
 
 
 def tou_tier(obis: str | None) -> int:
