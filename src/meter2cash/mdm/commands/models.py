@@ -12,7 +12,7 @@ from meter2cash.db import Base, UTCDateTime
 
 
 class ConnectionCommand(Base):
-    """A disconnect or reconnect request: requested → sent → acknowledged → executed | failed | timed_out."""
+    """A disconnect or reconnect request; its ``status`` follows :mod:`meter2cash.mdm.commands.states`."""
 
     __tablename__ = "connection_command"
     id: Mapped[int] = mapped_column(primary_key=True)
