@@ -82,3 +82,21 @@ def test_unknown_ids_are_reported_not_guessed() -> None:
 def test_tamper_is_high_priority() -> None:
     assert {e.priority for e in EVENTS if e.category == "tamper"} == {"high"}
     assert LOAD_VIOLATION.is15959_id is None and LOAD_VIOLATION.category == "load"
+
+
+def test_docs_table_matches_the_catalogue() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "hes.md").read_text()
+    section = doc.split("## Event catalogue", 1)[1].split("\n## ", 1)[0]
+    rows = [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in section.splitlines()
+        if line.startswith("| ") and not line.startswith(("| IS 15959", "| ---"))
+    ]
+    documented = {(r[0], r[2], r[3], r[4], r[5]) for r in rows}
+    for e in EVENTS:
+        key = str(e.is15959_id) if e.is15959_id is not None else "— (MDM)"
+        restored = str(e.restored_by) if e.restored_by else "—"
+        assert (key, e.cim_type, e.category, e.priority, restored) in documented, e
+    assert len(rows) == len(EVENTS)
