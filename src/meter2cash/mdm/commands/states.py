@@ -48,7 +48,8 @@ class CommandLifecycle(StateMachine):
     cancelled = State(final=True)
 
     queue = requested.to(queued)
-    send = requested.to(sent) | queued.to(sent)
+    # the event ``send``: the machine's own method for firing events is called send
+    dispatch = requested.to(sent) | queued.to(sent)
     acknowledge = sent.to(acknowledged)
     execute = sent.to(executed) | acknowledged.to(executed) | in_doubt.to(executed)
     fail = (
@@ -65,6 +66,11 @@ class CommandLifecycle(StateMachine):
     lose = sent.to(in_doubt) | acknowledged.to(in_doubt)
 
 
+#: The lifecycle's event names that differ from the machine's.
+MACHINE_EVENT: dict[str, str] = {"send": "dispatch"}
+_LIFECYCLE_EVENT = {machine: event for event, machine in MACHINE_EVENT.items()}
+
+
 def _moves() -> dict[tuple[str, str], str]:
     """(status, event) → next status, read once from the machine's definition, which must give
     each event one target status (a reported status then names its event)."""
@@ -72,10 +78,11 @@ def _moves() -> dict[tuple[str, str], str]:
     target_of: dict[str, str] = {}
     for state in CommandLifecycle.states:
         for transition in state.transitions:
-            for event in transition.events:
-                moves[(transition.source.id, event.id)] = transition.target.id
-                if target_of.setdefault(event.id, transition.target.id) != transition.target.id:
-                    raise TypeError(f"event {event.id} leads to more than one status")
+            for machine_event in transition.events:
+                event = _LIFECYCLE_EVENT.get(machine_event.id, machine_event.id)
+                moves[(transition.source.id, event)] = transition.target.id
+                if target_of.setdefault(event, transition.target.id) != transition.target.id:
+                    raise TypeError(f"event {event} leads to more than one status")
     return moves
 
 
