@@ -65,7 +65,9 @@ def run_daily_cmd(
 @prepaid_app.command("command")
 def command_cmd(
     command_id: int,
-    status: str = typer.Argument(..., help="sent, acknowledged, executed, failed"),
+    status: str = typer.Argument(
+        ..., help="queued, sent, acknowledged, executed, failed, cancelled, in_doubt, timed_out"
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Report progress of a disconnect/reconnect command (from the head-end)."""

@@ -187,8 +187,8 @@ def evaluate_wallets(
 
 
 def _cancel_unsent_disconnect(session: Session, agreement_id: int, at: datetime) -> bool:
-    """A disconnect not yet sent to the meter is withdrawn (``failed``, "cancelled") when the
-    balance is restored; returns whether one was."""
+    """A disconnect not yet sent to the meter is withdrawn (``cancelled`` in its lifecycle) when
+    the balance is restored; returns whether one was."""
     ids = session.scalars(
         select(ConnectionCommand.id).where(
             ConnectionCommand.service_agreement_id == agreement_id,
@@ -196,12 +196,8 @@ def _cancel_unsent_disconnect(session: Session, agreement_id: int, at: datetime)
             ConnectionCommand.status == "requested",
         )
     ).all()
-    if ids:
-        session.execute(
-            update(ConnectionCommand)
-            .where(ConnectionCommand.id.in_(ids))
-            .values(status="failed", finished_at=at, detail="cancelled: balance restored before sending")
-        )
+    for cid in ids:
+        advance_command(session, cid, "cancelled", at=at, detail="balance restored before sending")
     return bool(ids)
 
 
@@ -309,10 +305,11 @@ def grant_emergency_credit(session: Session, wallet_id: int, policy: PrepaidPoli
 
 def supply_after(cmd: ConnectionCommand) -> str | None:
     """The supply a command leaves: an executed disconnect ``disconnected``, an executed reconnect
-    ``connected``; a failed or timed-out command the state before it; ``None`` while unfinished."""
+    ``connected``; a failed, timed-out or cancelled command the state before it; ``None`` while
+    unfinished or in doubt (the relay is read back before the supply is known)."""
     if cmd.status == "executed":
         return "disconnected" if cmd.action == "disconnect" else "connected"
-    if cmd.status in ("failed", "timed_out"):
+    if cmd.status in ("failed", "timed_out", "cancelled"):
         return "connected" if cmd.action == "disconnect" else "disconnected"
     return None
 
