@@ -69,3 +69,17 @@ class Problem:
         where = ":".join(str(p) for p in (self.source, self.line) if p is not None)
         col = f" [{self.field}]" if self.field else ""
         return f"{where}{col} {self.code}: {self.message}".strip()
+
+
+def error_path(loc: tuple[int | str, ...]) -> str:
+    """A validation error's location (pydantic's ``loc``) as a path into the document:
+    ``versions[0].energy.slabs[2]``; the validators' own steps (``function-…``) are left out."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith("function-") or part in ("constrained-str",):
+            continue
+        else:
+            out += f".{part}" if out else part
+    return out

@@ -113,18 +113,13 @@ def rate_jobs(
         vdef, members, batch = item
         for problem in batch.problems:
             j = members[problem.row]
-            errors.append(error(j.a, _billing_code(problem.code), f"{problem.message} in {p.code}"))
+            errors.append(error(j.a, problem.code_for("billing"), f"{problem.message} in {p.code}"))
         if len(batch):
             rc = _rate_batch(
                 session, batch, [members[r] for r in batch.rows.tolist()], p, vdef, errors, db.call
             )
             if rc is not None:
                 yield rc
-
-
-def _billing_code(code: str) -> str:
-    """A usage problem's code as billing reports it (``usage.no_meter`` → ``billing.no_meter``)."""
-    return "billing." + code.partition(".")[2]
 
 
 def _rate_batch(

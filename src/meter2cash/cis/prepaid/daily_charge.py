@@ -295,8 +295,7 @@ def run_daily(
         )
         for batch in source.usage(query):
             for problem in batch.problems:
-                code = "prepaid." + problem.code.partition(".")[2]
-                result.errors.append(_err(members[problem.row], code, problem.message))
+                result.errors.append(_err(members[problem.row], problem.code_for("prepaid"), problem.message))
             if len(batch):
                 chunk = [members[r] for r in batch.rows.tolist()]
                 _charge_batch(session, result, chunk, batch, vdef, to_day, month_days, currency)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from meter2cash.cis.tariffs.definitions import CHECKS_FAILED, TariffDefinition, TariffVersionDef
 from meter2cash.cis.tariffs.models import TariffVersion
-from meter2cash.core.errors import Conflict, InvalidInput, NotFound, Problem
+from meter2cash.core.errors import Conflict, InvalidInput, NotFound, Problem, error_path
 
 
 class TariffFileError(InvalidInput):
@@ -30,18 +30,6 @@ class TariffFileError(InvalidInput):
     def __init__(self, message: str, problems: list[Problem], *, code: str | None = None) -> None:
         super().__init__(message, code=code, problems=[p.to_dict() for p in problems])
         self.problems = problems
-
-
-def _loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part.startswith("function-") or part in ("constrained-str",):
-            continue
-        else:
-            out += f".{part}" if out else part
-    return out or "(file)"
 
 
 def parse_tariff(text: str, source: str = "<tariff>") -> TariffDefinition:
@@ -75,7 +63,7 @@ def problems_of(exc: ValidationError, source: str) -> list[Problem]:
     checks (:data:`CHECKS_FAILED`) are listed one by one."""
     problems = []
     for err in exc.errors():
-        where = _loc(tuple(err["loc"]))
+        where = error_path(tuple(err["loc"])) or "(file)"
         kind = str(err["type"])
         if kind == CHECKS_FAILED:
             for p in err.get("ctx", {}).get("problems", []):

@@ -82,7 +82,7 @@ class ExternalUsage:
                 else:
                     by_length[got[0].interval_s].append((r, *got))
             if not by_length:
-                yield _empty(problems)
+                yield UsageBatch.empty(problems)
                 continue
             for k, (interval_s, members) in enumerate(sorted(by_length.items())):
                 batch = _batch(query, interval_s, members, days, day0)
@@ -221,19 +221,4 @@ def _batch(
             }
             for _, _, row in members
         ],
-    )
-
-
-def _empty(problems: list[UsageProblem]) -> UsageBatch:
-    """A batch of no rows that names the rows without usage."""
-    z = np.zeros(0)
-    det = Determinants(z, np.zeros((0, 0)), z, np.zeros((0, 0)), z, z)
-    return UsageBatch(
-        np.zeros(0, dtype=np.int64),
-        0,
-        det,
-        np.zeros(0, dtype=np.int64),
-        [],
-        np.zeros((0, 0)),
-        problems=problems,
     )

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
-from meter2cash.core.errors import InvalidInput, Problem
+from meter2cash.core.errors import InvalidInput, Problem, error_path
 from meter2cash.core.jsonsafe import loads_bounded
 
 FORMAT = "meter2cash.determinants/1"
@@ -182,18 +182,6 @@ def _bad_document(message: str) -> InvalidInput:
     return InvalidInput(message, code="usage.bad_document")
 
 
-def _where(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part.startswith("function-") or part in ("constrained-str",):
-            continue
-        else:
-            out += f".{part}" if out else part
-    return out
-
-
 def parse_determinants(data: bytes | str | Mapping[str, Any], *, max_depth: int = 64) -> ParsedDeterminants:
     """Read a determinants document. A document that is not one (not JSON, not an object, another
     ``format``, no ``source``, an unknown ``timezone``, ``determinants`` not a list) raises
@@ -231,7 +219,7 @@ def parse_determinants(data: bytes | str | Mapping[str, Any], *, max_depth: int 
         except ValidationError as exc:
             for err in exc.errors():
                 kind = str(err["type"])
-                where = _where(tuple(err["loc"]))
+                where = error_path(tuple(err["loc"]))
                 if kind == "usage.inconsistent":
                     where = str(err.get("ctx", {}).get("where", where))
                 fld = f"determinants[{i}].{where}" if where else f"determinants[{i}]"

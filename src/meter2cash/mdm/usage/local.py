@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from meter2cash.core.quality import Quality
 from meter2cash.core.timeutil import ONE_DAY, epoch_seconds, local_frame, local_midnight
-from meter2cash.mdm.determinants import Determinants, bill_determinants, window_determinants
+from meter2cash.mdm.determinants import bill_determinants, window_determinants
 from meter2cash.mdm.models import ChannelDay
 from meter2cash.mdm.store import MeasurementStore, Window
 from meter2cash.mdm.tou import tou_period_index
@@ -89,7 +89,7 @@ class LocalUsage:
             uses_of[r] = uses
             by_length[longest].append(r)
         if problems and not by_length:
-            yield _empty(problems)
+            yield UsageBatch.empty(problems)
             return
         for k, (interval_s, rows) in enumerate(sorted(by_length.items())):
             cal = _calendar(query, interval_s, on_grid=not query.estimate_gaps)
@@ -128,19 +128,13 @@ class LocalUsage:
             lo = np.searchsorted(starts, grid[np.searchsorted(days, first)])
             hi = np.searchsorted(starts, grid[np.searchsorted(days, last + np.timedelta64(1, "D"))])
             values, flags = meter_rows(window, row, uses, starts, "kwh")
-            cols = np.arange(len(starts))
-            outside = (cols[None, :] < lo[:, None]) | (cols[None, :] >= hi[:, None])
+            outside = ~_spans_mask(lo, hi, len(starts))
             if outside.any():
                 values = np.where(outside, np.nan, values)
             det = bill_determinants(values, flags, cal.period_index, n_periods, cal.interval_s, demand_s)
             valid = np.count_nonzero(~np.isnan(values), axis=1).astype(np.int64)
             daily = _daily(values, cal.day_index, len(cal.dates))
-        cols = np.arange(len(starts))
-        active = (
-            (cols[None, :] >= lo[:, None]) & (cols[None, :] < hi[:, None])
-            if q.companions or q.details
-            else None
-        )
+        active = _spans_mask(lo, hi, len(starts)) if q.companions or q.details else None
         kvah = export = None
         if active is not None and q.companions:
             kvah, export = (
@@ -240,23 +234,15 @@ def _calendar(q: UsageQuery, interval_s: int, *, on_grid: bool) -> _Calendar:
     )
 
 
+def _spans_mask(lo: np.ndarray, hi: np.ndarray, n: int) -> np.ndarray:
+    """(rows, n): whether each column lies in its row's span ``[lo, hi)``."""
+    cols = np.arange(n)
+    return np.asarray((cols[None, :] >= lo[:, None]) & (cols[None, :] < hi[:, None]))
+
+
 def _floor(ts: datetime, interval_s: int) -> int:
     s = int(ts.timestamp())
     return s - s % interval_s
-
-
-def _empty(problems: list[UsageProblem]) -> UsageBatch:
-    z = np.zeros(0)
-    det = Determinants(z, np.zeros((0, 0)), z, np.zeros((0, 0)), z, z)
-    return UsageBatch(
-        np.zeros(0, dtype=np.int64),
-        0,
-        det,
-        np.zeros(0, dtype=np.int64),
-        [],
-        np.zeros((0, 0)),
-        problems=problems,
-    )
 
 
 def _channel_ids(uses: list[MeterUse]) -> list[int]:

@@ -88,6 +88,10 @@ class UsageProblem:
     code: str
     message: str
 
+    def code_for(self, caller: str) -> str:
+        """The code as ``caller`` reports it: ``usage.no_meter`` → ``billing.no_meter``."""
+        return f"{caller}.{self.code.partition('.')[2]}"
+
 
 @dataclass(slots=True)
 class UsageBatch:
@@ -119,6 +123,14 @@ class UsageBatch:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    @classmethod
+    def empty(cls, problems: list[UsageProblem]) -> UsageBatch:
+        """A batch of no rows that names the rows without usage."""
+        z = np.zeros(0)
+        det = Determinants(z, np.zeros((0, 0)), z, np.zeros((0, 0)), z, z)
+        return cls(np.zeros(0, dtype=np.int64), 0, det, np.zeros(0, dtype=np.int64), [], np.zeros((0, 0)),
+                   problems=problems)  # fmt: skip
 
 
 class UsageSource(Protocol):

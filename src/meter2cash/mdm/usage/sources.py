@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from meter2cash.mdm.usage.external import ExternalUsage
 from meter2cash.mdm.usage.local import LocalUsage
 from meter2cash.mdm.usage.port import UsageFactory
 
@@ -14,7 +15,5 @@ def usage_factory(name: str) -> UsageFactory:
     if name == "local":
         return LocalUsage
     if name == "external":
-        from meter2cash.mdm.usage.external import ExternalUsage
-
         return ExternalUsage
     raise ValueError(f"unknown usage source {name!r} (one of {', '.join(SOURCES)})")
