@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     api_keys: str = ""
     #: NATS JetStream server for the event bus (``m2c outbox relay``); empty: in-process only.
     nats_url: str = ""
+    #: The head-end system this MDM exchanges messages and commands with (topics, subjects, stream).
+    hes_name: str = "hes"
+    #: Where due meter commands are POSTed (the head-end's REST callback); empty: the HES pulls them.
+    hes_callback_url: str = ""
     #: ``development`` allows an open API and default secrets (with a warning); nothing else does.
     environment: Environment = "development"
     sql_echo: bool = False
