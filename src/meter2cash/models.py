@@ -11,11 +11,13 @@ from meter2cash.cis.tariffs.models import *  # noqa: F403
 from meter2cash.db import Base
 from meter2cash.events.models import *  # noqa: F403
 from meter2cash.mdm.commands.models import *  # noqa: F403
+from meter2cash.mdm.events.models import *  # noqa: F403
 from meter2cash.mdm.hes_inbox import *  # noqa: F403
 from meter2cash.mdm.models import *  # noqa: F403
 from meter2cash.mdm.network_models import *  # noqa: F403
 from meter2cash.mdm.usage.models import *  # noqa: F403
 from meter2cash.mdm.vee.models import *  # noqa: F403
 from meter2cash.notify.models import *  # noqa: F403
+from meter2cash.workforce.models import *  # noqa: F403
 
 metadata = Base.metadata
