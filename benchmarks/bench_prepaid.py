@@ -47,7 +47,7 @@ from meter2cash.cis.tariffs.loader import load_tariff_file, store_tariff
 from meter2cash.core.timeutil import local_midnight
 from meter2cash.db import make_engine, session_factory, upgrade
 from meter2cash.db_query import raw
-from meter2cash.mdm.commands.models import ConnectionCommand
+from meter2cash.mdm.commands.models import MeterCommand
 from meter2cash.mdm.models import Channel, ChannelDay, Installation, Meter
 from meter2cash.mdm.reading_types import ensure_catalogue
 from meter2cash.mdm.store import MeasurementStore, encode_flags, encode_values
@@ -189,11 +189,13 @@ def simulate_month(url: str, n: int, console: Console) -> None:
                         at=noon + timedelta(hours=3),
                     )
                     totals["recharges"] += 1
-            pending = select(ConnectionCommand).where(ConnectionCommand.status == "requested")
-            for cmd in s.scalars(pending.order_by(ConnectionCommand.id)):
+            pending = select(MeterCommand).where(MeterCommand.status == "requested")
+            for cmd in s.scalars(pending.order_by(MeterCommand.id)).all():
                 sent = max(noon, cmd.requested_at) + timedelta(minutes=1)
                 report_command(s, cmd.id, "sent", at=sent)
-                report_command(s, cmd.id, "executed", at=sent + timedelta(minutes=int(rng.integers(5, 150))))
+                relay = {"relay": "connected" if cmd.kind == "connect" else "disconnected"}
+                done = sent + timedelta(minutes=int(rng.integers(5, 150)))
+                report_command(s, cmd.id, "executed", at=done, result=relay)
             s.commit()
     with sessions() as s:
         tb = trial_balance(s).total
@@ -218,7 +220,7 @@ def simulate_month(url: str, n: int, console: Console) -> None:
         )
         negative = sum(1 for v in balances.values() if v < 0)
         reconnects = reconnect_report(s)
-        reconnect_requests = s.scalar(select(func.count()).where(ConnectionCommand.action == "reconnect"))
+        reconnect_requests = s.scalar(select(func.count()).where(MeterCommand.kind == "connect"))
         supply = dict(s.execute(select(Wallet.supply, func.count()).group_by(Wallet.supply)).all())
     engine.dispose()
     table = Table(title=f"Simulated month, {n:,} prepaid consumers (October 2026, {TZ})")

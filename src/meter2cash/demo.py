@@ -286,7 +286,7 @@ def _prepaid_month(
         reconnect_report,
         wallet_balances,
     )
-    from meter2cash.mdm.commands.models import ConnectionCommand
+    from meter2cash.mdm.commands.models import MeterCommand
 
     policy = PrepaidPolicy()
 
@@ -352,7 +352,7 @@ def _prepaid_month(
         balances = wallet_balances(s, accounts)
         totals["reconnects"] = reconnect_report(s)
         totals["reconnect_requests"] = s.scalar(
-            select(func.count()).select_from(ConnectionCommand).where(ConnectionCommand.action == "reconnect")
+            select(func.count()).select_from(MeterCommand).where(MeterCommand.kind == "connect")
         )
     money = [Decimal(balances.get(a, 0)).scaleb(-4) for a in accounts]
     totals.update(
@@ -368,12 +368,12 @@ def _hes_executes_commands(session: Any, rng: np.random.Generator) -> None:
     minute, acknowledged a few minutes later, executed (the relay switched) 5 to 150 minutes after
     the request; one in fifty fails and is left for the next attempt."""
     from meter2cash.cis.prepaid.wallet import report_command
-    from meter2cash.mdm.commands.models import ConnectionCommand
+    from meter2cash.mdm.commands.models import MeterCommand
 
     pending = session.scalars(
-        select(ConnectionCommand)
-        .where(ConnectionCommand.status == "requested")
-        .order_by(ConnectionCommand.id)
+        select(MeterCommand)
+        .where(MeterCommand.status == "requested", MeterCommand.kind.in_(("connect", "disconnect")))
+        .order_by(MeterCommand.id)
     ).all()
     for cmd in pending:
         t0 = cmd.requested_at
@@ -382,7 +382,9 @@ def _hes_executes_commands(session: Any, rng: np.random.Generator) -> None:
             report_command(session, cmd.id, "failed", at=t0 + timedelta(minutes=10), detail="no response")
             continue
         report_command(session, cmd.id, "acknowledged", at=t0 + timedelta(minutes=int(rng.integers(1, 5))))
-        report_command(session, cmd.id, "executed", at=t0 + timedelta(minutes=int(rng.integers(5, 150))))
+        relay = {"relay": "connected" if cmd.kind == "connect" else "disconnected"}
+        done = t0 + timedelta(minutes=int(rng.integers(5, 150)))
+        report_command(session, cmd.id, "executed", at=done, result=relay)
 
 
 def _postpaid_payments(session: Any, on: date, currency: str, seed: int) -> dict[str, Any]:

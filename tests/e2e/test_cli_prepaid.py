@@ -17,7 +17,7 @@ from meter2cash.cis.prepaid.policy import PrepaidPolicy
 from meter2cash.cli import app
 from meter2cash.cli.common import console
 from meter2cash.config import get_settings
-from meter2cash.mdm.commands.models import ConnectionCommand
+from meter2cash.mdm.commands.models import MeterCommand
 
 NOW = datetime(2026, 10, 5, 12, 0, tzinfo=UTC)
 
@@ -43,14 +43,14 @@ def test_commands_older_than_the_timeout_are_timed_out(cli_db, session):
     session.add(Wallet(service_agreement_id=sa.id, account_id=sa.account_id, supply="connected"))
     hours = {"old_requested": 7, "old_sent": 6.5, "young": 5, "done": 30}
     cmds = {
-        "old_requested": ConnectionCommand(service_agreement_id=sa.id, action="disconnect", reason="manual",
+        "old_requested": MeterCommand(service_agreement_id=sa.id, kind="disconnect", reason="manual",
                                            status="requested", requested_at=NOW - timedelta(hours=7)),
-        "old_sent": ConnectionCommand(service_agreement_id=sa.id, action="disconnect", reason="manual",
+        "old_sent": MeterCommand(service_agreement_id=sa.id, kind="disconnect", reason="manual",
                                       status="sent", requested_at=NOW - timedelta(hours=6.5),
                                       sent_at=NOW - timedelta(hours=6)),
-        "young": ConnectionCommand(service_agreement_id=sa.id, action="disconnect", reason="manual",
+        "young": MeterCommand(service_agreement_id=sa.id, kind="disconnect", reason="manual",
                                    status="requested", requested_at=NOW - timedelta(hours=5)),
-        "done": ConnectionCommand(service_agreement_id=sa.id, action="disconnect", reason="manual",
+        "done": MeterCommand(service_agreement_id=sa.id, kind="disconnect", reason="manual",
                                   status="executed", requested_at=NOW - timedelta(hours=30),
                                   finished_at=NOW - timedelta(hours=29)),
     }  # fmt: skip
@@ -68,7 +68,7 @@ def test_commands_older_than_the_timeout_are_timed_out(cli_db, session):
     assert all(c["status"] == "timed_out" and c["service_agreement"] == "SA-PP1" for c in out["timed_out"])
 
     session.expire_all()
-    status = {k: session.get(ConnectionCommand, c.id).status for k, c in cmds.items()}
+    status = {k: session.get(MeterCommand, c.id).status for k, c in cmds.items()}
     assert status == {"old_requested": "timed_out", "old_sent": "timed_out", "young": "requested",
                       "done": "executed"}  # fmt: skip
     # a timed-out disconnect leaves the supply as it was

@@ -18,7 +18,7 @@ from meter2cash.cis.payments.receipts import receive
 from meter2cash.cis.prepaid.policy import PrepaidPolicy
 from meter2cash.cis.rating.payment_terms import Terms
 from meter2cash.core.errors import InvalidInput
-from meter2cash.mdm.commands.models import ConnectionCommand
+from meter2cash.mdm.commands.models import MeterCommand
 from meter2cash.notify.models import Notification
 
 D = Decimal
@@ -60,8 +60,8 @@ def test_ladder_reminder_notice_disconnect_with_waits(session):
         r = run(session, start + timedelta(days=d))
         taken += [(d, s) for s in ("reminder", "notice", "disconnect") if r.steps[s]]
     assert taken == [(7, "reminder"), (22, "notice"), (37, "disconnect")]
-    cmd = session.scalars(select(ConnectionCommand)).one()
-    assert (cmd.action, cmd.reason) == ("disconnect", "collections.non_payment")
+    cmd = session.scalars(select(MeterCommand)).one()
+    assert (cmd.kind, cmd.reason) == ("disconnect", "collections.non_payment")
     templates = [n.template for n in session.scalars(select(Notification).order_by(Notification.id))]
     assert templates == ["dunning_reminder", "dunning_notice", "dunning_disconnect"]
 
@@ -94,7 +94,7 @@ def test_disconnect_waits_for_an_allowed_time(session):
     assert run(session, date(2026, 10, 1), policy).steps["notice"] == 1
     evening = datetime(2026, 11, 4, 14, 0, tzinfo=UTC)  # 19:30 local
     assert run(session, date(2026, 10, 1), policy, at=evening).disconnects_deferred == 1
-    assert session.scalars(select(ConnectionCommand)).all() == []
+    assert session.scalars(select(MeterCommand)).all() == []
     sunday = datetime(2026, 11, 8, 6, 30, tzinfo=UTC)
     assert run(session, date(2026, 10, 1), policy, at=sunday).disconnects_deferred == 1
     assert run(session, date(2026, 10, 1), policy).steps["disconnect"] == 1

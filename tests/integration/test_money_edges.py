@@ -21,7 +21,7 @@ from meter2cash.cis.prepaid.policy import PrepaidPolicy
 from meter2cash.cis.prepaid.wallet import grant_emergency_credit, recharge_account, wallet_balance
 from meter2cash.core.errors import InvalidInput
 from meter2cash.core.timeutil import utcnow
-from meter2cash.mdm.commands.models import ConnectionCommand
+from meter2cash.mdm.commands.models import MeterCommand
 from meter2cash.mdm.usage.local import LocalUsage
 
 D = Decimal
@@ -114,9 +114,9 @@ def test_a_small_recharge_on_a_negative_wallet_never_requests_a_disconnect(sessi
     for d in range(1, 4):
         run_daily(session, date(2026, 10, d), tz=TZ, currency="INR", policy=policy, usage=LocalUsage)
     assert wallet_balance(session, wallet) < -1
-    assert session.scalar(select(func.count(ConnectionCommand.id))) == 0
+    assert session.scalar(select(func.count(MeterCommand.id))) == 0
     recharge_account(session, acct, D("1.00"), channel="cash", currency="INR", tz=TZ, policy=policy)
     assert wallet_balance(session, wallet) < 0
-    assert session.scalar(select(func.count(ConnectionCommand.id))) == 0
+    assert session.scalar(select(func.count(MeterCommand.id))) == 0
     session.refresh(wallet)
     assert wallet.emergency_credit == D("2000")

@@ -21,7 +21,7 @@ from meter2cash.cis.prepaid.models import PrepaidCharge, Wallet
 from meter2cash.cis.prepaid.wallet import recharge_account, wallet_balance
 from meter2cash.core.errors import Conflict, InvalidInput
 from meter2cash.core.timeutil import local_midnight
-from meter2cash.mdm.commands.models import ConnectionCommand
+from meter2cash.mdm.commands.models import MeterCommand
 from meter2cash.mdm.models import Channel
 from meter2cash.mdm.store import MeasurementStore
 from meter2cash.mdm.usage.local import LocalUsage
@@ -70,7 +70,7 @@ def test_prepaid_to_postpaid_on_the_15th_bills_only_the_postpaid_days(session):
     charged = session.scalars(select(PrepaidCharge).order_by(PrepaidCharge.day)).all()
     assert [c.day.day for c in charged] == list(range(1, 15))
     # Nobody is cut off: the wallet of a postpaid agreement is not evaluated.
-    assert session.scalar(select(func.count(ConnectionCommand.id))) == 0
+    assert session.scalar(select(func.count(MeterCommand.id))) == 0
 
     run_bills(session, "2026-10", tz=TZ, currency="INR", usage=LocalUsage)
     bill = session.scalars(select(Bill)).one()

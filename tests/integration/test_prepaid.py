@@ -29,7 +29,7 @@ from meter2cash.cis.rating.types import RatingInput
 from meter2cash.cis.reports.receivables import ageing
 from meter2cash.cis.tariffs.loader import load_tariff_file, store_tariff, tariff_version_for
 from meter2cash.core.timeutil import local_midnight, local_month_bounds
-from meter2cash.mdm.commands.models import ConnectionCommand
+from meter2cash.mdm.commands.models import MeterCommand
 from meter2cash.mdm.models import Channel, Installation, Meter
 from meter2cash.mdm.reading_types import ensure_catalogue
 from meter2cash.mdm.store import MeasurementStore
@@ -207,8 +207,8 @@ def test_alerts_fire_once_per_crossing_and_disconnect_then_reconnect(session):
     wallet = session.scalars(select(Wallet)).one()
     assert wallet_balance(session, wallet) < 0
     assert alerts[-1] == 2  # 50% and 0% each fired once, though the balance kept falling
-    cmd = session.scalars(select(ConnectionCommand)).one()
-    assert (cmd.action, cmd.reason, cmd.status) == ("disconnect", "prepaid.no_credit", "requested")
+    cmd = session.scalars(select(MeterCommand)).one()
+    assert (cmd.kind, cmd.reason, cmd.status) == ("disconnect", "prepaid.no_credit", "requested")
     requested = cmd.requested_at
     for status in ("sent", "acknowledged", "executed"):
         report_command(session, cmd.id, status, at=requested + timedelta(minutes=5))
@@ -217,7 +217,7 @@ def test_alerts_fire_once_per_crossing_and_disconnect_then_reconnect(session):
     at = datetime(2026, 10, 8, 21, 0, tzinfo=UTC)  # inside the default quiet hours: reconnection is allowed
     recharge_account(session, acct, D("500.00"), channel="online", currency="INR", tz=TZ, at=at)
     session.refresh(wallet)
-    rc = session.scalars(select(ConnectionCommand).where(ConnectionCommand.action == "reconnect")).one()
+    rc = session.scalars(select(MeterCommand).where(MeterCommand.kind == "connect")).one()
     assert rc.requested_at == at and wallet.supply == "reconnect_pending"
     report_command(session, rc.id, "sent", at=at + timedelta(minutes=1))
     report_command(session, rc.id, "executed", at=at + timedelta(minutes=45))
@@ -239,7 +239,7 @@ def test_no_disconnect_in_quiet_hours(session):
     )
     assert result.evaluation["disconnect_requests"] == 0
     assert result.evaluation["disconnects_deferred"] == 1
-    assert session.scalar(select(func.count(ConnectionCommand.id))) == 0
+    assert session.scalar(select(func.count(MeterCommand.id))) == 0
 
 
 def test_migration_moves_credit_into_the_wallet_and_back(session):
@@ -305,11 +305,11 @@ def test_recharge_before_the_disconnect_is_sent_cancels_it(session):
         quiet_from=0, quiet_until=0, sundays=False, holiday_country="", grace_hours=0, emergency_credit=D("0")
     )
     run_daily(session, date(2026, 10, 1), tz=TZ, currency="INR", policy=policy, usage=LocalUsage)
-    cmd = session.scalars(select(ConnectionCommand)).one()
+    cmd = session.scalars(select(MeterCommand)).one()
     assert cmd.status == "requested"
     recharge_account(session, acct, D("100.00"), channel="cash", currency="INR", tz=TZ, policy=policy)
     session.refresh(cmd)
     wallet = session.scalars(select(Wallet)).one()
     assert (cmd.status, wallet.supply) == ("cancelled", "connected")
     assert cmd.detail == "balance restored before sending" and cmd.finished_at is not None
-    assert session.scalar(select(func.count(ConnectionCommand.id))) == 1  # no reconnect needed
+    assert session.scalar(select(func.count(MeterCommand.id))) == 1  # no reconnect needed

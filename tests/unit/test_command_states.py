@@ -11,9 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from statemachine.exceptions import TransitionNotAllowed
 
-from meter2cash.core.errors import Conflict, InvalidInput, NotFound
-from meter2cash.mdm.commands.lifecycle import TRANSITIONS, advance_command
-from meter2cash.mdm.commands.models import ConnectionCommand
+from meter2cash.core.errors import Conflict, InvalidInput
 from meter2cash.mdm.commands.states import (
     EVENTS,
     FINAL,
@@ -24,6 +22,7 @@ from meter2cash.mdm.commands.states import (
     apply_report,
     group_outcome,
     next_status,
+    reachable,
 )
 
 # the lifecycle as written in docs/hes.md, one line per allowed move
@@ -93,8 +92,9 @@ def test_the_statuses_the_database_holds_still_move_as_before():
         "acknowledged": ("executed", "failed", "timed_out"),
     }
     for status, targets in before.items():
-        assert set(targets) <= set(TRANSITIONS[status])
-    assert not {"executed", "failed", "timed_out"} & set(TRANSITIONS)
+        assert set(targets) <= set(reachable(status))
+    for final in ("executed", "failed", "timed_out", "cancelled"):
+        assert reachable(final) == ()
 
 
 @given(statuses, st.lists(events, max_size=12))
@@ -282,38 +282,3 @@ def test_backoff_never_passes_the_cap_or_the_deadline(
         assert at <= deadline
     # waits grow with each attempt until the cap
     assert policy.wait_after(attempt) <= policy.wait_after(attempt + 1) <= cap
-
-
-class _OneCommandSession:
-    """The two Session calls :func:`advance_command` makes, over one command in memory."""
-
-    def __init__(self, cmd: ConnectionCommand) -> None:
-        self.cmd, self.flushes = cmd, 0
-
-    def get(self, _model: type, command_id: int) -> ConnectionCommand | None:
-        return self.cmd if command_id == self.cmd.id else None
-
-    def flush(self) -> None:
-        self.flushes += 1
-
-
-def test_reports_stamp_their_times_and_a_duplicate_stamps_nothing():
-    cmd = ConnectionCommand(id=7, status="requested", detail="")
-    session = _OneCommandSession(cmd)
-    times = [T0 + timedelta(minutes=m) for m in range(6)]
-    advance_command(session, 7, "queued", at=times[0])
-    assert (cmd.status, cmd.sent_at, cmd.finished_at) == ("queued", None, None)
-    advance_command(session, 7, "sent", at=times[1])
-    advance_command(session, 7, "sent", at=times[2], detail="repeated by the head-end")
-    assert (cmd.status, cmd.sent_at, cmd.detail) == ("sent", times[1], "")
-    advance_command(session, 7, "in_doubt", at=times[3], detail="no answer before the deadline")
-    assert (cmd.status, cmd.finished_at) == ("in_doubt", times[3])
-    advance_command(session, 7, "executed", at=times[4], detail="relay read back open")
-    advance_command(session, 7, "executed", at=times[5])
-    assert (cmd.status, cmd.finished_at, cmd.detail) == ("executed", times[4], "relay read back open")
-    with pytest.raises(Conflict) as info:
-        advance_command(session, 7, "in_doubt", at=times[5])
-    assert info.value.code == "command.bad_transition"
-    with pytest.raises(NotFound) as missing:
-        advance_command(session, 8, "sent")
-    assert missing.value.code == "command.not_found"

@@ -68,15 +68,19 @@ def command_cmd(
     status: str = typer.Argument(
         ..., help="queued, sent, acknowledged, executed, failed, cancelled, in_doubt, timed_out"
     ),
+    relay: str | None = typer.Option(
+        None, help="the relay state the meter read back: connected or disconnected"
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Report progress of a disconnect/reconnect command (from the head-end)."""
+    """Report progress of a disconnect/connect command (from the head-end); the supply follows
+    only a relay state read back (``--relay``, or the read-back command the store issues)."""
     from meter2cash.cis.prepaid.wallet import report_command
 
     with platform() as p, p.sessions() as s:
-        cmd = report_command(s, command_id, status)
+        cmd = report_command(s, command_id, status, result={"relay": relay} if relay else None, by="operator")
         s.commit()
-        out = {"id": cmd.id, "action": cmd.action, "status": cmd.status}
+        out = {"id": cmd.id, "action": cmd.kind, "status": cmd.status, "relay": cmd.relay_state}
     if as_json:
         print_json(out)
     else:

@@ -27,7 +27,7 @@ from meter2cash.cis.prepaid.wallet import (
 )
 from meter2cash.core.errors import NotFound
 from meter2cash.core.timeutil import utcnow
-from meter2cash.mdm.commands.lifecycle import latest_command
+from meter2cash.mdm.commands.service import latest_command
 
 router = APIRouter(tags=["wallets"], route_class=LimitedRoute)
 
@@ -63,7 +63,7 @@ def _view(session: Any, number: str, wallet: Wallet, currency: str) -> dict[str,
         "last_command": None
         if last_cmd is None
         else {
-            "action": last_cmd.action,
+            "action": last_cmd.kind,
             "status": last_cmd.status,
             "requested_at": last_cmd.requested_at.isoformat(),
         },

@@ -21,6 +21,7 @@ from meter2cash.cis.billing.models import Bill
 from meter2cash.cis.collections.models import DunningStep, PromiseToPay
 from meter2cash.cis.ledger.journal import RECEIVABLE, SURCHARGE, WRITE_OFF, EntrySpec, ensure_chart, post_many
 from meter2cash.cis.parties.models import Account, Person, ServiceAgreement
+from meter2cash.cis.parties.supply import issue_supply_commands
 from meter2cash.cis.payments.allocation import apply_credit, open_items, unapplied_credit
 from meter2cash.cis.payments.models import Payment
 from meter2cash.cis.payments.receipts import check_amount, check_day, credit_receivable
@@ -30,7 +31,6 @@ from meter2cash.cis.rating.payment_terms import UTILITY_DEFAULT, Terms
 from meter2cash.core.errors import InvalidInput
 from meter2cash.core.money import format_money
 from meter2cash.core.timeutil import check_date
-from meter2cash.mdm.commands.models import ConnectionCommand
 from meter2cash.notify.models import Notification
 
 LADDER = ("reminder", "notice", "disconnect")
@@ -173,7 +173,8 @@ def run_collections(
             select(Account.id, Person.email, Person.phone).join(Person, Person.id == Account.person_id)
         )
     }
-    allowed = bool(disconnect_allowed([int((at or datetime.now().astimezone()).timestamp())], tz, pol.window))
+    at_moment = at or datetime.now().astimezone()
+    allowed = bool(disconnect_allowed([int(at_moment.timestamp())], tz, pol.window))
     steps, notes, commands = [], [], []
     step: str | None
     for acct, its in overdue.items():
@@ -211,7 +212,7 @@ def run_collections(
                 commands.append(
                     {
                         "service_agreement_id": sa_id,
-                        "action": "disconnect",
+                        "kind": "disconnect",
                         "reason": "collections.non_payment",
                     }
                 )
@@ -231,9 +232,11 @@ def run_collections(
                 "error": "" if (email or phone) else "no contact",
             }
         )
-    for table, rows in ((DunningStep, steps), (Notification, notes), (ConnectionCommand, commands)):
+    for table, rows in ((DunningStep, steps), (Notification, notes)):
         if rows:
             session.execute(insert(table), rows)
+    if commands:
+        issue_supply_commands(session, commands, by="collections", at=at_moment)
     session.flush()
     return result
 

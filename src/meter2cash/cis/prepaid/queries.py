@@ -20,7 +20,7 @@ from meter2cash.cis.payments.models import Payment
 from meter2cash.cis.prepaid.models import PrepaidCharge, Wallet
 from meter2cash.cis.prepaid.wallet import wallet_balance
 from meter2cash.core.errors import NotFound
-from meter2cash.mdm.commands.models import ConnectionCommand
+from meter2cash.mdm.commands.models import MeterCommand
 
 
 class ChargeRow(NamedTuple):
@@ -47,6 +47,8 @@ class CommandRow(NamedTuple):
     requested_at: datetime
     finished_at: datetime | None
     detail: str
+    #: The relay state read back from the meter, once it was.
+    relay: str | None = None
 
 
 @dataclass(slots=True)
@@ -125,18 +127,22 @@ def connection_commands(
     agreement_id: int | None = None,
     limit: int = 50,
 ) -> list[CommandRow]:
-    """Connection commands, newest first: given ``ids``, or of one agreement."""
-    stmt = select(ConnectionCommand, ServiceAgreement.number).join(
-        ServiceAgreement, ServiceAgreement.id == ConnectionCommand.service_agreement_id
+    """Supply (connect and disconnect) commands, newest first: given ``ids``, or of one agreement."""
+    stmt = (
+        select(MeterCommand, ServiceAgreement.number)
+        .join(ServiceAgreement, ServiceAgreement.id == MeterCommand.service_agreement_id)
+        .where(MeterCommand.kind.in_(("connect", "disconnect")))
     )
     if ids is not None:
         if not ids:
             return []
-        stmt = stmt.where(ConnectionCommand.id.in_(list(ids)))
+        stmt = stmt.where(MeterCommand.id.in_(list(ids)))
     if agreement_id is not None:
-        stmt = stmt.where(ConnectionCommand.service_agreement_id == agreement_id)
-    rows = session.execute(stmt.order_by(ConnectionCommand.id.desc()).limit(max(1, min(limit, MAX_LIMIT))))
+        stmt = stmt.where(MeterCommand.service_agreement_id == agreement_id)
+    rows = session.execute(stmt.order_by(MeterCommand.id.desc()).limit(max(1, min(limit, MAX_LIMIT))))
     return [
-        CommandRow(c.id, sa, c.action, c.reason, c.status, c.requested_at, c.finished_at, c.detail)
+        CommandRow(
+            c.id, sa, c.kind, c.reason, c.status, c.requested_at, c.finished_at, c.detail, c.relay_state
+        )
         for c, sa in rows
     ]

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from meter2cash.cis.ledger.journal import WALLET
 from meter2cash.cis.ledger.models import JournalLine
 from meter2cash.cis.parties.models import Account, Person, ServiceAgreement
+from meter2cash.cis.parties.supply import issue_supply_commands
 from meter2cash.cis.payments.models import Payment
 from meter2cash.cis.payments.receipts import receive
 from meter2cash.cis.prepaid.models import Wallet
@@ -28,8 +29,8 @@ from meter2cash.core.errors import Conflict, InvalidInput, NotFound
 from meter2cash.core.money import format_money
 from meter2cash.core.timeutil import utcnow
 from meter2cash.db_query import raw
-from meter2cash.mdm.commands.lifecycle import advance_command, time_out_commands
-from meter2cash.mdm.commands.models import ConnectionCommand
+from meter2cash.mdm.commands.models import MeterCommand
+from meter2cash.mdm.commands.service import apply_report, cancel_command, time_out_commands
 from meter2cash.notify.models import Notification
 
 _RAW = raw(JournalLine.__table__.c.amount)
@@ -158,7 +159,7 @@ def evaluate_wallets(
             if until > at:
                 ev.in_grace += 1
             elif allowed:
-                commands.append(_command(sas[k], "disconnect", "prepaid.no_credit", at))
+                commands.append(_command(sas[k], "disconnect", "prepaid.no_credit", at, policy))
                 row["supply"] = "disconnect_pending"
                 ev.disconnects += 1
             else:
@@ -169,7 +170,7 @@ def evaluate_wallets(
             if supply[k] == "disconnect_pending" and _cancel_unsent_disconnect(session, sas[k], at):
                 row["supply"] = "connected"
             elif supply[k] in ("disconnected", "disconnect_pending"):
-                commands.append(_command(sas[k], "reconnect", "prepaid.recharged", at))
+                commands.append(_command(sas[k], "connect", "prepaid.recharged", at, policy))
                 row["supply"] = "reconnect_pending"
                 ev.reconnects += 1
         if len(row) > 1:
@@ -178,7 +179,7 @@ def evaluate_wallets(
         for keys in {tuple(sorted(r)) for r in updates}:
             session.execute(update(Wallet), [r for r in updates if tuple(sorted(r)) == keys])
     if commands:
-        session.execute(insert(ConnectionCommand), commands)
+        issue_supply_commands(session, commands, by="prepaid", at=at)
     if notes:
         _alert_notifications(session, notes, policy, currency)
     ev.alerts = len(notes)
@@ -190,19 +191,27 @@ def _cancel_unsent_disconnect(session: Session, agreement_id: int, at: datetime)
     """A disconnect not yet sent to the meter is withdrawn (``cancelled`` in its lifecycle) when
     the balance is restored; returns whether one was."""
     ids = session.scalars(
-        select(ConnectionCommand.id).where(
-            ConnectionCommand.service_agreement_id == agreement_id,
-            ConnectionCommand.action == "disconnect",
-            ConnectionCommand.status == "requested",
+        select(MeterCommand.id).where(
+            MeterCommand.service_agreement_id == agreement_id,
+            MeterCommand.kind == "disconnect",
+            MeterCommand.status.in_(("requested", "queued")),
         )
     ).all()
     for cid in ids:
-        advance_command(session, cid, "cancelled", at=at, detail="balance restored before sending")
+        cancel_command(session, cid, by="prepaid", reason="balance restored before sending", at=at)
     return bool(ids)
 
 
-def _command(agreement_id: int, action: str, reason: str, at: datetime) -> dict[str, Any]:
-    return {"service_agreement_id": agreement_id, "action": action, "reason": reason, "requested_at": at}
+def _command(
+    agreement_id: int, kind: str, reason: str, at: datetime, policy: PrepaidPolicy
+) -> dict[str, Any]:
+    return {
+        "service_agreement_id": agreement_id,
+        "kind": kind,
+        "reason": reason,
+        "requested_at": at,
+        "deadline": at + timedelta(hours=policy.command_timeout_h),
+    }
 
 
 def _alert_notifications(
@@ -303,57 +312,72 @@ def grant_emergency_credit(session: Session, wallet_id: int, policy: PrepaidPoli
     return policy.emergency_credit
 
 
-def supply_after(cmd: ConnectionCommand) -> str | None:
-    """The supply a command leaves: an executed disconnect ``disconnected``, an executed reconnect
-    ``connected``; a failed, timed-out or cancelled command the state before it; ``None`` while
-    unfinished or in doubt (the relay is read back before the supply is known)."""
-    if cmd.status == "executed":
-        return "disconnected" if cmd.action == "disconnect" else "connected"
+def supply_after(cmd: MeterCommand) -> str | None:
+    """The supply a connect or disconnect command leaves: the relay state read back from the meter
+    once it is known (never assumed from an ``executed`` report); the state before the command
+    when it failed, timed out or was cancelled without a read-back; ``None`` while unconfirmed."""
+    if cmd.relay_state is not None:
+        return cmd.relay_state
     if cmd.status in ("failed", "timed_out", "cancelled"):
-        return "connected" if cmd.action == "disconnect" else "disconnected"
+        return "connected" if cmd.kind == "disconnect" else "disconnected"
     return None
 
 
-def _follow(session: Session, cmds: list[ConnectionCommand]) -> None:
-    """Each finished command's wallet takes the supply it leaves (in command order)."""
+def follow_supply(session: Session, cmds: list[MeterCommand]) -> None:
+    """Each settled supply command's wallet takes the supply it leaves (in command order); a relay
+    read-back stands for the command it was issued for."""
     for cmd in cmds:
-        state = supply_after(cmd)
+        target = cmd
+        if cmd.kind == "read" and isinstance(cmd.params.get("for_command"), int):
+            target = session.get(MeterCommand, cmd.params["for_command"]) or cmd
+        if target.kind not in ("connect", "disconnect") or target.service_agreement_id is None:
+            continue
+        state = supply_after(target)
         if state:
             session.execute(
                 update(Wallet)
-                .where(Wallet.service_agreement_id == cmd.service_agreement_id)
+                .where(Wallet.service_agreement_id == target.service_agreement_id)
                 .values(supply=state)
             )
     session.flush()
 
 
 def report_command(
-    session: Session, command_id: int, status: str, *, at: datetime | None = None, detail: str = ""
-) -> ConnectionCommand:
-    """A head-end report on a connection command: the command moves along its lifecycle
-    (:func:`meter2cash.mdm.commands.lifecycle.advance_command`, ``command.not_found``,
-    ``command.bad_transition``), then the wallet's supply follows the outcome
+    session: Session,
+    command_id: int,
+    status: str,
+    *,
+    at: datetime | None = None,
+    detail: str = "",
+    result: dict[str, Any] | None = None,
+    by: str = "hes",
+) -> MeterCommand:
+    """A head-end report on a command: the command moves along its lifecycle
+    (:func:`meter2cash.mdm.commands.service.apply_report`: ``command.not_found``,
+    ``command.bad_transition``), then the wallet's supply follows the relay read back
     (:func:`supply_after`)."""
-    cmd = advance_command(session, command_id, status, at=at, detail=detail)
-    _follow(session, [cmd])
+    cmd = apply_report(
+        session, command_id=command_id, status=status, at=at or utcnow(), detail=detail, result=result, by=by
+    )
+    follow_supply(session, [cmd])
     return cmd
 
 
-def time_out_supply_commands(
-    session: Session, at: datetime, policy: PrepaidPolicy
-) -> list[ConnectionCommand]:
-    """Time out the commands without an execution report ``policy.command_timeout_h`` hours after
-    their request; their wallets keep the supply they had (``m2c prepaid time-out-commands``)."""
+def time_out_supply_commands(session: Session, at: datetime, policy: PrepaidPolicy) -> list[MeterCommand]:
+    """Commands without a final report ``policy.command_timeout_h`` hours after their request:
+    never sent → timed out (the wallet keeps the supply it had); sent → in doubt until the relay
+    read back settles it (``m2c prepaid time-out-commands``)."""
     cmds = time_out_commands(session, at, policy.command_timeout_h)
-    _follow(session, cmds)
+    follow_supply(session, cmds)
     return cmds
 
 
 def reconnect_report(session: Session, target_h: int = 2) -> dict[str, Any]:
-    """Executed reconnections: count, median and worst request-to-execution time [min], share on target."""
+    """Confirmed reconnections (relay read back connected): count, median and worst
+    request-to-confirmation time [min], share on target."""
     rows = session.execute(
-        select(ConnectionCommand.requested_at, ConnectionCommand.finished_at).where(
-            ConnectionCommand.action == "reconnect", ConnectionCommand.status == "executed"
+        select(MeterCommand.requested_at, MeterCommand.relay_confirmed_at).where(
+            MeterCommand.kind == "connect", MeterCommand.relay_state == "connected"
         )
     ).all()
     minutes = np.asarray([(f - r).total_seconds() / 60 for r, f in rows if f], dtype=np.float64)
