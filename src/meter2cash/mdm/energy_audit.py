@@ -205,7 +205,7 @@ def energy_audit(
 
 def _num(x: Any) -> float | None:
     v = float(x)
-    return None if math.isnan(v) else round(v, 6)
+    return None if math.isnan(v) else round(v, 9)
 
 
 def _row(
@@ -216,7 +216,7 @@ def _row(
         node=code,
         period=label,
         energy_in=_num(f.energy_in[j, p]) if metered else None,
-        consumers=round(float(f.consumers[j, p]), 6),
+        consumers=round(float(f.consumers[j, p]), 9),
         loss=_num(f.loss[j, p]),
         loss_share=_num(f.loss_share[j, p]),
         in_estimated_share=_num(f.in_estimated_share[j, p]),
