@@ -213,8 +213,14 @@ def test_an_idempotency_key_makes_issuing_safe_to_repeat(session):
         issue_command(session, kind="explode", meter_id=meter, reason="x", requested_by="op")
     assert bad.value.code == "command.bad_kind"
     with pytest.raises(NotFound) as unknown:
-        issue_command(session, kind="read", meter_id=10**6, reason="x", requested_by="op")
+        issue_command(session, kind="time_sync", meter_id=10**6, reason="x", requested_by="op")
     assert unknown.value.code == "command.unknown_meter"
+    with pytest.raises(InvalidInput) as params:
+        issue_command(session, kind="configure", meter_id=meter, reason="x", requested_by="op",
+                      params={"load_limit_kw": 5, "reset": "md"})  # fmt: skip
+    assert (params.value.code, params.value.message) == (
+        "command.bad_params", "configure params: Value error, give exactly one of load_limit_kw, tou, reset"
+    )  # fmt: skip
 
 
 def test_a_group_outcome_follows_its_children(session):

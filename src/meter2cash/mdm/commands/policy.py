@@ -11,20 +11,10 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from meter2cash.core.errors import InvalidInput, error_path
+from meter2cash.mdm.commands.params import KINDS
 from meter2cash.mdm.commands.states import RetryPolicy
 
 DEFAULT_FILE = Path(__file__).with_name("policy.toml")
-KINDS = (
-    "connect",
-    "disconnect",
-    "read",
-    "reacquire",
-    "time_sync",
-    "configure",
-    "credit_update",
-    "payment_mode",
-    "firmware",
-)
 
 
 class KindPolicy(BaseModel):

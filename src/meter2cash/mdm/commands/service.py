@@ -34,7 +34,8 @@ from sqlalchemy.orm import Session
 from meter2cash.core.errors import Conflict, InvalidInput, NotFound
 from meter2cash.core.timeutil import ensure_aware, utcnow
 from meter2cash.mdm.commands.models import MeterCommand, MeterCommandStep
-from meter2cash.mdm.commands.policy import KINDS, CommandPolicy, load_policy
+from meter2cash.mdm.commands.params import check_params
+from meter2cash.mdm.commands.policy import CommandPolicy, load_policy
 from meter2cash.mdm.commands.states import SETTLED, WAITING, group_outcome
 from meter2cash.mdm.commands.states import apply_report as next_on_report
 from meter2cash.mdm.models import Meter
@@ -50,13 +51,6 @@ GROUP_STATUSES = ("pending", "success", "partial", "failed")
 
 def _policy(policy: CommandPolicy | None) -> CommandPolicy:
     return policy or load_policy()
-
-
-def _check_kind(kind: str) -> None:
-    if kind not in KINDS:
-        raise InvalidInput(
-            f"unknown command kind {kind!r}; one of {', '.join(KINDS)}", code="command.bad_kind"
-        )
 
 
 def _step(
@@ -93,7 +87,7 @@ def issue_command(
     """Issue a command to ``meter_id`` (``requested``); the same ``idempotency_key`` again returns
     the command it first created, unchanged. ``deadline`` defaults to the kind's policy.
     ``command.bad_kind``, ``command.unknown_meter``."""
-    _check_kind(kind)
+    checked = check_params(kind, params)
     known = _by_key(session, idempotency_key)
     if known is not None:
         return known
@@ -105,7 +99,7 @@ def issue_command(
         meter_id=meter_id,
         service_agreement_id=service_agreement_id,
         parent_id=parent_id,
-        params=dict(params or {}),
+        params=checked,
         reason=reason[:40],
         requested_by=requested_by[:100],
         idempotency_key=idempotency_key,
@@ -136,7 +130,7 @@ def issue_many(
     pol = _policy(policy)
     values = []
     for r in rows:
-        _check_kind(r["kind"])
+        checked = check_params(r["kind"], r.get("params"))
         values.append(
             {
                 "kind": r["kind"],
@@ -144,7 +138,7 @@ def issue_many(
                 "service_agreement_id": r.get("service_agreement_id"),
                 "parent_id": r.get("parent_id"),
                 "is_group": False,
-                "params": r.get("params") or {},
+                "params": checked,
                 "reason": r["reason"][:40],
                 "requested_by": by[:100],
                 "idempotency_key": r.get("idempotency_key"),
@@ -192,7 +186,7 @@ def issue_group(
     """Issue ``kind`` to every meter of ``meter_ids`` as one group: the parent is returned, one
     child per meter. ``command.empty_group`` without meters; ``command.unknown_meter`` names the
     meters that do not exist."""
-    _check_kind(kind)
+    checked = check_params(kind, params)
     known = _by_key(session, idempotency_key)
     if known is not None:
         return known
@@ -209,7 +203,7 @@ def issue_group(
         kind=kind,
         meter_id=None,
         is_group=True,
-        params=dict(params or {}),
+        params=checked,
         reason=reason[:40],
         requested_by=requested_by[:100],
         idempotency_key=idempotency_key,
