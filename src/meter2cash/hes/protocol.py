@@ -29,20 +29,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from meter2cash.core.errors import InvalidInput, error_path
+from meter2cash.mdm.commands.params import BILLING, BLOCK_LOAD, DAILY, INSTANTANEOUS, KINDS, PROFILES
 
 VERSION = 1
 
-#: IS 15959 profiles by OBIS code of the profile object.
-BLOCK_LOAD = "1.0.99.1.0.255"
-DAILY = "1.0.99.2.0.255"
-BILLING = "1.0.98.1.0.255"
-INSTANTANEOUS = "1.0.94.91.0.255"
-PROFILES: dict[str, str] = {
-    BLOCK_LOAD: "block load",
-    DAILY: "daily load",
-    BILLING: "billing",
-    INSTANTANEOUS: "instantaneous",
-}
 #: The clock, the first captured object of every profile row.
 CLOCK = "0.0.1.0.0.255"
 #: IS 15959 event logs by OBIS code (``0.0.99.98.x.255``).
@@ -57,17 +47,7 @@ EVENT_LOGS: dict[str, str] = {
 }
 
 #: What a command asks of a meter (docs/hes.md#commands).
-COMMAND_KINDS = (
-    "connect",
-    "disconnect",
-    "read",
-    "reacquire",
-    "time_sync",
-    "configure",
-    "credit_update",
-    "payment_mode",
-    "firmware",
-)
+COMMAND_KINDS = KINDS
 #: What an HES may report about a command.
 REPORTED_STATUSES = ("queued", "sent", "acknowledged", "executed", "failed", "timed_out", "cancelled")
 RESULTS = ("OK", "PARTIAL", "FAILED")
