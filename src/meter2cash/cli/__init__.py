@@ -11,10 +11,13 @@ import typer
 
 from meter2cash.cli import (
     agreements,
+    audit,
     billing,
+    commands,
     db,
     demo,
     hes,
+    hes_sim,
     ingest,
     ledger,
     masterdata,
@@ -57,10 +60,12 @@ app.add_typer(vee.app, name="vee")
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(hes.hes_app, name="hes")
 app.add_typer(hes.worker_app, name="worker")
+app.add_typer(hes_sim.app, name="hes-sim")
 app.add_typer(tariffs.app, name="tariff")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(billing.bill_app, name="bill")
 app.add_typer(prepaid.prepaid_app, name="prepaid")
+app.add_typer(commands.app, name="commands")
 app.add_typer(prepaid.wallet_app, name="wallet")
 app.add_typer(money.collections_app, name="collections")
 app.add_typer(money.notify_app, name="notify")
@@ -71,6 +76,9 @@ app.command("gateway-sandbox")(money.gateway_sandbox)
 app.command("ingest")(ingest.ingest)
 app.add_typer(ingest.limits_app, name="reading-limits")
 app.add_typer(usage.app, name="usage")
+app.add_typer(audit.audit_app, name="audit")
+app.add_typer(audit.reads_app, name="reads")
+app.add_typer(audit.network_app, name="network")
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 
