@@ -13,11 +13,9 @@ from meter2cash.cli import (
     agreements,
     audit,
     billing,
-    commands,
     db,
     demo,
     hes,
-    hes_sim,
     ingest,
     ledger,
     masterdata,
@@ -60,12 +58,10 @@ app.add_typer(vee.app, name="vee")
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(hes.hes_app, name="hes")
 app.add_typer(hes.worker_app, name="worker")
-app.add_typer(hes_sim.app, name="hes-sim")
 app.add_typer(tariffs.app, name="tariff")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(billing.bill_app, name="bill")
 app.add_typer(prepaid.prepaid_app, name="prepaid")
-app.add_typer(commands.app, name="commands")
 app.add_typer(prepaid.wallet_app, name="wallet")
 app.add_typer(money.collections_app, name="collections")
 app.add_typer(money.notify_app, name="notify")
