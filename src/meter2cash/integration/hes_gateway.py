@@ -60,14 +60,9 @@ def is_xml(data: bytes, content_type: str = "") -> bool:
 
 
 def read_message(data: bytes, content_type: str = "application/json") -> Message:
-    """Parse a received message: JSON, or CIM XML (``<`` first) through :mod:`meter2cash.hes.cim`."""
+    """Parse a received JSON message (``hes.bad_message`` when it is not one)."""
     if is_xml(data, content_type):
-        try:
-            from meter2cash.hes.cim import parse_cim
-        except ImportError:
-            raise InvalidInput("CIM XML messages are not supported here", code="hes.bad_message") from None
-        message: Message = parse_cim(data)
-        return message
+        raise InvalidInput("a CIM XML message is read by handle_cim", code="hes.bad_message")
     return parse_message(data)
 
 
@@ -95,15 +90,54 @@ def handle(
     hes: str = "",
 ) -> Reply:
     """Apply one message from a head-end in the caller's transaction (flushes, never commits)
-    and answer it. ``hes`` names the sender when the message does not."""
+    and answer it. ``hes`` names the sender when the message does not. CIM XML (``<`` first)
+    goes through :func:`handle_cim`."""
     at = received_at or utcnow()
+    if is_xml(data, content_type):
+        return handle_cim(session, data, received_at=at, hes=hes)[0]
     try:
         msg = read_message(data, content_type)
     except M2CError as exc:
         return unreadable_reply(data, exc, at)
+    reply, _ = apply_message(session, msg, at=at, hes=hes)
+    return reply
+
+
+def handle_cim(
+    session: Session, data: bytes, *, received_at: datetime | None = None, hes: str = ""
+) -> tuple[Reply, bytes]:
+    """Apply one CIM XML message (:func:`meter2cash.hes.cim.parse_cim`): the protocol messages
+    it holds, each remembered on its own (the second and later as ``<MessageID>#<n>``); the
+    reply to the whole, and that reply as a CIM ``ResponseMessage``."""
+    from meter2cash.hes.cim import parse_cim, reply_to_cim
+
+    at = received_at or utcnow()
+    try:
+        messages, errors, header = parse_cim(data)
+    except M2CError as exc:
+        reply = unreadable_reply(b"", exc, at)
+        return reply, reply_to_cim(reply, "")
+    kept = 0
+    stats: dict[str, int] = {}
+    errors = list(errors)
+    for n, msg in enumerate(messages):
+        if n:
+            msg = msg.model_copy(update={"message_id": f"{msg.message_id[:90]}#{n}"})
+        reply, n_kept = apply_message(session, msg, at=at, hes=hes)
+        kept += n_kept
+        for key, value in reply.stats.items():
+            stats[key] = stats.get(key, 0) + value
+        prefix = f"messages[{n}]." if len(messages) > 1 else ""
+        errors += [e.model_copy(update={"field": prefix + e.field}) for e in reply.errors]
+    reply = reply_to(header.message_id or "", errors[:MAX_REPLY_ERRORS], kept=kept, at=at, stats=stats)
+    return reply, reply_to_cim(reply, header.noun)
+
+
+def apply_message(session: Session, msg: Message, *, at: datetime, hes: str = "") -> tuple[Reply, int]:
+    """Apply one parsed message unless it was seen before; its reply and how many items were kept."""
     if not isinstance(msg, ProfileMessage | EventsMessage | CommandReport | NetworkMessage):
         err = ReplyError(code="hes.unexpected_kind", message=f"the MDM does not take {msg.kind} messages")
-        return reply_to(msg.message_id, [err], kept=0, at=at)
+        return reply_to(msg.message_id, [err], kept=0, at=at), 0
     sender = (msg.sender or hes or "hes")[:64]
     seen = _seen(session, sender, msg.message_id)
     if seen is not None:
@@ -124,17 +158,22 @@ def handle(
         stats["errors"] = len(errors)
     reply = reply_to(msg.message_id, listed, kept=kept, at=at, stats=stats)
     row.result = reply.result
-    row.stats = stats
+    row.stats = {**stats, "kept": kept}
     row.reply = reply.model_dump(mode="json")
     session.flush()
-    return reply
+    return reply, kept
 
 
-def _seen(session: Session, sender: str, message_id: str) -> Reply | None:
-    stored = session.scalar(
-        select(HesMessage.reply).where(HesMessage.sender == sender, HesMessage.message_id == message_id)
-    )
-    return Reply.model_validate(stored) if stored else None
+def _seen(session: Session, sender: str, message_id: str) -> tuple[Reply, int] | None:
+    """The reply a message got when it was first received, and how many items it kept."""
+    row = session.execute(
+        select(HesMessage.reply, HesMessage.stats).where(
+            HesMessage.sender == sender, HesMessage.message_id == message_id
+        )
+    ).first()
+    if row is None or not row.reply:
+        return None
+    return Reply.model_validate(row.reply), int((row.stats or {}).get("kept", 0))
 
 
 Outcome = tuple[list[ReplyError], int, dict[str, int]]
@@ -236,7 +275,7 @@ def _events(session: Session, msg: EventsMessage, sender: str, at: datetime) -> 
         for p in result.problems
     ]
     stats["events"] = result.events
-    stats["duplicates"] = result.events_duplicate
+    stats["duplicates"] = result.rows_already_accepted if result.duplicate_file else result.events_duplicate
     return errors, result.rows_accepted, stats
 
 

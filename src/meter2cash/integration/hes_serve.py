@@ -1,0 +1,162 @@
+"""The MDM's long-running end of a head-end link (``m2c hes serve``).
+
+:func:`serve` receives messages on an MQTT or NATS link (role ``mdm``), applies each in its own
+transaction (:func:`~meter2cash.integration.hes_gateway.handle`), sends the reply on the ``reply``
+topic or subject and only then acknowledges the message, so a crash in between gets it delivered
+again (and answered again, from the remembered reply). A message that cannot be read is answered
+FAILED with the reason; on NATS it is also copied to the dead-letter subject. Every
+``dispatch_every`` seconds the commands due are sent (to the link, or POSTed to
+``M2C_HES_CALLBACK_URL`` when that is set).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from meter2cash.config import Settings
+from meter2cash.core.errors import InvalidInput
+from meter2cash.db import transaction
+from meter2cash.hes.links import Link, Received, open_link
+from meter2cash.hes.protocol import CommandMessage, Reply, dump
+from meter2cash.integration.hes_gateway import UNREADABLE, CommandSender, dispatch, handle, post_command
+
+
+class Platform(Protocol):
+    """What the loop needs of the platform (``meter2cash.bootstrap.Platform`` has it)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def sessions(self) -> sessionmaker[Session]: ...
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+
+
+@dataclass
+class ServeStats:
+    """What a serve loop did so far."""
+
+    messages: int = 0
+    rows: int = 0
+    events: int = 0
+    reports: int = 0
+    changes: int = 0
+    duplicates: int = 0
+    ok: int = 0
+    partial: int = 0
+    failed: int = 0
+    dead_letters: int = 0
+    commands_sent: int = 0
+
+    def count(self, reply: Reply) -> None:
+        self.messages += 1
+        for key in ("rows", "events", "reports", "changes", "duplicates"):
+            setattr(self, key, getattr(self, key) + reply.stats.get(key, 0))
+        name = reply.result.lower()
+        setattr(self, name, getattr(self, name) + 1)
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def unreadable(reply: Reply) -> str | None:
+    """The reason a message could not be read at all, or ``None``."""
+    if reply.result == "FAILED" and reply.errors and reply.errors[0].code in UNREADABLE:
+        return f"{reply.errors[0].code}: {reply.errors[0].message}"
+    return None
+
+
+def handle_received(platform: Platform, link: Link, item: Received, hes: str, stats: ServeStats) -> Reply:
+    """Apply one received message in its own transaction, reply, dead-letter it when it cannot be
+    read, and acknowledge it."""
+    with transaction(platform.sessions) as session:
+        reply = handle(
+            session,
+            item.payload,
+            content_type=item.headers.get("content-type", "application/json"),
+            received_at=platform.clock(),
+            hes=hes,
+        )
+    link.send("reply", dump(reply), message_id=reply.message_id)
+    reason = unreadable(reply)
+    if reason is not None and link.dead_letter(item.payload, reason):
+        stats.dead_letters += 1
+    item.ack()
+    stats.count(reply)
+    return reply
+
+
+def command_sender(platform: Platform, link: Link | None) -> CommandSender:
+    """Where due commands go: the head-end's callback URL when set, else the link."""
+    url = platform.settings.hes_callback_url
+    if url:
+        return post_command(url)
+    if link is None:
+        raise InvalidInput(
+            "commands over REST go to M2C_HES_CALLBACK_URL, which is not set", code="hes.bad_transport"
+        )
+
+    def send(message: CommandMessage) -> None:
+        link.send("command", dump(message), message_id=message.message_id)
+
+    return send
+
+
+def serve(
+    platform: Platform,
+    transport: str,
+    *,
+    hes: str,
+    prefix: str = "m2c",
+    url: str | None = None,
+    idle: float | None = None,
+    dispatch_every: float = 1.0,
+    poll_s: float = 0.5,
+    stop: threading.Event | None = None,
+    on_progress: Callable[[ServeStats], None] | None = None,
+) -> ServeStats:
+    """Run the MDM side of the link until ``stop`` is set or, with ``idle``, until nothing was
+    received or sent for ``idle`` seconds. ``transport``: ``mqtt`` or ``nats`` (``url`` the
+    broker or server), or ``rest`` (only dispatching, to ``M2C_HES_CALLBACK_URL``: the head-end
+    POSTs its messages to the API)."""
+    link = None if transport == "rest" else open_link(transport, url, role="mdm", hes=hes, prefix=prefix)
+    stats = ServeStats()
+    try:
+        send = command_sender(platform, link)
+        last_traffic = time.monotonic()
+        next_dispatch = 0.0
+        while stop is None or not stop.is_set():
+            if link is None:
+                items: list[Received] = []
+                time.sleep(min(poll_s, dispatch_every))
+            else:
+                items = link.fetch(timeout=poll_s)
+                for item in items:
+                    handle_received(platform, link, item, hes, stats)
+            if items:
+                last_traffic = time.monotonic()
+            if time.monotonic() >= next_dispatch:
+                next_dispatch = time.monotonic() + dispatch_every
+                with transaction(platform.sessions) as session:
+                    sent = dispatch(session, send, platform.clock())
+                if sent:
+                    stats.commands_sent += sent
+                    last_traffic = time.monotonic()
+            if on_progress is not None:
+                on_progress(stats)
+            if idle is not None and time.monotonic() - last_traffic > idle:
+                break
+    finally:
+        if link is not None:
+            link.close()
+    return stats
+
+
+__all__ = ["ServeStats", "command_sender", "handle_received", "serve", "unreadable"]
