@@ -16,6 +16,7 @@ from meter2cash.cli import (
     db,
     demo,
     hes,
+    hes_sim,
     ingest,
     ledger,
     masterdata,
@@ -58,6 +59,7 @@ app.add_typer(vee.app, name="vee")
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(hes.hes_app, name="hes")
 app.add_typer(hes.worker_app, name="worker")
+app.add_typer(hes_sim.app, name="hes-sim")
 app.add_typer(tariffs.app, name="tariff")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(billing.bill_app, name="bill")

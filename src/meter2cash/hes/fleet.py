@@ -217,12 +217,8 @@ def build_sim_fleet(spec: FleetSpec) -> SimFleet:
     )
     nominal_v = np.where(kind == FEEDER_METER, HT_VOLTS, LT_VOLTS)
     dt_loss = np.round(rng.uniform(0.02, 0.05, n_dt), 4)
-    dt_theft = np.round(
-        np.where(rng.random(n_dt) < spec.share_theft_dts, rng.uniform(0.05, 0.15, n_dt), 0.0).astype(
-            np.float64
-        ),
-        4,
-    )
+    theft = np.where(rng.random(n_dt) < spec.share_theft_dts, rng.uniform(0.05, 0.15, n_dt), 0.0)
+    dt_theft = np.asarray(np.round(theft, 4), np.float64)
     feeder_loss = np.round(rng.uniform(0.01, 0.03, n_fd), 4)
     dt_voltage = np.round(rng.uniform(0.94, 1.03, n_dt), 3)
     drifting = rng.random(total) < spec.share_drifting

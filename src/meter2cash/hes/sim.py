@@ -210,7 +210,8 @@ class SimEngine:
     # --- the start ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Announce the network: every meter ↔ DCU, service point ↔ DT and DT ↔ feeder link."""
+        """Announce the network (every meter ↔ DCU, service point ↔ DT and DT ↔ feeder link) and push
+        the daily profile of the first midnight."""
         f = self.fleet
         at = utc(self.t0)
         changes = [
@@ -239,6 +240,7 @@ class SimEngine:
                     changes=changes[part : part + 5000],
                 )
             )
+        self._push_daily(0, self.t0)
 
     # --- one block ------------------------------------------------------------------------------
 
@@ -331,8 +333,9 @@ class SimEngine:
         has = rng.random(n_dt) < cfg.outage_rate
         start = t + rng.integers(0, 86400 - 3600, n_dt)
         length = rng.integers(300, 3 * 3600, n_dt)
-        self._out_from = np.where(has, start, -1)
-        self._out_to = np.where(has, start + length, -1)
+        ongoing = self._out_to > t  # an outage from the day before goes on
+        self._out_from = np.where(ongoing, self._out_from, np.where(has, start, -1))
+        self._out_to = np.where(ongoing, self._out_to, np.where(has, start + length, -1))
         # DCUs down for hours: their pushes are lost
         down = rng.random(len(f.dcu_codes)) < cfg.dcu_outage
         self._dcu_down_from = np.where(down, t + rng.integers(0, 12 * 3600, len(down)), 0)
@@ -362,6 +365,11 @@ class SimEngine:
         if len(f.dcu_codes) > 1:
             for i in np.nonzero(rng.random(n) < cfg.move_rate)[0].tolist():
                 self.at(t + int(rng.integers(0, 86400)), partial(self._move, i))
+
+    def schedule_outage(self, dt: int, start: int, end: int) -> None:
+        """Cut the supply of DT ``dt`` from ``start`` to ``end`` (epoch seconds, within the current
+        simulated day): its meters lose their energy and send 101, then 102 on restoration."""
+        self._out_from[dt], self._out_to[dt] = start, end
 
     def _schedule(self, ev: LoggedEvent) -> None:
         heapq.heappush(self._scheduled, (ev.at, next(self._seq), ev))
