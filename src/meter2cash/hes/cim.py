@@ -25,6 +25,8 @@ The way out (:func:`command_to_cim`, :func:`reply_to_cim`, :func:`meter_readings
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -67,6 +69,7 @@ _XS_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _OBIS = re.compile(protocol._OBIS)
 _COMMAND_ID = re.compile(r"^cmd-(\d+)-\d+$")
 _IS15959_DETAIL = "is15959_id"
+_MAX_METER = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +138,7 @@ def _parse_xml(data: bytes) -> ET.Element:
     return root
 
 
+@functools.lru_cache(maxsize=1024)
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
@@ -169,6 +173,7 @@ def _name_or_mrid(el: ET.Element | None) -> str:
     return _text(_child(el, "Names"), "name") or _text(el, "mRID")
 
 
+@functools.lru_cache(maxsize=4096)
 def _time(text: str) -> datetime | None:
     """An xs:dateTime with a UTC offset; ``None`` for a missing, malformed or naive time."""
     try:
@@ -220,7 +225,7 @@ def _envelope(root: ET.Element, data: bytes) -> tuple[CimHeader, ET.Element | No
     if payload is not None and _local(payload.tag) != header.noun:
         raise InvalidInput(
             f"the payload <{_local(payload.tag)}> does not match the noun {header.noun}",
-            code="hes.cim.unsupported_noun",
+            code="hes.cim.noun_mismatch",
         )
     if header.verb not in _VERBS[header.noun]:
         raise InvalidInput(
@@ -229,12 +234,8 @@ def _envelope(root: ET.Element, data: bytes) -> tuple[CimHeader, ET.Element | No
         )
     if not header.message_id:  # the same message redelivered gets the same id
         digest = hashlib.sha256(data).hexdigest()[:32]
-        header = CimHeader(**{**_as_dict(header), "message_id": f"cim-{digest}"})
+        header = dataclasses.replace(header, message_id=f"cim-{digest}")
     return header, payload
-
-
-def _as_dict(header: CimHeader) -> dict[str, Any]:
-    return {f: getattr(header, f) for f in CimHeader.__slots__}
 
 
 @dataclass(slots=True)
@@ -292,13 +293,16 @@ class _Bad:
 def _reading(el: ET.Element) -> tuple[datetime, float | None] | _Bad:
     """A reading's time (``timeStamp``, else the end of its ``timePeriod``) and value (``None``
     when absent), or the error code and message of what is wrong with it."""
-    stamp = _text(el, "timeStamp") or _text(_child(el, "timePeriod"), "end")
+    parts = {_local(c.tag): c for c in el}
+    stamp_el = parts.get("timeStamp")
+    stamp = (stamp_el.text or "").strip() if stamp_el is not None else _text(parts.get("timePeriod"), "end")
     at = _time(stamp)
     if at is None:
         return _Bad("hes.cim.bad_time", f"timeStamp {stamp!r} is not a date and time with a UTC offset")
-    raw = _text(el, "value")
-    if not raw and _child(el, "value") is None:
+    value_el = parts.get("value")
+    if value_el is None:
         return at, None
+    raw = (value_el.text or "").strip()
     value = _number(raw)
     if value is None:
         return _Bad("hes.cim.bad_value", f"value {raw!r} is not a number")
@@ -346,7 +350,10 @@ def _meter_readings(payload: ET.Element | None, ctx: _Context) -> list[protocol.
     tables = _Tables()
     for i, mr in enumerate(_children(payload, "MeterReading")):
         where = f"MeterReading[{i}]"
-        meter = _name_or_mrid(_child(mr, "Meter"))[:64]
+        meter = _name_or_mrid(_child(mr, "Meter"))
+        if len(meter) > _MAX_METER:
+            ctx.refuse(f"{where}/Meter", "hes.cim.bad_meter", f"meter name of {len(meter)} characters")
+            continue
         if not meter:
             ctx.refuse(
                 f"{where}/Meter", "hes.cim.no_meter", "a MeterReading names no meter (Names/name or mRID)"
@@ -459,6 +466,9 @@ def _event(ev: ET.Element, where: str, ctx: _Context) -> protocol.MeterEventItem
             f"{where}/Assets", "hes.cim.no_meter", "the event names no meter (Assets/Names/name or mRID)"
         )
         return None
+    if len(meter) > _MAX_METER:
+        ctx.refuse(f"{where}/Assets", "hes.cim.bad_meter", f"meter name of {len(meter)} characters")
+        return None
     stamp = _text(ev, "createdDateTime")
     at = _time(stamp)
     if at is None:
@@ -491,7 +501,7 @@ def _event(ev: ET.Element, where: str, ctx: _Context) -> protocol.MeterEventItem
             return None
         event_id = int(chosen)
     return protocol.MeterEventItem(
-        meter=meter[:64], log=event_log(event_id), event_id=event_id, occurred_at=at, data=details
+        meter=meter, log=event_log(event_id), event_id=event_id, occurred_at=at, data=details
     )
 
 
