@@ -17,6 +17,7 @@ from meter2cash.api.routers import (
     agreements,
     bills,
     health,
+    hes,
     masterdata,
     meters,
     payments,
@@ -122,6 +123,7 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     for module in (accounts, service_points, meters, readings, bills, masterdata, payments, wallets, vee):
         protected.include_router(module.router)
     protected.include_router(agreements.router)
+    protected.include_router(hes.router)
     protected.include_router(usage.router)
     protected.include_router(usage.upload_router)
     app.include_router(payments.public_router, prefix=PREFIX)
