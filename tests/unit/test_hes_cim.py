@@ -240,6 +240,16 @@ def test_two_different_values_for_the_same_interval_keep_the_first() -> None:
     assert messages[0].meters[0].rows == [["2026-10-01T00:15:00+00:00", 1.0]]  # type: ignore[union-attr]
 
 
+def test_a_meter_name_too_long_for_the_protocol_is_refused() -> None:
+    xml = f"""<MeterReadings xmlns="http://iec.ch/TC57/2011/MeterReadings#"><MeterReading>
+      <Meter><mRID>{"M" * 65}</mRID></Meter>
+      <Readings><timeStamp>2026-10-01T00:00:00Z</timeStamp><value>5</value>
+        <ReadingType ref="kwh_import_register"/></Readings></MeterReading></MeterReadings>""".encode()
+    messages, errors, _ = cim.parse_cim(xml)
+    assert messages == []
+    assert [(e.code, e.field) for e in errors] == [("hes.cim.bad_meter", "MeterReading[0]/Meter")]
+
+
 def test_times_without_an_offset_are_refused() -> None:
     xml = b"""<MeterReadings xmlns="http://iec.ch/TC57/2011/MeterReadings#"><MeterReading>
       <Meter><mRID>SM1</mRID></Meter>
@@ -355,6 +365,11 @@ def test_truncated_xml_is_refused_with_where_it_broke() -> None:
             b"<m:RequestMessage xmlns:m='http://iec.ch/TC57/2011/schema/message'><m:Header><m:Verb>delete</m:Verb>"
             b"<m:Noun>MeterReadings</m:Noun></m:Header></m:RequestMessage>",
             "hes.cim.unsupported_verb",
+        ),
+        (
+            b"<m:EventMessage xmlns:m='http://iec.ch/TC57/2011/schema/message'><m:Header><m:Verb>created</m:Verb>"
+            b"<m:Noun>MeterReadings</m:Noun></m:Header><m:Payload><EndDeviceEvents/></m:Payload></m:EventMessage>",
+            "hes.cim.noun_mismatch",
         ),
         (
             b"<m:EventMessage xmlns:m='http://iec.ch/TC57/2011/schema/message'><m:Header><m:Verb>created</m:Verb>"
