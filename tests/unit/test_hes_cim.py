@@ -432,6 +432,40 @@ def test_a_created_notification_reports_execution_with_what_the_meter_answered()
     assert report.message_id == "hes-ev-9"
 
 
+@pytest.mark.parametrize(
+    ("verb", "extension", "status"),
+    [
+        ("reply", "", "acknowledged"),
+        ("executed", "", "executed"),
+        ("canceled", "", "cancelled"),
+        ("changed", "<ext:Extension><ext:Status>timed_out</ext:Status></ext:Extension>", "timed_out"),
+        ("reply", "<ext:Extension><ext:Status>sent</ext:Status></ext:Extension>", "sent"),
+        ("reply", "<ext:Extension><ext:Status>lost</ext:Status></ext:Extension>", None),
+    ],
+)
+def test_the_verb_or_a_stated_status_gives_the_reported_status(
+    verb: str, extension: str, status: str | None
+) -> None:
+    xml = f"""<msg:EventMessage xmlns:msg="http://iec.ch/TC57/2011/schema/message"
+        xmlns:edc="http://iec.ch/TC57/2011/EndDeviceControls#" xmlns:ext="urn:meter2cash:cim:extension:1">
+      <msg:Header><msg:Verb>{verb}</msg:Verb><msg:Noun>EndDeviceControls</msg:Noun>
+        <msg:MessageID>hes-ev-10</msg:MessageID></msg:Header>
+      <msg:Payload><edc:EndDeviceControls><edc:EndDeviceControl><edc:mRID>cmd-45-3</edc:mRID>{extension}
+      </edc:EndDeviceControl></edc:EndDeviceControls></msg:Payload>
+    </msg:EventMessage>""".encode()
+
+    messages, errors, _ = cim.parse_cim(xml)
+
+    if status is None:
+        assert messages == []
+        assert [(e.code, e.field) for e in errors] == [
+            ("hes.cim.bad_status", "EndDeviceControl[0]/Extension/Status")
+        ]
+    else:
+        assert errors == []
+        assert [(m.command_id, m.status) for m in messages] == [(45, status)]  # type: ignore[union-attr]
+
+
 def test_a_failed_reply_without_payload_fails_the_correlated_command() -> None:
     xml = b"""<ResponseMessage xmlns="http://iec.ch/TC57/2011/schema/message">
       <Header><Verb>reply</Verb><Noun>EndDeviceControls</Noun><Timestamp>2026-10-01T10:00:00Z</Timestamp>
