@@ -1,9 +1,11 @@
-"""``m2c hes publish`` and ``m2c worker ingest``: reading ingestion over NATS JetStream."""
+"""``m2c hes``: reading ingestion over NATS JetStream (``publish``, ``m2c worker ingest``), re-reads,
+and the MDM's end of a head-end link (``serve``)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.markup import escape
@@ -15,7 +17,8 @@ from meter2cash.core.errors import M2CError
 from meter2cash.integration.nats_bus import NatsConfig
 
 hes_app = typer.Typer(
-    help="The head-end side: publish reading files to the ingestion stream.", no_args_is_help=True
+    help="The head-end interface: publish reading files, re-reads, serve a head-end link.",
+    no_args_is_help=True,
 )
 worker_app = typer.Typer(help="Stateless workers that take work from NATS JetStream.", no_args_is_help=True)
 
@@ -198,3 +201,84 @@ def answer_rereads_cmd(
         f"re-reads: {out['sent']} sent, {out['answered']} answered ({out['files']} file(s) ingested), "
         f"{out['completed']} completed, {out['failed']} failed"
     )
+
+
+SERVE_ROWS = (
+    ("messages", "messages handled"),
+    ("rows", "profile rows kept"),
+    ("events", "events stored"),
+    ("reports", "command reports applied"),
+    ("changes", "network changes"),
+    ("duplicates", "duplicates"),
+    ("ok", "replies OK"),
+    ("partial", "replies PARTIAL"),
+    ("failed", "replies FAILED"),
+    ("dead_letters", "dead letters"),
+    ("commands_sent", "commands sent"),
+)
+
+
+def _serve_table(counts: dict[str, int], title: str) -> Any:
+    from meter2cash.cli.render import Num
+
+    out = table(title, "", Num("count"))
+    for key, label in SERVE_ROWS:
+        style = (
+            "red"
+            if key == "failed" and counts[key]
+            else "yellow"
+            if key == "partial" and counts[key]
+            else None
+        )
+        out.add_row(label, f"{counts[key]:,}", style=style)
+    return out
+
+
+@hes_app.command("serve")
+def serve_cmd(
+    transport: str = typer.Option(
+        "mqtt", "--transport", help="mqtt or nats (rest: only send due commands to M2C_HES_CALLBACK_URL)"
+    ),
+    mqtt_url: str = typer.Option("mqtt://127.0.0.1:1883", "--mqtt-url", help="the MQTT broker"),
+    nats_url: str = typer.Option("", "--nats", help="NATS URL (default: M2C_NATS_URL)"),
+    hes: str = typer.Option("", "--hes", help="the head-end's name (default: M2C_HES_NAME)"),
+    prefix: str = typer.Option("m2c", "--prefix", help="topic / subject prefix: <prefix>/hes/<hes>/<kind>"),
+    idle: float | None = typer.Option(None, "--idle", help="stop after this many seconds without traffic"),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The MDM's end of a head-end link: apply what the head-end sends, reply, send due commands
+    (until --idle seconds pass without traffic, or Ctrl-C)."""
+    from rich.live import Live
+
+    from meter2cash.integration.hes_serve import ServeStats, serve
+
+    if transport not in ("mqtt", "nats", "rest"):
+        raise M2CError(f"--transport is mqtt, nats or rest, not {transport!r}", code="hes.bad_transport")
+    url = (
+        mqtt_url if transport == "mqtt" else (nats_url or get_settings().nats_url or "nats://127.0.0.1:4222")
+    )
+    last = ServeStats()
+
+    def progress(stats: ServeStats) -> None:
+        nonlocal last
+        last = stats
+        if live is not None:
+            live.update(_serve_table(stats.to_dict(), f"head-end {name} over {transport}"))
+
+    with platform() as p:
+        name = hes or p.settings.hes_name
+        live = None if as_json else Live(console=console, refresh_per_second=4, transient=True)
+        try:
+            if live is not None:
+                live.start()
+            serve(p, transport, hes=name, prefix=prefix, url=url, idle=idle, on_progress=progress)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if live is not None:
+                live.stop()
+    counts = last.to_dict()
+    if as_json:
+        print_json({"hes": name, "transport": transport, **counts})
+    else:
+        console.print(_serve_table(counts, f"head-end {name} over {transport}"))
