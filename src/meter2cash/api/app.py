@@ -20,6 +20,7 @@ from meter2cash.api.routers import (
     hes,
     masterdata,
     meters,
+    network,
     payments,
     readings,
     service_points,
@@ -126,6 +127,7 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     protected.include_router(hes.router)
     protected.include_router(usage.router)
     protected.include_router(usage.upload_router)
+    protected.include_router(network.router)
     app.include_router(payments.public_router, prefix=PREFIX)
     app.include_router(protected)
     currency = platform.settings.currency
