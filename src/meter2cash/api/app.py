@@ -16,6 +16,7 @@ from meter2cash.api.routers import (
     accounts,
     agreements,
     bills,
+    commands,
     health,
     hes,
     masterdata,
@@ -121,7 +122,18 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     protected = APIRouter(
         prefix=PREFIX, dependencies=[Depends(require_api_key)], responses=responses(401, 422)
     )
-    for module in (accounts, service_points, meters, readings, bills, masterdata, payments, wallets, vee):
+    for module in (
+        accounts,
+        service_points,
+        meters,
+        readings,
+        bills,
+        masterdata,
+        payments,
+        wallets,
+        vee,
+        commands,
+    ):
         protected.include_router(module.router)
     protected.include_router(agreements.router)
     protected.include_router(hes.router)

@@ -111,8 +111,9 @@ def time_out_cmd(
     at: datetime | None = typer.Option(None, help="the time to judge by (ISO, default now)"),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Mark connection commands without an execution report ``command_timeout_h`` hours after their
-    request as timed out; the supply stays as it was. Run it every hour."""
+    """Connection commands without a final report ``command_timeout_h`` hours after their request:
+    never sent → timed out (the supply stays as it was); sent → in doubt, and the relay is read
+    back to settle it. Run it every hour."""
     from meter2cash.cis.prepaid.policy import PrepaidPolicy
     from meter2cash.cis.prepaid.queries import connection_commands
     from meter2cash.cis.prepaid.wallet import time_out_supply_commands
@@ -141,12 +142,18 @@ def time_out_cmd(
         Num("Id"),
         Key("Agreement"),
         "Action",
+        "Status",
         "Reason",
         Key("Requested"),
     )
     for r in rows:
         out.add_row(
-            str(r.id), r.service_agreement, r.action, r.reason, r.requested_at.strftime("%Y-%m-%d %H:%M")
+            str(r.id),
+            r.service_agreement,
+            r.action,
+            r.status,
+            r.reason,
+            r.requested_at.strftime("%Y-%m-%d %H:%M"),
         )
     console.print(out)
 
