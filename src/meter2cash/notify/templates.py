@@ -35,6 +35,11 @@ TEMPLATES: dict[str, tuple[str, str]] = {
         "Supply is scheduled for disconnection for non-payment of {{ debt }} (overdue since "
         "{{ oldest_due }}). Pay now to avoid it.",
     ),
+    "load_violation": (
+        "Demand above your sanctioned load",
+        "Your demand reached {{ demand }} at {{ at }}, above your sanctioned load of {{ sanctioned }} "
+        "(service point {{ service_point }}). Reduce your load or apply for a load change.",
+    ),
 }
 _ENV = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
