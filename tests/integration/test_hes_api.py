@@ -132,3 +132,53 @@ def test_a_cim_meter_readings_message_is_answered_in_cim(client, platform):
     with platform.sessions() as s:
         row = s.scalars(select(ChannelDay)).one()
         assert list(decode_values(row.raw_values)[:2]) == [0.25, 0.5]
+
+
+def test_with_a_callback_url_due_commands_are_posted_to_the_head_end(platform):
+    """The head-end's callback answers 503 once, then takes the command: it is sent once."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from meter2cash.integration.hes_serve import serve
+    from meter2cash.mdm.commands.models import MeterCommand
+    from meter2cash.mdm.commands.service import issue_command
+
+    received: list[tuple[int, dict]] = []
+
+    class Callback(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            status = 503 if not received else 202
+            received.append((status, body))
+            self.send_response(status)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            """Quiet."""
+
+    server = HTTPServer(("127.0.0.1", 0), Callback)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with platform.sessions() as s:
+            meter_id = s.scalar(select(Meter.id).where(Meter.serial == "SM1"))
+            cmd_id = issue_command(
+                s,
+                kind="read",
+                meter_id=meter_id,
+                reason="manual",
+                requested_by="t",
+                params={"profile": "events"},
+                at=AT,
+            ).id
+            s.commit()
+        p = platform.with_settings(hes_callback_url=f"http://127.0.0.1:{server.server_port}/commands")
+        p.clock = lambda: AT
+        stats = serve(p, "rest", hes="north", idle=0.5, dispatch_every=0.1, poll_s=0.1)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert stats.commands_sent == 1
+    assert [status for status, _ in received] == [503, 202]
+    assert received[1][1]["message_id"] == f"cmd-{cmd_id}-1" and received[1][1]["action"] == "read"
+    with platform.sessions() as s:
+        assert s.get(MeterCommand, cmd_id).status == "sent"
