@@ -154,3 +154,11 @@ def test_boundary_meter_assignment_replaces_the_earlier_one(session, grid):
     with pytest.raises(InvalidInput):
         assign_boundary_meter(session, serial="SM1", dt="DT1", feeder="F1", at=at(1))
     assert describe_node(session, "DT1")["boundary_meters"][1]["meter"] == "SM2"
+
+
+def test_a_report_of_the_parent_already_current_records_nothing(session, grid):
+    assert (
+        apply_network_change(session, link="meter_dcu", child="SM2", parent="DCU1", effective_at=T) is False
+    )
+    session.commit()
+    assert session.query(NetworkLink).count() == 0

@@ -120,7 +120,9 @@ def apply_network_change(
     at = ensure_aware(effective_at, "effective_at")
     child_id = _id_of(session, k.child_table, k.child_key, child, k.child, "network.unknown_child")
     parent_id = _id_of(session, k.parent_table, k.parent_key, parent, k.parent, "network.unknown_parent")
+    source = source[: NetworkLink.source.type.length or 64]
     links = _links(session, link, child_id)
+    seed = None
     if not links:
         now_parent = session.execute(select(k.current).where(k.child_table.c.id == child_id)).scalar_one()
         if now_parent is not None:
@@ -134,6 +136,8 @@ def apply_network_change(
         (x for x in links if x.valid_from <= at and (x.valid_to is None or x.valid_to > at)), None
     )
     if covering is not None and covering.parent_id == parent_id:
+        if seed is not None:
+            session.expunge(seed)
         return False
     before = None if covering is None else covering.parent_id
     if covering is not None and covering.valid_from == at:
