@@ -114,12 +114,12 @@ def test_simulated_dt_meter_measures_its_consumers_plus_loss() -> None:
     for _ in range(8):
         e.step()
     _, blocks = e.memory.window(0, 8)
-    kwh = blocks[:, :, 0]
+    kwh = np.round(blocks[:, :, 0], 3)  # as pushed: to the Wh
     for k in range(8):
         dt1, dt2 = kwh[:10, k].sum(), kwh[10:20, k].sum()
-        assert kwh[20, k] == pytest.approx(dt1 * 1.10, abs=0.0005)
-        assert kwh[21, k] == pytest.approx(dt2 * 1.15, abs=0.0005)
-        assert kwh[22, k] == pytest.approx((kwh[20, k] + kwh[21, k]) * 1.02, abs=0.0005)
+        assert kwh[20, k] == pytest.approx(dt1 * 1.10, abs=0.00051)
+        assert kwh[21, k] == pytest.approx(dt2 * 1.15, abs=0.00051)
+        assert kwh[22, k] == pytest.approx((kwh[20, k] + kwh[21, k]) * 1.02, abs=0.00051)
 
 
 # --- pushes -------------------------------------------------------------------------------------
@@ -273,21 +273,28 @@ def test_commands_fail_go_unanswered_or_lose_their_answer() -> None:
     assert sum(counts.values()) == 100
 
 
-def test_a_command_past_its_deadline_times_out() -> None:
+def test_reports_are_on_the_commands_clock_and_its_deadline_counts_from_arrival() -> None:
     e, link = engine()
     e.step()
-    msg = p.CommandMessage(
-        message_id="cmd-11-1",
-        sent_at=datetime.fromtimestamp(e.now, UTC),
-        command_id=11,
-        meter="SM0000001",
-        action="disconnect",
-        deadline=datetime.fromtimestamp(e.now + 2, UTC),
-    )
-    e.commands.receive(msg)
+    sent = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)  # the MDM's clock, weeks after the simulated day
+    for cid, minutes in ((11, 0.03), (12, 10)):
+        e.commands.receive(
+            p.CommandMessage(
+                message_id=f"cmd-{cid}-1",
+                sent_at=sent,
+                command_id=cid,
+                meter="SM0000001",
+                action="disconnect",
+                deadline=sent + timedelta(minutes=minutes),
+            )
+        )
     settle(e)
     assert [r.status for r in link.reports(11)] == ["queued", "timed_out"]
-    assert bool(e.fleet.connected[0])
+    assert link.reports(11)[-1].at == sent + timedelta(seconds=1)  # 2 s allowed: out at the first report
+    assert [r.status for r in link.reports(12)] == ["queued", "acknowledged", "executed"]
+    at = [r.at for r in link.reports(12)]
+    assert at == sorted(at) and sent < at[0] and at[-1] < sent + timedelta(minutes=2)
+    assert not bool(e.fleet.connected[0])  # the second disconnect did it
 
 
 # --- events -------------------------------------------------------------------------------------

@@ -125,6 +125,9 @@ def run(
     ),
     moves: float = typer.Option(0.002, "--moves", min=0, max=1, help="chance a meter changes DCU, per day"),
     seed: int = typer.Option(7, "--seed", help="seed of the run's randomness"),
+    memory_days: int = typer.Option(
+        35, "--memory-days", min=1, max=400, help="days of blocks each meter keeps for re-acquisition"
+    ),
     until: str = typer.Option("", "--until", help="simulate up to this local date (exclusive), YYYY-MM-DD"),
     days: int = typer.Option(0, "--days", min=0, help="days to simulate (default: the fleet's)"),
     idle: float | None = typer.Option(
@@ -169,6 +172,7 @@ def run(
         dcu_outage=dcu_outages,
         move_rate=moves,
         seed=seed,
+        memory_days=memory_days,
     )
     link = (
         RestLink(url or "http://127.0.0.1:8000", hes=hes, api_key=api_key, prefix=prefix)
@@ -211,7 +215,7 @@ def run(
 def _print_stats(stats: dict[str, Any], hes: str) -> None:
     from meter2cash.hes.sim import LOAD_VIOLATION_ID
 
-    out = table(f"Head-end {hes}: what the simulation did", Key("what"), Num("count"))
+    out = table(f"Head-end {hes}", Key("what"), Num("count"))
     for kind, n in sorted(stats["messages_sent"].items()):
         out.add_row(f"messages sent: {kind}", f"{n:,}")
     out.add_row("blocks simulated", f"{stats['intervals']:,}")

@@ -19,6 +19,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -157,8 +158,9 @@ class SimFleet:
     def n_consumers(self) -> int:
         return len(self.consumers)
 
-    @property
+    @cached_property
     def index(self) -> dict[str, int]:
+        """Row of each serial."""
         return {s: i for i, s in enumerate(self.serial)}
 
     def dcu_code(self, i: int) -> str:

@@ -5,6 +5,8 @@ A command is queued a second after it arrives, acknowledged by the meter 2–15 
 commands fails, a share ``no_answer`` is never answered (the MDM times out) and for a share
 ``lost_answer`` the meter acts but its final answer is lost (the MDM's command is in doubt until a
 read-back settles it). A command whose ``deadline`` passes first is reported ``timed_out``.
+Reports are stamped on the command's clock (its ``sent_at`` plus the simulated seconds since it
+arrived), so a command's history reads in order whatever date the simulation is at.
 
 What each command does and answers (``result`` of the ``executed`` report):
 
@@ -64,10 +66,15 @@ class CommandExecutor:
     def __init__(self, engine: SimEngine) -> None:
         self.engine = engine
         self.rng = np.random.default_rng([engine.fleet.spec.seed, engine.cfg.seed, 4])
+        #: Simulated time each command arrived, by its message id.
+        self._arrived: dict[str, int] = {}
 
     def _report(self, cmd: p.CommandMessage, status: str, **kw: Any) -> None:
+        """Report a step, stamped on the command's clock: its ``sent_at`` plus the simulated time
+        since it arrived (the simulated date may be far from the MDM's)."""
         e = self.engine
-        e.send(report(cmd, status, at=e.now, sender=e.cfg.hes, **kw))
+        at = int(cmd.sent_at.timestamp()) + e.now - self._arrived.get(cmd.message_id, e.now)
+        e.send(report(cmd, status, at=at, sender=e.cfg.hes, **kw))
 
     def receive(self, cmd: p.CommandMessage) -> None:
         """Take a command now; its answers follow in simulated time."""
@@ -76,6 +83,7 @@ class CommandExecutor:
         meter = e.fleet.index.get(cmd.meter)
         draw = float(self.rng.random())
         t = e.now
+        self._arrived[cmd.message_id] = t
         if draw < cfg.no_answer:
             e.stats.commands["unanswered"] += 1
             return
@@ -86,9 +94,10 @@ class CommandExecutor:
             + int(self.rng.integers(3, 46))
             + (int(self.rng.integers(180, 601)) if cmd.action == "firmware" else 0)
         )
-        deadline = int(cmd.deadline.timestamp()) if cmd.deadline is not None else None
-        if deadline is not None and deadline < done:
-            e.at(max(deadline, t + 1), lambda: self._timed_out(cmd))
+        # the deadline on the command's clock, in simulated time from its arrival
+        allowed = int((cmd.deadline - cmd.sent_at).total_seconds()) if cmd.deadline is not None else None
+        if allowed is not None and t + allowed < done:
+            e.at(t + max(allowed, 1), lambda: self._timed_out(cmd))
             return
         if meter is None:
             e.at(ack, lambda: self._fail(cmd, f"meter {cmd.meter} is not behind this head-end"))

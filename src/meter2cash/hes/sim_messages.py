@@ -83,14 +83,15 @@ class MeterMemory:
     meters: int
     slots: int
     memory_days: int
-    blocks: dict[int, F64] = field(default_factory=dict)  #: day → (meters, slots, 4)
+    #: day → (meters, slots, 4), in single precision (values have at most 7 significant digits)
+    blocks: dict[int, npt.NDArray[np.float32]] = field(default_factory=dict)
     daily: dict[int, F64] = field(default_factory=dict)  #: day → (meters, 2) at its midnight
     billing: list[BillingEntry] = field(default_factory=list)
     events: list[LoggedEvent] = field(default_factory=list)
 
-    def day(self, d: int) -> F64:
+    def day(self, d: int) -> npt.NDArray[np.float32]:
         if d not in self.blocks:
-            self.blocks[d] = np.full((self.meters, self.slots, len(BLOCK_COLUMNS)), np.nan)
+            self.blocks[d] = np.full((self.meters, self.slots, len(BLOCK_COLUMNS)), np.nan, np.float32)
             for old in [k for k in self.blocks if k <= d - self.memory_days]:
                 del self.blocks[old]
                 self.daily.pop(old, None)
@@ -110,7 +111,7 @@ class MeterMemory:
             parts.append(self.blocks[d][:, lo - d * self.slots : hi - d * self.slots])
         if not parts:
             return np.zeros(0, np.int64), np.zeros((self.meters, 0, len(BLOCK_COLUMNS)))
-        return np.concatenate(ks), np.concatenate(parts, axis=1)
+        return np.concatenate(ks), np.concatenate(parts, axis=1).astype(np.float64)
 
 
 def iso(epoch: int, tz: ZoneInfo) -> str:
@@ -122,15 +123,14 @@ def utc(epoch: int) -> datetime:
     return datetime.fromtimestamp(int(epoch), UTC)
 
 
-def _rounded(values: F64, decimals: Sequence[int]) -> list[list[Any]]:
-    """Rows of ``values`` (``(rows, columns)``) rounded per column; NaN becomes ``None``."""
-    out = np.empty(values.shape, dtype=object)
+def _rounded(values: F64, decimals: Sequence[int]) -> list[Any]:
+    """``values`` (``(..., columns)``) rounded per column, as nested lists; NaN becomes ``None``."""
+    rounded = np.empty(values.shape, dtype=object)
     for c, places in enumerate(decimals):
-        col = np.round(values[:, c], places)
-        out[:, c] = col
-        out[np.isnan(col), c] = None
-    rows: list[list[Any]] = out.tolist()
-    return rows
+        rounded[..., c] = np.round(values[..., c], places)
+    rounded[np.isnan(values)] = None
+    nested: list[Any] = rounded.tolist()
+    return nested
 
 
 def profile_messages(
@@ -165,18 +165,13 @@ def profile_messages(
             correlation_id=correlation_id,
         )
 
+    table = _rounded(values, decimals)
     for i, (serial, dcu) in enumerate(meters):
-        keep = np.nonzero(present[i])[0]
-        if not len(keep):
+        keep = np.nonzero(present[i])[0].tolist()
+        if not keep:
             continue
-        rows = _rounded(values[i, keep], decimals)
-        chunk.append(
-            p.ProfileMeter(
-                meter=serial,
-                dcu=dcu,
-                rows=[[clocks[k], *r] for k, r in zip(keep.tolist(), rows, strict=True)],
-            )
-        )
+        mine = table[i]
+        chunk.append(p.ProfileMeter(meter=serial, dcu=dcu, rows=[[clocks[k], *mine[k]] for k in keep]))
         rows_in_chunk += len(keep)
         if rows_in_chunk >= MAX_ROWS:
             yield message()
