@@ -135,7 +135,8 @@ def test_a_cim_meter_readings_message_is_answered_in_cim(client, platform):
 
 
 def test_with_a_callback_url_due_commands_are_posted_to_the_head_end(platform):
-    """The head-end's callback answers 503 once, then takes the command: it is sent once."""
+    """The head-end's callback answers 503 once, then takes the read (sent once) and refuses the
+    time sync (failed)."""
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -148,7 +149,7 @@ def test_with_a_callback_url_due_commands_are_posted_to_the_head_end(platform):
     class Callback(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-            status = 503 if not received else 202
+            status = 503 if not received else 400 if body["action"] == "time_sync" else 202
             received.append((status, body))
             self.send_response(status)
             self.end_headers()
@@ -170,6 +171,9 @@ def test_with_a_callback_url_due_commands_are_posted_to_the_head_end(platform):
                 params={"profile": "events"},
                 at=AT,
             ).id
+            sync_id = issue_command(
+                s, kind="time_sync", meter_id=meter_id, reason="manual", requested_by="t", at=AT
+            ).id
             s.commit()
         p = platform.with_settings(hes_callback_url=f"http://127.0.0.1:{server.server_port}/commands")
         p.clock = lambda: AT
@@ -178,7 +182,14 @@ def test_with_a_callback_url_due_commands_are_posted_to_the_head_end(platform):
         server.shutdown()
         server.server_close()
     assert stats.commands_sent == 1
-    assert [status for status, _ in received] == [503, 202]
-    assert received[1][1]["message_id"] == f"cmd-{cmd_id}-1" and received[1][1]["action"] == "read"
+    assert [(status, body["message_id"]) for status, body in received] == [
+        (503, f"cmd-{cmd_id}-1"),
+        (202, f"cmd-{cmd_id}-1"),
+        (400, f"cmd-{sync_id}-1"),
+    ]
     with platform.sessions() as s:
         assert s.get(MeterCommand, cmd_id).status == "sent"
+        refused = s.get(MeterCommand, sync_id)
+        assert refused.status == "failed" and refused.detail.startswith(
+            "the head-end refused the command: 400"
+        )

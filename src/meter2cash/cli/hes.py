@@ -215,6 +215,7 @@ SERVE_ROWS = (
     ("failed", "replies FAILED"),
     ("dead_letters", "dead letters"),
     ("commands_sent", "commands sent"),
+    ("dispatch_errors", "failed command rounds"),
 )
 
 

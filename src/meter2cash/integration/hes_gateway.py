@@ -324,6 +324,13 @@ def _network(session: Session, msg: NetworkMessage, sender: str) -> Outcome:
 
 # --- commands to the head-end ------------------------------------------------------------------
 
+
+class CommandRefused(InvalidInput):
+    """The head-end answered that it will not carry out a command (the command fails)."""
+
+    code = "hes.command_refused"
+
+
 CommandSender = Callable[[CommandMessage], None]
 
 
@@ -356,12 +363,25 @@ def command_messages(session: Session, now: datetime, limit: int = 500) -> list[
 
 def dispatch(session: Session, link_send: CommandSender, now: datetime, limit: int = 500) -> int:
     """Send the commands due now with ``link_send`` and mark each sent once it went out; returns
-    how many. A send that fails stops the round (the rest stay due); the caller commits."""
-    from meter2cash.mdm.commands.service import mark_sent
+    how many. Commands past their deadline are expired first (``expire_commands``). A send that
+    fails stops the round (the rest stay due); the caller commits."""
+    from meter2cash.mdm.commands.service import apply_report, expire_commands, mark_sent
 
+    expire_commands(session, now)
     sent = 0
     for message in command_messages(session, now, limit):
-        link_send(message)
+        try:
+            link_send(message)
+        except CommandRefused as exc:  # the head-end will never take it: sending again is no use
+            apply_report(
+                session,
+                command_id=message.command_id,
+                status="failed",
+                at=now,
+                detail=exc.message,
+                by="dispatch",
+            )
+            continue
         mark_sent(session, message.command_id, at=now, message_id=message.message_id)
         sent += 1
     return sent
@@ -375,8 +395,8 @@ def pull_commands(session: Session, now: datetime, limit: int = 100) -> list[Com
 
 
 def post_command(url: str, *, api_key: str = "", timeout_s: float = 10.0) -> CommandSender:
-    """A sender that POSTs each command message to the head-end's callback ``url`` (retried three
-    times on a transport error or a 5xx answer)."""
+    """A sender that POSTs each command message to the head-end's callback ``url`` (tried three
+    times on a transport error or a 5xx answer; a 4xx answer is :class:`CommandRefused`)."""
     import httpx
     from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -395,9 +415,8 @@ def post_command(url: str, *, api_key: str = "", timeout_s: float = 10.0) -> Com
         if response.status_code >= 500:
             response.raise_for_status()
         if response.status_code >= 400:
-            raise InvalidInput(
-                f"the head-end refused command {message.command_id}: {response.status_code}",
-                code="hes.command_refused",
+            raise CommandRefused(
+                f"the head-end refused the command: {response.status_code} {response.text[:120]}"
             )
 
     return send

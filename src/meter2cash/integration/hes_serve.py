@@ -11,6 +11,7 @@ FAILED with the reason; on NATS it is also copied to the dead-letter subject. Ev
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -18,14 +19,17 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Protocol
 
+import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from meter2cash.config import Settings
-from meter2cash.core.errors import InvalidInput
+from meter2cash.core.errors import InvalidInput, M2CError
 from meter2cash.db import transaction
 from meter2cash.hes.links import Link, Received, open_link
 from meter2cash.hes.protocol import CommandMessage, Reply, dump
 from meter2cash.integration.hes_gateway import UNREADABLE, CommandSender, dispatch, handle, post_command
+
+log = logging.getLogger(__name__)
 
 
 class Platform(Protocol):
@@ -54,6 +58,8 @@ class ServeStats:
     failed: int = 0
     dead_letters: int = 0
     commands_sent: int = 0
+    #: Rounds of sending commands that failed (the broker or the head-end away).
+    dispatch_errors: int = 0
 
     def count(self, reply: Reply) -> None:
         self.messages += 1
@@ -144,8 +150,13 @@ def serve(
                 last_traffic = time.monotonic()
             if time.monotonic() >= next_dispatch:
                 next_dispatch = time.monotonic() + dispatch_every
-                with transaction(platform.sessions) as session:
-                    sent = dispatch(session, send, platform.clock())
+                try:
+                    with transaction(platform.sessions) as session:
+                        sent = dispatch(session, send, platform.clock())
+                except (M2CError, httpx.HTTPError) as exc:  # the head-end away: the commands stay due
+                    stats.dispatch_errors += 1
+                    log.warning("sending commands failed: %s", exc)
+                    sent = 0
                 if sent:
                     stats.commands_sent += sent
                     last_traffic = time.monotonic()
