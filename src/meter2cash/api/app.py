@@ -17,6 +17,7 @@ from meter2cash.api.routers import (
     agreements,
     bills,
     commands,
+    events,
     health,
     hes,
     masterdata,
@@ -139,6 +140,7 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     protected.include_router(hes.router)
     protected.include_router(usage.router)
     protected.include_router(usage.upload_router)
+    protected.include_router(events.router)
     protected.include_router(network.router)
     app.include_router(payments.public_router, prefix=PREFIX)
     app.include_router(protected)
