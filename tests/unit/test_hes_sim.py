@@ -297,6 +297,18 @@ def test_reports_are_on_the_commands_clock_and_its_deadline_counts_from_arrival(
     assert not bool(e.fleet.connected[0])  # the second disconnect did it
 
 
+def test_a_command_to_a_meter_behind_a_dcu_that_is_down_fails() -> None:
+    e, link = engine()
+    e.step()
+    e.schedule_dcu_outage(1, e.now - 60, e.now + 3600)
+    command(e, 13, "SM0000015", "read", profile="relay")
+    command(e, 14, "SM0000005", "read", profile="relay")
+    settle(e)
+    assert [r.status for r in link.reports(13)] == ["queued", "failed"]
+    assert "DCU-0002" in final(link, 13).detail
+    assert final(link, 14).status == "executed"
+
+
 # --- events -------------------------------------------------------------------------------------
 
 
@@ -307,7 +319,9 @@ def test_outage_on_a_dt_each_meter_raises_101_then_102() -> None:
     e.schedule_outage(1, t0 + 3600 + 100, t0 + 2 * 3600 + 200)
     for _ in range(12):
         e.step()
-    events = [ev for m in link.messages("events") for ev in m.events]
+    messages = link.messages("events")
+    events = [ev for m in messages for ev in m.events]
+    assert len(messages) == 2  # the last gasps of a DT in one push, the restorations in another
     behind = [f"SM{k:07d}" for k in range(11, 21)] + ["DTM-DT-0002"]
     start = datetime.fromtimestamp(t0 + 3700, UTC)
     end = datetime.fromtimestamp(t0 + 7400, UTC)

@@ -151,12 +151,16 @@ class SimEngine:
         self._pending: list[tuple[int, int, Callable[[], None]]] = []  #: (epoch, seq, action) heap
         self._seq = itertools.count()
         self._daily_events: list[LoggedEvent] = []
+        self._urgent: list[LoggedEvent] = []
         self.commands = CommandExecutor(self)
 
     # --- sending --------------------------------------------------------------------------------
 
     def send(self, message: p.Message) -> None:
-        """Send one message; a profile's block-load rows are counted."""
+        """Send one message (after the high-priority events logged before it); a profile's
+        block-load rows are counted."""
+        if self._urgent and message.kind != "events":
+            self.flush_events()
         if (
             isinstance(message, p.ProfileMessage)
             and message.profile == p.BLOCK_LOAD
@@ -179,33 +183,43 @@ class SimEngine:
             due, _, action = heapq.heappop(self._pending)
             self.now = max(self.now, due)
             action()
+            self.flush_events()
         self.now = max(self.now, epoch)
-
-    @property
-    def dcus(self) -> list[str]:
-        """The DCU code each meter talks through now (empty: straight to the head-end)."""
-        return [self.fleet.dcu_code(i) for i in range(len(self.fleet))]
 
     def log_event(self, meter: int, event_id: int, true_at: int, data: dict[str, Any] | None = None) -> None:
         """Log an event in the meter's memory, stamped by its own clock; a high-priority one is
-        pushed at once, the others with the next daily event-log read."""
+        pushed at once (with the others of the same moment), the rest with the next daily
+        event-log read."""
         ev = LoggedEvent(meter, event_id, int(true_at + round(float(self.fleet.drift_s[meter]))), data or {})
         self.memory.events.append(ev)
         self.stats.events[event_id] += 1
-        if pushed_at_once(event_id):
-            self.send(
-                events_message(
-                    message_id=f"{self.cfg.hes}-ev-{self.fleet.serial[meter]}-{event_id}-{true_at}",
-                    sender=self.cfg.hes,
-                    sent_at=max(self.now, true_at),
-                    events=[ev],
-                    serials=self.fleet.serial,
-                    dcus=[self.fleet.dcu_code(meter)] * len(self.fleet),
-                    tz=self.tz,
-                )
+        (self._urgent if pushed_at_once(event_id) else self._daily_events).append(ev)
+
+    def flush_events(self) -> None:
+        """Push the high-priority events logged since the last push, in one message."""
+        if not self._urgent:
+            return
+        evs, self._urgent = self._urgent, []
+        first = evs[0]
+        self.send(
+            events_message(
+                message_id=f"{self.cfg.hes}-ev-{self.fleet.serial[first.meter]}-{first.event_id}-{first.at}-{len(evs)}",
+                sender=self.cfg.hes,
+                sent_at=self.now,
+                events=evs,
+                names=self.names,
+                tz=self.tz,
             )
-        else:
-            self._daily_events.append(ev)
+        )
+
+    def dcu_down(self, meter: int, at: int) -> bool:
+        """Whether the DCU meter row ``meter`` talks through is down at ``at``."""
+        d = int(self.fleet.dcu_of[meter])
+        return d >= 0 and bool(self._dcu_down_from[d] <= at < self._dcu_down_until[d])
+
+    def names(self, meter: int) -> tuple[str, str]:
+        """The serial of meter row ``meter`` and the DCU it talks through now."""
+        return self.fleet.serial[meter], self.fleet.dcu_code(meter)
 
     # --- the start ------------------------------------------------------------------------------
 
@@ -298,6 +312,7 @@ class SimEngine:
         while self._scheduled and self._scheduled[0][0] < be:
             _, _, ev = heapq.heappop(self._scheduled)
             self.log_event(ev.meter, ev.event_id, ev.at, ev.data)
+        self.flush_events()
         self.stats.intervals += 1
         self.k = k + 1
         self.advance_to(be)
@@ -371,6 +386,11 @@ class SimEngine:
         simulated day): its meters lose their energy and send 101, then 102 on restoration."""
         self._out_from[dt], self._out_to[dt] = start, end
 
+    def schedule_dcu_outage(self, dcu: int, start: int, end: int) -> None:
+        """Take DCU ``dcu`` down from ``start`` to ``end`` (within the current simulated day): its
+        pushes are lost and commands to its meters fail."""
+        self._dcu_down_from[dcu], self._dcu_down_until[dcu] = start, end
+
     def _schedule(self, ev: LoggedEvent) -> None:
         heapq.heappush(self._scheduled, (ev.at, next(self._seq), ev))
 
@@ -429,8 +449,7 @@ class SimEngine:
                     sender=self.cfg.hes,
                     sent_at=at,
                     events=evs,
-                    serials=f.serial,
-                    dcus=self.dcus,
+                    names=self.names,
                     tz=self.tz,
                 )
             )
@@ -449,11 +468,10 @@ class SimEngine:
         """One push per DCU (feeder meters: one of their own); a share is lost."""
         f = self.fleet
         clocks = [iso(c, self.tz) for c in clocks_epoch]
-        dcus = self.dcus
-        for d in range(-1, len(f.dcu_codes)):
-            members = np.nonzero(f.dcu_of == d)[0]
-            if not len(members):
-                continue
+        order = np.argsort(f.dcu_of, kind="stable")
+        groups = np.split(order, np.nonzero(np.diff(f.dcu_of[order]))[0] + 1)
+        for members in groups:
+            d = int(f.dcu_of[members[0]])
             self.stats.pushes += 1
             down = d >= 0 and self._dcu_down_from[d] <= at < self._dcu_down_until[d]
             if down or self.rng.random() < self.cfg.miss:
@@ -467,7 +485,7 @@ class SimEngine:
                 profile=profile,
                 columns=columns,
                 decimals=decimals,
-                meters=[(f.serial[i], dcus[i]) for i in members.tolist()],
+                meters=[self.names(i) for i in members.tolist()],
                 clocks=clocks,
                 values=values[members],
                 capture_period_s=period,

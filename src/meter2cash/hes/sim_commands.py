@@ -102,6 +102,10 @@ class CommandExecutor:
         if meter is None:
             e.at(ack, lambda: self._fail(cmd, f"meter {cmd.meter} is not behind this head-end"))
             return
+        if e.dcu_down(meter, t):
+            dcu = e.fleet.dcu_code(meter)
+            e.at(ack, lambda: self._fail(cmd, f"{dcu} does not answer: the meter cannot be reached"))
+            return
         e.at(ack, lambda: self._report(cmd, "acknowledged"))
         if draw < cfg.no_answer + cfg.fail:
             e.at(done, lambda: self._fail(cmd, "the meter did not execute the command"))
@@ -293,8 +297,7 @@ class CommandExecutor:
                 sender=e.cfg.hes,
                 sent_at=e.now,
                 events=evs,
-                serials=e.fleet.serial,
-                dcus=e.dcus,
+                names=e.names,
                 tz=e.tz,
                 correlation_id=cmd.message_id,
             )

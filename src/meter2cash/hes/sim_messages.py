@@ -9,7 +9,7 @@ messages, split so that no message holds more than :data:`MAX_ROWS` rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -186,11 +186,11 @@ def events_message(
     sender: str,
     sent_at: int,
     events: Sequence[LoggedEvent],
-    serials: Sequence[str],
-    dcus: Sequence[str],
+    names: Callable[[int], tuple[str, str]],
     tz: ZoneInfo,
     correlation_id: str = "",
 ) -> p.EventsMessage:
+    """An EventsMessage of ``events``; ``names`` gives a meter row's serial and DCU."""
     return p.EventsMessage(
         message_id=message_id,
         sent_at=utc(sent_at),
@@ -198,8 +198,8 @@ def events_message(
         correlation_id=correlation_id,
         events=[
             p.MeterEventItem(
-                meter=serials[e.meter],
-                dcu=dcus[e.meter],
+                meter=names(e.meter)[0],
+                dcu=names(e.meter)[1],
                 log=event_log(e.event_id),
                 event_id=e.event_id,
                 occurred_at=datetime.fromtimestamp(e.at, tz),
