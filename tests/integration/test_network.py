@@ -162,3 +162,11 @@ def test_a_report_of_the_parent_already_current_records_nothing(session, grid):
     )
     session.commit()
     assert session.query(NetworkLink).count() == 0
+
+
+def test_a_head_end_change_is_audited_under_its_source(session, grid):
+    apply_network_change(
+        session, link="dt_feeder", child="DT2", parent="F2", effective_at=T, source="hes-north"
+    )
+    entry = session.query(AuditEntry).filter_by(action="network.change").one()
+    assert (entry.actor, entry.entity_id, entry.after["parent"]) == ("hes-north", "DT2", "F2")

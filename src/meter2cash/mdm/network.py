@@ -110,8 +110,8 @@ def apply_network_change(
     earlier link splits it there; the new link lasts until the next recorded one (or stays
     current), so a late report of an old move takes its place in history. Returns ``False``
     (changing nothing) when the child already hangs below ``parent`` at ``effective_at``. The
-    child's current column follows the latest link. With ``actor``, the change is written to the
-    audit log. Flushes, does not commit.
+    child's current column follows the latest link. Every change is written to the audit log,
+    by ``actor`` (default: the ``source``). Flushes, does not commit.
 
     Raises :class:`NotFound` ``network.unknown_child`` / ``network.unknown_parent`` and
     :class:`InvalidInput` ``network.unknown_link``.
@@ -157,15 +157,14 @@ def apply_network_change(
     session.execute(
         update(k.child_table).where(k.child_table.c.id == child_id).values({k.current.name: latest.parent_id})
     )
-    if actor is not None:
-        session.add(
-            AuditEntry(
-                actor=actor[:100], action="network.change", entity=link, entity_id=child[:64],
-                before={"parent_id": before, "effective_at": at.isoformat()},
-                after={"parent": parent, "parent_id": parent_id, "effective_at": at.isoformat(),
-                       "source": source},
-            )
-        )  # fmt: skip
+    session.add(
+        AuditEntry(
+            actor=(actor or source)[:100], action="network.change", entity=link, entity_id=child[:64],
+            before={"parent_id": before, "effective_at": at.isoformat()},
+            after={"parent": parent, "parent_id": parent_id, "effective_at": at.isoformat(),
+                   "source": source},
+        )
+    )  # fmt: skip
     session.flush()
     # an ORM object of the child loaded before the update reads the new parent too
     for obj in list(session.identity_map.values()):
