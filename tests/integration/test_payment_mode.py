@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from test_prepaid import ANYTIME, TZ, build_prepaid
 
 from meter2cash.cis.billing.models import Bill
@@ -69,8 +69,10 @@ def test_prepaid_to_postpaid_on_the_15th_bills_only_the_postpaid_days(session):
         run_daily(session, date(2026, 10, d), tz=TZ, currency="INR", policy=ANYTIME, usage=LocalUsage)
     charged = session.scalars(select(PrepaidCharge).order_by(PrepaidCharge.day)).all()
     assert [c.day.day for c in charged] == list(range(1, 15))
-    # Nobody is cut off: the wallet of a postpaid agreement is not evaluated.
-    assert session.scalar(select(func.count(MeterCommand.id))) == 0
+    # Nobody is cut off: the wallet of a postpaid agreement is not evaluated; the one command is
+    # the meter's own switch to postpaid.
+    kinds = session.scalars(select(MeterCommand.kind)).all()
+    assert kinds == ["payment_mode"]
 
     run_bills(session, "2026-10", tz=TZ, currency="INR", usage=LocalUsage)
     bill = session.scalars(select(Bill)).one()
@@ -93,6 +95,11 @@ def test_postpaid_to_prepaid_on_the_15th_charges_from_the_15th_and_bills_the_day
     session.flush()
     done = change(session, date(2026, 10, 15), "prepaid", today=date(2026, 10, 20))
     assert done.settled == 0 and sa.payment_mode == "prepaid"
+    # the meter is switched too, by a command through the head-end
+    switch = session.get(MeterCommand, done.meter_command)
+    assert (switch.kind, switch.params, switch.service_agreement_id, switch.status) == (
+        "payment_mode", {"mode": "prepaid"}, sa.id, "requested"
+    )  # fmt: skip
     recharge_account(session, acct, D("500.00"), channel="cash", currency="INR", tz=TZ, policy=ANYTIME)
     run_daily(session, date(2026, 10, 20), tz=TZ, currency="INR", policy=ANYTIME, usage=LocalUsage)
     first = session.scalars(select(PrepaidCharge)).one()

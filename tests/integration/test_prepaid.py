@@ -210,8 +210,10 @@ def test_alerts_fire_once_per_crossing_and_disconnect_then_reconnect(session):
     cmd = session.scalars(select(MeterCommand)).one()
     assert (cmd.kind, cmd.reason, cmd.status) == ("disconnect", "prepaid.no_credit", "requested")
     requested = cmd.requested_at
+    assert cmd.meter_id is not None  # the meter installed at the agreement's service point
     for status in ("sent", "acknowledged", "executed"):
-        report_command(session, cmd.id, status, at=requested + timedelta(minutes=5))
+        report_command(session, cmd.id, status, at=requested + timedelta(minutes=5),
+                       result={"relay": "disconnected"} if status == "executed" else None)  # fmt: skip
     assert wallet.supply == "disconnected"
     # a recharge bringing the balance positive requests reconnection at once
     at = datetime(2026, 10, 8, 21, 0, tzinfo=UTC)  # inside the default quiet hours: reconnection is allowed
@@ -221,10 +223,18 @@ def test_alerts_fire_once_per_crossing_and_disconnect_then_reconnect(session):
     assert rc.requested_at == at and wallet.supply == "reconnect_pending"
     report_command(session, rc.id, "sent", at=at + timedelta(minutes=1))
     report_command(session, rc.id, "executed", at=at + timedelta(minutes=45))
+    assert wallet.supply == "reconnect_pending"  # executed, but the relay is not read back yet
+    read_back = session.scalars(select(MeterCommand).where(MeterCommand.reason == "relay.read_back")).one()
+    report_command(session, read_back.id, "sent", at=at + timedelta(minutes=46))
+    report_command(
+        session, read_back.id, "executed", at=at + timedelta(minutes=47), result={"relay": "connected"}
+    )
+    session.refresh(wallet)
+    assert wallet.supply == "connected"
     assert reconnect_report(session) == {
         "executed": 1,
-        "median_min": 45.0,
-        "max_min": 45.0,
+        "median_min": 47.0,  # from the request to the relay read back connected
+        "max_min": 47.0,
         "within_target": 1.0,
     }
     assert trial_balance(session).total == 0

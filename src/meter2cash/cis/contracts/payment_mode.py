@@ -39,12 +39,13 @@ from meter2cash.cis.contracts.changes import (
     rebill_affected,
 )
 from meter2cash.cis.parties.models import ServiceAgreement
+from meter2cash.cis.parties.supply import agreement_meters, issue_supply_commands
 from meter2cash.cis.parties.terms import contract_terms, term_on
 from meter2cash.cis.prepaid.models import Wallet
 from meter2cash.cis.prepaid.settlement import settle_balance
 from meter2cash.core.errors import Conflict, InvalidInput
 from meter2cash.core.money import format_money
-from meter2cash.core.timeutil import month_start
+from meter2cash.core.timeutil import month_start, utcnow
 from meter2cash.events.outbox import emit
 from meter2cash.mdm.usage.port import UsageFactory
 
@@ -60,6 +61,8 @@ class ModeChange:
     settled: Decimal
     rebill: RebillResult | None
     currency: str
+    #: The ``payment_mode`` command that switches the meter itself (``None``: no meter installed).
+    meter_command: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +71,7 @@ class ModeChange:
             "to_mode": self.to_mode,
             "settled": format_money(self.settled, self.currency),
             "rebill": None if self.rebill is None else self.rebill.to_dict(),
+            "meter_command": self.meter_command,
         }
 
 
@@ -147,6 +151,24 @@ def change_payment_mode(
             session, change, tz=tz, currency=currency, usage=usage, what="payment mode"
         )
     settled = settle_balance(session, sa, to_mode, on=effective_from, currency=currency)
+    # the meter switches its own mode too (AMISP 13/14), by a command through the head-end
+    now = utcnow()
+    meter = agreement_meters(session, [sa.id], now).get(sa.id)
+    command_id = None
+    if meter is not None:
+        (command_id,) = issue_supply_commands(
+            session,
+            [
+                {
+                    "service_agreement_id": sa.id,
+                    "kind": "payment_mode",
+                    "params": {"mode": to_mode},
+                    "reason": "contract.payment_mode",
+                }
+            ],
+            by=by,
+            at=now,
+        )
     emit(
         session,
         TOPIC_MODE_CHANGED,
@@ -154,8 +176,8 @@ def change_payment_mode(
             "agreement": sa.number, "service_agreement_id": sa.id,
             "effective_from": effective_from.isoformat(), "from_mode": from_mode, "to_mode": to_mode,
             "settled": format_money(settled, currency), "reason": change.term.reason, "by": by,
-            "bills_rebilled": change.bills_affected,
+            "bills_rebilled": change.bills_affected, "meter_command": command_id,
         },
         key=sa.number,
     )  # fmt: skip
-    return ModeChange(change, from_mode, to_mode, settled, rebilled, currency)
+    return ModeChange(change, from_mode, to_mode, settled, rebilled, currency, command_id)
