@@ -16,6 +16,7 @@ from meter2cash.cli import (
     commands,
     db,
     demo,
+    events,
     hes,
     hes_sim,
     ingest,
@@ -81,6 +82,7 @@ app.add_typer(audit.reads_app, name="reads")
 app.add_typer(audit.network_app, name="network")
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
+events.register(app)
 
 
 def main() -> None:
