@@ -13,13 +13,10 @@ from sqlalchemy import select
 
 from conftest import make_meter
 from meter2cash.api.app import create_app
-from meter2cash.bootstrap import Platform, bootstrap
-from meter2cash.config import Settings
-from meter2cash.db import make_engine
+from meter2cash.bootstrap import Platform
 from meter2cash.hes.protocol import BLOCK_LOAD, CLOCK, ProfileMessage, parse_message
 from meter2cash.mdm.models import ChannelDay, Meter
 from meter2cash.mdm.store import decode_values
-from meter2cash.models import metadata
 
 with warnings.catch_warnings():  # the test client warns about its httpx transport on import
     warnings.simplefilter("ignore")
@@ -41,37 +38,33 @@ PROFILE = {
 
 
 @pytest.fixture
-def platform(tmp_path) -> Iterator[Platform]:
-    url = f"sqlite:///{tmp_path / 'm2c.db'}"
-    engine = make_engine(url)
-    metadata.create_all(engine)
-    engine.dispose()
-    p = bootstrap(Settings(database_url=url, var_dir=tmp_path / "var", api_keys=KEY), check_migrated=False)
+def hes_platform(platform) -> Platform:
+    """The test's platform (SQLite and PostgreSQL) with an API key, meter SM1 and the clock at AT."""
+    p = platform.with_settings(api_keys=KEY)
     p.clock = lambda: AT
     with p.sessions() as s:
         make_meter(s, "SM1", {"kwh_import_15m": "1"})
         s.commit()
-    yield p
-    p.dispose()
+    return p
 
 
 @pytest.fixture
-def client(platform) -> Iterator[TestClient]:
-    with TestClient(create_app(platform), headers={"X-API-Key": KEY}) as c:
+def client(hes_platform) -> Iterator[TestClient]:
+    with TestClient(create_app(hes_platform), headers={"X-API-Key": KEY}) as c:
         yield c
 
 
-def test_without_a_key_nothing_gets_in_or_out(platform):
-    with TestClient(create_app(platform)) as anonymous:
+def test_without_a_key_nothing_gets_in_or_out(hes_platform):
+    with TestClient(create_app(hes_platform)) as anonymous:
         r = anonymous.post(f"{URL}/messages", json=PROFILE)
         assert (r.status_code, r.json()["error"]["code"]) == (401, "auth.missing_key")
         r = anonymous.get(f"{URL}/commands", headers={"X-API-Key": "wrong"})
         assert (r.status_code, r.json()["error"]["code"]) == (401, "auth.invalid_key")
-    with platform.sessions() as s:
+    with hes_platform.sessions() as s:
         assert s.scalar(select(ChannelDay.channel_id)) is None
 
 
-def test_a_profile_is_stored_and_answered_once(client, platform):
+def test_a_profile_is_stored_and_answered_once(client, hes_platform):
     r = client.post(f"{URL}/messages", json=PROFILE)
     assert r.status_code == 200, r.text
     reply = parse_message(r.content)
@@ -79,7 +72,7 @@ def test_a_profile_is_stored_and_answered_once(client, platform):
     assert reply.stats["rows"] == 2
     again = client.post(f"{URL}/messages", json=PROFILE)
     assert again.json() == r.json()
-    with platform.sessions() as s:
+    with hes_platform.sessions() as s:
         row = s.scalars(select(ChannelDay)).one()
         assert (row.day, row.version) == (date(2026, 10, 1), 1)
         assert list(decode_values(row.raw_values)[:2]) == [0.25, 0.5]
@@ -97,11 +90,11 @@ def test_bad_messages_are_answered_failed_or_refused(client):
     assert (r.status_code, r.json()["error"]["code"]) == (415, "api.unsupported_media_type")
 
 
-def test_the_head_end_pulls_due_commands_once(client, platform):
+def test_the_head_end_pulls_due_commands_once(client, hes_platform):
     from meter2cash.mdm.commands.models import MeterCommand
     from meter2cash.mdm.commands.service import issue_command
 
-    with platform.sessions() as s:
+    with hes_platform.sessions() as s:
         meter_id = s.scalar(select(Meter.id).where(Meter.serial == "SM1"))
         cmd_id = issue_command(
             s, kind="connect", meter_id=meter_id, reason="manual", requested_by="t", at=AT
@@ -113,11 +106,11 @@ def test_the_head_end_pulls_due_commands_once(client, platform):
         (cmd_id, f"cmd-{cmd_id}-1", "SM1", "connect")
     ]
     assert client.get(f"{URL}/commands").json() == []
-    with platform.sessions() as s:
+    with hes_platform.sessions() as s:
         assert s.get(MeterCommand, cmd_id).status == "sent"
 
 
-def test_a_cim_meter_readings_message_is_answered_in_cim(client, platform):
+def test_a_cim_meter_readings_message_is_answered_in_cim(client, hes_platform):
     from meter2cash.hes.cim_build import meter_readings_xml
 
     xml = meter_readings_xml(
@@ -129,12 +122,12 @@ def test_a_cim_meter_readings_message_is_answered_in_cim(client, platform):
     root = ET.fromstring(r.content)
     texts = {el.tag.rsplit("}", 1)[-1]: (el.text or "") for el in root.iter()}
     assert (texts["Result"], texts["CorrelationID"]) == ("OK", "cim-1")
-    with platform.sessions() as s:
+    with hes_platform.sessions() as s:
         row = s.scalars(select(ChannelDay)).one()
         assert list(decode_values(row.raw_values)[:2]) == [0.25, 0.5]
 
 
-def test_with_a_callback_url_due_commands_are_posted_to_the_head_end(platform):
+def test_with_a_callback_url_due_commands_are_posted_to_the_head_end(hes_platform):
     """The head-end's callback answers 503 once, then takes the read (sent once) and refuses the
     time sync (failed)."""
     import threading
@@ -160,7 +153,7 @@ def test_with_a_callback_url_due_commands_are_posted_to_the_head_end(platform):
     server = HTTPServer(("127.0.0.1", 0), Callback)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        with platform.sessions() as s:
+        with hes_platform.sessions() as s:
             meter_id = s.scalar(select(Meter.id).where(Meter.serial == "SM1"))
             cmd_id = issue_command(
                 s,
@@ -175,7 +168,7 @@ def test_with_a_callback_url_due_commands_are_posted_to_the_head_end(platform):
                 s, kind="time_sync", meter_id=meter_id, reason="manual", requested_by="t", at=AT
             ).id
             s.commit()
-        p = platform.with_settings(hes_callback_url=f"http://127.0.0.1:{server.server_port}/commands")
+        p = hes_platform.with_settings(hes_callback_url=f"http://127.0.0.1:{server.server_port}/commands")
         p.clock = lambda: AT
         stats = serve(p, "rest", hes="north", idle=0.5, dispatch_every=0.1, poll_s=0.1)
     finally:
@@ -187,7 +180,7 @@ def test_with_a_callback_url_due_commands_are_posted_to_the_head_end(platform):
         (202, f"cmd-{cmd_id}-1"),
         (400, f"cmd-{sync_id}-1"),
     ]
-    with platform.sessions() as s:
+    with hes_platform.sessions() as s:
         assert s.get(MeterCommand, cmd_id).status == "sent"
         refused = s.get(MeterCommand, sync_id)
         assert refused.status == "failed" and refused.detail.startswith(

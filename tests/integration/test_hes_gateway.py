@@ -1,18 +1,15 @@
-"""The MDM side of the head-end interface (``handle``, ``dispatch``) on a database with master data."""
+"""The MDM side of the head-end interface (``handle``, ``dispatch``) on both databases with master data."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
 import numpy as np
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from conftest import make_meter
-from meter2cash.db import make_engine, session_factory
 from meter2cash.hes.protocol import (
     BLOCK_LOAD,
     CLOCK,
@@ -25,23 +22,10 @@ from meter2cash.integration.hes_gateway import dispatch, handle
 from meter2cash.mdm.hes_inbox import HesMessage
 from meter2cash.mdm.models import ChannelDay, Meter, MeterEvent, RawBatch, RegisterRead
 from meter2cash.mdm.store import decode_values
-from meter2cash.models import metadata
 
 AT = datetime(2026, 10, 2, 6, 0, tzinfo=UTC)
 KWH = "1.0.1.29.0.255"
 VOLT_AVG = "1.0.12.27.0.255"
-
-
-@pytest.fixture
-def session(tmp_path) -> Iterator[Session]:
-    """A session on a SQLite database of this test's own with the whole schema."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'm2c.db'}")
-    metadata.create_all(engine)
-    try:
-        with session_factory(engine)() as s:
-            yield s
-    finally:
-        engine.dispose()
 
 
 def _msg(**fields: object) -> bytes:

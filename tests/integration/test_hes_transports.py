@@ -20,16 +20,13 @@ import pytest
 from sqlalchemy import select
 
 from conftest import IN_CI, NATS_URL, make_meter
-from meter2cash.bootstrap import Platform, bootstrap
-from meter2cash.config import Settings
-from meter2cash.db import make_engine
+from meter2cash.bootstrap import Platform
 from meter2cash.hes.links import Link, MqttLink, NatsLink, Received, dead_letters, stream_name
 from meter2cash.hes.protocol import BLOCK_LOAD, CLOCK, CommandMessage, Reply, dump, parse_message
 from meter2cash.integration.hes_gateway import dispatch
 from meter2cash.integration.hes_serve import ServeStats, serve
 from meter2cash.mdm.models import ChannelDay, Meter, MeterEvent
 from meter2cash.mdm.store import decode_values
-from meter2cash.models import metadata
 
 MQTT_URL = os.environ.get("M2C_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
 AT = datetime(2026, 10, 2, 6, 0, tzinfo=UTC)
@@ -47,19 +44,13 @@ def _reachable(url: str, default_port: int) -> None:
 
 
 @pytest.fixture
-def mdm(tmp_path) -> Iterator[Platform]:
-    """A platform on a SQLite database of this test's own, with meter SM1 and the clock at AT."""
-    url = f"sqlite:///{tmp_path / 'm2c.db'}"
-    engine = make_engine(url)
-    metadata.create_all(engine)
-    engine.dispose()
-    p = bootstrap(Settings(database_url=url, var_dir=tmp_path / "var"), check_migrated=False)
-    p.clock = lambda: AT
-    with p.sessions() as s:
+def mdm(platform) -> Platform:
+    """The test's platform (SQLite and PostgreSQL) with meter SM1 and the clock at AT."""
+    platform.clock = lambda: AT
+    with platform.sessions() as s:
         make_meter(s, "SM1", {"kwh_import_15m": "1"})
         s.commit()
-    yield p
-    p.dispose()
+    return platform
 
 
 @dataclass
