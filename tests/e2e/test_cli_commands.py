@@ -103,3 +103,26 @@ def test_the_api_issues_reports_and_refuses_alike(client, session):
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "command.not_found")
     listed = client.get("/api/v1/commands", params={"meter": "AP1", "kind": "disconnect"})
     assert [c["id"] for c in listed.json()] == [cid]
+
+
+def test_a_firmware_rollout_through_the_api(client, session):
+    for serial in ("FWA", "FWB"):
+        make_meter(session, serial)
+    session.commit()
+    body = {
+        "image": "fw.bin",
+        "version": "3.0",
+        "sha256": "ab" * 32,
+        "meters": ["FWB", "FWA"],
+        "stages": [0.5, 1],
+    }
+    r = client.post("/api/v1/commands/firmware-rollouts", json=body)
+    assert r.status_code == 201, r.text
+    plan = r.json()["result"]["rollout"]
+    assert (plan["sizes"], plan["stage"], r.json()["status"]) == ([1, 1], 1, "pending")
+    (pilot,) = client.get("/api/v1/commands", params={"group": r.json()["id"]}).json()
+    assert pilot["meter"] == "FWB"  # the order given
+    bad = client.post("/api/v1/commands/firmware-rollouts", json={**body, "stages": [0.5, 0.2]})
+    assert (bad.status_code, bad.json()["error"]["code"]) == (422, "command.bad_rollout")
+    other = client.post(f"/api/v1/commands/{pilot['id']}/advance", json={})
+    assert (other.status_code, other.json()["error"]["code"]) == (404, "command.not_found")

@@ -214,3 +214,61 @@ def expire_cmd(
     for r in out:
         t.add_row(str(r["id"]), str(r["kind"]), str(r["status"]))
     console.print(t)
+
+
+@app.command("firmware")
+def firmware_cmd(
+    image: str = typer.Argument(..., help="the image's name as the head-end knows it"),
+    version: str = typer.Option(..., help="the firmware version the image installs"),
+    sha256: str = typer.Option(..., help="the image's SHA-256 (hex)"),
+    meters: list[str] = typer.Option(
+        [], "--meter", help="meters in rollout order (default: every installed meter)"
+    ),
+    stages: str = typer.Option("0.01,0.1,1", help="cumulative shares of the meters per stage"),
+    min_success: float = typer.Option(0.95, help="share a stage must reach before the next starts"),
+    key: str = typer.Option("", "--key", help="idempotency key"),
+    actor: str = ACTOR,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Start a staged firmware rollout: the pilot stage now, the next ones with ``advance``."""
+    from meter2cash.integration.commands import rollout, show
+
+    try:
+        shares = [float(x) for x in stages.split(",") if x.strip()]
+    except ValueError:
+        raise InvalidInput(
+            f"--stages {stages!r}: numbers separated by commas", code="command.bad_rollout"
+        ) from None
+    with platform() as p, p.sessions() as s:
+        parent = rollout(s, serials=meters, image=image, version=version, sha256=sha256, stages=shares,
+                         min_success=min_success, actor=actor, idempotency_key=key or None)  # fmt: skip
+        s.commit()
+        out = show(s, parent.id).to_dict()
+    if as_json:
+        print_json(out)
+        return
+    plan = out["result"]["rollout"]
+    console.print(
+        f"rollout {out['id']}: {len(plan['meters'])} meters in stages of {plan['sizes']}; "
+        f"stage 1 issued ({plan['sizes'][0]} meters)",
+        highlight=False,
+    )
+
+
+@app.command("advance")
+def advance_cmd(command_id: int, actor: str = ACTOR, as_json: bool = JSON_OPTION) -> None:
+    """Move a firmware rollout to its next stage once the current one succeeded well enough."""
+    from meter2cash.integration.commands import advance
+
+    with platform() as p, p.sessions() as s:
+        plan = advance(s, command_id, actor=actor)
+        s.commit()
+    out = {k: v for k, v in plan.items() if k != "meters"}
+    if as_json:
+        print_json(out)
+    elif out["halted"]:
+        console.print(f"rollout {command_id} halted: {out['halted']}", highlight=False)
+    else:
+        console.print(
+            f"rollout {command_id} is at stage {out['stage']} of {len(out['sizes'])}", highlight=False
+        )

@@ -21,6 +21,7 @@ from meter2cash.audit.models import AuditEntry
 from meter2cash.cis.prepaid.wallet import follow_supply
 from meter2cash.core.errors import InvalidInput, NotFound
 from meter2cash.core.timeutil import utcnow
+from meter2cash.mdm.commands.firmware import advance_rollout, start_rollout
 from meter2cash.mdm.commands.models import MeterCommand
 from meter2cash.mdm.commands.service import (
     apply_report,
@@ -181,9 +182,7 @@ class CommandView:
 def _serials(session: Session, meter_ids: set[int]) -> dict[int, str]:
     if not meter_ids:
         return {}
-    return dict(
-        session.execute(select(Meter.id, Meter.serial).where(Meter.id.in_(sorted(meter_ids)))).all()
-    )
+    return dict(session.execute(select(Meter.id, Meter.serial).where(Meter.id.in_(sorted(meter_ids)))).all())
 
 
 def show(session: Session, command_id: int) -> CommandView:
@@ -222,3 +221,44 @@ def find(
     cmds = list(session.scalars(stmt.order_by(MeterCommand.id.desc()).limit(max(1, min(limit, 1000)))))
     serials = _serials(session, {c.meter_id for c in cmds if c.meter_id})
     return [CommandView(c, serials.get(c.meter_id or 0)) for c in cmds]
+
+
+def rollout(
+    session: Session,
+    *,
+    serials: Sequence[str],
+    image: str,
+    version: str,
+    sha256: str,
+    stages: Sequence[float],
+    min_success: float,
+    actor: str,
+    idempotency_key: str | None = None,
+) -> MeterCommand:
+    """Start a staged firmware rollout to ``serials`` (every installed meter when empty), in the
+    order given; audited. See :mod:`meter2cash.mdm.commands.firmware`."""
+    if serials:
+        ids = _meter_ids(session, serials)
+        order = [ids[s] for s in dict.fromkeys(serials)]
+    else:
+        order = list(session.scalars(select(Meter.id).where(Meter.status == "installed").order_by(Meter.id)))
+        if not order:
+            raise InvalidInput("no installed meter to upgrade", code="command.no_meters")
+    parent = start_rollout(
+        session,
+        meter_ids=order,
+        image=image,
+        version=version,
+        sha256=sha256,
+        stages=stages,
+        min_success=min_success,
+        requested_by=actor,
+        idempotency_key=idempotency_key,
+    )
+    _audit(session, actor, "command.rollout_started", parent, f"firmware {version}")
+    return parent
+
+
+def advance(session: Session, command_id: int, *, actor: str) -> dict[str, Any]:
+    """Move a rollout on to its next stage when the current one succeeded well enough."""
+    return advance_rollout(session, command_id, by=actor)

@@ -147,3 +147,50 @@ def report_command(command_id: CommandId, body: ReportIn, session: SessionDep) -
         by=body.by,
     )
     return ops.show(session, command_id).to_dict()
+
+
+class RolloutIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    image: str = Field(min_length=1, max_length=200)
+    version: str = Field(min_length=1, max_length=40)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    #: Meters in rollout order; empty: every installed meter.
+    meters: list[Serial] = Field(default_factory=list, max_length=ops.MAX_GROUP)
+    stages: list[Annotated[float, Field(gt=0, le=1)]] = Field(
+        default=[0.01, 0.1, 1.0], min_length=1, max_length=20
+    )
+    min_success: float = Field(0.95, gt=0, le=1)
+    idempotency_key: str | None = Field(None, min_length=1, max_length=length(MeterCommand.idempotency_key))
+    actor: Actor = "api"
+
+
+class AdvanceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    actor: Actor = "api"
+
+
+@router.post("/commands/firmware-rollouts", status_code=201, response_model=CommandOut,
+             responses=responses(404, 413))  # fmt: skip
+def post_rollout(body: RolloutIn, session: SessionDep) -> dict[str, Any]:
+    """Start a staged firmware rollout; the first stage is issued now (``command.bad_rollout``,
+    ``command.unknown_meter``, ``command.no_meters``)."""
+    parent = ops.rollout(
+        session,
+        serials=body.meters,
+        image=body.image,
+        version=body.version,
+        sha256=body.sha256,
+        stages=body.stages,
+        min_success=body.min_success,
+        actor=body.actor,
+        idempotency_key=body.idempotency_key,
+    )
+    return ops.show(session, parent.id).to_dict()
+
+
+@router.post("/commands/{command_id}/advance", response_model=CommandOut, responses=responses(404, 409, 413))
+def advance_rollout(command_id: CommandId, body: AdvanceIn, session: SessionDep) -> dict[str, Any]:
+    """Issue a rollout's next stage once the current one succeeded well enough, or halt it
+    (``command.not_found``, ``command.not_a_rollout``)."""
+    ops.advance(session, command_id, actor=body.actor)
+    return ops.show(session, command_id).to_dict()

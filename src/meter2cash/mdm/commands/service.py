@@ -263,17 +263,24 @@ def group_progress(session: Session, parent_id: int) -> GroupProgress:
     return GroupProgress(outcome, {str(k): int(v) for k, v in sorted(counts.items())})
 
 
-def _refresh_group(session: Session, parent_id: int, at: datetime) -> None:
+def refresh_group(session: Session, parent_id: int, at: datetime) -> None:
+    """Recompute a group's outcome from its children; a staged rollout
+    (:mod:`meter2cash.mdm.commands.firmware`) stays ``pending`` until its last stage is issued
+    or it halts."""
     parent = session.get(MeterCommand, parent_id)
     if parent is None:
         return
     progress = group_progress(session, parent_id)
-    if progress.outcome != parent.status:
-        _step(session, parent.id, at, parent.status, progress.outcome, "group", "children settled")
-        parent.status = progress.outcome
-        if progress.outcome != "pending":
+    outcome = progress.outcome
+    plan = (parent.result or {}).get("rollout")
+    if plan and not plan["halted"] and int(plan["stage"]) < len(plan["sizes"]):
+        outcome = "pending"
+    if outcome != parent.status:
+        _step(session, parent.id, at, parent.status, outcome, "group", "children settled")
+        parent.status = outcome
+        if outcome != "pending":
             parent.finished_at = at
-    parent.result = progress.to_dict()
+    parent.result = {**(parent.result or {}), **progress.to_dict()}
 
 
 def due_commands(
@@ -366,7 +373,7 @@ def _move(session: Session, cmd: MeterCommand, status: str, at: datetime, by: st
         cmd.finished_at = at
         cmd.next_attempt_at = None
     if cmd.parent_id is not None and target in SETTLED:
-        _refresh_group(session, cmd.parent_id, at)
+        refresh_group(session, cmd.parent_id, at)
     return True
 
 
