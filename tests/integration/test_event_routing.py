@@ -286,3 +286,59 @@ def test_a_storm_of_20000_events_under_5_transformers_is_5_outages_and_nothing_i
         select(func.max(MeterEvent.id))
     )
     assert set(result.dispositions) == set(DISPOSITIONS)
+
+
+@SQLITE
+def test_the_api_routes_lists_and_takes_the_wfm_s_completion(platform):
+    import warnings
+
+    from meter2cash.api import create_app
+    from meter2cash.audit.models import AuditEntry
+
+    with warnings.catch_warnings():  # the test client warns about its httpx transport on import
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+    with platform.sessions() as s, s.begin():
+        (dt1,) = build_network(s, [1])
+        ingest_events(s, [(dt1[0], T0, 101), (dt1[0], T0 + timedelta(minutes=5), 251)])
+    with TestClient(create_app(platform)) as api:
+        routed = api.post("/api/v1/events/route", json={})
+        assert routed.status_code == 200, routed.text
+        assert routed.json()["dispositions"]["outage"] == 1 and routed.json()["dispositions"]["tamper"] == 1
+        (number,) = routed.json()["work_orders"]
+        events = api.get(f"/api/v1/meters/{dt1[0]}/events", params={"category": "power"}).json()["events"]
+        assert [(e["code"], e["cim_type"], e["priority"], e["episode_closed_at"]) for e in events] == [
+            ("101", "3.26.0.85", "high", None)
+        ]
+        assert (
+            api.get(f"/api/v1/meters/{dt1[0]}/events", params={"from": "2026-11-03T06:00:00"}).json()[
+                "error"
+            ]["code"]
+            == "events.naive_timestamp"
+        )
+        assert api.get("/api/v1/meters/NOPE/events").status_code == 404
+        (outage,) = api.get("/api/v1/outages", params={"open": "true"}).json()
+        assert (outage["dt"], outage["meters_affected"], outage["restored_at"]) == ("DT1", 1, None)
+        listed = api.get("/api/v1/work-orders", params={"status": "open"}).json()
+        assert [(w["number"], w["kind"], w["meter"]) for w in listed["items"]] == [
+            (number, "tamper_inspection", dt1[0])
+        ]
+        done = api.post(f"/api/v1/work-orders/{number}/complete", json={"outcome": "tamper_confirmed"})
+        assert done.status_code == 409 and done.json()["error"]["code"] == "work_order.bad_transition"
+        assert (
+            api.post(f"/api/v1/work-orders/{number}/assign", json={"assignee": "crew-2"}).status_code == 200
+        )
+        done = api.post(f"/api/v1/work-orders/{number}/complete", json={"outcome": "tamper_confirmed"})
+        assert done.status_code == 200 and done.json()["status"] == "completed"
+        repeat = api.post(f"/api/v1/work-orders/{number}/complete", json={"outcome": "tamper_confirmed"})
+        assert repeat.status_code == 200
+        missing = api.post("/api/v1/work-orders/WO-2026-999999/assign", json={"assignee": "x"})
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "work_order.not_found"
+    with platform.sessions() as s:
+        actions = s.scalars(select(AuditEntry.action).where(AuditEntry.entity_id == number)).all()
+        assert actions == ["work_order.create", "work_order.assign", "work_order.complete"]
+        updates = topics(s, "workforce.work_order.updated")
+        assert [(m["event"], m["status"]) for m in updates] == [
+            ("assign", "assigned"),
+            ("complete", "completed"),
+        ]
