@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     hes_name: str = "hes"
     #: Where due meter commands are POSTed (the head-end's REST callback); empty: the HES pulls them.
     hes_callback_url: str = ""
+    #: How meter commands are sent (attempts, backoff, deadlines per kind); empty: the shipped
+    #: ``mdm/commands/policy.toml``.
+    command_policy: str = ""
     #: ``development`` allows an open API and default secrets (with a warning); nothing else does.
     environment: Environment = "development"
     sql_echo: bool = False

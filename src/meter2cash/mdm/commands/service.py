@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import func, insert, or_, select
 from sqlalchemy.orm import Session
 
+from meter2cash.config import get_settings
 from meter2cash.core.errors import Conflict, InvalidInput, NotFound
 from meter2cash.core.timeutil import ensure_aware, utcnow
 from meter2cash.mdm.commands.models import MeterCommand, MeterCommandStep
@@ -50,7 +51,7 @@ GROUP_STATUSES = ("pending", "success", "partial", "failed")
 
 
 def _policy(policy: CommandPolicy | None) -> CommandPolicy:
-    return policy or load_policy()
+    return policy or load_policy(get_settings().command_policy or None)
 
 
 def _step(
