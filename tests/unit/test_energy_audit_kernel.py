@@ -72,7 +72,7 @@ def test_invariants(data, rows, n, nodes, periods):
     metered = s_in.expected > 0
     np.testing.assert_allclose(f.loss[metered], (s_in.energy - s_c.energy)[metered])
     assert np.isnan(f.loss[~metered]).all()
-    positive = metered & (s_in.energy > 0)
+    positive = metered & (s_in.energy > 1e-9)
     np.testing.assert_allclose(f.loss_share[positive] * s_in.energy[positive], f.loss[positive], atol=1e-6)
     assert (f.loss_share[positive] <= 1.0).all()
     for share in (f.in_estimated_share, f.consumers_estimated_share, f.estimated_share, f.in_completeness,
@@ -80,7 +80,7 @@ def test_invariants(data, rows, n, nodes, periods):
         defined = share[~np.isnan(share)]
         assert ((defined >= 0.0) & (defined <= 1.0 + 1e-12)).all()
     # the estimated share of both sides is the energy-weighted mean of the two sides' shares
-    both = (s_in.energy > 0) & (s_c.energy > 0)
+    both = (s_in.energy > 1e-9) & (s_c.energy > 1e-9)
     weighted = (f.in_estimated_share * s_in.energy + f.consumers_estimated_share * s_c.energy) / (
         s_in.energy + s_c.energy
     )

@@ -16,6 +16,9 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
+#: Energy below this [kWh] counts as none when dividing by it (a share of it is undefined).
+NEGLIGIBLE_KWH = 1e-9
+
 
 @dataclass(frozen=True, slots=True)
 class NodeSums:
@@ -97,9 +100,10 @@ class AuditFigures:
     """The audit of every node and period, arrays of the same shape.
 
     ``loss`` = energy in − consumers [kWh] (NaN where the node had no boundary meter);
-    ``loss_share`` = loss / energy in (NaN where energy in is not positive); the estimated shares
-    are estimated energy / energy of the side (``estimated_share`` of both sides together); the
-    completeness figures are intervals received / intervals expected (NaN where none expected).
+    ``loss_share`` = loss / energy in (NaN where energy in is below :data:`NEGLIGIBLE_KWH`);
+    the estimated shares are estimated energy / energy of the side (``estimated_share`` of both
+    sides together; NaN where that energy is negligible); the completeness figures are intervals
+    received / intervals expected (NaN where none expected).
     """
 
     energy_in: FloatArray
@@ -117,7 +121,7 @@ class AuditFigures:
 def _ratio(num: npt.NDArray[np.float64] | IntArray, den: npt.NDArray[np.float64] | IntArray) -> FloatArray:
     num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
     out = np.full(np.broadcast(num, den).shape, np.nan)
-    np.divide(num, den, out=out, where=den > 0)
+    np.divide(num, den, out=out, where=den > NEGLIGIBLE_KWH)
     return out
 
 
