@@ -186,3 +186,24 @@ def test_with_a_callback_url_due_commands_are_posted_to_the_head_end(hes_platfor
         assert refused.status == "failed" and refused.detail.startswith(
             "the head-end refused the command: 400"
         )
+
+
+def test_a_head_end_on_the_rest_link_sends_messages_and_pulls_commands(hes_platform):
+    from meter2cash.hes.links import RestLink
+    from meter2cash.mdm.commands.service import issue_command
+
+    with TestClient(create_app(hes_platform), headers={"X-API-Key": KEY}) as http:
+        link = RestLink("http://testserver", hes="north", client=http)
+        link.send("profile", json.dumps(PROFILE).encode())
+        got = link.fetch(0)
+        assert [(r.kind, parse_message(r.payload).result) for r in got] == [("reply", "OK")]
+        with hes_platform.sessions() as s:
+            meter_id = s.scalar(select(Meter.id).where(Meter.serial == "SM1"))
+            cmd_id = issue_command(
+                s, kind="time_sync", meter_id=meter_id, reason="manual", requested_by="t", at=AT
+            ).id
+            s.commit()
+        commands = [parse_message(r.payload) for r in link.fetch(0)]
+        assert [(c.kind, c.command_id) for c in commands] == [("command", cmd_id)]
+        with pytest.raises(Exception, match="does not send"):
+            link.send("command", b"{}")

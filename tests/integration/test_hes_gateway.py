@@ -18,7 +18,8 @@ from meter2cash.hes.protocol import (
     command_message_id,
     parse_message,
 )
-from meter2cash.integration.hes_gateway import dispatch, handle
+from meter2cash.integration.hes_commands import dispatch
+from meter2cash.integration.hes_gateway import handle
 from meter2cash.mdm.hes_inbox import HesMessage
 from meter2cash.mdm.models import ChannelDay, Meter, MeterEvent, RawBatch, RegisterRead
 from meter2cash.mdm.store import decode_values
@@ -273,3 +274,20 @@ def test_profile_answering_a_reacquire_reports_the_command_executed(session, sm1
     session.refresh(cmd)
     assert (cmd.status, cmd.result) == ("executed", {"rows": 3})
     assert session.get(MeterCommand, cmd.id).finished_at is not None
+
+
+def test_network_changes_are_applied_and_unknown_codes_named(session, sm1):
+    from meter2cash.mdm.models import DCU
+
+    session.add_all([DCU(code="DCU-7"), DCU(code="DCU-8")])
+    session.commit()
+    change = {"link": "meter_dcu", "child": "SM1", "parent": "DCU-8", "effective_at": "2026-10-01T12:00:00Z"}
+    unknown = {**change, "parent": "DCU-99"}
+    reply = handle(session, _msg(kind="network", message_id="n-1", changes=[change, unknown]), received_at=AT)
+    session.commit()
+    assert (reply.result, reply.stats) == ("PARTIAL", {"changes": 1, "duplicates": 0})
+    assert [(e.code, e.field) for e in reply.errors] == [("network.unknown_parent", "changes[1]")]
+    dcu8 = session.scalar(select(DCU.id).where(DCU.code == "DCU-8"))
+    assert session.scalar(select(Meter.dcu_id).where(Meter.serial == "SM1")) == dcu8
+    again = handle(session, _msg(kind="network", message_id="n-2", changes=[change]), received_at=AT)
+    assert (again.result, again.stats) == ("OK", {"changes": 0, "duplicates": 1})

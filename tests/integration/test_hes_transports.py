@@ -23,7 +23,7 @@ from conftest import IN_CI, NATS_URL, make_meter
 from meter2cash.bootstrap import Platform
 from meter2cash.hes.links import Link, MqttLink, NatsLink, Received, dead_letters, stream_name
 from meter2cash.hes.protocol import BLOCK_LOAD, CLOCK, CommandMessage, Reply, dump, parse_message
-from meter2cash.integration.hes_gateway import dispatch
+from meter2cash.integration.hes_commands import dispatch
 from meter2cash.integration.hes_serve import ServeStats, serve
 from meter2cash.mdm.models import ChannelDay, Meter, MeterEvent
 from meter2cash.mdm.store import decode_values

@@ -458,12 +458,17 @@ class RestLink(Link):
         prefix: str = "m2c",
         timeout_s: float = 30.0,
         poll_every_s: float = 1.0,
+        client: Any = None,
     ) -> None:
+        """``client``: an ``httpx.Client`` to use instead of one made here (TLS settings, tests)."""
         import httpx
 
         super().__init__(role="hes", hes=hes, prefix=prefix)
         headers = {"X-API-Key": api_key} if api_key else {}
-        self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout_s)
+        self._owned = client is None
+        self._http: httpx.Client = client or httpx.Client(
+            base_url=base_url.rstrip("/"), headers=headers, timeout=timeout_s
+        )
         self._replies: list[Received] = []
         self.poll_every_s = poll_every_s
 
@@ -513,7 +518,8 @@ class RestLink(Link):
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self._http.close()
+            if self._owned:
+                self._http.close()
 
 
 def open_link(transport: str, url: str | None = None, *, role: Role, hes: str, prefix: str = "m2c") -> Link:

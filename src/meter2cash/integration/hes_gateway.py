@@ -11,14 +11,13 @@ in the caller's transaction and answers with a :class:`~meter2cash.hes.protocol.
 - ``command_report``: the step of the command's lifecycle (the command store).
 - ``network``: each change of the network hierarchy.
 
-:func:`dispatch` sends the commands that are due to the head-end. The transports (REST, MQTT,
-NATS) and the long-running loop are in :mod:`meter2cash.integration.hes_serve`.
+Commands to the head-end are sent by :mod:`meter2cash.integration.hes_commands`; the
+long-running loop over MQTT or NATS is :mod:`meter2cash.integration.hes_serve`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -28,8 +27,8 @@ from sqlalchemy.orm import Session
 
 from meter2cash.core.errors import InvalidInput, M2CError
 from meter2cash.core.timeutil import utcnow
+from meter2cash.hes.cim import parse_cim, reply_to_cim
 from meter2cash.hes.protocol import (
-    CommandMessage,
     CommandReport,
     EventsMessage,
     Message,
@@ -37,13 +36,15 @@ from meter2cash.hes.protocol import (
     ProfileMessage,
     Reply,
     ReplyError,
-    command_message_id,
     parse_message,
     reply_to,
 )
 from meter2cash.integration.hes_profile import ProfileDocument, events_document, profile_document
+from meter2cash.mdm.commands.models import MeterCommand
+from meter2cash.mdm.commands.service import apply_report
 from meter2cash.mdm.hes_inbox import HesMessage
-from meter2cash.mdm.models import Meter
+from meter2cash.mdm.ingest import ingest_bytes
+from meter2cash.mdm.network import apply_network_change
 
 #: Errors listed in one reply (the counts in ``stats`` stay complete).
 MAX_REPLY_ERRORS = 200
@@ -109,8 +110,6 @@ def handle_cim(
     """Apply one CIM XML message (:func:`meter2cash.hes.cim.parse_cim`): the protocol messages
     it holds, each remembered on its own (the second and later as ``<MessageID>#<n>``); the
     reply to the whole, and that reply as a CIM ``ResponseMessage``."""
-    from meter2cash.hes.cim import parse_cim, reply_to_cim
-
     at = received_at or utcnow()
     try:
         messages, errors, header = parse_cim(data)
@@ -191,8 +190,6 @@ def _apply(session: Session, msg: Message, sender: str, at: datetime) -> Outcome
 
 
 def _ingest(session: Session, doc: dict[str, Any], message_id: str, sender: str, at: datetime) -> Any:
-    from meter2cash.mdm.ingest import ingest_bytes
-
     data = json.dumps(doc, separators=(",", ":"), default=str).encode()
     return ingest_bytes(
         session, data, filename=f"hes-{message_id}.json", source=sender, fmt="json", received_at=at
@@ -242,9 +239,6 @@ def _answered(
     session: Session, correlation_id: str, rows: int, at: datetime, sender: str
 ) -> ReplyError | None:
     """Report the read or re-acquisition command a profile answers as executed."""
-    from meter2cash.mdm.commands.models import MeterCommand
-    from meter2cash.mdm.commands.service import apply_report
-
     cmd_id = session.scalar(
         select(MeterCommand.id).where(
             MeterCommand.message_id == correlation_id, MeterCommand.kind.in_(READ_COMMANDS)
@@ -280,8 +274,6 @@ def _events(session: Session, msg: EventsMessage, sender: str, at: datetime) -> 
 
 
 def _report(session: Session, msg: CommandReport, sender: str) -> Outcome:
-    from meter2cash.mdm.commands.service import apply_report
-
     try:
         with session.begin_nested():
             apply_report(
@@ -300,8 +292,6 @@ def _report(session: Session, msg: CommandReport, sender: str) -> Outcome:
 
 
 def _network(session: Session, msg: NetworkMessage, sender: str) -> Outcome:
-    from meter2cash.mdm.network import apply_network_change
-
     errors: list[ReplyError] = []
     stats = {"changes": 0, "duplicates": 0}
     for i, change in enumerate(msg.changes):
@@ -322,112 +312,4 @@ def _network(session: Session, msg: NetworkMessage, sender: str) -> Outcome:
     return errors, stats["changes"] + stats["duplicates"], stats
 
 
-# --- commands to the head-end ------------------------------------------------------------------
-
-
-class CommandRefused(InvalidInput):
-    """The head-end answered that it will not carry out a command (the command fails)."""
-
-    code = "hes.command_refused"
-
-
-CommandSender = Callable[[CommandMessage], None]
-
-
-def command_messages(session: Session, now: datetime, limit: int = 500) -> list[CommandMessage]:
-    """The command messages of the commands due now (``due_commands``), each with the message id
-    of its next attempt; nothing is marked sent."""
-    from meter2cash.mdm.commands.service import due_commands
-
-    due = due_commands(session, now, limit)
-    wanted = {c.meter_id for c in due if c.meter_id is not None}
-    serials: dict[int | None, str] = {
-        meter_id: serial
-        for meter_id, serial in session.execute(select(Meter.id, Meter.serial).where(Meter.id.in_(wanted)))
-    }
-    return [
-        CommandMessage(
-            message_id=command_message_id(cmd.id, cmd.attempts + 1),
-            sent_at=now,
-            sender="mdm",
-            command_id=cmd.id,
-            meter=serials[cmd.meter_id],
-            action=cmd.kind,
-            params=dict(cmd.params or {}),
-            deadline=cmd.deadline,
-        )
-        for cmd in due
-        if cmd.meter_id in serials
-    ]
-
-
-def dispatch(session: Session, link_send: CommandSender, now: datetime, limit: int = 500) -> int:
-    """Send the commands due now with ``link_send`` and mark each sent once it went out; returns
-    how many. Commands past their deadline are expired first (``expire_commands``). A send that
-    fails stops the round (the rest stay due); the caller commits."""
-    from meter2cash.mdm.commands.service import apply_report, expire_commands, mark_sent
-
-    expire_commands(session, now)
-    sent = 0
-    for message in command_messages(session, now, limit):
-        try:
-            link_send(message)
-        except CommandRefused as exc:  # the head-end will never take it: sending again is no use
-            apply_report(
-                session,
-                command_id=message.command_id,
-                status="failed",
-                at=now,
-                detail=exc.message,
-                by="dispatch",
-            )
-            continue
-        mark_sent(session, message.command_id, at=now, message_id=message.message_id)
-        sent += 1
-    return sent
-
-
-def pull_commands(session: Session, now: datetime, limit: int = 100) -> list[CommandMessage]:
-    """The commands due now for a head-end that asks for them (REST), marked sent."""
-    out: list[CommandMessage] = []
-    dispatch(session, out.append, now, limit)
-    return out
-
-
-def post_command(url: str, *, api_key: str = "", timeout_s: float = 10.0) -> CommandSender:
-    """A sender that POSTs each command message to the head-end's callback ``url`` (tried three
-    times on a transport error or a 5xx answer; a 4xx answer is :class:`CommandRefused`)."""
-    import httpx
-    from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
-
-    headers = {"content-type": "application/json", **({"X-API-Key": api_key} if api_key else {})}
-
-    @retry(
-        stop=stop_after_attempt(3),
-        wait=wait_exponential(multiplier=0.2, max=2),
-        retry=retry_if_exception_type((httpx.TransportError, httpx.HTTPStatusError)),
-        reraise=True,
-    )
-    def send(message: CommandMessage) -> None:
-        response = httpx.post(
-            url, content=message.model_dump_json(exclude_none=True), headers=headers, timeout=timeout_s
-        )
-        if response.status_code >= 500:
-            response.raise_for_status()
-        if response.status_code >= 400:
-            raise CommandRefused(
-                f"the head-end refused the command: {response.status_code} {response.text[:120]}"
-            )
-
-    return send
-
-
-__all__ = [
-    "command_messages",
-    "dispatch",
-    "handle",
-    "post_command",
-    "pull_commands",
-    "read_message",
-    "unreadable_reply",
-]
+__all__ = ["apply_message", "handle", "handle_cim", "is_xml", "read_message", "unreadable_reply"]

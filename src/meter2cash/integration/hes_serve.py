@@ -27,7 +27,8 @@ from meter2cash.core.errors import InvalidInput, M2CError
 from meter2cash.db import transaction
 from meter2cash.hes.links import Link, Received, open_link
 from meter2cash.hes.protocol import CommandMessage, Reply, dump
-from meter2cash.integration.hes_gateway import UNREADABLE, CommandSender, dispatch, handle, post_command
+from meter2cash.integration.hes_commands import CommandSender, dispatch, post_command
+from meter2cash.integration.hes_gateway import UNREADABLE, handle
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@ from fastapi.responses import JSONResponse
 from meter2cash.api.deps import PlatformDep, RawBody, SessionDep
 from meter2cash.api.errors import UnsupportedMediaType, responses
 from meter2cash.api.limits import LimitedRoute
-from meter2cash.integration.hes_gateway import handle, handle_cim, is_xml, pull_commands
+from meter2cash.integration.hes_commands import pull_commands
+from meter2cash.integration.hes_gateway import handle, handle_cim, is_xml
 
 
 class HesRoute(LimitedRoute):
