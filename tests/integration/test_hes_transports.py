@@ -289,3 +289,26 @@ def test_links_refuse_the_other_sides_kinds():
             assert np.all([r.kind == "profile" for r in got])
     finally:
         _delete_stream(wire)
+
+
+def test_m2c_hes_serve_applies_what_waits_and_prints_what_it_did(one_meter_db):
+    from typer.testing import CliRunner
+
+    from meter2cash.cli import app
+
+    _reachable(NATS_URL, 4222)
+    tag = uuid.uuid4().hex[:10]
+    wire = Wire("nats", NATS_URL, f"hes{tag}", f"t{tag}")
+    profile = PROFILE.replace(b'"SM1"', b'"M1"')
+    try:
+        with wire.link("hes") as hes:  # sent before the MDM's end ever ran: the stream keeps it
+            hes.send("profile", profile)
+        args = ["hes", "serve", "--transport", "nats", "--nats", NATS_URL, "--hes", wire.hes]
+        result = CliRunner().invoke(app, [*args, "--prefix", wire.prefix, "--idle", "1", "--json"])
+        assert result.exit_code == 0, result.output
+        out = json.loads(result.output)
+        assert (out["messages"], out["ok"], out["rows"], out["failed"]) == (1, 1, 2, 0)
+        with wire.link("hes") as hes:
+            assert _replies(hes, 1)["p-1"].result == "OK"
+    finally:
+        _delete_stream(wire)
