@@ -22,134 +22,54 @@ an ``event_action`` row, and the cursor advances in the same transaction. Flushe
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from meter2cash.cis.parties.models import ServicePoint
 from meter2cash.core.timeutil import ensure_aware
+from meter2cash.db_bulk import insert_rows
 from meter2cash.db_query import id_filters
-from meter2cash.events.models import OutboxMessage
 from meter2cash.integration.load_violations import Violation, record_load_violations
-from meter2cash.mdm.commands.service import issue_command
+from meter2cash.integration.routing_actions import (
+    DISPOSITIONS,
+    Network,
+    Outbox,
+    RoutingResult,
+    at_time,
+    check_valid_tampers,
+    epoch,
+    open_outages,
+    outages_of,
+    route_others,
+    route_tampers,
+    settle_outages,
+)
 from meter2cash.mdm.events.catalogue import BY_ID
-from meter2cash.mdm.events.models import EventAction, EventEpisode, EventRoutingState, Outage, TamperFlag
+from meter2cash.mdm.events.models import EventEpisode, EventRoutingState, TamperFlag
 from meter2cash.mdm.events.routing_config import RoutingRules, Rule, load_rules
 from meter2cash.mdm.events.routing_rules import (
     ALONE,
     CLOSES,
     DUPLICATE,
-    LEVELS,
     OCCURRENCE,
     OPENS,
     ORPHAN,
     RESTORATION,
-    coalesce_outages,
     event_roles,
     pair_events,
 )
-from meter2cash.mdm.models import DCU, DistributionTransformer, Feeder, Installation, Meter, MeterEvent
-from meter2cash.workforce.service import create_work_order
+from meter2cash.mdm.models import DCU, DistributionTransformer, Installation, Meter, MeterEvent
 
 STATE = "meter_event"
-TOPIC_OUTAGE_STARTED = "oms.outage.started"
-TOPIC_OUTAGE_UPDATED = "oms.outage.updated"
-TOPIC_OUTAGE_RESTORED = "oms.outage.restored"
-TOPIC_TAMPER = "cis.tamper"
-TOPIC_EVENT = {"oms": "oms.meter_event", "cis": "cis.meter_event"}
-#: What became of an event: each event of a batch has exactly one.
-DISPOSITIONS = (
-    "outage", "restored", "tamper", "load_violation", "routed", "duplicate", "orphan", "no_action", "unknown",
-)  # fmt: skip
 # handlers of an event, by its pair's occurrence ID
 _OUTAGE, _LOAD, _RULE, _NONE = 0, 1, 2, 3
-
-
-@dataclass(slots=True)
-class RoutingResult:
-    """What one routing run did."""
-
-    cursor_before: int = 0
-    cursor: int = 0
-    events: int = 0
-    rules_version: str = ""
-    dispositions: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DISPOSITIONS, 0))
-    episodes_opened: int = 0
-    episodes_closed: int = 0
-    outages_started: int = 0
-    outages_updated: int = 0
-    outages_restored: int = 0
-    tamper_flags: int = 0
-    work_orders: list[str] = field(default_factory=list)
-    disconnects: int = 0
-    load_violations: int = 0
-    messages: int = 0
-    actions: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "cursor_before": self.cursor_before,
-            "cursor": self.cursor,
-            "events": self.events,
-            "rules_version": self.rules_version,
-            "dispositions": dict(self.dispositions),
-            "episodes_opened": self.episodes_opened,
-            "episodes_closed": self.episodes_closed,
-            "outages_started": self.outages_started,
-            "outages_updated": self.outages_updated,
-            "outages_restored": self.outages_restored,
-            "tamper_flags": self.tamper_flags,
-            "work_orders": list(self.work_orders),
-            "disconnects": self.disconnects,
-            "load_violations": self.load_violations,
-            "messages": self.messages,
-            "actions": self.actions,
-        }
-
-
-@dataclass(slots=True)
-class _Network:
-    """Per meter index of the batch: meter id, serial, transformer, feeder, service point."""
-
-    meter_id: np.ndarray
-    serial: list[str]
-    dt: np.ndarray
-    feeder: np.ndarray
-    service_point: list[int | None]
-
-
-def _action(
-    target: str,
-    action: str,
-    at: datetime,
-    *,
-    event: int | None = None,
-    outage: int | None = None,
-    **detail: Any,
-) -> dict[str, Any]:
-    return {
-        "meter_event_id": event,
-        "outage_id": outage,
-        "target": target,
-        "action": action,
-        "status": "queued",
-        "at": at,
-        "detail": detail,
-    }
-
-
-def _save_actions(session: Session, actions: list[dict[str, Any]], result: RoutingResult) -> None:
-    if actions:
-        session.execute(insert(EventAction), actions)
-        result.actions += len(actions)
-    session.flush()
+__all__ = ["DISPOSITIONS", "RoutingResult", "route_events"]
 
 
 def _state(session: Session) -> EventRoutingState:
@@ -162,7 +82,7 @@ def _state(session: Session) -> EventRoutingState:
     return state
 
 
-def _network(session: Session, meter_ids: Sequence[int]) -> _Network:
+def _network(session: Session, meter_ids: Sequence[int]) -> Network:
     """Where each meter hangs now: the transformer of the service point it is installed at (else
     of its DCU), that transformer's feeder."""
     n = len(meter_ids)
@@ -197,35 +117,11 @@ def _network(session: Session, meter_ids: Sequence[int]) -> _Network:
             ).all()
         )
         feeder = np.array([feeders.get(int(d)) or -1 if d >= 0 else -1 for d in dt], dtype=np.int64)
-    return _Network(np.asarray(meter_ids, dtype=np.int64), serial, dt, feeder, sp)
-
-
-def _epoch(ts: datetime) -> int:
-    return int(ensure_aware(ts).timestamp())
-
-
-def _at(epoch: int) -> datetime:
-    return datetime.fromtimestamp(int(epoch), UTC)
+    return Network(np.asarray(meter_ids, dtype=np.int64), serial, dt, feeder, sp)
 
 
 def _parse_id(code: str) -> int:
     return int(code) if code.isdigit() and len(code) < 6 else -1
-
-
-class _Outbox:
-    """Outbox messages written in one statement at the end of the run."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
-
-    def emit(self, topic: str, payload: dict[str, Any], key: str = "") -> None:
-        self.rows.append({"message_id": str(uuid.uuid4()), "topic": topic, "key": key, "payload": payload})
-
-    def flush(self, session: Session) -> int:
-        if self.rows:
-            session.execute(insert(OutboxMessage), self.rows)
-        n, self.rows = len(self.rows), []
-        return n
 
 
 def route_events(
@@ -246,11 +142,11 @@ def route_events(
         .order_by(me.id)
         .limit(limit)
     ).all()
-    out = _Outbox()
+    out = Outbox()
     if rows:
         _route_batch(session, rows, rules, now, result, out)
         result.cursor = int(rows[-1][0])
-    _check_valid_tampers(session, rules, now, result, set())
+    check_valid_tampers(session, rules, now, result, set())
     result.messages += out.flush(session)
     state.last_event_id = result.cursor
     state.rules_version = rules.version
@@ -265,13 +161,13 @@ def _route_batch(
     rules: RoutingRules,
     now: datetime,
     result: RoutingResult,
-    out: _Outbox,
+    out: Outbox,
 ) -> None:
     n_new = len(rows)
     result.events = n_new
     event_row = np.array([r[0] for r in rows], dtype=np.int64)
     meter_ids, meter_idx = np.unique(np.array([r[1] for r in rows], dtype=np.int64), return_inverse=True)
-    at = np.array([_epoch(r[2]) for r in rows], dtype=np.int64)
+    at = np.array([epoch(r[2]) for r in rows], dtype=np.int64)
     ids = np.array([_parse_id(r[3]) for r in rows], dtype=np.int64)
     stored_category = [r[4] or "" for r in rows]
 
@@ -286,7 +182,7 @@ def _route_batch(
         ).all()
     m_index = {int(m): i for i, m in enumerate(meter_ids)}
     all_meter = np.concatenate([meter_idx, np.array([m_index[p[1]] for p in prior], dtype=np.int64)])
-    all_at = np.concatenate([at, np.array([_epoch(p[3]) for p in prior], dtype=np.int64)])
+    all_at = np.concatenate([at, np.array([epoch(p[3]) for p in prior], dtype=np.int64)])
     all_ids = np.concatenate([ids, np.array([p[2] for p in prior], dtype=np.int64)])
     is_prior = np.arange(all_ids.size) >= n_new
     prior_episode = np.concatenate([np.full(n_new, -1), np.array([p[0] for p in prior], dtype=np.int64)])
@@ -308,7 +204,7 @@ def _route_batch(
     touched: set[int] = set()
     started: set[int] = set()
     if fails.size:
-        outage_of_row[fails] = _open_outages(session, rules, net, all_meter[fails], all_at[fails], started)
+        outage_of_row[fails] = open_outages(session, rules, net, all_meter[fails], all_at[fails], started)
         touched |= set(outage_of_row[fails].tolist())
 
     # episodes: paired occurrences that open, and single tamper events (cover open)
@@ -321,8 +217,8 @@ def _route_batch(
             "event_id": int(all_ids[i]),
             "kind": BY_ID[int(all_ids[i])].code if int(all_ids[i]) in BY_ID else f"event.{int(all_ids[i])}",
             "rule": _rule_name(handler[i], rule_of[i]),
-            "opened_at": _at(all_at[i]),
-            "closed_at": _at(all_at[closer[i]]) if closer[i] >= 0 else None,
+            "opened_at": at_time(all_at[i]),
+            "closed_at": at_time(all_at[closer[i]]) if closer[i] >= 0 else None,
             "occurrence_event_id": int(event_row[i]),
             "restoration_event_id": int(event_row[closer[i]]) if closer[i] >= 0 else None,
             "outage_id": int(outage_of_row[i]) if outage_of_row[i] >= 0 else None,
@@ -332,10 +228,7 @@ def _route_batch(
     episode_of_row = np.full(all_ids.size, -1, dtype=np.int64)
     episode_of_row[is_prior] = prior_episode[is_prior]
     if ep_rows:
-        new_ids = session.execute(
-            insert(EventEpisode).returning(EventEpisode.id, sort_by_parameter_order=True), ep_rows
-        ).scalars().all()  # fmt: skip
-        episode_of_row[opens] = np.asarray(new_ids, dtype=np.int64)
+        episode_of_row[opens] = _insert_episodes(session, ep_rows)
     result.episodes_opened = len(ep_rows)
     result.episodes_closed = int(np.count_nonzero(disp == CLOSES))
 
@@ -344,40 +237,42 @@ def _route_batch(
     if late:
         session.execute(
             update(EventEpisode),
-            [{"id": int(prior_episode[i]), "closed_at": _at(all_at[closer[i]]),
+            [{"id": int(prior_episode[i]), "closed_at": at_time(all_at[closer[i]]),
               "restoration_event_id": int(event_row[closer[i]])} for i in late],
         )  # fmt: skip
-        touched |= _outages_of(session, [int(prior_episode[i]) for i in late])
+        touched |= outages_of(session, [int(prior_episode[i]) for i in late])
         tf = cast(Table, TamperFlag.__table__)
         session.connection().execute(
             update(tf).where(tf.c.episode_id == bindparam("ep")).values(to_at=bindparam("closed")),
-            [{"ep": int(prior_episode[i]), "closed": _at(all_at[closer[i]])} for i in late],
+            [{"ep": int(prior_episode[i]), "closed": at_time(all_at[closer[i]])} for i in late],
         )
     touched |= {int(outage_of_row[i]) for i in opens if outage_of_row[i] >= 0}
-    _settle_outages(session, rules, sorted(touched - {-1}), started, now, result, out)
+    settle_outages(session, rules, sorted(touched - {-1}), started, now, result, out)
 
     # tampers, load violations and the other rules, on the events of this batch
     new = ~is_prior
     kept = new & ((disp == OPENS) | (disp == ALONE) | (disp == CLOSES))
     tampers = np.flatnonzero(kept & tamper_rule & (disp != CLOSES)).tolist()
-    _tampers(session, tampers, rule_of, all_at, episode_of_row, event_row, net, all_meter, now, result, out)
+    route_tampers(
+        session, tampers, rule_of, all_at, episode_of_row, event_row, net, all_meter, now, result, out
+    )
     loads = np.flatnonzero(kept & (handler == _LOAD) & (role != RESTORATION)).tolist()
     if loads:
         lv = record_load_violations(
             session,
             [
-                Violation(int(net.meter_id[all_meter[i]]), _at(all_at[i]), None, "event", int(event_row[i]))
-                for i in loads
+                Violation(int(net.meter_id[all_meter[i]]), at_time(all_at[i]), None, "event", event)
+                for i, event in zip(loads, event_row[loads].tolist(), strict=True)
             ],
             rules.load_violation,
             now=now,
         )  # fmt: skip
         result.load_violations += lv.recorded
     others = np.flatnonzero(kept & (handler == _RULE) & ~tamper_rule).tolist()
-    _route_others(
+    route_others(
         session, others, rule_of, all_ids, all_at, event_row, episode_of_row, net, all_meter, now, result, out
     )
-    _check_valid_tampers(session, rules, now, result, {int(episode_of_row[i]) for i in tampers})
+    check_valid_tampers(session, rules, now, result, {int(episode_of_row[i]) for i in tampers})
 
     # one disposition per event
     names = np.full(n_new, "no_action", dtype=object)
@@ -394,6 +289,19 @@ def _route_batch(
     names[d == DUPLICATE] = "duplicate"
     names[d == ORPHAN] = "orphan"
     result.dispositions.update(Counter(names.tolist()))
+
+
+def _insert_episodes(session: Session, rows: list[dict[str, Any]]) -> np.ndarray:
+    """Insert episodes in one statement (``COPY`` on PostgreSQL); their ids, in the rows' order
+    (found again by their occurrence, which is unique)."""
+    insert_rows(session, cast(Table, EventEpisode.__table__), rows)
+    occurrence = [r["occurrence_event_id"] for r in rows]
+    found: dict[int, int] = {}
+    for where in id_filters(session, EventEpisode.occurrence_event_id, occurrence):
+        found.update(
+            session.execute(select(EventEpisode.occurrence_event_id, EventEpisode.id).where(where)).all()
+        )
+    return np.array([found[o] for o in occurrence], dtype=np.int64)
 
 
 def _handlers(
@@ -426,299 +334,3 @@ def _rule_name(handler: int, rule: Rule | None) -> str:
     if handler == _LOAD:
         return "load_violation"
     return rule.name if rule else ""
-
-
-def _outages_of(session: Session, episode_ids: list[int]) -> set[int]:
-    out: set[int] = set()
-    for where in id_filters(session, EventEpisode.id, episode_ids):
-        out |= {
-            o
-            for o in session.scalars(
-                select(EventEpisode.outage_id).where(where, EventEpisode.outage_id.is_not(None)).distinct()
-            )
-            if o is not None
-        }
-    return out
-
-
-def _codes(session: Session, table: Any, ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    return dict(session.execute(select(table.id, table.code).where(table.id.in_(sorted(ids)))).all())
-
-
-def _outage_payload(
-    o: Outage, dts: dict[int, str], feeders: dict[int, str], serials: dict[int, str]
-) -> dict[str, Any]:
-    return {
-        "outage_id": o.id,
-        "level": o.level,
-        "dt": dts.get(o.dt_id) if o.dt_id else None,
-        "feeder": feeders.get(o.feeder_id) if o.feeder_id else None,
-        "meter": serials.get(o.meter_id) if o.meter_id else None,
-        "started_at": ensure_aware(o.started_at).isoformat(),
-        "restored_at": ensure_aware(o.restored_at).isoformat() if o.restored_at else None,
-        "meters_affected": o.meters_affected,
-        "meters_restored": o.meters_restored,
-    }
-
-
-def _open_outages(
-    session: Session,
-    rules: RoutingRules,
-    net: _Network,
-    meter: np.ndarray,
-    at: np.ndarray,
-    started: set[int],
-) -> np.ndarray:
-    """Coalesce the batch's power failures into outages (an open outage of the same transformer,
-    feeder or meter takes the new failures in); the outage id of each failure. The ids of the
-    outages started here are added to ``started``."""
-    storm = coalesce_outages(
-        meter, at, net.dt, net.feeder, window_s=rules.outage.window_minutes * 60, level=rules.outage.level
-    )
-    ids = np.empty(len(storm), dtype=np.int64)
-    for k in range(len(storm)):
-        level, group = LEVELS[int(storm.level[k])], int(storm.group[k])
-        cols: dict[str, Any] = {"dt_id": None, "feeder_id": None, "meter_id": None}
-        if level == "dt":
-            cols["dt_id"] = group
-        elif level == "feeder":
-            cols["feeder_id"] = group
-        else:
-            cols["meter_id"] = int(net.meter_id[group])
-        column = {"dt": Outage.dt_id, "feeder": Outage.feeder_id, "meter": Outage.meter_id}[level]
-        existing = session.scalar(
-            select(Outage)
-            .where(Outage.level == level, column == next(v for v in cols.values() if v is not None))
-            .where(Outage.restored_at.is_(None))
-            .order_by(Outage.id.desc())
-            .limit(1)
-        )
-        if existing is None:
-            existing = Outage(
-                level=level, started_at=_at(storm.started_at[k]), meters_affected=0, meters_restored=0, **cols
-            )
-            session.add(existing)
-            session.flush()
-            started.add(existing.id)
-        ids[k] = existing.id
-    return ids[storm.outage]
-
-
-def _settle_outages(
-    session: Session,
-    rules: RoutingRules,
-    outage_ids: list[int],
-    started: set[int],
-    now: datetime,
-    result: RoutingResult,
-    out: _Outbox,
-) -> None:
-    """Count each touched outage's meters and restored meters again; publish a started, grown or
-    restored outage to the OMS."""
-    if not outage_ids:
-        return
-    ep = EventEpisode.__table__.c
-    counts = {
-        o: (int(total), int(still_open), last)
-        for o, total, still_open, last in session.execute(
-            select(
-                ep.outage_id,
-                func.count(func.distinct(ep.meter_id)),
-                func.count(func.distinct(ep.meter_id)).filter(ep.closed_at.is_(None)),
-                func.max(ep.closed_at),
-            )
-            .where(ep.outage_id.in_(outage_ids))
-            .group_by(ep.outage_id)
-        ).all()
-    }
-    outages = session.scalars(select(Outage).where(Outage.id.in_(outage_ids)).order_by(Outage.id)).all()
-    dts = _codes(session, DistributionTransformer, {o.dt_id for o in outages if o.dt_id})
-    feeders = _codes(session, Feeder, {o.feeder_id for o in outages if o.feeder_id})
-    serials = dict(
-        session.execute(
-            select(Meter.id, Meter.serial).where(Meter.id.in_([o.meter_id for o in outages if o.meter_id]))
-        ).all()
-    )
-    actions: list[dict[str, Any]] = []
-
-    def publish(o: Outage, what: str) -> None:
-        for target in rules.outage.targets:  # oms.outage.started, cis.outage.restored, ...
-            out.emit(f"{target}.outage.{what}", _outage_payload(o, dts, feeders, serials), str(o.id))
-            actions.append(
-                _action(target, f"outage_{what}", now, outage=o.id, meters_affected=o.meters_affected)
-            )
-
-    for o in outages:
-        total, still_open, last = counts.get(o.id, (0, 0, None))
-        grown = o.id not in started and o.meters_affected < total
-        o.meters_affected, o.meters_restored = total, total - still_open
-        if o.id in started:
-            publish(o, "started")
-            result.outages_started += 1
-            if "oms" in rules.outage.targets:
-                o.notified_oms_at = now
-        elif grown:
-            publish(o, "updated")
-            result.outages_updated += 1
-        if o.restored_at is None and total and still_open == 0 and last is not None:
-            o.restored_at = ensure_aware(last)
-            publish(o, "restored")
-            result.outages_restored += 1
-    _save_actions(session, actions, result)
-
-
-def _tampers(
-    session: Session,
-    rows: list[int],
-    rule_of: list[Rule | None],
-    at: np.ndarray,
-    episode_of_row: np.ndarray,
-    event_row: np.ndarray,
-    net: _Network,
-    meter: np.ndarray,
-    now: datetime,
-    result: RoutingResult,
-    out: _Outbox,
-) -> None:
-    """A tamper flag, a CIS message and a work order for each new tamper episode."""
-    actions: list[dict[str, Any]] = []
-    for i in rows:
-        rule = rule_of[i]
-        assert rule is not None
-        m = int(meter[i])
-        episode = int(episode_of_row[i])
-        ep = session.get(EventEpisode, episode)
-        assert ep is not None
-        flag = TamperFlag(
-            meter_id=int(net.meter_id[m]), service_point_id=net.service_point[m], episode_id=episode,
-            kind=ep.kind, from_at=_at(at[i]), to_at=ep.closed_at, valid=False,
-        )  # fmt: skip
-        session.add(flag)
-        result.tamper_flags += 1
-        detail: dict[str, Any] = {
-            "episode_id": episode,
-            "kind": ep.kind,
-            "meter": net.serial[m],
-            "rule": rule.name,
-        }
-        event = int(event_row[i])
-        if "cis" in rule.targets:
-            payload = {**detail, "from": _at(at[i]).isoformat(), "service_point_id": net.service_point[m]}
-            out.emit(TOPIC_TAMPER, payload, str(episode))
-            actions.append(_action("cis", "tamper_flag", now, event=event, **detail))
-        if "wfm" in rule.targets and rule.work_order:
-            wo = create_work_order(
-                session,
-                kind=rule.work_order,
-                meter_id=int(net.meter_id[m]),
-                service_point_id=net.service_point[m],
-                priority=rule.priority or BY_ID[ep.event_id].priority,
-                source=f"episode:{episode}",
-                context={"meter": net.serial[m], "event": ep.kind, "occurred_at": _at(at[i]).isoformat()},
-                at=now,
-                actor="event-routing",
-            )
-            result.work_orders.append(wo.number)
-            actions.append(_action("wfm", "work_order", now, event=event, work_order=wo.number, **detail))
-    _save_actions(session, actions, result)
-
-
-def _check_valid_tampers(
-    session: Session, rules: RoutingRules, now: datetime, result: RoutingResult, new: set[int]
-) -> None:
-    """Tamper episodes valid for disconnection by their rule (persisted long enough, up to now
-    for an open one) get a disconnect command, once per episode (idempotency key)."""
-    valid_rules = {r.name: r for r in rules.rules if r.tamper and r.valid_after_minutes is not None}
-    if not valid_rules:
-        return
-    episodes = session.scalars(
-        select(EventEpisode)
-        .where(EventEpisode.rule.in_(sorted(valid_rules)), EventEpisode.valid_at.is_(None))
-        .where(or_(EventEpisode.closed_at.is_(None), EventEpisode.id.in_(sorted(new))))
-        .order_by(EventEpisode.id)
-    ).all()
-    actions: list[dict[str, Any]] = []
-    for ep in episodes:
-        after = timedelta(minutes=valid_rules[ep.rule].valid_after_minutes or 0)
-        opened = ensure_aware(ep.opened_at)
-        until = ensure_aware(ep.closed_at) if ep.closed_at else now
-        if until - opened < after:
-            continue
-        ep.valid_at = opened + after
-        session.execute(update(TamperFlag).where(TamperFlag.episode_id == ep.id).values(valid=True))
-        cmd = issue_command(
-            session,
-            kind="disconnect",
-            meter_id=ep.meter_id,
-            reason="tamper.valid",
-            requested_by="event-routing",
-            idempotency_key=f"tamper-{ep.id}",
-            at=now,
-        )
-        result.disconnects += 1
-        actions.append(
-            _action(
-                "hes", "disconnect", now, event=ep.occurrence_event_id, episode_id=ep.id, command_id=cmd.id
-            )
-        )
-    _save_actions(session, actions, result)
-
-
-def _route_others(
-    session: Session,
-    rows: list[int],
-    rule_of: list[Rule | None],
-    ids: np.ndarray,
-    at: np.ndarray,
-    event_row: np.ndarray,
-    episode_of_row: np.ndarray,
-    net: _Network,
-    meter: np.ndarray,
-    now: datetime,
-    result: RoutingResult,
-    out: _Outbox,
-) -> None:
-    """Events of the other rules to their targets: a message to the OMS or the CIS, a work order."""
-    actions: list[dict[str, Any]] = []
-    for i in rows:
-        rule = rule_of[i]
-        if rule is None or not rule.targets:
-            continue
-        m, eid = int(meter[i]), int(ids[i])
-        known = BY_ID.get(eid)
-        priority = rule.priority or (known.priority if known else "low")
-        payload: dict[str, Any] = {
-            "meter_event_id": int(event_row[i]),
-            "meter": net.serial[m],
-            "event_id": eid,
-            "cim_type": known.cim_type if known else None,
-            "code": known.code if known else None,
-            "occurred_at": _at(at[i]).isoformat(),
-            "priority": priority,
-            "episode_id": int(episode_of_row[i]) if episode_of_row[i] >= 0 else None,
-        }
-        event = int(event_row[i])
-        for target in rule.targets:
-            if target in TOPIC_EVENT:
-                out.emit(TOPIC_EVENT[target], payload, net.serial[m])
-                actions.append(_action(target, "notified", now, event=event, rule=rule.name))
-            elif target == "wfm" and rule.work_order:
-                ep = int(episode_of_row[i])
-                wo = create_work_order(
-                    session,
-                    kind=rule.work_order,
-                    meter_id=int(net.meter_id[m]),
-                    service_point_id=net.service_point[m],
-                    priority=priority,
-                    source=f"episode:{ep}" if ep >= 0 else f"event:{event}",
-                    context=payload,
-                    at=now,
-                    actor="event-routing",
-                )
-                result.work_orders.append(wo.number)
-                actions.append(
-                    _action("wfm", "work_order", now, event=event, rule=rule.name, work_order=wo.number)
-                )
-    _save_actions(session, actions, result)
