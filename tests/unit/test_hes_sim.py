@@ -213,6 +213,16 @@ def test_disconnect_then_relay_read_back_shows_disconnected() -> None:
     assert blocks[1, :, 0].tolist() == [0.0] * 4  # no energy through an open relay
 
 
+def test_queued_is_reported_only_when_asked() -> None:
+    e, link = engine(report_queued=False)
+    e.step()
+    command(e, 15, "SM0000002", "connect")
+    settle(e)
+    assert [r.status for r in link.reports(15)] == ["acknowledged", "executed"]
+    assert final(link, 15).result == {"relay": "connected"}
+    assert not [m for m in link.messages("events") for ev in m.events if ev.event_id == 302]  # never opened
+
+
 def test_instantaneous_read_answers_a_profile_then_executed() -> None:
     e, link = engine()
     for _ in range(3):

@@ -124,6 +124,9 @@ def run(
         0.02, "--dcu-outages", min=0, max=1, help="chance a DCU is down, per day"
     ),
     moves: float = typer.Option(0.002, "--moves", min=0, max=1, help="chance a meter changes DCU, per day"),
+    report_queued: bool = typer.Option(
+        True, "--report-queued/--no-report-queued", help="report 'queued' as a command arrives"
+    ),
     seed: int = typer.Option(7, "--seed", help="seed of the run's randomness"),
     memory_days: int = typer.Option(
         35, "--memory-days", min=1, max=400, help="days of blocks each meter keeps for re-acquisition"
@@ -173,6 +176,7 @@ def run(
         move_rate=moves,
         seed=seed,
         memory_days=memory_days,
+        report_queued=report_queued,
     )
     link = (
         RestLink(url or "http://127.0.0.1:8000", hes=hes, api_key=api_key, prefix=prefix)

@@ -94,6 +94,8 @@ class SimConfig:
     #: Chance a meter moves to another DCU, per meter and day.
     move_rate: float = 0.002
     memory_days: int = 35
+    #: Report ``queued`` when a command arrives (before ``acknowledged``).
+    report_queued: bool = True
     seed: int = 7
 
 

@@ -87,7 +87,8 @@ class CommandExecutor:
         if draw < cfg.no_answer:
             e.stats.commands["unanswered"] += 1
             return
-        e.at(t + 1, lambda: self._report(cmd, "queued"))
+        if cfg.report_queued:
+            e.at(t + 1, lambda: self._report(cmd, "queued"))
         ack = t + 1 + int(self.rng.integers(2, 16))
         done = (
             ack
