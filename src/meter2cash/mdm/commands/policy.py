@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from meter2cash.core.errors import InvalidInput, error_path
 from meter2cash.mdm.commands.params import KINDS
@@ -45,10 +45,13 @@ class CommandPolicy(BaseModel):
     version: str = Field(min_length=1, max_length=40)
     default: KindPolicy = KindPolicy()
     kinds: dict[str, dict[str, float | int]] = Field(default_factory=dict)
+    _by_kind: dict[str, KindPolicy] = PrivateAttr(default_factory=dict)
 
     def for_kind(self, kind: str) -> KindPolicy:
-        """The policy of ``kind``: its own settings over the default."""
-        return KindPolicy(**{**self.default.model_dump(), **self.kinds.get(kind, {})})
+        """The policy of ``kind``: its own settings over the default (built once per kind)."""
+        if kind not in self._by_kind:
+            self._by_kind[kind] = KindPolicy(**{**self.default.model_dump(), **self.kinds.get(kind, {})})
+        return self._by_kind[kind]
 
 
 def parse_policy(text: str, source: str = "policy") -> CommandPolicy:

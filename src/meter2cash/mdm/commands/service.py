@@ -32,7 +32,7 @@ from sqlalchemy import func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from meter2cash.config import get_settings
-from meter2cash.core.errors import Conflict, InvalidInput, NotFound
+from meter2cash.core.errors import Conflict, InvalidInput, M2CError, NotFound
 from meter2cash.core.timeutil import ensure_aware, utcnow
 from meter2cash.mdm.commands.models import MeterCommand, MeterCommandStep
 from meter2cash.mdm.commands.params import check_params
@@ -325,8 +325,30 @@ def mark_sent(
 ) -> MeterCommand:
     """Record that the command went to the head-end as ``message_id`` (one more attempt) and when
     to send it again if no answer comes (``None`` when the attempts are used up)."""
+    (cmd,) = mark_sent_many(session, [(command_id, message_id)], at=at, by=by, policy=policy)
+    return cmd
+
+
+def mark_sent_many(
+    session: Session,
+    sent: Sequence[tuple[int, str]],
+    *,
+    at: datetime,
+    by: str = "dispatch",
+    policy: CommandPolicy | None = None,
+) -> list[MeterCommand]:
+    """:func:`mark_sent` for many ``(command_id, message_id)`` at once, flushed once."""
+    pol = _policy(policy)
+    out = [_mark_one(session, cid, mid, at, by, pol) for cid, mid in sent]
+    session.flush()
+    return out
+
+
+def _mark_one(
+    session: Session, command_id: int, message_id: str, at: datetime, by: str, policy: CommandPolicy
+) -> MeterCommand:
     cmd = _get(session, command_id)
-    kind_policy = _policy(policy).for_kind(cmd.kind)
+    kind_policy = policy.for_kind(cmd.kind)
     cmd.attempts += 1
     cmd.message_id = message_id[:100]
     deadline = cmd.deadline or kind_policy.deadline(cmd.requested_at)
@@ -336,7 +358,6 @@ def mark_sent(
         _step(session, cmd.id, at, "sent", "sent", by, f"attempt {cmd.attempts} as {message_id}")
     else:
         _move(session, cmd, "sent", at, by, f"attempt {cmd.attempts} as {message_id}")
-    session.flush()
     return cmd
 
 
@@ -347,8 +368,17 @@ def _get(session: Session, command_id: int) -> MeterCommand:
     return cmd
 
 
-def _move(session: Session, cmd: MeterCommand, status: str, at: datetime, by: str, detail: str) -> bool:
-    """Move ``cmd`` to ``status``; False for a duplicate report (the status it already has)."""
+def _move(
+    session: Session,
+    cmd: MeterCommand,
+    status: str,
+    at: datetime,
+    by: str,
+    detail: str,
+    groups: set[int] | None = None,
+) -> bool:
+    """Move ``cmd`` to ``status``; False for a duplicate report (the status it already has). A
+    settled child's group is refreshed now, or collected into ``groups`` to refresh once later."""
     try:
         target = next_on_report(cmd.status, status)
     except Conflict:
@@ -374,8 +404,23 @@ def _move(session: Session, cmd: MeterCommand, status: str, at: datetime, by: st
         cmd.finished_at = at
         cmd.next_attempt_at = None
     if cmd.parent_id is not None and target in SETTLED:
-        refresh_group(session, cmd.parent_id, at)
+        if groups is None:
+            refresh_group(session, cmd.parent_id, at)
+        else:
+            groups.add(cmd.parent_id)
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One head-end report on a command (see :func:`apply_reports`)."""
+
+    command_id: int
+    status: str
+    at: datetime
+    detail: str = ""
+    result: dict[str, Any] | None = None
+    by: str = "hes"
 
 
 def apply_report(
@@ -388,36 +433,71 @@ def apply_report(
     result: dict[str, Any] | None = None,
     by: str = "hes",
 ) -> MeterCommand:
-    """Apply a head-end report on a command (a duplicate changes nothing): its status, and what
-    the meter answered. A relay command reported executed is confirmed by the relay state in
-    ``result`` or, lacking it, by a read-back issued now; a relay read-back confirms (or settles)
-    the command it was issued for. ``command.not_found``, ``command.bad_transition``,
-    ``command.bad_relay_state``."""
-    at = ensure_aware(at, "at")
-    cmd = _get(session, command_id)
-    relay = (result or {}).get("relay")
+    """Apply one head-end report on a command (see :func:`apply_reports`); raises its error."""
+    (outcome,) = apply_reports(session, [Report(command_id, status, at, detail, result, by)])
+    if isinstance(outcome, M2CError):
+        raise outcome
+    return outcome
+
+
+def apply_reports(session: Session, reports: Sequence[Report]) -> list[MeterCommand | M2CError]:
+    """Apply head-end reports in order (a duplicate changes nothing): each command's status and
+    what the meter answered. A relay command reported executed is confirmed by the relay state in
+    its ``result`` or, lacking it, by a read-back issued now; a relay read-back confirms (or
+    settles) the command it was issued for. Returns, per report, the command or the error that
+    refused it (``command.not_found``, ``command.bad_transition``, ``command.bad_relay_state``);
+    the others are applied. Groups are refreshed once, and the session flushed once."""
+    ids = sorted({r.command_id for r in reports})
+    loaded: dict[int, MeterCommand] = {}
+    for lo in range(0, len(ids), 2000):  # one query per chunk, held here (the identity map is weak)
+        chunk = ids[lo : lo + 2000]
+        loaded.update(
+            (c.id, c) for c in session.scalars(select(MeterCommand).where(MeterCommand.id.in_(chunk)))
+        )
+    groups: set[int] = set()
+    out: list[MeterCommand | M2CError] = []
+    for r in reports:
+        try:
+            out.append(_apply_one(session, r, groups, loaded))
+        except M2CError as exc:
+            out.append(exc)
+    for parent_id in sorted(groups):
+        refresh_group(session, parent_id, max(r.at for r in reports))
+    session.flush()
+    return out
+
+
+def _apply_one(
+    session: Session, r: Report, groups: set[int], loaded: dict[int, MeterCommand]
+) -> MeterCommand:
+    at = ensure_aware(r.at, "at")
+    cmd = loaded.get(r.command_id)
+    if cmd is None or cmd.is_group:
+        raise NotFound(f"no command {r.command_id}", code="command.not_found")
+    relay = (r.result or {}).get("relay")
     if relay is not None and relay not in RELAY_STATES:
         raise InvalidInput(
             f"relay state {relay!r} is not one of {', '.join(RELAY_STATES)}", code="command.bad_relay_state"
         )
-    moved = _move(session, cmd, status, at, by, detail)
-    if not moved:
-        session.flush()
+    if not _move(session, cmd, r.status, at, r.by, r.detail, groups):
         return cmd
-    if result:
-        cmd.result = {**(cmd.result or {}), **result}
+    if r.result:
+        cmd.result = {**(cmd.result or {}), **r.result}
     if cmd.status == "executed":
         if cmd.kind in RELAY_KINDS:
             if relay is not None:
-                _confirm_relay(session, cmd, relay, at)
+                _confirm_relay(session, cmd, relay, at, groups)
             else:
                 _read_back(session, cmd, at)
         elif cmd.kind == "read" and cmd.params.get("profile") == "relay" and relay is not None:
             target_id = cmd.params.get("for_command")
-            target = session.get(MeterCommand, target_id) if isinstance(target_id, int) else None
+            target = (
+                (loaded.get(target_id) or session.get(MeterCommand, target_id))
+                if isinstance(target_id, int)
+                else None
+            )
             if target is not None:
-                _confirm_relay(session, target, relay, at)
-    session.flush()
+                _confirm_relay(session, target, relay, at, groups)
     return cmd
 
 
@@ -435,7 +515,9 @@ def _read_back(session: Session, cmd: MeterCommand, at: datetime) -> MeterComman
     )
 
 
-def _confirm_relay(session: Session, cmd: MeterCommand, relay: str, at: datetime) -> None:
+def _confirm_relay(
+    session: Session, cmd: MeterCommand, relay: str, at: datetime, groups: set[int] | None = None
+) -> None:
     """The relay of ``cmd``'s meter was read back as ``relay``: record it; settle the command when
     it was in doubt (the state asked for: executed, else failed)."""
     cmd.relay_state = relay
@@ -449,6 +531,7 @@ def _confirm_relay(session: Session, cmd: MeterCommand, relay: str, at: datetime
             at,
             "command-store",
             f"relay read back as {relay}",
+            groups,
         )
     elif relay != wanted:
         cmd.detail = f"relay read back as {relay}, not {wanted}"[:200]
