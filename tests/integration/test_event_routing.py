@@ -342,3 +342,27 @@ def test_the_api_routes_lists_and_takes_the_wfm_s_completion(platform):
             ("assign", "assigned"),
             ("complete", "completed"),
         ]
+
+
+@SQLITE
+def test_a_new_maximum_demand_above_the_sanctioned_load_is_a_violation_a_repeated_one_is_not(session):
+    (dt1,) = build_network(session, [1], phone="+919800000002")
+    mid = session.scalar(select(Meter.id).where(Meter.serial == dt1[0]))
+    md = ensure_catalogue(session)["kw_md_register"]
+    session.add(Channel(meter_id=mid, reading_type_id=md.id, multiplier=Decimal(1)))
+    session.flush()
+    doc = {"registers": [
+        {"meter": dt1[0], "channel": "kw_md_register", "read_at": "2026-11-02T00:00:00Z", "value": 4.2},
+        {"meter": dt1[0], "channel": "kw_md_register", "read_at": "2026-11-03T00:00:00Z", "value": 6.25},
+        {"meter": dt1[0], "channel": "kw_md_register", "read_at": "2026-11-04T00:00:00Z", "value": 6.25},
+    ]}  # fmt: skip
+    assert ingest_bytes(session, json.dumps(doc).encode(), fmt="json").rows_rejected == 0
+    found = [detect_load_violations(session, date(2026, 11, d), now=T0).recorded for d in (2, 3, 4)]
+    assert found == [0, 1, 0]  # 4.2 kW is within 5 kW; 6.25 kW is not; the same maximum read again is not new
+    row = session.scalars(select(LoadViolation)).one()
+    assert (row.source, row.demand_kw, row.at) == (
+        "md_register",
+        Decimal("6.250"),
+        datetime(2026, 11, 3, tzinfo=UTC),
+    )
+    assert session.scalars(select(Notification.recipient)).all() == ["+919800000002"]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from meter2cash.core.errors import InvalidInput, NotFound
@@ -71,6 +71,15 @@ def meter_events(
         stmt = stmt.where(MeterEvent.occurred_at >= ensure_aware(start, "from"))
     if end is not None:
         stmt = stmt.where(MeterEvent.occurred_at < ensure_aware(end, "to"))
+    if category is not None:  # the catalogue's category where the ID is known, else the stored one
+        ids = [str(i) for i, e in BY_ID.items() if e.category == category]
+        others = [str(i) for i, e in BY_ID.items() if e.category != category]
+        stmt = stmt.where(
+            or_(
+                MeterEvent.code.in_(ids),
+                and_(MeterEvent.category == category, MeterEvent.code.not_in(others)),
+            )
+        )
     out: list[EventRow] = []
     for ev, ep_id, opened, closed in session.execute(stmt).all():
         known = BY_ID.get(int(ev.code)) if ev.code.isdigit() and len(ev.code) < 6 else None
