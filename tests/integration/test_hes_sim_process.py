@@ -1,5 +1,7 @@
 """``m2c hes-sim run`` as a separate process over the real MQTT broker: a day of a 20-meter fleet
-arrives block by block, and a command sent to it is answered."""
+arrives block by block and a command sent to it is answered; and, with the MDM's serve loop on the
+other end, the intervals lost on the way are found, re-acquired and merged, and a disconnect is
+confirmed by the meter."""
 
 from __future__ import annotations
 
@@ -7,14 +9,19 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
+from conftest import IN_CI, store_example_tariffs
+from meter2cash.bootstrap import Platform
 from meter2cash.hes import protocol as p
 from meter2cash.hes.links import LinkUnavailable, MqttLink
 
@@ -33,28 +40,55 @@ def m2c(*args: str, **kw: Any) -> subprocess.Popen[str]:
     )
 
 
+def init_fleet(out: Path, meters: int, dcus: int) -> dict[str, Any]:
+    init = m2c(
+        "hes-sim", "init", "--meters", str(meters), "--dcus", str(dcus), "--start", "2026-10-01",
+        "--days", "1", "--interval", "15", "--seed", "5", "--tz", "Asia/Kolkata", "--out", str(out), "--json",
+    )  # fmt: skip
+    printed, err = init.communicate(timeout=120)
+    assert init.returncode == 0, err
+    return json.loads(printed)  # type: ignore[no-any-return]
+
+
+def _forget_sessions(hes: str, prefix: str) -> None:
+    """Drop the broker's persistent sessions of both ends of this test's link."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    for role in ("hes", "mdm"):
+        c = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"m2c-{role}-{prefix}-{hes}", clean_session=True
+        )
+        c.connect("127.0.0.1", 1883)
+        c.loop_start()
+        c.disconnect()
+        c.loop_stop()
+
+
 @pytest.fixture
-def mdm_link() -> Any:
-    """The MDM's end of a fresh head-end link (its own prefix and name)."""
-    hes = f"sim{uuid.uuid4().hex[:8]}"
+def wire() -> Iterator[tuple[str, str]]:
+    """A head-end name and topic prefix of this test's own, their broker sessions dropped after."""
+    hes, prefix = f"sim{uuid.uuid4().hex[:8]}", f"t{uuid.uuid4().hex[:8]}"
     try:
-        link = MqttLink(MQTT_URL, role="mdm", hes=hes, prefix="m2ctest", connect_timeout_s=5)
+        MqttLink(MQTT_URL, role="mdm", hes=hes, prefix=prefix, connect_timeout_s=5).close()
     except LinkUnavailable:
-        if os.environ.get("CI") == "true":
+        if IN_CI:
             raise
         pytest.skip("no MQTT broker at " + MQTT_URL)
+    yield hes, prefix
+    _forget_sessions(hes, prefix)
+
+
+@pytest.fixture
+def mdm_link(wire: tuple[str, str]) -> Iterator[MqttLink]:
+    """The MDM's end of the test's link."""
+    link = MqttLink(MQTT_URL, role="mdm", hes=wire[0], prefix=wire[1], connect_timeout_s=5)
     yield link
     link.close()
 
 
 def test_simulator_process_pushes_a_day_and_answers_a_command(tmp_path: Path, mdm_link: MqttLink) -> None:
-    init = m2c(
-        "hes-sim", "init", "--meters", "20", "--dcus", "2", "--start", "2026-10-01", "--days", "1",
-        "--interval", "15", "--seed", "5", "--out", str(tmp_path), "--json",
-    )  # fmt: skip
-    out, err = init.communicate(timeout=120)
-    assert init.returncode == 0, err
-    assert json.loads(out)["counts"]["meters"] == 23
+    assert init_fleet(tmp_path, 20, 2)["counts"]["meters"] == 23
     sim = m2c(
         "hes-sim", "run", "--fleet", str(tmp_path / "fleet.json"), "--transport", "mqtt", "--url", MQTT_URL,
         "--hes", mdm_link.hes, "--prefix", mdm_link.prefix, "--speed", "0", "--miss", "0", "--fail", "0",
@@ -104,3 +138,111 @@ def test_simulator_process_pushes_a_day_and_answers_a_command(tmp_path: Path, md
     assert reports[-1].correlation_id == command.message_id
     assert stats["commands"] == {"received": 1, "executed": 1}
     assert any(m.kind == "network" for m in messages)
+
+
+@pytest.mark.slow
+def test_lost_intervals_are_reacquired_and_a_disconnect_confirmed_through_the_mdm(
+    tmp_path: Path, platform: Platform, wire: tuple[str, str]
+) -> None:
+    from meter2cash.integration.hes_serve import serve
+    from meter2cash.integration.masterdata import load_bundle_path
+    from meter2cash.mdm.acquisition import find_gaps, read_success, request_reacquisition
+    from meter2cash.mdm.commands.models import MeterCommand
+    from meter2cash.mdm.commands.service import issue_command
+    from meter2cash.mdm.hes_inbox import HesMessage
+    from meter2cash.mdm.models import Meter
+    from meter2cash.mdm.network import assign_boundary_meter
+
+    hes, prefix = wire
+    init_fleet(tmp_path, 8, 2)
+    bundle = json.loads((tmp_path / "masterdata.json").read_text())
+    with platform.sessions() as s:
+        store_example_tariffs(s)
+        result = load_bundle_path(s, tmp_path / "masterdata.json")
+        assert result.rejected == 0, result.problems
+        for b in bundle["$boundary_meters"]:
+            assign_boundary_meter(
+                s, serial=b["serial"], dt=b.get("transformer"), feeder=b.get("feeder"),
+                at=datetime.fromisoformat(b["from"]),
+            )  # fmt: skip
+        s.commit()
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def loop() -> None:
+        try:
+            serve(
+                platform,
+                "mqtt",
+                hes=hes,
+                prefix=prefix,
+                url=MQTT_URL,
+                stop=stop,
+                poll_s=0.2,
+                dispatch_every=0.2,
+            )
+        except BaseException as exc:
+            errors.append(exc)
+
+    MqttLink(MQTT_URL, role="mdm", hes=hes, prefix=prefix).close()  # the MDM's session exists first
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    sim = m2c(
+        "hes-sim", "run", "--fleet", str(tmp_path / "fleet.json"), "--transport", "mqtt", "--url", MQTT_URL,
+        "--hes", hes, "--prefix", prefix, "--speed", "0", "--miss", "0.3", "--fail", "0", "--no-answer", "0",
+        "--lost", "0", "--dcu-outages", "0", "--no-report-queued", "--idle", "8", "--json",
+    )  # fmt: skip
+    start = datetime(2026, 10, 1, tzinfo=UTC) - timedelta(hours=5, minutes=30)
+    end = start + timedelta(days=1)
+
+    def stored() -> int:
+        with platform.sessions() as s:
+            return int(s.scalar(select(func.count()).select_from(HesMessage)) or 0)
+
+    try:
+        seen, quiet_since = -1, time.monotonic()
+        while time.monotonic() - quiet_since < 2.0:  # the day is pushed when nothing new arrives
+            assert time.monotonic() - quiet_since < 60 and sim.poll() is None, (
+                sim.stderr.read() if sim.stderr else ""
+            )
+            now = stored()
+            if now != seen:
+                seen, quiet_since = now, time.monotonic()
+            time.sleep(0.2)
+        with platform.sessions() as s:
+            gaps = find_gaps(s, start, end)
+            assert gaps, "a third of the pushes were lost: the store has gaps"
+            request_reacquisition(s, gaps, at=datetime.now(UTC))
+            meter_id = s.scalar(select(Meter.id).where(Meter.serial == "SM0000002"))
+            assert meter_id is not None
+            disconnect = issue_command(
+                s, kind="disconnect", meter_id=meter_id, reason="test", requested_by="test"
+            )
+            s.commit()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with platform.sessions() as s:
+                left = find_gaps(s, start, end)
+                status = s.get(MeterCommand, disconnect.id).status  # type: ignore[union-attr]
+                if not left and status == "executed":
+                    break
+            time.sleep(0.5)
+        assert not left, f"{len(left)} gap(s) left"
+        assert status == "executed"
+        with platform.sessions() as s:
+            command = s.get(MeterCommand, disconnect.id)
+            assert command is not None and command.result == {"relay": "disconnected"}
+            success = read_success(s, date(2026, 10, 1), tz="Asia/Kolkata")
+            assert (success.total.expected, success.total.complete) == (8 + 2 + 1, 8 + 2 + 1)
+        printed, err = sim.communicate(timeout=60)
+        assert sim.returncode == 0, err
+        stats = json.loads(printed)
+        assert stats["missed_pushes"] > 0
+        assert stats["commands"]["executed"] == stats["commands"]["received"] == len(gaps) + 1
+        assert "FAILED" not in stats["replies"]
+    finally:
+        if sim.poll() is None:
+            sim.kill()
+        stop.set()
+        thread.join(20)
+    assert not errors, errors
