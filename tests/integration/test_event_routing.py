@@ -366,3 +366,29 @@ def test_a_new_maximum_demand_above_the_sanctioned_load_is_a_violation_a_repeate
         datetime(2026, 11, 3, tzinfo=UTC),
     )
     assert session.scalars(select(Notification.recipient)).all() == ["+919800000002"]
+
+
+@SQLITE
+def test_routing_waits_at_a_gap_in_the_event_ids_until_it_is_filled_or_old(session):
+    (dt1,) = build_network(session, [1])
+    mid = session.scalar(select(Meter.id).where(Meter.serial == dt1[0]))
+
+    def event(eid: int, minute: int, code: str) -> None:  # an ingest committing with the id it was given
+        session.add(MeterEvent(id=eid, meter_id=mid, occurred_at=T0 + timedelta(minutes=minute), code=code))
+        session.flush()
+
+    event(1, 0, "7")  # over voltage, restored, again, restored
+    event(2, 1, "8")
+    event(5, 4, "8")  # 3 and 4 are still being written
+    assert route_events(session, now=T0).cursor == 2
+    assert route_events(session, now=T0 + timedelta(minutes=2)).cursor == 2  # still within the grace
+    event(3, 2, "7")  # 3 commits late: routed; 4 never does
+    late = route_events(session, now=T0 + timedelta(minutes=3))
+    assert (late.events, late.cursor) == (1, 3)
+    assert route_events(session, now=T0 + timedelta(minutes=4, seconds=59)).cursor == 3
+    old = route_events(session, now=T0 + timedelta(minutes=5))  # the gap at 4 is 5 minutes old
+    assert (old.events, old.cursor) == (1, 5)
+    state = session.get(EventRoutingState, "meter_event")
+    assert (state.gap_horizon, state.gap_seen_at) == (None, None)
+    routed = sorted(e["meter_event_id"] for e in topics(session, "oms.meter_event"))
+    assert routed == [1, 2, 3, 5]

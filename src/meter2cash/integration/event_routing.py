@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import numpy as np
@@ -67,6 +67,8 @@ from meter2cash.mdm.events.routing_rules import (
 from meter2cash.mdm.models import DCU, DistributionTransformer, Installation, Meter, MeterEvent
 
 STATE = "meter_event"
+#: How long routing waits at a gap in the event ids before taking it as a rolled-back insert.
+GAP_GRACE = timedelta(minutes=5)
 # handlers of an event, by its pair's occurrence ID
 _OUTAGE, _LOAD, _RULE, _NONE = 0, 1, 2, 3
 __all__ = ["DISPOSITIONS", "RoutingResult", "route_events"]
@@ -124,12 +126,43 @@ def _parse_id(code: str) -> int:
     return int(code) if code.isdigit() and len(code) < 6 else -1
 
 
+def _before_fresh_gap(rows: Sequence[Any], state: EventRoutingState, now: datetime, grace: timedelta) -> int:
+    """How many of ``rows`` (ids ascending after the cursor) to route now: up to the first gap in
+    the ids that is not older than ``grace``.
+
+    An id missing after the cursor belongs to an insert not committed yet (a concurrent ingest on
+    PostgreSQL commits in any order) or rolled back. Routing past it would skip the event for good
+    if it commits later, so routing waits there; a gap still open ``grace`` after it was first
+    noticed is taken as rolled back and passed. Before the first run, ids may start anywhere.
+    """
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    prev = np.concatenate([[state.last_event_id], ids[:-1]])
+    gaps = np.flatnonzero(ids != prev + 1)
+    if state.last_event_id == 0:
+        gaps = gaps[gaps > 0]
+    for k in gaps.tolist():
+        missing = int(prev[k]) + 1
+        if state.gap_horizon is not None and missing <= state.gap_horizon and state.gap_seen_at is not None:
+            if now - ensure_aware(state.gap_seen_at) >= grace:
+                continue
+            return k
+        state.gap_horizon, state.gap_seen_at = int(ids[-1]), now
+        return k
+    return len(rows)
+
+
 def route_events(
-    session: Session, *, now: datetime, rules: RoutingRules | None = None, limit: int = 50_000
+    session: Session,
+    *,
+    now: datetime,
+    rules: RoutingRules | None = None,
+    limit: int = 50_000,
+    gap_grace: timedelta = GAP_GRACE,
 ) -> RoutingResult:
-    """Route the events stored after the cursor (at most ``limit``, in id order); see the module
-    docstring. Open tamper episodes are checked against the rules' validity on every run, so a
-    magnet that persists becomes a disconnect on a later run even without new events."""
+    """Route the events stored after the cursor (at most ``limit``, in id order, up to a gap in
+    the ids younger than ``gap_grace``); see the module docstring. Open tamper episodes are
+    checked against the rules' validity on every run, so a magnet that persists becomes a
+    disconnect on a later run even without new events."""
     now = ensure_aware(now, "now")
     rules = rules or load_rules()
     state = _state(session)
@@ -142,6 +175,7 @@ def route_events(
         .order_by(me.id)
         .limit(limit)
     ).all()
+    rows = rows[: _before_fresh_gap(rows, state, now, gap_grace)]
     out = Outbox()
     if rows:
         _route_batch(session, rows, rules, now, result, out)
@@ -149,6 +183,8 @@ def route_events(
     check_valid_tampers(session, rules, now, result, set())
     result.messages += out.flush(session)
     state.last_event_id = result.cursor
+    if state.gap_horizon is not None and result.cursor >= state.gap_horizon:
+        state.gap_horizon = state.gap_seen_at = None
     state.rules_version = rules.version
     state.updated_at = now
     session.flush()

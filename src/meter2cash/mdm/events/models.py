@@ -15,13 +15,18 @@ from meter2cash.db import Base, Quantity, UTCDateTime
 
 
 class EventRoutingState(Base):
-    """Where routing stands: the last ``meter_event`` id routed, and the rules it used."""
+    """Where routing stands: the last ``meter_event`` id routed, the rules it used, and the gap in
+    the ids it waits at."""
 
     __tablename__ = "event_routing_state"
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     last_event_id: Mapped[int] = mapped_column(Integer, default=0)
     rules_version: Mapped[str] = mapped_column(String(32), default="")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: A gap in the event ids after the cursor (an insert not committed yet, or rolled back): the
+    #: highest id seen when it was noticed, and when. Routing waits at a gap until it is old.
+    gap_horizon: Mapped[int | None] = mapped_column(Integer)
+    gap_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Outage(Base):

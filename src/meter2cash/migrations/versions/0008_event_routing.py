@@ -32,6 +32,8 @@ def upgrade() -> None:
         sa.Column("last_event_id", sa.Integer(), nullable=False),
         sa.Column("rules_version", sa.String(length=32), nullable=False),
         _at("updated_at"),
+        sa.Column("gap_horizon", sa.Integer(), nullable=True),
+        _at("gap_seen_at", True),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_event_routing_state")),
     )
     op.create_table(
