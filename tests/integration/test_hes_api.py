@@ -207,3 +207,14 @@ def test_a_head_end_on_the_rest_link_sends_messages_and_pulls_commands(hes_platf
         assert [(c.kind, c.command_id) for c in commands] == [("command", cmd_id)]
         with pytest.raises(Exception, match="does not send"):
             link.send("command", b"{}")
+
+
+def test_xml_that_is_not_cim_is_answered_failed_in_cim(client):
+    r = client.post(
+        f"{URL}/messages", content=b"<html><body/></html>", headers={"content-type": "application/xml"}
+    )
+    assert r.status_code == 200, r.text
+    root = ET.fromstring(r.content)
+    texts = {el.tag.rsplit("}", 1)[-1]: (el.text or "") for el in root.iter()}
+    assert (texts["Result"], texts["code"]) == ("FAILED", "hes.bad_message")
+    assert texts["reason"].startswith("hes.cim.")

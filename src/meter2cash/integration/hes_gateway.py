@@ -78,7 +78,8 @@ def unreadable_reply(data: bytes, exc: M2CError, at: datetime) -> Reply:
     except ValueError:
         pass
     code = exc.code if exc.code in UNREADABLE else "hes.bad_message"
-    reply = reply_to(message_id, [ReplyError(code=code, message=exc.message[:1000])], kept=0, at=at)
+    why = exc.message if code == exc.code else f"{exc.code}: {exc.message}"
+    reply = reply_to(message_id, [ReplyError(code=code, message=why[:1000])], kept=0, at=at)
     return reply if message_id else reply.model_copy(update={"message_id": f"re-bad-{at.timestamp():.6f}"})
 
 
