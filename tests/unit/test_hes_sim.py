@@ -386,6 +386,37 @@ def test_every_message_of_a_busy_day_is_valid() -> None:
     assert e.stats.events[101] > 0 and e.stats.events[102] > 0
 
 
+def test_half_hour_blocks_and_the_billing_profile_at_the_month_end() -> None:
+    link = MemoryLink()
+    spec = FleetSpec(meters=6, dcus=1, start="2026-10-31", interval_s=1800)
+    e = SimEngine(build_sim_fleet(spec), SimConfig(**QUIET, **SURE), link.send)
+    e.start()
+    for _ in range(48 + 2):  # the last day of October and an hour of November
+        e.step()
+    pushes = [m for m in link.messages("profile") if m.profile == p.BLOCK_LOAD]
+    assert {m.capture_period_s for m in pushes} == {1800}
+    assert e.stats.block_rows == (6 + 1 + 1) * 50
+    clocks = [r[0] for m in pushes for meter in m.meters if meter.meter == "SM0000001" for r in meter.rows]
+    assert clocks[:2] == ["2026-10-31T00:30:00+05:30", "2026-10-31T01:00:00+05:30"]
+    assert clocks[-1] == "2026-11-01T01:00:00+05:30"
+    billing = [m for m in link.messages("profile") if m.profile == p.BILLING]
+    assert len(billing) == 2  # the DCU's meters and the feeder meter
+    assert billing[0].columns[1:] == [
+        "1.0.1.8.0.255", "1.0.9.8.0.255", "1.0.1.6.0.255", "1.0.13.0.0.255", "0.0.0.1.0.255"
+    ]  # fmt: skip
+    row = next(m.rows[0] for msg in billing for m in msg.meters if m.meter == "SM0000001")
+    assert row[0] == "2026-11-01T00:00:00+05:30"
+    daily = [m for m in link.messages("profile") if m.profile == p.DAILY]
+    at_midnight = next(r for m in daily for mm in m.meters if mm.meter == "SM0000001" for r in mm.rows
+                       if r[0] == "2026-11-01T00:00:00+05:30")  # fmt: skip
+    assert row[1:3] == at_midnight[1:3]  # the billing registers are the midnight's
+    _, blocks = e.memory.window(0, 48)
+    assert row[3] == pytest.approx(float(np.round(blocks[0, :, 0].max() * 2, 3)), abs=0.002)  # MD [kW]
+    assert row[5] == 1  # the first reset
+    _, november = e.memory.window(48, 50)
+    assert e.fleet.md_kw[0] == pytest.approx(november[0, :, 0].max() * 2, abs=0.002)  # reset, then anew
+
+
 def test_bundle_names_every_serial_the_simulator_speaks_of() -> None:
     e, _ = engine()
     bundle = fleet_bundle(e.fleet)

@@ -61,6 +61,9 @@ LOAD_VIOLATION_ID = LOAD_VIOLATION.is15959_id or 0
 #: Random events per meter and day: (occurrence, restoration or None, chance, minutes (lo, hi),
 #: only on three-phase meters).
 RANDOM_EVENTS: tuple[tuple[int, int | None, float, tuple[int, int], bool], ...] = (
+    (1, 2, 0.003, (5, 60), True),  # R-phase voltage missing
+    (3, 4, 0.003, (5, 60), True),  # Y-phase voltage missing
+    (5, 6, 0.003, (5, 60), True),  # B-phase voltage missing
     (7, 8, 0.01, (5, 60), False),  # over voltage
     (11, 12, 0.02, (10, 120), True),  # voltage unbalance
     (51, 52, 0.002, (5, 30), True),  # R-phase current reverse
