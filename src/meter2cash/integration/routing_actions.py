@@ -25,9 +25,9 @@ from meter2cash.mdm.events.routing_rules import LEVELS, coalesce_outages
 from meter2cash.mdm.models import DistributionTransformer, Feeder, Meter
 from meter2cash.workforce.service import create_work_order
 
-TOPIC_OUTAGE_STARTED = "oms.outage.started"
-TOPIC_OUTAGE_UPDATED = "oms.outage.updated"
-TOPIC_OUTAGE_RESTORED = "oms.outage.restored"
+#: ``<target>.outage.<what>`` for each target of the outage rules: ``oms.outage.started``,
+#: ``oms.outage.updated`` (more meters joined), ``oms.outage.restored``; ``cis.outage.*`` alike.
+OUTAGE_TOPIC = "{target}.outage.{what}"
 TOPIC_TAMPER = "cis.tamper"
 TOPIC_EVENT = {"oms": "oms.meter_event", "cis": "cis.meter_event"}
 #: What became of an event: each event of a batch has exactly one.
@@ -120,8 +120,8 @@ def epoch(ts: datetime) -> int:
     return int(ensure_aware(ts).timestamp())
 
 
-def at_time(epoch: int) -> datetime:
-    return datetime.fromtimestamp(int(epoch), UTC)
+def at_time(seconds: int) -> datetime:
+    return datetime.fromtimestamp(int(seconds), UTC)
 
 
 class Outbox:
@@ -258,8 +258,12 @@ def settle_outages(
     actions: list[dict[str, Any]] = []
 
     def publish(o: Outage, what: str) -> None:
-        for target in rules.outage.targets:  # oms.outage.started, cis.outage.restored, ...
-            out.emit(f"{target}.outage.{what}", _outage_payload(o, dts, feeders, serials), str(o.id))
+        for target in rules.outage.targets:
+            out.emit(
+                OUTAGE_TOPIC.format(target=target, what=what),
+                _outage_payload(o, dts, feeders, serials),
+                str(o.id),
+            )
             actions.append(
                 action(target, f"outage_{what}", now, outage=o.id, meters_affected=o.meters_affected)
             )
