@@ -199,6 +199,8 @@ def _route_batch(
     result: RoutingResult,
     out: Outbox,
 ) -> None:
+    """Pair, de-duplicate and coalesce one batch of events (with the episodes still open), then
+    act on it; counts every event's disposition in ``result``."""
     n_new = len(rows)
     result.events = n_new
     event_row = np.array([r[0] for r in rows], dtype=np.int64)
