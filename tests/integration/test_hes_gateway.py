@@ -235,10 +235,15 @@ def test_command_goes_out_and_its_report_is_applied(session, sm1):
     session.refresh(cmd)
     assert cmd.status == "executed" and cmd.result == {"clock": "2026-10-02T06:00:05Z"}
 
+    # a progress report overtaken by the outcome is stale: accepted, and nothing changes
     late = handle(
         session, report.replace(b'"r-1"', b'"r-2"').replace(b"executed", b"acknowledged"), received_at=AT
     )
-    assert (late.result, late.errors[0].code, late.errors[0].field) == (
+    assert (late.result, late.errors) == ("OK", [])
+    contrary = handle(
+        session, report.replace(b'"r-1"', b'"r-4"').replace(b'"executed"', b'"failed"'), received_at=AT
+    )
+    assert (contrary.result, contrary.errors[0].code, contrary.errors[0].field) == (
         "FAILED",
         "command.bad_transition",
         "command_id",

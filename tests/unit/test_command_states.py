@@ -133,15 +133,34 @@ def test_in_doubt_is_settled_by_a_late_report_and_nothing_else():
     assert apply_report("sent", "in_doubt") == "in_doubt"
     assert apply_report("in_doubt", "executed") == "executed"
     assert apply_report("in_doubt", "failed") == "failed"
-    for reported in ("sent", "acknowledged", "timed_out", "cancelled", "queued"):
+    for reported in ("timed_out", "cancelled"):
         with pytest.raises(Conflict):
             apply_report("in_doubt", reported)
+    for late in ("queued", "sent", "acknowledged"):  # progress it is already past: stale, nothing
+        assert apply_report("in_doubt", late) is None
+
+
+def test_a_progress_report_that_arrives_late_changes_nothing():
+    # the order a command goes: requested, queued, sent, acknowledged, then the rest
+    later = {
+        "queued": ("sent", "acknowledged", "in_doubt", "executed", "failed", "timed_out", "cancelled"),
+        "sent": ("acknowledged", "in_doubt", "executed", "failed", "timed_out", "cancelled"),
+        "acknowledged": ("in_doubt", "executed", "failed", "timed_out", "cancelled"),
+    }
+    for reported, currents in later.items():
+        for current in currents:
+            assert apply_report(current, reported) is None, (current, reported)
+    # but a final outcome never goes back to another
+    with pytest.raises(Conflict):
+        apply_report("executed", "failed")
+    with pytest.raises(Conflict):
+        apply_report("cancelled", "executed")
 
 
 def test_cancel_only_before_sending():
     assert apply_report("requested", "cancelled") == "cancelled"
     assert apply_report("queued", "cancelled") == "cancelled"
-    for status in ("sent", "acknowledged", "in_doubt"):
+    for status in ("sent", "acknowledged", "in_doubt", "executed"):
         with pytest.raises(Conflict):
             apply_report(status, "cancelled")
 

@@ -15,9 +15,12 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from meter2cash.cis.prepaid.wallet import follow_supply
 from meter2cash.core.errors import InvalidInput
 from meter2cash.hes.protocol import CommandMessage, command_message_id
-from meter2cash.mdm.commands.service import apply_report, due_commands, expire_commands, mark_sent
+from meter2cash.integration.commands import report
+from meter2cash.mdm.commands.firmware import advance_rollouts
+from meter2cash.mdm.commands.service import due_commands, expire_commands, mark_sent
 from meter2cash.mdm.models import Meter
 
 
@@ -59,13 +62,14 @@ def dispatch(session: Session, link_send: CommandSender, now: datetime, limit: i
     """Send the commands due now with ``link_send`` and mark each sent once it went out; returns
     how many. Commands past their deadline are expired first (``expire_commands``). A send that
     fails stops the round (the rest stay due); the caller commits."""
-    expire_commands(session, now)
+    follow_supply(session, expire_commands(session, now))
+    advance_rollouts(session, now)
     sent = 0
     for message in command_messages(session, now, limit):
         try:
             link_send(message)
         except CommandRefused as exc:  # the head-end will never take it: sending again is no use
-            apply_report(
+            report(
                 session,
                 command_id=message.command_id,
                 status="failed",

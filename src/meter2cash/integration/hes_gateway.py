@@ -39,9 +39,9 @@ from meter2cash.hes.protocol import (
     parse_message,
     reply_to,
 )
+from meter2cash.integration.commands import report
 from meter2cash.integration.hes_profile import ProfileDocument, events_document, profile_document
 from meter2cash.mdm.commands.models import MeterCommand
-from meter2cash.mdm.commands.service import apply_report
 from meter2cash.mdm.hes_inbox import HesMessage
 from meter2cash.mdm.ingest import ingest_bytes
 from meter2cash.mdm.network import apply_network_change
@@ -249,9 +249,7 @@ def _answered(
         return None
     try:
         with session.begin_nested():
-            apply_report(
-                session, command_id=cmd_id, status="executed", at=at, result={"rows": rows}, by=sender
-            )
+            report(session, command_id=cmd_id, status="executed", at=at, result={"rows": rows}, by=sender)
     except M2CError as exc:
         return ReplyError(code=exc.code, message=exc.message[:500], field="correlation_id")
     return None
@@ -277,7 +275,7 @@ def _events(session: Session, msg: EventsMessage, sender: str, at: datetime) -> 
 def _report(session: Session, msg: CommandReport, sender: str) -> Outcome:
     try:
         with session.begin_nested():
-            apply_report(
+            report(
                 session,
                 command_id=msg.command_id,
                 status=msg.status,

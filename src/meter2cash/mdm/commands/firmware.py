@@ -145,3 +145,22 @@ def advance_rollout(
     refresh_group(session, parent.id, when)
     session.flush()
     return plan
+
+
+def advance_rollouts(session: Session, now: datetime) -> int:
+    """:func:`advance_rollout` for every rollout still pending; returns how many moved on to a
+    next stage or halted."""
+    pending = session.scalars(
+        select(MeterCommand.id).where(
+            MeterCommand.is_group.is_(True), MeterCommand.kind == "firmware", MeterCommand.status == "pending"
+        )
+    ).all()
+    moved = 0
+    for parent_id in pending:
+        before = session.get(MeterCommand, parent_id)
+        stage = (before.result or {}).get("rollout", {}).get("stage") if before else None
+        if stage is None:
+            continue
+        plan = advance_rollout(session, parent_id, at=now, by="rollout")
+        moved += int(plan["stage"] != stage or bool(plan["halted"]))
+    return moved

@@ -119,11 +119,24 @@ def reachable(current: str) -> tuple[str, ...]:
     return tuple(target for (src, _), target in _MOVES.items() if src == current)
 
 
+#: How far along its way a command is: a progress report (queued, sent, acknowledged) for a
+#: command already further along is stale — messages overtake each other — and changes nothing.
+PROGRESS: dict[str, int] = {"requested": 0, "queued": 1, "sent": 2, "acknowledged": 3}
+
+
+def _rank(status: str) -> int:
+    return PROGRESS.get(status, 4)  # in_doubt and the final statuses are past every progress step
+
+
 def apply_report(current: str, reported: str) -> str | None:
     """The status a head-end report of ``reported`` leaves a command in ``current`` with;
-    ``None`` when the report is the status the command already has (a duplicate message:
-    nothing to do, nothing re-stamped). ``command.bad_transition`` when the move is not allowed."""
+    ``None`` when the report is the status the command already has (a duplicate message) or a
+    progress report (queued, sent, acknowledged) the command is already past (a stale message
+    that arrived late): nothing to do, nothing re-stamped. ``command.bad_transition`` when the
+    move is not allowed."""
     if reported == current:
+        return None
+    if reported in PROGRESS and reported != "requested" and _rank(current) > PROGRESS[reported]:
         return None
     event = EVENT_FOR.get(reported)
     if event is None:
