@@ -128,6 +128,7 @@ class Loop:
                         stop=self.stop,
                         poll_s=0.2,
                         dispatch_every=0.2,
+                        route_every=0,  # the link alone: events are routed in the field-loop test
                     )
                 )
             except BaseException as exc:

@@ -216,6 +216,9 @@ SERVE_ROWS = (
     ("dead_letters", "dead letters"),
     ("commands_sent", "commands sent"),
     ("dispatch_errors", "failed command rounds"),
+    ("events_routed", "events routed"),
+    ("reacquisitions", "re-acquisitions asked"),
+    ("job_errors", "failed job rounds"),
 )
 
 
@@ -245,10 +248,18 @@ def serve_cmd(
     hes: str = typer.Option("", "--hes", help="the head-end's name (default: M2C_HES_NAME)"),
     prefix: str = typer.Option("m2c", "--prefix", help="topic / subject prefix: <prefix>/hes/<hes>/<kind>"),
     idle: float | None = typer.Option(None, "--idle", help="stop after this many seconds without traffic"),
+    route_every: float = typer.Option(
+        5.0, "--route-every", min=0, help="route new events every S seconds (0: off)"
+    ),
+    acquire_every: float = typer.Option(
+        0.0, "--acquire-every", min=0, help="ask again for missed intervals every S seconds (0: off)"
+    ),
+    acquire_days: int = typer.Option(2, "--acquire-days", min=1, max=31, help="complete days to look back"),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """The MDM's end of a head-end link: apply what the head-end sends, reply, send due commands
-    (until --idle seconds pass without traffic, or Ctrl-C)."""
+    """The MDM's end of a head-end link: apply what the head-end sends, reply, send due commands,
+    route events and ask again for missed intervals (until --idle seconds pass without traffic,
+    or Ctrl-C)."""
     from rich.live import Live
 
     from meter2cash.integration.hes_serve import ServeStats, serve
@@ -272,7 +283,18 @@ def serve_cmd(
         try:
             if live is not None:
                 live.start()
-            serve(p, transport, hes=name, prefix=prefix, url=url, idle=idle, on_progress=progress)
+            serve(
+                p,
+                transport,
+                hes=name,
+                prefix=prefix,
+                url=url,
+                idle=idle,
+                route_every=route_every,
+                acquire_every=acquire_every,
+                acquire_days=acquire_days,
+                on_progress=progress,
+            )
         except KeyboardInterrupt:
             pass
         finally:

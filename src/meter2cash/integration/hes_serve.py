@@ -27,6 +27,7 @@ from meter2cash.core.errors import InvalidInput, M2CError
 from meter2cash.db import transaction
 from meter2cash.hes.links import Link, Received, open_link
 from meter2cash.hes.protocol import CommandMessage, Reply, dump
+from meter2cash.integration.field_jobs import acquire_now, route_now
 from meter2cash.integration.hes_commands import CommandSender, dispatch, post_command
 from meter2cash.integration.hes_gateway import UNREADABLE, handle
 
@@ -61,6 +62,12 @@ class ServeStats:
     commands_sent: int = 0
     #: Rounds of sending commands that failed (the broker or the head-end away).
     dispatch_errors: int = 0
+    #: Events routed (outages, tamper, load violations: ``route_events``).
+    events_routed: int = 0
+    #: Re-acquisition commands issued for missed intervals.
+    reacquisitions: int = 0
+    #: Rounds of the periodic jobs that failed (logged; the loop goes on).
+    job_errors: int = 0
 
     def count(self, reply: Reply) -> None:
         self.messages += 1
@@ -125,6 +132,9 @@ def serve(
     url: str | None = None,
     idle: float | None = None,
     dispatch_every: float = 1.0,
+    route_every: float = 5.0,
+    acquire_every: float = 0.0,
+    acquire_days: int = 2,
     poll_s: float = 0.5,
     stop: threading.Event | None = None,
     on_progress: Callable[[ServeStats], None] | None = None,
@@ -132,13 +142,16 @@ def serve(
     """Run the MDM side of the link until ``stop`` is set or, with ``idle``, until nothing was
     received or sent for ``idle`` seconds. ``transport``: ``mqtt`` or ``nats`` (``url`` the
     broker or server), or ``rest`` (only dispatching, to ``M2C_HES_CALLBACK_URL``: the head-end
-    POSTs its messages to the API)."""
+    POSTs its messages to the API). Every ``route_every`` seconds the events received are routed,
+    and every ``acquire_every`` seconds missed intervals of the last ``acquire_days`` complete days
+    are asked for again (:mod:`~meter2cash.integration.field_jobs`; 0 switches a job off)."""
     link = None if transport == "rest" else open_link(transport, url, role="mdm", hes=hes, prefix=prefix)
     stats = ServeStats()
     try:
         send = command_sender(platform, link)
         last_traffic = time.monotonic()
         next_dispatch = 0.0
+        jobs = _Jobs(route_every, acquire_every, acquire_days)
         while stop is None or not stop.is_set():
             if link is None:
                 items: list[Received] = []
@@ -161,6 +174,8 @@ def serve(
                 if sent:
                     stats.commands_sent += sent
                     last_traffic = time.monotonic()
+            if jobs.run(platform, stats):
+                last_traffic = time.monotonic()
             if on_progress is not None:
                 on_progress(stats)
             if idle is not None and time.monotonic() - last_traffic > idle:
@@ -169,6 +184,49 @@ def serve(
         if link is not None:
             link.close()
     return stats
+
+
+class _Jobs:
+    """The periodic jobs of the loop and when each is next due."""
+
+    def __init__(self, route_every: float, acquire_every: float, acquire_days: int) -> None:
+        self.route_every, self.acquire_every, self.acquire_days = route_every, acquire_every, acquire_days
+        self.next_route = self.next_acquire = time.monotonic()
+
+    def run(self, platform: Platform, stats: ServeStats) -> bool:
+        """Run the jobs that are due; True when one did something."""
+        did = False
+        now = time.monotonic()
+        if self.route_every > 0 and now >= self.next_route:
+            self.next_route = now + self.route_every
+            did |= self._guarded(platform, stats, "routing events", lambda s: self._route(s, platform, stats))
+        if self.acquire_every > 0 and now >= self.next_acquire:
+            self.next_acquire = now + self.acquire_every
+            did |= self._guarded(
+                platform, stats, "re-acquisition", lambda s: self._acquire(s, platform, stats)
+            )
+        return did
+
+    @staticmethod
+    def _route(session: Session, platform: Platform, stats: ServeStats) -> bool:
+        n = route_now(session, platform.clock())
+        stats.events_routed += n
+        return n > 0
+
+    def _acquire(self, session: Session, platform: Platform, stats: ServeStats) -> bool:
+        done = acquire_now(session, platform.clock(), days=self.acquire_days)
+        stats.reacquisitions += done.commands_new
+        return done.commands_new > 0
+
+    @staticmethod
+    def _guarded(platform: Platform, stats: ServeStats, what: str, job: Callable[[Session], bool]) -> bool:
+        try:
+            with transaction(platform.sessions) as session:
+                return job(session)
+        except M2CError as exc:
+            stats.job_errors += 1
+            log.warning("%s failed: %s", what, exc)
+            return False
 
 
 __all__ = ["ServeStats", "command_sender", "handle_received", "serve", "unreadable"]
