@@ -1,7 +1,8 @@
 """What the VEE rules need besides the values, read from the database for a chunk of channels.
 
 :func:`load_context` gathers, for the channels of one chunk and the days being validated: outage
-windows from power-failure events, installation windows, the earliest receipt of each day
+windows (the power-failure episodes of event routing and the power-failure events not routed yet;
+none when the rule set is not outage-aware), installation windows, the earliest receipt of each day
 (duplicate IMD), the last validated version of each day (replacement rules, kept edits), the
 register advance per day (sum check) and the channel metadata. Register reads are checked here
 too (:func:`register_findings`), since they live on register channels of the same meters.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from meter2cash.core.timeutil import day_start, epoch_seconds
+from meter2cash.mdm.events.queries import outage_windows
 from meter2cash.mdm.models import (
     Channel,
     ChannelDay,
@@ -92,22 +94,22 @@ def load_context(
     events: dict[int, list[tuple[int, str]]] = defaultdict(list)
     installs: dict[int, list[tuple[int, int]]] = defaultdict(list)
     for part in _in(meters):
-        ev = select(MeterEvent.meter_id, MeterEvent.occurred_at, MeterEvent.code).where(
-            MeterEvent.meter_id.in_(part),
-            MeterEvent.code.in_((POWER_FAIL_START, POWER_FAIL_END)),
-            MeterEvent.occurred_at >= day_start(first) - OUTAGE_LOOKBACK,
-            MeterEvent.occurred_at < day_start(last + timedelta(days=1)),
-        )
-        for mid, at, code in session.execute(ev):
-            events[mid].append((epoch_seconds(at), code))
+        if rs.outage_aware:
+            ev = select(MeterEvent.meter_id, MeterEvent.occurred_at, MeterEvent.code).where(
+                MeterEvent.meter_id.in_(part),
+                MeterEvent.code.in_((POWER_FAIL_START, POWER_FAIL_END)),
+                MeterEvent.occurred_at >= day_start(first) - OUTAGE_LOOKBACK,
+                MeterEvent.occurred_at < day_start(last + timedelta(days=1)),
+            )
+            for mid, at, code in session.execute(ev):
+                events[mid].append((epoch_seconds(at), code))
         inst = select(Installation.meter_id, Installation.installed_at, Installation.removed_at).where(
             Installation.meter_id.in_(part)
         )
         for mid, at, removed in session.execute(inst):
             installs[mid].append((epoch_seconds(at), t1 if removed is None else epoch_seconds(removed)))
     meter_rows = [meta[cid][0] for cid in ids]
-    since = t0 - int(OUTAGE_LOOKBACK.total_seconds())
-    outage = outage_rows(events, meter_rows, t0=t0, n=n, interval_s=interval_s, since=since)
+    outage = _outages(session, meter_rows, events, t0=t0, n=n, interval_s=interval_s, on=rs.outage_aware)
     active = np.ones((len(ids), n), dtype=bool)
     for r, cid in enumerate(ids):
         mid = meta[cid][0]
@@ -174,6 +176,35 @@ def load_context(
         [meta[cid][3] for cid in ids],
     )
     return ChunkContext(outage, active, earlier, prev_flags, prev_values, advance, metadata, register_rows)
+
+
+def _outages(
+    session: Session,
+    meter_rows: list[int],
+    events: dict[int, list[tuple[int, str]]],
+    *,
+    t0: int,
+    n: int,
+    interval_s: int,
+    on: bool,
+) -> np.ndarray:
+    """The outage mask ``(rows, n)`` of the window from ``t0`` [epoch s]: the power-failure
+    episodes event routing recorded for the rows' meters (one query for the chunk), together with
+    the pairs of events ``101``/``102`` given in ``events`` (those routing has not reached yet).
+    All false when the rule set is not outage-aware."""
+    mask = np.zeros((len(meter_rows), n), dtype=bool)
+    if not on or not meter_rows:
+        return mask
+    since = t0 - int(OUTAGE_LOOKBACK.total_seconds())
+    mask |= outage_rows(events, meter_rows, t0=t0, n=n, interval_s=interval_s, since=since)
+    start = datetime.fromtimestamp(t0, UTC)
+    end = start + timedelta(seconds=n * interval_s)
+    routed = outage_windows(session, sorted(set(meter_rows)), start, end)
+    per_meter = {mid: routed.mask(mid, t0, n, interval_s) for mid in routed.starts}
+    for r, mid in enumerate(meter_rows):
+        if mid in per_meter:
+            mask[r] |= per_meter[mid]
+    return mask
 
 
 def _registers(

@@ -256,7 +256,8 @@ def estimate(
     outage (``outage``) is zero; short gaps between two values are interpolated; ``learned``
     (predictions of :mod:`.learned` for every interval, NaN where it has none) fills longer gaps;
     then like-day profiles; then the average daily use. Finally, on days with a register advance
-    (``day_advance``, ``(channels, days)``), the estimates are scaled to match it.
+    (``day_advance``, ``(channels, days)``), the estimates other than outage zeros are scaled to
+    match it.
 
     Profiles are computed from the valid values only (never from other estimates). Valid
     (non-NaN) values are returned unchanged; intervals nothing could fill stay NaN with method 0.
@@ -315,12 +316,13 @@ def estimate(
         m[prof_mask] = LIKE_DAY_PROFILE
         m[avg_mask] = AVERAGE_DAILY_USE
         method[rows] = m
-    if day_advance is not None:
-        est_rows = np.flatnonzero((method != NOT_ESTIMATED).any(axis=1))
+    if day_advance is not None:  # the zeros of an outage are not scaled
+        scalable = (method != NOT_ESTIMATED) & (method != OUTAGE_ZERO)
+        est_rows = np.flatnonzero(scalable.any(axis=1))
         if len(est_rows):
             adj, scaled = adjust_to_scalar(
                 out[est_rows],
-                method[est_rows] != NOT_ESTIMATED,
+                scalable[est_rows],
                 day_advance[est_rows],
                 slots_per_day=slots_per_day,
             )

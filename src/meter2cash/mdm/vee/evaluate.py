@@ -23,7 +23,7 @@ from meter2cash.mdm.vee.rules.basic import (
 from meter2cash.mdm.vee.rules.history import dynamic_comparison_check, high_low_usage_check
 from meter2cash.mdm.vee.rules.metadata import inactive_measurement_check, metadata_check
 from meter2cash.mdm.vee.rules.receipts import duplicate_imd_check, replacement_check
-from meter2cash.mdm.vee.rules.registers import sum_check
+from meter2cash.mdm.vee.rules.registers import fill_outage_gaps, sum_check
 from meter2cash.mdm.vee.rules.select import runnable_context_rules
 from meter2cash.mdm.vee.ruleset.schema import RuleSet, intervals_for
 from meter2cash.mdm.vee.types import Evaluation, Finding, FloatArray, RuleContext, RuleResult
@@ -36,6 +36,11 @@ def evaluate(
 
     ``reject`` marks intervals REJECTED (to be estimated), ``flag`` marks them SUSPECT, ``info``
     records the finding only. Missing intervals are estimated whatever the action.
+
+    Inside a recorded outage (``ctx.outage``) an interval with nothing received is judged as the
+    zero it is (:func:`~meter2cash.mdm.vee.rules.registers.fill_outage_gaps`): it is not a missing
+    interval; zeros there are no zero run, and neither the dynamic comparison nor the high/low
+    usage of a day judges outage intervals.
 
     With ``fused`` (the default) the whole rule set runs in one compiled pass per channel
     (:mod:`.compiled.fused`); without, rule function by rule function. Both give the same findings, in
@@ -52,6 +57,8 @@ def evaluate(
         ev = None if c_values is None else evaluate_fused(c_values, ctx, rs)
         if ev is not None:
             return ev
+    if ctx.outage is not None and np.shape(ctx.outage) == values.shape:
+        values, _ = fill_outage_gaps(values, ctx.outage)
     results: list[tuple[str, RuleResult]] = []
     if cfg.missing_interval.enabled:
         results.append((cfg.missing_interval.action, missing_interval_check(values)))
@@ -121,6 +128,7 @@ def context_rules(values: FloatArray, ctx: RuleContext, rs: RuleSet) -> list[tup
             high_factor=hl.high_factor,
             low_factor=hl.low_factor,
             min_history_days=hl.min_history_days,
+            outage=ctx.outage,
         )
         out += [(hl.action, high), (hl.action, low)]
     if "dynamic_comparison" in runs and hist is not None:
@@ -133,6 +141,7 @@ def context_rules(values: FloatArray, ctx: RuleContext, rs: RuleSet) -> list[tup
             floor_per_hour=dc.floor_per_hour,
             interval_s=ctx.interval_s,
             min_history_days=dc.min_history_days,
+            outage=ctx.outage,
         )
         out.append((dc.action, res))
     if "metadata" in runs and ctx.metadata is not None:

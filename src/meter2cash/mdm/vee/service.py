@@ -35,7 +35,13 @@ from meter2cash.mdm.store import DayArrays, MeasurementStore
 from meter2cash.mdm.vee.candidates import Candidate, absent_days, candidates, stored_days
 from meter2cash.mdm.vee.codes import ESTIMATE_REPLACED
 from meter2cash.mdm.vee.context import load_context
-from meter2cash.mdm.vee.estimation import METHOD_NAMES, day_types_for, estimate, quality_flags
+from meter2cash.mdm.vee.estimation import (
+    METHOD_NAMES,
+    OUTAGE_ZERO,
+    day_types_for,
+    estimate,
+    quality_flags,
+)
 from meter2cash.mdm.vee.evaluate import evaluate
 from meter2cash.mdm.vee.learned_store import ModelUse, model_for_run, scope_of
 from meter2cash.mdm.vee.reports import findings_for, vee_report
@@ -68,11 +74,12 @@ TOPIC_ESTIMATE_REPLACED = "vee.estimate_replaced"
 MAX_CHUNK_SLOTS = 2_000_000
 MAX_CHUNK_CHANNELS = 1000
 _IN_CHUNK = 2000
-#: History intervals not usable as context: nothing received, rejected, or themselves estimates.
 #: The learned estimator is trained only with at least this many training intervals in a chunk
 #: (about 100 channel-days at 15 min); with less, like-day profiles estimate the long gaps.
 LEARNED_MIN_SAMPLES = 2000
-_NOT_ACTUAL = int(Quality.MISSING | Quality.REJECTED | Quality.ESTIMATED)
+#: History intervals not usable as context: nothing received, rejected, themselves estimates, or
+#: inside an outage (no supply says nothing of the usual use).
+_NOT_ACTUAL = int(Quality.MISSING | Quality.REJECTED | Quality.ESTIMATED | Quality.OUTAGE)
 
 Progress = Callable[[int, int], None]
 
@@ -91,6 +98,8 @@ class VeeRunResult:
     estimated_by_method: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(METHOD_NAMES.values(), 0)
     )
+    #: intervals estimated (the zeros filled inside an outage are counted under ``outage_zero`` of
+    #: ``estimated_by_method`` but are not estimates)
     estimated_intervals: int = 0
     #: intervals still missing after estimation
     missing_after: int = 0
@@ -396,6 +405,9 @@ def _process_chunk(
     )
     ev = evaluate(raw, ctx, rs)
 
+    # inside an outage nothing is estimated from use: the intervals not received (or rejected)
+    # there are the outage's zeros
+    outage = cx.outage
     series = np.concatenate((hist, np.where(ev.rejected, np.nan, raw)), axis=1)
     target = np.zeros(series.shape, dtype=bool)
     target[:, n_hist:] = True
@@ -408,6 +420,7 @@ def _process_chunk(
     )
     learned = None
     need = np.isnan(series) & target
+    need[:, n_hist:] &= ~outage
     if rs.estimation.learned and need.any():
         model, use = model_for_run(
             session,
@@ -433,7 +446,7 @@ def _process_chunk(
         target=target,
         max_interp_intervals=int(rs.estimation.max_interp_hours * 3600 // interval_s),
         min_like_days=rs.estimation.min_like_days,
-        outage=np.concatenate((no_hist, cx.outage), axis=1),
+        outage=np.concatenate((no_hist, outage), axis=1),
         learned=learned,
         day_advance=np.concatenate((np.full((len(ids), history_days), np.nan), cx.day_advance), axis=1),
     )
@@ -444,15 +457,17 @@ def _process_chunk(
         kept = (cx.prev_flags & int(Quality.EDITED)) != 0
         values = np.where(kept, cx.prev_values, values)
         method = np.where(kept, 0, method).astype(np.int8)
-    flags = quality_flags(values, ev.rejected & ~kept, ev.suspect & ~kept, method)
+    # an outage's zero is what was measured, not an estimate: OUTAGE, not ESTIMATED
+    estimated = (method != 0) & (method != OUTAGE_ZERO)
+    flags = quality_flags(values, ev.rejected & ~kept, ev.suspect & ~kept, estimated.view(np.int8))
     flags = np.where(kept, cx.prev_flags, flags).astype(flags.dtype)
-    flags[cx.outage] |= np.uint16(Quality.OUTAGE)
+    flags[outage] |= np.uint16(Quality.OUTAGE)
     flags[duplicate_imd_check(raw, cx.earlier_raw).mask] |= np.uint16(Quality.DUPLICATE)
     pe = rs.rules.prolonged_estimation
     if pe.enabled:
         was_estimated = (w.flags[:, :n_hist] & int(Quality.ESTIMATED)) != 0
         res = prolonged_estimation_check(
-            np.concatenate((was_estimated, method != 0), axis=1),
+            np.concatenate((was_estimated, estimated), axis=1),
             min_intervals=intervals_for(pe.max_hours, interval_s),
             offset=n_hist,
         )
@@ -487,7 +502,7 @@ def _process_chunk(
     counts = np.bincount(method[saved].astype(np.int64), minlength=len(METHOD_NAMES) + 1)
     for code, name in METHOD_NAMES.items():
         result.estimated_by_method[name] += int(counts[code])
-    result.estimated_intervals += int(counts[1:].sum())
+    result.estimated_intervals += int(counts[1:].sum() - counts[OUTAGE_ZERO])
     result.missing_after += int(np.isnan(values[saved]).sum())
 
     rows = _finding_rows(ev.findings, run_id, ids, first, spd, save_day)

@@ -21,6 +21,7 @@ from meter2cash.mdm.vee import codes
 from meter2cash.mdm.vee.compiled import kernels
 from meter2cash.mdm.vee.compiled.kernels import contiguous
 from meter2cash.mdm.vee.rules.metadata import metadata_check, metadata_failures
+from meter2cash.mdm.vee.rules.registers import fill_outage_gaps
 from meter2cash.mdm.vee.rules.select import runnable_context_rules
 from meter2cash.mdm.vee.ruleset.schema import RuleSet, intervals_for
 from meter2cash.mdm.vee.types import Evaluation, Finding, FloatArray, RuleContext
@@ -56,6 +57,8 @@ def evaluate_fused(values: FloatArray, ctx: RuleContext, rs: RuleSet) -> Evaluat
     None when the context arrays do not have the shapes the rules expect (the caller then runs the
     rules one by one, which reports the mismatch as before)."""
     n_rows, n = values.shape
+    if ctx.outage is not None and np.shape(ctx.outage) == values.shape:
+        values, _ = fill_outage_gaps(values, ctx.outage)  # nothing received there: no supply
     cfg = rs.rules
     spd = 86_400 // ctx.interval_s
     runs = runnable_context_rules(n, ctx, rs)
@@ -96,11 +99,17 @@ def evaluate_fused(values: FloatArray, ctx: RuleContext, rs: RuleSet) -> Evaluat
     shape = (n_rows, n)
     imports = np.ones(n_rows, dtype=bool) if ctx.import_rows is None else ctx.import_rows
     hist_cols = np.shape(ctx.history)[-1] if ctx.history is not None else 0
+    uses_outage = on[[kernels.R_ZERO, kernels.R_DYNAMIC, kernels.R_HIGH, kernels.R_LOW]].any()
     # absent context: no history, no outage, always active, no earlier receipt, no flags
     wanted: list[tuple[Any, npt.DTypeLike, tuple[int, ...], Callable[[], np.ndarray]]] = [
         (ctx.history, np.float64, (n_rows, hist_cols), lambda: _NO_HISTORY),
         (imports, np.bool_, (n_rows,), lambda: _NO_B),
-        (ctx.outage if on[kernels.R_ZERO] else None, np.bool_, shape, lambda: np.zeros(shape, dtype=bool)),
+        (
+            ctx.outage if uses_outage else None,
+            np.bool_,
+            shape,
+            lambda: np.zeros(shape, dtype=bool),
+        ),
         (ctx.active if on[kernels.R_INACTIVE] else None, np.bool_, shape, lambda: np.ones(shape, dtype=bool)),
         (ctx.earlier_raw if on[kernels.R_DUPLICATE] else None, np.float64, shape, lambda: values),
         (

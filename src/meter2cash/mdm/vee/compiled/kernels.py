@@ -476,6 +476,7 @@ def evaluate_rows(
         for d in range(n_blocks):
             d0 = d * block
             got_day = 0
+            got_outage = 0  # received inside an outage: not the day's use for high/low usage
             for s in range(block):
                 j = d0 + s
                 # offset views, not j + 1: an index the compiler cannot prove non-negative gets
@@ -497,7 +498,7 @@ def evaluate_rows(
                     | (int(x > lim) << R_SPIKE)
                     | (int((x == before) & (x != 0.0)) << R_STUCK)
                     | (int((x == 0.0) & (not o[j])) << R_ZERO)
-                    | (int(abs(x - slot_mean[s]) > slot_limit[s]) << R_DYNAMIC)
+                    | (int((abs(x - slot_mean[s]) > slot_limit[s]) & (not o[j])) << R_DYNAMIC)
                     | (int(got & (not a[j])) << R_INACTIVE)
                     | (int(abs(x - e[j]) > 1e-9) << R_DUPLICATE)
                     | (int(got & ((f & est_bit) != 0) & ((f & keep_bits) == 0)) << R_REPLACED)
@@ -506,6 +507,7 @@ def evaluate_rows(
                 row_bits[j] = b & mask
                 buf[s] = x if got else 0.0  # the day's received values, for its sums
                 got_day += got
+                got_outage += got & o[j]
             if block == spd and (on_sum or need_days):
                 # the sum of the received values; with every interval received it is the day's
                 # interval sum (NaN otherwise, and NaN never fails the sum check)
@@ -519,8 +521,13 @@ def evaluate_rows(
                         k += 1
                 if need_days:
                     day = np.nan  # the day's use scaled up for missing intervals (rules.history._daily)
-                    if got_day >= cover:
-                        day = day_sum * spd / (got_day if got_day > 1 else 1)
+                    use, got_use = day_sum, got_day
+                    if got_outage > 0:  # outage intervals count as not received
+                        for s in range(spd):
+                            buf[s] = 0.0 if o[d0 + s] else buf[s]
+                        use, got_use = pairwise_sum(buf, 0, spd), got_day - got_outage
+                    if got_use >= cover:
+                        day = use * spd / (got_use if got_use > 1 else 1)
                     if on_high and day > fp[F_HIGH] * ref:
                         ib[k, 0], ib[k, 1], ib[k, 2], ib[k, 3] = R_HIGH, r, d0, spd
                         fb[k, 1], fb[k, 2] = day, ref
@@ -649,22 +656,23 @@ def _average_use(v, spd, n_days, day_sums):
 
 @_jit("none(f8[::1], i1[::1], i8, i8, f8, f8[::1])")
 def _scale_to_advance(o, m, d0, spd, advance, buf):
-    """Scale the estimates of the day starting at ``d0`` so the day adds up to ``advance``."""
+    """Scale the estimates of the day starting at ``d0`` so the day adds up to ``advance`` (the
+    zeros of an outage stay as they are)."""
     any_est = False
     for s in range(spd):
-        est = m[d0 + s] != 0
+        est = m[d0 + s] != 0 and m[d0 + s] != M_OUTAGE  # an outage's zeros are not scaled
         any_est |= est
         buf[s] = o[d0 + s] if est else 0.0
     if not any_est:
         return
     est_sum = pairwise_sum(buf, 0, spd)
     for s in range(spd):
-        buf[s] = 0.0 if m[d0 + s] != 0 else o[d0 + s]
+        buf[s] = 0.0 if m[d0 + s] != 0 and m[d0 + s] != M_OUTAGE else o[d0 + s]
     residual = advance - pairwise_sum(buf, 0, spd)
     if est_sum > 0 and residual == residual and residual >= 0:
         factor = residual / est_sum
         for s in range(spd):
-            if m[d0 + s] != 0:
+            if m[d0 + s] != 0 and m[d0 + s] != M_OUTAGE:
                 o[d0 + s] = o[d0 + s] * factor
                 m[d0 + s] = M_SCALAR
 

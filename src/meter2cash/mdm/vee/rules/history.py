@@ -41,15 +41,20 @@ def high_low_usage_check(
     low_factor: float = 0.2,
     min_history_days: int = 3,
     min_coverage: float = 0.5,
+    outage: BoolArray | None = None,
 ) -> tuple[RuleResult, RuleResult]:
     """``vee.high_usage`` / ``vee.low_usage``: a day's use against the channel's own history.
 
     The reference is the mean daily use over the history days with at least ``min_coverage`` of
     their intervals valid (at least ``min_history_days`` of them). A day above ``high_factor`` x
     or below ``low_factor`` x the reference fails (days with less coverage are not judged).
+    Intervals inside a recorded outage (``outage``, the shape of ``values``) count as not
+    received: the day's use is that of its supplied intervals, scaled up like missing ones.
     Findings cover the whole day and carry ``day_total`` and ``reference`` [unit per day].
     """
     values = np.atleast_2d(values)
+    if outage is not None:
+        values = np.where(np.asarray(outage, dtype=bool), np.nan, values)
     spd = slots_per_day
     day = _daily(values, spd, min_coverage)
     hist = (
@@ -76,13 +81,15 @@ def dynamic_comparison_check(
     floor_per_hour: float = 1.0,
     interval_s: int = 900,
     min_history_days: int = 5,
+    outage: BoolArray | None = None,
 ) -> RuleResult:
     """``vee.dynamic_comparison``: an interval far from the statistics of its slot of day.
 
     For every channel and slot of day the history gives a mean and standard deviation (at least
     ``min_history_days`` valid values). An interval fails when
-    ``|value - mean| > z * std + floor`` with ``floor = floor_per_hour * interval_h``. Findings
-    carry ``value``, ``mean`` and ``std`` of the slot [unit per interval].
+    ``|value - mean| > z * std + floor`` with ``floor = floor_per_hour * interval_h``; intervals
+    inside a recorded outage (``outage``, the shape of ``values``) never do. Findings carry
+    ``value``, ``mean`` and ``std`` of the slot [unit per interval].
     """
     values = np.atleast_2d(values)
     n_rows, n = values.shape
@@ -100,6 +107,8 @@ def dynamic_comparison_check(
     cube = values.reshape(n_rows, days, spd)
     with np.errstate(invalid="ignore"):
         mask = (np.abs(cube - mean[:, None, :]) > limit[:, None, :]).reshape(n_rows, n)
+    if outage is not None:
+        mask &= ~np.asarray(outage, dtype=bool)
     runs = find_runs(mask)
     res = RuleResult(mask, run_findings(DYNAMIC_COMPARISON, mask, values, runs))
     if res.findings:

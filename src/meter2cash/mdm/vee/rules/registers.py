@@ -1,5 +1,6 @@
 """Registers and outage windows: register increase with rollover, the sum check, TOU sums, and
-the interval masks of time windows (outages from IS 15959 power-failure events, installations).
+the interval masks of time windows (outages from IS 15959 power-failure events, installations) and
+the zeros of the intervals not received inside an outage.
 
 Pure NumPy kernels; conventions as in :mod:`meter2cash.mdm.vee.types` (NaN = nothing received).
 """
@@ -75,6 +76,20 @@ def outage_rows(
         )
         mask[r] = window_mask(starts, ends, t0=t0, n=n, interval_s=interval_s)
     return mask
+
+
+def fill_outage_gaps(values: FloatArray, outage: BoolArray) -> tuple[FloatArray, BoolArray]:
+    """Intervals with nothing received inside a recorded outage become 0 (no supply, no energy).
+
+    ``outage`` has the shape of ``values``. Returns ``(values with those intervals 0, the mask of
+    the intervals filled)``; other values are unchanged, and ``values`` itself is returned when
+    nothing is filled.
+    """
+    values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    filled = np.isnan(values) & np.asarray(outage, dtype=bool)
+    if not filled.any():
+        return values, filled
+    return np.where(filled, 0.0, values), filled
 
 
 # --- registers -----------------------------------------------------------------------------------

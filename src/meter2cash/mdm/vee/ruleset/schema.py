@@ -194,6 +194,10 @@ class RuleSet(_Strict):
     name: str = Field("default", min_length=1, max_length=64)
     version: str = Field("1", min_length=1, max_length=32)
     description: str = ""
+    #: Recorded power outages count: inside one, zeros are valid, nothing received is a zero
+    #: flagged ``OUTAGE`` (not an estimate), and no rule finds those intervals (docs/vee.md,
+    #: "Outages"). Off: outages are not read and every interval is judged alike.
+    outage_aware: bool = True
     eligibility: Eligibility = Eligibility()
     rules: Rules = Rules()
     estimation: EstimationConfig = EstimationConfig()
