@@ -30,7 +30,8 @@ SUS = Quality.SUSPECT
 
 
 def rule_set(outage_aware: bool = True) -> RuleSet:
-    """Zero runs of an hour flagged, gaps to a person: an outage's two hours would trip both."""
+    """Zero runs of an hour flagged, gaps and 12 hours of estimates to a person: an outage's hours
+    would trip them."""
     return RuleSet.from_mapping(
         {
             "name": "strict-gaps",
@@ -39,6 +40,7 @@ def rule_set(outage_aware: bool = True) -> RuleSet:
             "rules": {
                 "zero_run": {"action": "flag", "min_hours": 1.0},
                 "missing_interval": {"action": "exception"},
+                "prolonged_estimation": {"action": "exception", "max_hours": 12.0},
             },
             "estimation": {"learned": False},
         }
@@ -196,3 +198,49 @@ def test_an_outage_routed_from_a_failure_older_than_a_week_covers_the_day_until_
     assert np.isnan(ctl.values[:8]).all() and ctl.flags[:8].tolist() == [int(Quality.MISSING)] * 8
     assert res.estimated_by_method["outage_zero"] == 8
     assert (res.estimated_intervals, res.missing_after) == (0, 8)
+
+
+def test_an_outage_of_thirty_hours_is_no_prolonged_estimation(session):
+    """Outage 10 March 02:00 to 11 March 08:00, nothing received in it. Without the outage the
+    like-days of the two days estimate 10 March 08:00 to 11 March 02:00 (72 intervals, 18 h, over
+    midnight): prolonged estimation; with it, every interval of the gap is an outage zero."""
+    _, out_cid = meter(session, "OUT-4")
+    _, ctl_cid = meter(session, "CTL-4")
+    day2 = DAY + timedelta(days=1)
+    v1 = 0.25 + 0.001 * np.arange(96)
+    v2 = v1.copy()
+    v1[8:] = np.nan
+    v2[:32] = np.nan
+    for cid in (out_cid, ctl_cid):
+        merge(session, cid, v1)
+        merge(session, cid, v2, day2)
+    ingest_events(
+        session, [("OUT-4", START + timedelta(hours=2), 101), ("OUT-4", START + timedelta(hours=32), 102)]
+    )
+    session.commit()
+    route_events(session, now=START + timedelta(hours=33))
+    session.commit()
+
+    res = run_vee(session, start=START, end=START + timedelta(days=2), rule_set=rule_set())
+    session.commit()
+
+    assert findings(session, res.run_id, out_cid) == []
+    assert stored(session, out_cid).flags.tolist() == [0] * 8 + [int(OUT)] * 88
+    assert stored(session, out_cid, day2).flags.tolist() == [int(OUT)] * 32 + [0] * 64
+    assert np.nansum(stored(session, out_cid).values[8:]) == 0.0
+
+    rows = session.scalars(
+        select(VeeFinding).where(VeeFinding.run_id == res.run_id, VeeFinding.channel_id == ctl_cid)
+    ).all()
+    assert sorted((f.rule, f.day, f.first_slot, f.slot_count) for f in rows) == [
+        ("vee.missing_interval", DAY, 8, 88),
+        ("vee.missing_interval", day2, 0, 32),
+        ("vee.prolonged_estimation", DAY, 32, 64),
+        ("vee.prolonged_estimation", day2, 0, 8),
+    ]
+    # 10 March 08:00.. from the 11th's values, 11 March ..02:00 from the 10th's; the rest missing
+    miss, est = int(Quality.MISSING), int(EST)
+    assert stored(session, ctl_cid).flags.tolist() == [0] * 8 + [miss] * 24 + [est] * 64
+    assert stored(session, ctl_cid, day2).flags.tolist() == [est] * 8 + [miss] * 24 + [0] * 64
+    assert res.estimated_by_method["outage_zero"] == 120
+    assert res.estimated_intervals == 72
