@@ -244,3 +244,27 @@ def test_an_outage_of_thirty_hours_is_no_prolonged_estimation(session):
     assert stored(session, ctl_cid, day2).flags.tolist() == [est] * 8 + [miss] * 24 + [0] * 64
     assert res.estimated_by_method["outage_zero"] == 120
     assert res.estimated_intervals == 72
+
+
+def test_an_estimate_made_before_the_outage_was_known_becomes_its_zero_when_validated_again(session):
+    _, cid = meter(session, "OUT-5")
+    merge(session, cid, day_values())
+    session.commit()
+    first = run_vee(session, start=START, end=START + timedelta(days=1), rule_set=rule_set())
+    session.commit()
+    assert stored(session, cid).flags[44:48].tolist() == [int(EST)] * 4
+
+    ingest_events(session, [("OUT-5", OUTAGE_FROM, 101), ("OUT-5", OUTAGE_TO, 102)])
+    session.commit()
+    route_events(session, now=OUTAGE_TO + timedelta(minutes=5))
+    session.commit()
+    again = run_vee(
+        session, start=START, end=START + timedelta(days=1), rule_set=rule_set(), only_pending=False
+    )
+    session.commit()
+
+    assert findings(session, first.run_id, cid)[0] == ("vee.missing_interval", 44, 4, "exception")
+    assert findings(session, again.run_id, cid) == [("vee.estimate_replaced", 44, 4, "info")]
+    day = stored(session, cid)
+    assert day.values[40:48].tolist() == [0.0] * 8
+    assert day.flags.tolist() == [0] * 40 + [int(OUT)] * 8 + [0] * 48
