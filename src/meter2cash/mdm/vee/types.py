@@ -61,7 +61,8 @@ class RuleContext:
     interval_s: int
     history: FloatArray | None = None
     import_rows: BoolArray | None = None
-    #: Intervals inside a recorded power outage (zeros there are valid), shape of ``values``.
+    #: Intervals inside a recorded power outage, shape of ``values``: zeros there are valid, and
+    #: an interval not received there is a zero (docs/vee.md, "Outages").
     outage: BoolArray | None = None
     #: Intervals in which the meter was installed and the channel active, shape of ``values``.
     active: BoolArray | None = None

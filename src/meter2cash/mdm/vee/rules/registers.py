@@ -86,7 +86,10 @@ def fill_outage_gaps(values: FloatArray, outage: BoolArray) -> tuple[FloatArray,
     nothing is filled.
     """
     values = np.atleast_2d(np.asarray(values, dtype=np.float64))
-    filled = np.isnan(values) & np.asarray(outage, dtype=bool)
+    outage = np.asarray(outage, dtype=bool)
+    if not outage.any():  # the usual case: one pass over the mask only
+        return values, np.zeros(values.shape, dtype=bool)
+    filled = np.isnan(values) & outage
     if not filled.any():
         return values, filled
     return np.where(filled, 0.0, values), filled
