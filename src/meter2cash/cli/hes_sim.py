@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -81,19 +82,18 @@ def boundary(
     from meter2cash.db import transaction
     from meter2cash.mdm.network import assign_boundary_meter
 
-    items = json.loads(bundle.read_text()).get("$boundary_meters") or []
-    changed = 0
+    try:
+        items = [
+            (b["serial"], b.get("transformer"), b.get("feeder"), datetime.fromisoformat(b["from"]))
+            for b in json.loads(bundle.read_text(encoding="utf-8")).get("$boundary_meters") or []
+        ]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InvalidInput(
+            f"{bundle} has no readable $boundary_meters: {exc}", code="hes_sim.bad_bundle"
+        ) from None
     with platform() as p, transaction(p.sessions) as session:
-        for b in items:
-            changed += bool(
-                assign_boundary_meter(
-                    session,
-                    serial=b["serial"],
-                    dt=b.get("transformer"),
-                    feeder=b.get("feeder"),
-                    at=datetime.fromisoformat(b["from"]),
-                )
-            )
+        for serial, dt, feeder, at in items:
+            assign_boundary_meter(session, serial=serial, dt=dt, feeder=feeder, at=at)
     if as_json:
         print_json({"boundary_meters": len(items)})
     else:
@@ -134,11 +134,15 @@ def run(
     until: str = typer.Option("", "--until", help="simulate up to this local date (exclusive), YYYY-MM-DD"),
     days: int = typer.Option(0, "--days", min=0, help="days to simulate (default: the fleet's)"),
     idle: float | None = typer.Option(
-        None, "--idle", min=0, help="after the last push, answer commands until this many seconds without one"
+        None,
+        "--idle",
+        min=0,
+        help="after the last push, answer commands until this many seconds without a message from the MDM",
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Run the fleet: push profiles and events, answer commands, then print what was done."""
+    """Run the fleet: push profiles and events, answer commands, then print what was done (also
+    when stopped by Ctrl-C or SIGTERM)."""
     from meter2cash.hes.fleet import build_sim_fleet, read_fleet_json
     from meter2cash.hes.links import RestLink, open_link
     from meter2cash.hes.sim import SimConfig, SimEngine
@@ -185,6 +189,7 @@ def run(
     )
     engine = SimEngine(fleet, cfg, link.send)
     blocks = n_days * spec.slots
+    signal.signal(signal.SIGTERM, _interrupted)
     try:
         if as_json:
             run_engine(engine, link, blocks=blocks, speed=speed, idle=idle)
@@ -207,19 +212,27 @@ def run(
                     idle=idle,
                     progress=lambda done, total: bar.update(task, completed=done),
                 )
+        stopped = False
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop here and say what was done
+        stopped = True
     finally:
         link.close()
-    stats = engine.stats.to_dict()
+    stats = {**engine.stats.to_dict(), "stopped": stopped}
     if as_json:
         print_json(stats)
         return
     _print_stats(stats, hes)
 
 
+def _interrupted(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def _print_stats(stats: dict[str, Any], hes: str) -> None:
     from meter2cash.hes.sim import LOAD_VIOLATION_ID
 
-    out = table(f"Head-end {hes}", Key("what"), Num("count"))
+    title = f"Head-end {hes}" + (" (stopped before the end)" if stats.get("stopped") else "")
+    out = table(title, Key("what"), Num("count"))
     for kind, n in sorted(stats["messages_sent"].items()):
         out.add_row(f"messages sent: {kind}", f"{n:,}")
     out.add_row("blocks simulated", f"{stats['intervals']:,}")

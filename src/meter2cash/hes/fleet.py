@@ -69,7 +69,7 @@ class FleetSpec:
         if not 1 <= self.dcus <= self.meters:
             problems.append("dcus must be between 1 and the number of meters")
         if self.interval_s not in (900, 1800):
-            problems.append("interval_s must be 900 or 1800 (15 or 30 minutes)")
+            problems.append("the capture period must be 15 or 30 minutes (interval_s 900 or 1800)")
         if self.days < 1:
             problems.append("days must be at least 1")
         try:

@@ -210,7 +210,7 @@ class SimEngine:
             events_message(
                 message_id=f"{self.cfg.hes}-ev-{self.fleet.serial[first.meter]}-{first.event_id}-{first.at}-{len(evs)}",
                 sender=self.cfg.hes,
-                sent_at=self.now,
+                sent_at=max(self.now, max(ev.at for ev in evs)),
                 events=evs,
                 names=self.names,
                 tz=self.tz,

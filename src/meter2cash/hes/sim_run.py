@@ -4,7 +4,8 @@
 messages that arrived from the MDM in between (a :class:`~meter2cash.hes.links.Link`'s
 ``fetch``; each is acknowledged once the engine took it). ``speed`` 0 runs as fast as it can;
 ``speed`` X moves X simulated seconds per real second. After the last block, with ``idle``, it
-keeps answering commands until ``idle`` real seconds pass without one and no answer is still
+keeps answering commands until ``idle`` real seconds pass without a message from the MDM (a
+command, or a reply: an MDM still replying to the pushes is still at work) and no answer is still
 due: with speed 0 the clock jumps to the next answer due; otherwise simulated time moves on at
 ``speed`` (at least real time).
 """
@@ -50,15 +51,13 @@ def take(engine: SimEngine, raw: bytes) -> None:
         engine.stats.replies["ignored"] += 1
 
 
-def _commands(engine: SimEngine, source: Source, timeout: float = 0.0) -> int:
-    """Take what arrived; how many commands were among it."""
-    n = 0
-    for item in source.fetch(timeout, 500):
-        before = engine.stats.commands["received"]
+def _take_arrived(engine: SimEngine, source: Source, timeout: float = 0.0) -> int:
+    """Take what arrived from the MDM; how many messages."""
+    items = source.fetch(timeout, 500)
+    for item in items:
         take(engine, item.payload)
         item.ack()
-        n += engine.stats.commands["received"] - before
-    return n
+    return len(items)
 
 
 def run(
@@ -76,7 +75,7 @@ def run(
     polled = 0.0
     for b in range(blocks):
         if time.monotonic() - polled >= POLL_EVERY_S:
-            _commands(engine, source)
+            _take_arrived(engine, source)
             polled = time.monotonic()
         engine.step()
         if progress:
@@ -84,7 +83,7 @@ def run(
         if speed > 0:
             ahead = (engine.now - sim0) / speed - (time.monotonic() - real0)
             while ahead > 0:
-                _commands(engine, source, min(ahead, POLL_EVERY_S))
+                _take_arrived(engine, source, min(ahead, POLL_EVERY_S))
                 ahead = (engine.now - sim0) / speed - (time.monotonic() - real0)
     if idle is None:
         return
@@ -92,7 +91,7 @@ def run(
     last = real_mark = time.monotonic()
     sim_mark = engine.now
     while True:
-        if _commands(engine, source, 0.0 if engine.next_due() is not None and speed == 0 else 0.1):
+        if _take_arrived(engine, source, 0.0 if engine.next_due() is not None and speed == 0 else 0.1):
             last = time.monotonic()
         due = engine.next_due()
         if speed == 0 and due is not None:
