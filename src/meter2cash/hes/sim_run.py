@@ -86,6 +86,7 @@ def run(
                 _take_arrived(engine, source, min(ahead, POLL_EVERY_S))
                 ahead = (engine.now - sim0) / speed - (time.monotonic() - real0)
     if idle is None:
+        _take_arrived(engine, source)  # what already came back (a REST link holds its replies)
         return
     rate = max(speed, 1.0)
     last = real_mark = time.monotonic()
