@@ -432,3 +432,45 @@ def test_bundle_names_every_serial_the_simulator_speaks_of() -> None:
     } <= codes
     modes = {sa["payment_mode"] for sa in bundle["service_agreements"]}
     assert modes <= {"prepaid", "postpaid"}
+
+
+class ScriptedSource:
+    """An MDM that answers nothing at first, then sends ``later`` once, after ``after`` looks."""
+
+    def __init__(self, later: list[bytes], after: int) -> None:
+        self.later, self.after, self.looks, self.acked = later, after, 0, 0
+
+    def fetch(self, timeout: float = 1.0, limit: int = 100) -> list[Any]:
+        self.looks += 1
+        if self.looks < self.after or not self.later:
+            return []
+        out, self.later = self.later, []
+        source = self
+
+        class Item:
+            def __init__(self, payload: bytes) -> None:
+                self.payload = payload
+
+            def ack(self) -> None:
+                source.acked += 1
+
+        return [Item(b) for b in out]
+
+
+def test_run_answers_a_command_that_comes_while_idle_then_stops() -> None:
+    from meter2cash.hes.sim_run import run
+
+    link = MemoryLink()
+    e = SimEngine(build_sim_fleet(FleetSpec(meters=4, dcus=1)), SimConfig(**QUIET, **SURE), link.send)
+    cmd = p.CommandMessage(
+        message_id="cmd-7-1", sent_at=datetime(2026, 12, 7, tzinfo=UTC), command_id=7, meter="SM0000001",
+        action="read", params={"profile": "relay"},
+    )  # fmt: skip
+    reply = p.reply_to("some-push", [], kept=1, at=datetime(2026, 12, 7, tzinfo=UTC))
+    source = ScriptedSource([p.dump(reply), p.dump(cmd), b"not json"], after=3)
+    run(e, source, blocks=4, speed=0, idle=0.3)
+    assert e.stats.intervals == 4
+    assert [r.status for r in link.reports(7)] == ["queued", "acknowledged", "executed"]
+    assert e.stats.replies == {"OK": 1, "unreadable": 1}
+    assert source.acked == 3
+    assert e.next_due() is None
