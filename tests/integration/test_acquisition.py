@@ -146,3 +146,18 @@ def test_bad_windows_are_refused(session):
     assert e.value.code == "acquisition.window_invalid"
     with pytest.raises(InvalidInput):
         read_success(session, date(2026, 10, 1), tz="UTC", target=Decimal(101))
+
+
+def test_gaps_of_several_channels_over_one_window_are_one_command(session, fleet):
+    from meter2cash.mdm.acquisition import Gap
+
+    m1 = session.query(Meter).filter_by(serial="M1").one().id
+    t0, t1 = datetime(2026, 10, 1, 2, 30, tzinfo=UTC), datetime(2026, 10, 1, 3, 0, tzinfo=UTC)
+    gaps = [Gap(m1, "M1", 1, "kwh_import_15m", t0, t1, 2), Gap(m1, "M1", 2, "kvah_import_15m", t0, t1, 2)]
+    done = request_reacquisition(session, gaps, at=AT)
+    assert done[0].command_id == done[1].command_id
+    cmd = session.get(MeterCommand, done[0].command_id)
+    assert (cmd.idempotency_key, cmd.params["channel"]) == (
+        f"reacq-m{m1}-2026-10-01T02:30:00Z-2026-10-01T03:00:00Z",
+        "kvah_import_15m",  # the first of the channels, by name
+    )

@@ -242,25 +242,30 @@ class Reacquisition:
 def request_reacquisition(
     session: Session, gaps: Sequence[Gap], *, requested_by: str = "acquisition", at: datetime
 ) -> list[Reacquisition]:
-    """One ``reacquire`` command per gap (channel and window) through the command store. The
-    idempotency key is the channel and the window, so asking again for the same gap returns the
-    command issued the first time. Flushes, does not commit."""
+    """Re-acquisition commands for ``gaps`` through the command store: one per meter and window —
+    a meter's block-load profile carries all its interval channels, so gaps of several channels
+    over one window are one command (named by the first channel). The idempotency key is the
+    meter and the window, so asking again for the same gap returns the command issued the first
+    time. Flushes, does not commit."""
     from meter2cash.mdm.commands.service import issue_command
 
-    out = []
+    by_window: dict[tuple[int, str, str], list[Gap]] = {}
     for g in gaps:
-        first, last = iso(g.start), iso(g.end)
+        by_window.setdefault((g.meter_id, iso(g.start), iso(g.end)), []).append(g)
+    out: list[Reacquisition] = []
+    for (meter_id, first, last), group in by_window.items():
+        channel = min(g.channel for g in group)
         cmd = issue_command(
             session,
             kind="reacquire",
-            meter_id=g.meter_id,
+            meter_id=meter_id,
             reason="missed_intervals",
             requested_by=requested_by,
-            params={"channel": g.channel, "from": first, "to": last},
-            idempotency_key=f"reacq-{g.channel_id}-{first}-{last}",
+            params={"channel": channel, "from": first, "to": last},
+            idempotency_key=f"reacq-m{meter_id}-{first}-{last}",
             at=at,
         )
-        out.append(Reacquisition(g, int(cmd.id), str(cmd.status)))
+        out.extend(Reacquisition(g, int(cmd.id), str(cmd.status)) for g in group)
     return out
 
 
