@@ -338,18 +338,21 @@ def push(
     window: int,
     on_command: Callable[[dict[str, Any]], list[tuple[str, bytes]]] | None = None,
     expect: int | None = None,
+    finished: Callable[[str], str | None] | None = None,
     timeout: float = 900.0,
 ) -> Pushed:
-    """Publish ``payloads`` keeping at most ``window`` unanswered, until ``expect`` replies (all
-    the messages sent, by default) came back. ``on_command`` answers a received command with
-    messages to send (a head-end's reports)."""
+    """Publish ``payloads`` keeping at most ``window`` unanswered, until every message sent was
+    answered, or until replies to ``expect`` distinct items came back (``finished`` names the item
+    a reply finishes, from its ``correlation_id``, or ``None``). ``on_command`` answers a
+    received command with messages to send (a head-end's reports)."""
     queue: list[tuple[str, bytes]] = [(kind, b) for b in payloads]
     head, sent, answered = 0, 0, 0
     seen: set[str] = set()
+    done: set[str] = set()
     results: dict[str, int] = {}
     stats: dict[str, int] = {}
     t0 = time.perf_counter()
-    while expect is None or answered < expect:
+    while expect is None or len(done) < expect:
         if expect is None and head >= len(queue) and answered >= sent:
             break
         while head < len(queue) and sent - answered < window:
@@ -363,6 +366,9 @@ def push(
                 seen.add(doc["correlation_id"])
                 if not doc["correlation_id"].startswith("warm-"):
                     answered += 1
+                    item_done = finished(doc["correlation_id"]) if finished is not None else None
+                    if item_done is not None and doc["result"] == "OK":
+                        done.add(item_done)
                     results[doc["result"]] = results.get(doc["result"], 0) + 1
                     for key, value in doc.get("stats", {}).items():
                         stats[key] = stats.get(key, 0) + value
@@ -370,7 +376,7 @@ def push(
                 queue += on_command(doc)
             item.ack()
         if time.perf_counter() - t0 > timeout:
-            raise RuntimeError(f"{answered} of {expect or sent} messages answered in {timeout:.0f} s")
+            raise RuntimeError(f"{answered} of {sent} messages answered in {timeout:.0f} s")
     return Pushed(time.perf_counter() - t0, results, stats)
 
 
@@ -617,6 +623,12 @@ def answer_command(doc: dict[str, Any]) -> list[tuple[str, bytes]]:
     return out
 
 
+def executed_command(correlation_id: str) -> str | None:
+    """The command whose ``executed`` report a reply answers (``rep-cmd-<id>-<attempt>-executed``)."""
+    parts = correlation_id.split("-")
+    return parts[2] if correlation_id.endswith("-executed") and len(parts) >= 5 else None
+
+
 def store_alone(sessions: sessionmaker[Session], meter_ids: list[int], kind: str) -> float:
     """Issue, send and confirm a group through the command store alone; rolled back."""
     with sessions() as s:
@@ -640,6 +652,7 @@ def store_alone(sessions: sessionmaker[Session], meter_ids: list[int], kind: str
 def bench_commands(n: int, repeats: int, window: int) -> None:
     console.print(f"commands: groups of {n:,} connect/disconnect commands over MQTT")
     times: dict[str, list[float]] = {}
+    reports: list[int] = []
     with database() as url:
         engine = make_engine(url)
         sessions = session_factory(engine)
@@ -661,10 +674,19 @@ def bench_commands(n: int, repeats: int, window: int) -> None:
                     )
                     parent_id = parent.id
                 issued = time.perf_counter() - t
-                got = push(link, "command_report", [], window=window, on_command=answer_command, expect=2 * n)
+                got = push(
+                    link,
+                    "command_report",
+                    [],
+                    window=window,
+                    on_command=answer_command,
+                    expect=n,
+                    finished=executed_command,
+                )
                 times.setdefault("issue", []).append(issued)
                 times.setdefault("round-trip", []).append(issued + got.seconds)
-                check(got.results == {"OK": 2 * n}, f"reports: {got.results}")
+                check(set(got.results) == {"OK"}, f"reports: {got.results}")
+                reports.append(sum(got.results.values()))
                 with sessions() as s:
                     done = s.scalar(
                         select(func.count()).where(
@@ -690,6 +712,11 @@ def bench_commands(n: int, repeats: int, window: int) -> None:
         table.add_row(label, f"{med[key]:.2f}", f"{n / med[key]:,.0f}")
     console.print(table)
     console.print(f"the round trip takes {med['round-trip'] / med['store']:.1f}× the store alone")
+    if max(reports) > 2 * n:
+        console.print(
+            f"report messages answered per group: {', '.join(f'{r:,}' for r in reports)} of {2 * n:,} "
+            "(commands sent again before their report arrived were answered again)"
+        )
 
 
 # --- main --------------------------------------------------------------------------------------
