@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     api_keys: str = ""
     #: NATS JetStream server for the event bus (``m2c outbox relay``); empty: in-process only.
     nats_url: str = ""
+    #: The MQTT broker of the head-end link (``m2c hes serve --transport mqtt``, the demo's head-end).
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
     #: The head-end system this MDM exchanges messages and commands with (topics, subjects, stream).
     hes_name: str = "hes"
     #: Where due meter commands are POSTed (the head-end's REST callback); empty: the HES pulls them.

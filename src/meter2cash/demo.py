@@ -198,7 +198,7 @@ def run_demo(platform: Platform, cfg: DemoConfig, progress: Progress | None = No
     report.vee = {"first_pass": vee1.to_dict(), "after_late_files": vee2.to_dict(), "rereads": rereads}
 
     with _timed(report, "prepaid daily runs"):
-        report.prepaid = _prepaid_month(platform, first_local, end, tz, currency, cfg.seed, say)
+        report.prepaid = _prepaid_month(platform, first_local, end, tz, currency, cfg.seed, cfg.meters, say)
     with _timed(report, "bill run"), platform.sessions() as s, s.begin():
         runs = [
             run_bills(s, m, tz=tz, currency=currency, usage=platform.usage, clock=platform.clock).to_dict()
@@ -274,18 +274,24 @@ def _prepaid_accounts(session: Any) -> list[int]:
 
 
 def _prepaid_month(
-    platform: Platform, first: date, end: datetime, tz: str, currency: str, seed: int, say: Progress
+    platform: Platform,
+    first: date,
+    end: datetime,
+    tz: str,
+    currency: str,
+    seed: int,
+    meters: int,
+    say: Progress,
 ) -> dict[str, Any]:
     """Prepaid consumers: an opening recharge, a daily charge for every local day (alerts, disconnect
-    and reconnect requests by policy), and a top-up in the middle of the window by most of them."""
-    from meter2cash.cis.prepaid.daily_charge import run_daily
+    and reconnect requests by policy), and a top-up in the middle of the window by most of them.
+    Their connect and disconnect commands go to a simulated head-end in its own process over the
+    MQTT broker, which carries them out and reads the relay back (in process when there is no
+    broker)."""
     from meter2cash.cis.prepaid.policy import PrepaidPolicy
-    from meter2cash.cis.prepaid.wallet import (
-        evaluate_wallets,
-        recharge_account,
-        reconnect_report,
-        wallet_balances,
-    )
+    from meter2cash.cis.prepaid.wallet import recharge_account, reconnect_report, wallet_balances
+    from meter2cash.hes.fleet import FleetSpec
+    from meter2cash.integration.sim_link import open_field
     from meter2cash.mdm.commands.models import MeterCommand
 
     policy = PrepaidPolicy()
@@ -324,30 +330,29 @@ def _prepaid_month(
 
     with platform.sessions() as s:
         accounts = _prepaid_accounts(s)
-    top_up(accounts, OPENING_RECHARGE, first, "cash")
-    for i, day in enumerate(days):
-        if i == len(days) // 2:
-            takers = [a for a in accounts if rng.random() < 0.6]
-            top_up(takers, TOP_UP, day, "online")
-        elif i:
-            # Most consumers who ran out recharge the next day, which asks for reconnection.
-            with platform.sessions() as s:
-                balances = wallet_balances(s, accounts)
-            empty = [a for a in accounts if balances.get(a, 0) < 0 and rng.random() < 0.7]
-            top_up(empty, TOP_UP, day, "online")
-        with platform.sessions() as s, s.begin():
-            r = run_daily(s, day, tz=tz, currency=currency, usage=platform.usage).to_dict()
-            # The charge runs after midnight, inside the no-disconnection window; the wallets are
-            # looked at again in the morning, when policy allows a disconnection.
-            morning = datetime(day.year, day.month, day.day, 10, tzinfo=zone) + timedelta(days=1)
-            r2 = evaluate_wallets(s, morning, tz=tz, policy=policy).to_dict()
-            _hes_executes_commands(s, rng)
-        totals["charged"] += Decimal(r["amount"])
-        totals["kwh"] += Decimal(r["kwh"])
-        for k in ("alerts", "disconnect_requests"):
-            totals[k] += int(r.get(k, 0)) + int(r2.get(k, 0))
-        totals["disconnects_deferred"] += int(r.get("disconnects_deferred", 0))
-        say("prepaid", i + 1, len(days))
+    head_end = open_field(
+        platform.settings,
+        platform.sessions,
+        FleetSpec(meters=meters, dcus=-(-meters // 25), start=first.isoformat(), days=1, seed=seed, tz=tz),
+        platform.settings.var_dir / "demo" / "hes-sim",
+        platform.settings.mqtt_url,
+    )
+    totals["head_end"] = (
+        f"a simulated head-end process over MQTT ({platform.settings.mqtt_url})"
+        if head_end
+        else f"in process (no MQTT broker at {platform.settings.mqtt_url})"
+    )
+    try:
+        if head_end:
+            head_end.at(datetime(first.year, first.month, first.day, 10, tzinfo=zone))
+        _prepaid_days(
+            platform, head_end, accounts, days, first, policy, tz, currency, rng, totals, top_up, say
+        )
+    finally:
+        if head_end:
+            head_end.close()
+            totals["head_end_commands"] = head_end.simulator.get("commands", {})
+            totals["commands_unsettled"] = head_end.settle(0)
     with platform.sessions() as s:
         balances = wallet_balances(s, accounts)
         totals["reconnects"] = reconnect_report(s)
@@ -361,6 +366,58 @@ def _prepaid_month(
         balance_at_end=sum(money, Decimal(0)),
     )
     return {k: str(v) if isinstance(v, Decimal) else v for k, v in totals.items()}
+
+
+def _prepaid_days(
+    platform: Platform,
+    head_end: Any,
+    accounts: list[int],
+    days: list[date],
+    first: date,
+    policy: Any,
+    tz: str,
+    currency: str,
+    rng: np.random.Generator,
+    totals: dict[str, Any],
+    top_up: Callable[[list[int], Decimal, date, str], None],
+    say: Progress,
+) -> None:
+    """Each day: top-ups (a recharge asks for reconnection), the daily charge, the morning's look
+    at the wallets (disconnects); the head-end carries out the commands and reports back."""
+    from meter2cash.cis.prepaid.daily_charge import run_daily
+    from meter2cash.cis.prepaid.wallet import evaluate_wallets, wallet_balances
+
+    zone = ZoneInfo(tz)
+    for i, day in enumerate(days):
+        if i == len(days) // 2:
+            takers = [a for a in accounts if rng.random() < 0.6]
+            top_up(takers, TOP_UP, day, "online")
+        elif i:
+            # Most consumers who ran out recharge the next day, which asks for reconnection.
+            with platform.sessions() as s:
+                balances = wallet_balances(s, accounts)
+            empty = [a for a in accounts if balances.get(a, 0) < 0 and rng.random() < 0.7]
+            top_up(empty, TOP_UP, day, "online")
+        if head_end:
+            head_end.settle()  # the reconnections the top-ups asked for
+        # The charge runs after midnight, inside the no-disconnection window; the wallets are
+        # looked at again in the morning, when policy allows a disconnection.
+        morning = datetime(day.year, day.month, day.day, 10, tzinfo=zone) + timedelta(days=1)
+        if head_end:
+            head_end.at(morning)
+        with platform.sessions() as s, s.begin():
+            r = run_daily(s, day, tz=tz, currency=currency, usage=platform.usage).to_dict()
+            r2 = evaluate_wallets(s, morning, tz=tz, policy=policy).to_dict()
+            if not head_end:
+                _hes_executes_commands(s, rng)
+        if head_end:
+            head_end.settle()
+        totals["charged"] += Decimal(r["amount"])
+        totals["kwh"] += Decimal(r["kwh"])
+        for k in ("alerts", "disconnect_requests"):
+            totals[k] += int(r.get(k, 0)) + int(r2.get(k, 0))
+        totals["disconnects_deferred"] += int(r.get("disconnects_deferred", 0))
+        say("prepaid", i + 1, len(days))
 
 
 def _hes_executes_commands(session: Any, rng: np.random.Generator) -> None:

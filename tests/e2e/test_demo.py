@@ -77,6 +77,12 @@ def _check_totals(report: dict, meters: int) -> None:
     )
     assert Decimal(pp["charged"]) == statements > 0
     assert pp["days"] == 30 and pp["recharges"] >= pp["wallets"]
+    # the connect and disconnect commands went to the simulated head-end process over MQTT and
+    # every one came back settled; each reconnection counted is one whose relay was read back
+    assert pp["head_end"].startswith("a simulated head-end process over MQTT")
+    sent = pp["disconnect_requests"] + pp["reconnect_requests"]
+    assert pp["head_end_commands"]["received"] >= sent > 0 and pp["commands_unsettled"] == 0
+    assert 0 < pp["reconnects"]["executed"] <= pp["reconnect_requests"]
     # Postpaid: payments through several channels reduce receivables; the rest ages.
     pay = report["payments"]
     assert pay["paid_in_full"] + pay["paid_in_part"] + pay["unpaid"] == pay["bills"]

@@ -208,7 +208,14 @@ def print_report(r: DemoReport) -> None:
                     ["disconnect requests", pp["disconnect_requests"]],
                     ["disconnects held back (18:00–08:00, Sundays, holidays)", pp["disconnects_deferred"]],
                     ["reconnect requests", pp["reconnect_requests"]],
-                    ["reconnections executed", pp["reconnects"]["executed"]],
+                    ["commands carried out by", pp.get("head_end", "")],
+                    [
+                        "commands received / executed by the head-end",
+                        " / ".join(
+                            str(pp.get("head_end_commands", {}).get(k, "—")) for k in ("received", "executed")
+                        ),
+                    ],
+                    ["reconnections confirmed (relay read back)", pp["reconnects"]["executed"]],
                     ["median minutes from recharge to supply", pp["reconnects"]["median_min"]],
                     ["reconnections within the 2-hour target", _share(pp["reconnects"]["within_target"])],
                     ["wallets below zero at the end", pp["negative_at_end"]],

@@ -127,6 +127,9 @@ def run(
     report_queued: bool = typer.Option(
         True, "--report-queued/--no-report-queued", help="report 'queued' as a command arrives"
     ),
+    commands_only: bool = typer.Option(
+        False, "--commands-only", help="push nothing on schedule: only answer the commands that come"
+    ),
     seed: int = typer.Option(7, "--seed", help="seed of the run's randomness"),
     memory_days: int = typer.Option(
         35, "--memory-days", min=1, max=400, help="days of blocks each meter keeps for re-acquisition"
@@ -181,6 +184,7 @@ def run(
         seed=seed,
         memory_days=memory_days,
         report_queued=report_queued,
+        pushes=not commands_only,
     )
     link = (
         RestLink(url or "http://127.0.0.1:8000", hes=hes, api_key=api_key, prefix=prefix)

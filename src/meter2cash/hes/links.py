@@ -547,3 +547,25 @@ __all__ = [
     "open_link",
     "stream_name",
 ]
+
+
+def forget_mqtt_sessions(url: str, *, hes: str, prefix: str = "m2c") -> None:
+    """Drop the broker's persistent sessions of both ends of a link (and what they still hold),
+    for a link that is not used again."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    parts = urlsplit(url)
+    for role in ("hes", "mdm"):
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"m2c-{role}-{prefix}-{hes}"[:128], clean_session=True
+        )
+        if parts.username:
+            client.username_pw_set(parts.username, parts.password)
+        try:
+            client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+        except OSError:
+            return
+        client.loop_start()
+        client.disconnect()
+        client.loop_stop()

@@ -99,6 +99,8 @@ class SimConfig:
     memory_days: int = 35
     #: Report ``queued`` when a command arrives (before ``acknowledged``).
     report_queued: bool = True
+    #: Push on schedule (network, profiles, event logs); ``False``: only answer commands.
+    pushes: bool = True
     seed: int = 7
 
 
@@ -230,7 +232,9 @@ class SimEngine:
 
     def start(self) -> None:
         """Announce the network (every meter ↔ DCU, service point ↔ DT and DT ↔ feeder link) and push
-        the daily profile of the first midnight."""
+        the daily profile of the first midnight (nothing when the run only answers commands)."""
+        if not self.cfg.pushes:
+            return
         f = self.fleet
         at = utc(self.t0)
         changes = [
@@ -436,11 +440,15 @@ class SimEngine:
     # --- pushes ---------------------------------------------------------------------------------
 
     def _push_blocks(self, k0: int, k1: int, at: int) -> None:
+        if not self.cfg.pushes:
+            return
         ks, values = self.memory.window(k0, k1)
         ends = (self.t0 + (ks + 1) * self.interval).tolist()
         self._push_profile(p.BLOCK_LOAD, BLOCK_COLUMNS, BLOCK_DECIMALS, ends, values, at, "bl", self.interval)
 
     def _push_daily(self, day: int, at: int) -> None:
+        if not self.cfg.pushes:
+            return
         f = self.fleet
         self.memory.daily[day] = np.stack([f.kwh_reg, f.kvah_reg], axis=1).copy()
         self._push_profile(
