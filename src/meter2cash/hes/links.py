@@ -103,6 +103,11 @@ class Link(ABC):
     def send(self, kind: str, payload: bytes, *, message_id: str | None = None) -> None:
         """Publish one message of ``kind`` (acknowledged by the broker or server when this returns)."""
 
+    def send_reply(self, payload: bytes, *, message_id: str | None = None) -> None:
+        """Publish a reply; a transport may return before the broker acknowledged it (a reply
+        lost with a crash is given again from the remembered one when the message comes again)."""
+        self.send("reply", payload, message_id=message_id)
+
     @abstractmethod
     def fetch(self, timeout: float = 1.0, limit: int = 100) -> list[Received]:
         """What arrived, waiting up to ``timeout`` s for something; each to be acknowledged."""
@@ -224,6 +229,14 @@ class MqttLink(Link):
                 _ack=lambda: client.ack(mid, qos),
             )
         )
+
+    def send_reply(self, payload: bytes, *, message_id: str | None = None) -> None:
+        """Publish a reply at QoS 1 without waiting for the broker's PUBACK, which a broker
+        without ``set_tcp_nodelay`` holds back tens of milliseconds per message."""
+        self._check_outbound("reply")
+        info = self._client.publish(self.topic("reply"), payload, qos=1)
+        if info.rc != 0:
+            raise LinkUnavailable(f"publishing a reply failed (paho rc {info.rc})")
 
     def send(self, kind: str, payload: bytes, *, message_id: str | None = None) -> None:
         self._check_outbound(kind)

@@ -98,7 +98,7 @@ def handle_received(platform: Platform, link: Link, item: Received, hes: str, st
             received_at=platform.clock(),
             hes=hes,
         )
-    link.send("reply", dump(reply), message_id=reply.message_id)
+    link.send_reply(dump(reply), message_id=reply.message_id)
     reason = unreadable(reply)
     if reason is not None and link.dead_letter(item.payload, reason):
         stats.dead_letters += 1
