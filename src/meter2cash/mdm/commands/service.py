@@ -95,28 +95,20 @@ def issue_command(
     if meter_id is not None and session.get(Meter, meter_id) is None:
         raise NotFound(f"no meter {meter_id}", code="command.unknown_meter")
     when = ensure_aware(at, "at") if at else utcnow()
-    cmd = MeterCommand(
-        kind=kind,
-        meter_id=meter_id,
-        service_agreement_id=service_agreement_id,
-        parent_id=parent_id,
-        params=checked,
-        reason=reason[:40],
-        requested_by=requested_by[:100],
-        idempotency_key=idempotency_key,
-        status="requested",
-        attempts=0,
-        requested_at=when,
-        deadline=ensure_aware(deadline, "deadline")
-        if deadline
-        else _policy(policy).for_kind(kind).deadline(when),
-        detail="",
-        result={},
-    )
-    session.add(cmd)
-    session.flush()
-    _step(session, cmd.id, when, None, "requested", requested_by, reason)
-    session.flush()
+    row = {
+        "kind": kind,
+        "meter_id": meter_id,
+        "service_agreement_id": service_agreement_id,
+        "parent_id": parent_id,
+        "params": checked,
+        "reason": reason,
+        "idempotency_key": idempotency_key,
+        "requested_at": when,
+        "deadline": ensure_aware(deadline, "deadline") if deadline else None,
+    }
+    (cmd_id,) = issue_many(session, [row], by=requested_by, policy=policy)
+    cmd = session.get(MeterCommand, cmd_id)
+    assert cmd is not None
     return cmd
 
 
