@@ -102,6 +102,16 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _begin_before_savepoint(conn: Any, _name: str) -> None:
+    """Open the SQLite transaction before a savepoint. The ``sqlite3`` module begins one only
+    before the first INSERT, UPDATE or DELETE; a SAVEPOINT before any of them would open it
+    itself, and releasing that savepoint would then commit everything so far, which a later
+    rollback of the whole transaction could no longer undo."""
+    dbapi_conn = conn.connection.driver_connection
+    if not dbapi_conn.in_transaction:
+        dbapi_conn.execute("BEGIN")
+
+
 def normalise_url(url: str) -> str:
     """Accept ``postgresql://`` and ``postgres://`` and use the psycopg 3 driver for them."""
     for prefix in ("postgres://", "postgresql://"):
@@ -118,6 +128,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, echo=echo)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "savepoint", _begin_before_savepoint)
         return engine
     # psycopg prepares a statement on the server after five executions; PostgreSQL then plans it
     # generically, and for the store's IN lists of thousands of channels that generic plan scans

@@ -115,3 +115,16 @@ def test_a_stale_copy_never_overwrites_data_that_arrived_meanwhile(platform):
         day = MeasurementStore(s).load_days([key])[key]
     assert day.version == 2 and day.vee_status == "raw"
     np.testing.assert_allclose(day.raw[:8], [1, 1, 1, 1, 2, 2, 2, 2])
+
+
+def test_a_rollback_undoes_what_a_released_savepoint_wrote(platform):
+    """A savepoint is part of the transaction around it on every database: the outer rollback
+    takes back what the savepoint wrote, even when the savepoint came before any other write."""
+    with platform.sessions() as s:
+        s.scalar(select(Meter.id))  # a read first: the sqlite3 module begins nothing for it
+        with s.begin_nested():
+            s.add(Meter(serial="SAVEPOINT-1"))
+        s.add(Meter(serial="SAVEPOINT-2"))
+        s.flush()
+        s.rollback()
+        assert s.scalars(select(Meter.serial)).all() == []
