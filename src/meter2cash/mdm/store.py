@@ -14,7 +14,22 @@ from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Date, Integer, Table, bindparam, delete, func, insert, literal, select, tuple_, update
+from sqlalchemy import (
+    Date,
+    Integer,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    false,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy import cast as cast_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
@@ -266,9 +281,9 @@ class MeasurementStore:
         """Stored channel-days for the given ``(channel_id, day)`` keys (absent keys are skipped)."""
         keys = list(keys)
         found: dict[tuple[int, date], DayArrays] = {}
+        pg = self.session.get_bind().dialect.name == "postgresql"
         for i in range(0, len(keys), CHUNK):
-            part = keys[i : i + CHUNK]
-            stmt = select(*_DAY_COLUMNS).where(tuple_(ChannelDay.channel_id, ChannelDay.day).in_(part))
+            stmt = select(*_DAY_COLUMNS).where(_key_filter(keys[i : i + CHUNK], pg))
             if for_update:
                 stmt = stmt.with_for_update()
             for row in self.session.execute(stmt).all():
@@ -519,10 +534,15 @@ _UPDATE_FIELDS = [
 
 def _key_filter(keys: list[tuple[int, date]], pg: bool) -> Any:
     """``(channel_id, day) IN keys``; on PostgreSQL as two array parameters (``unnest``), not
-    thousands of literal pairs for the server to parse and plan."""
+    thousands of literal pairs for the server to parse and plan. SQLite scans the whole table for
+    a row-value ``IN`` list, so there it is one ``day = ? AND channel_id IN (…)`` term per day
+    (each a search of the primary key)."""
     t = ChannelDay.__table__.c
     if not pg:
-        return tuple_(t.channel_id, t.day).in_(keys)
+        by_day: dict[date, list[int]] = {}
+        for channel_id, day in keys:
+            by_day.setdefault(day, []).append(channel_id)
+        return or_(false(), *(and_(t.day == d, t.channel_id.in_(ids)) for d, ids in sorted(by_day.items())))
     ids = cast_(bindparam("key_channels", [k[0] for k in keys], type_=ARRAY(Integer)), ARRAY(Integer))
     days = cast_(bindparam("key_days", [k[1] for k in keys], type_=ARRAY(Date)), ARRAY(Date))
     wanted = func.unnest(ids, days).table_valued("channel_id", "day").render_derived(name="wanted")
