@@ -1,12 +1,12 @@
 """The MDM's long-running end of a head-end link (``m2c hes serve``).
 
-:func:`serve` receives messages on an MQTT or NATS link (role ``mdm``), applies each in its own
-transaction (:func:`~meter2cash.integration.hes_gateway.handle`), sends the reply on the ``reply``
-topic or subject and only then acknowledges the message, so a crash in between gets it delivered
-again (and answered again, from the remembered reply). A message that cannot be read is answered
-FAILED with the reason; on NATS it is also copied to the dead-letter subject. Every
-``dispatch_every`` seconds the commands due are sent (to the link, or POSTed to
-``M2C_HES_CALLBACK_URL`` when that is set).
+:func:`serve` receives messages on an MQTT or NATS link (role ``mdm``), applies them in a
+transaction (:func:`~meter2cash.integration.hes_gateway.handle`; what arrived together is applied
+in one, :func:`handle_batch`), sends each reply on the ``reply`` topic or subject and only then
+acknowledges the message, so a crash in between gets it delivered again (and answered again,
+from the remembered reply). A message that cannot be read is answered FAILED with the reason; on
+NATS it is also copied to the dead-letter subject. Every ``dispatch_every`` seconds the commands
+due are sent (to the link, or POSTed to ``M2C_HES_CALLBACK_URL`` when that is set).
 """
 
 from __future__ import annotations
@@ -91,20 +91,51 @@ def handle_received(platform: Platform, link: Link, item: Received, hes: str, st
     """Apply one received message in its own transaction, reply, dead-letter it when it cannot be
     read, and acknowledge it."""
     with transaction(platform.sessions) as session:
-        reply = handle(
-            session,
-            item.payload,
-            content_type=item.headers.get("content-type", "application/json"),
-            received_at=platform.clock(),
-            hes=hes,
-        )
+        reply = _apply(platform, session, item, hes)
+    _answer(link, item, reply, stats)
+    return reply
+
+
+def handle_batch(
+    platform: Platform, link: Link, items: list[Received], hes: str, stats: ServeStats
+) -> list[Reply]:
+    """Apply the messages of one fetch in one transaction, then reply to and acknowledge each:
+    a head-end's many small messages (a re-acquired window, a command's report) cost one commit,
+    not one each. A message that breaks the transaction (an error that is not an answer, such as
+    a lost database) rolls the whole batch back, and each is then applied in its own transaction,
+    so the others are kept and that one is left unacknowledged to come again."""
+    if len(items) == 1:
+        return [handle_received(platform, link, items[0], hes, stats)]
+    try:
+        with transaction(platform.sessions) as session:
+            replies = [_apply(platform, session, item, hes) for item in items]
+    except Exception as exc:  # retried one by one below, where it is raised again
+        log.warning("a batch of %d messages was rolled back (%s); applying each on its own", len(items), exc)
+        return [handle_received(platform, link, item, hes, stats) for item in items]
+    for item, reply in zip(items, replies, strict=True):
+        _answer(link, item, reply, stats)
+    return replies
+
+
+def _apply(platform: Platform, session: Session, item: Received, hes: str) -> Reply:
+    return handle(
+        session,
+        item.payload,
+        content_type=item.headers.get("content-type", "application/json"),
+        received_at=platform.clock(),
+        hes=hes,
+    )
+
+
+def _answer(link: Link, item: Received, reply: Reply, stats: ServeStats) -> None:
+    """Reply to a message applied and committed, dead-letter it when it could not be read, and
+    only then acknowledge it."""
     link.send_reply(dump(reply), message_id=reply.message_id)
     reason = unreadable(reply)
     if reason is not None and link.dead_letter(item.payload, reason):
         stats.dead_letters += 1
     item.ack()
     stats.count(reply)
-    return reply
 
 
 def command_sender(platform: Platform, link: Link | None) -> CommandSender:
@@ -136,6 +167,7 @@ def serve(
     acquire_every: float = 0.0,
     acquire_days: int = 2,
     poll_s: float = 0.5,
+    batch: int = 100,
     stop: threading.Event | None = None,
     on_progress: Callable[[ServeStats], None] | None = None,
 ) -> ServeStats:
@@ -144,7 +176,8 @@ def serve(
     broker or server), or ``rest`` (only dispatching, to ``M2C_HES_CALLBACK_URL``: the head-end
     POSTs its messages to the API). Every ``route_every`` seconds the events received are routed,
     and every ``acquire_every`` seconds missed intervals of the last ``acquire_days`` complete days
-    are asked for again (:mod:`~meter2cash.integration.field_jobs`; 0 switches a job off)."""
+    are asked for again (:mod:`~meter2cash.integration.field_jobs`; 0 switches a job off). Up to
+    ``batch`` messages received together are applied in one transaction (:func:`handle_batch`)."""
     link = None if transport == "rest" else open_link(transport, url, role="mdm", hes=hes, prefix=prefix)
     stats = ServeStats()
     try:
@@ -157,9 +190,9 @@ def serve(
                 items: list[Received] = []
                 time.sleep(min(poll_s, dispatch_every))
             else:
-                items = link.fetch(timeout=poll_s)
-                for item in items:
-                    handle_received(platform, link, item, hes, stats)
+                items = link.fetch(timeout=poll_s, limit=batch)
+                if items:
+                    handle_batch(platform, link, items, hes, stats)
             if items:
                 last_traffic = time.monotonic()
             if time.monotonic() >= next_dispatch:
@@ -229,4 +262,4 @@ class _Jobs:
             return False
 
 
-__all__ = ["ServeStats", "command_sender", "handle_received", "serve", "unreadable"]
+__all__ = ["ServeStats", "command_sender", "handle_batch", "handle_received", "serve", "unreadable"]
