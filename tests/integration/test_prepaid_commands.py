@@ -174,6 +174,30 @@ def test_timed_out_commands_leave_the_supply_as_it_was_and_sent_ones_wait(sessio
     assert _supply(session, young[0]) == "disconnect_pending"
 
 
+def test_no_more_than_the_policy_allows_are_at_the_head_end_at_once(session):
+    from meter2cash.mdm.commands.policy import load_policy
+
+    window = load_policy().model_copy(update={"max_in_flight": 2})
+    _, meter = _agreement(session, "CMDW")
+    ids = [
+        issue_command(session, kind="read", meter_id=meter, reason="manual", requested_by="op", at=T0,
+                      params={"profile": "1.0.94.91.0.255"}).id
+        for _ in range(5)
+    ]  # fmt: skip
+    assert [c.id for c in due_commands(session, T0, policy=window)] == ids[:2]
+    for i in ids[:2]:
+        mark_sent(session, i, at=T0, message_id=f"cmd-{i}-1", policy=window)
+    assert due_commands(session, T0, policy=window) == []  # two out, none answered
+    apply_report(session, command_id=ids[0], status="acknowledged", at=T0)
+    assert due_commands(session, T0, policy=window) == []  # acknowledged: still at the head-end
+    apply_report(session, command_id=ids[0], status="executed", at=T0)
+    assert [c.id for c in due_commands(session, T0, policy=window)] == [ids[2]]
+    mark_sent(session, ids[2], at=T0, message_id=f"cmd-{ids[2]}-1", policy=window)
+    # the window is full, but a command sent without an answer is sent again when its wait is over
+    later = T0 + timedelta(seconds=180)
+    assert [c.id for c in due_commands(session, later, policy=window)] == [ids[1], ids[2]]
+
+
 def test_sending_again_with_backoff_until_the_attempts_are_used(session):
     _, meter = _agreement(session, "CMD9")
     cmd = issue_command(session, kind="disconnect", meter_id=meter, reason="manual", requested_by="op", at=T0)

@@ -43,6 +43,9 @@ class KindPolicy(BaseModel):
 class CommandPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     version: str = Field(min_length=1, max_length=40)
+    #: Commands at the head-end (sent or acknowledged) at most at once; more wait their turn, so
+    #: that neither the head-end nor the broker between is handed more than it can queue.
+    max_in_flight: int = Field(default=300, ge=1, le=1_000_000)
     default: KindPolicy = KindPolicy()
     kinds: dict[str, dict[str, float | int]] = Field(default_factory=dict)
     _by_kind: dict[str, KindPolicy] = PrivateAttr(default_factory=dict)

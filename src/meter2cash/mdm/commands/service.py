@@ -279,25 +279,43 @@ def refresh_group(session: Session, parent_id: int, at: datetime) -> None:
 def due_commands(
     session: Session, now: datetime, limit: int = 500, *, policy: CommandPolicy | None = None
 ) -> list[MeterCommand]:
-    """Commands to send now, oldest first: those requested or queued whose time has come, and
-    those sent without an answer whose wait for it is over. A supply command for a service point
-    without a meter cannot be sent: it fails here, with the reason."""
-    stmt = (
-        select(MeterCommand)
-        .where(
-            MeterCommand.is_group.is_(False),
-            or_(
-                MeterCommand.status.in_(("requested", "queued"))
-                & or_(MeterCommand.next_attempt_at.is_(None), MeterCommand.next_attempt_at <= now),
-                (MeterCommand.status == "sent") & (MeterCommand.next_attempt_at <= now),
-            ),
-            or_(MeterCommand.deadline.is_(None), MeterCommand.deadline > now),
+    """Commands to send now, oldest first: those sent without an answer whose wait for it is over
+    (sent again), and those requested or queued whose time has come, as many as leave at most
+    the policy's ``max_in_flight`` at the head-end. A supply command for a service point without
+    a meter cannot be sent: it fails here, with the reason."""
+    live = or_(MeterCommand.deadline.is_(None), MeterCommand.deadline > now)
+    single = MeterCommand.is_group.is_(False)
+    again = list(
+        session.scalars(
+            select(MeterCommand)
+            .where(single, live, MeterCommand.status == "sent", MeterCommand.next_attempt_at <= now)
+            .order_by(MeterCommand.id)
+            .limit(limit)
         )
-        .order_by(MeterCommand.id)
-        .limit(limit)
     )
+    in_flight = session.scalar(
+        select(func.count())
+        .select_from(MeterCommand)
+        .where(single, MeterCommand.status.in_(("sent", "acknowledged")))
+    )
+    room = min(limit - len(again), _policy(policy).max_in_flight - int(in_flight or 0))
+    first: list[MeterCommand] = []
+    if room > 0:
+        first = list(
+            session.scalars(
+                select(MeterCommand)
+                .where(
+                    single,
+                    live,
+                    MeterCommand.status.in_(("requested", "queued")),
+                    or_(MeterCommand.next_attempt_at.is_(None), MeterCommand.next_attempt_at <= now),
+                )
+                .order_by(MeterCommand.id)
+                .limit(room)
+            )
+        )
     due: list[MeterCommand] = []
-    for cmd in session.scalars(stmt):
+    for cmd in sorted([*again, *first], key=lambda c: c.id):
         if cmd.meter_id is None:
             _move(session, cmd, "failed", now, "dispatch", "no meter is installed at the service point")
             continue
