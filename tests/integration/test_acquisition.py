@@ -115,6 +115,38 @@ def test_reacquire_commands_are_issued_once(session, fleet):
     assert session.scalar(select(func.count()).select_from(MeterCommand)) == 2
 
 
+def test_a_reacquisition_that_did_not_succeed_is_followed_by_another_up_to_three(session, fleet):
+    from meter2cash.mdm.commands.service import apply_report
+
+    gaps = [g for g in find_gaps(session, START, END) if g.meter == "M1"][:1]
+    seen = []
+    for outcome in ("timed_out", "failed", "failed"):
+        (r,) = request_reacquisition(session, gaps, at=AT)
+        seen.append(r.command_id)
+        if outcome == "timed_out":  # a command still under way is the one asked for again
+            assert request_reacquisition(session, gaps, at=AT)[0].command_id == r.command_id
+        apply_report(session, command_id=r.command_id, status=outcome, at=AT)
+        session.commit()
+    assert len(set(seen)) == 3
+    keys = session.scalars(select(MeterCommand.idempotency_key).order_by(MeterCommand.id)).all()
+    base = f"reacq-m{gaps[0].meter_id}-2026-10-01T02:30:00Z-2026-10-01T03:00:00Z"
+    assert keys == [base, f"{base}#2", f"{base}#3"]
+    # three rounds: the last answer stands
+    assert request_reacquisition(session, gaps, at=AT)[0].command_id == seen[-1]
+    assert session.scalar(select(func.count()).select_from(MeterCommand)) == 3
+
+
+def test_an_executed_reacquisition_is_not_asked_for_again(session, fleet):
+    from meter2cash.mdm.commands.service import apply_report
+
+    gaps = [g for g in find_gaps(session, START, END) if g.meter == "M1"][:1]
+    (r,) = request_reacquisition(session, gaps, at=AT)
+    for status in ("sent", "executed"):  # the meter had nothing more for the window
+        apply_report(session, command_id=r.command_id, status=status, at=AT)
+    assert request_reacquisition(session, gaps, at=AT)[0].command_id == r.command_id
+    assert session.scalar(select(func.count()).select_from(MeterCommand)) == 1
+
+
 def test_late_data_closes_the_gap(session, fleet):
     late = {"readings": [{"meter": "M1", "channel": "kwh_import_15m", "start": "2026-10-01T02:30:00Z",
                           "values": [0.1, 0.1]}]}  # fmt: skip

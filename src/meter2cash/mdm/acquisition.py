@@ -41,6 +41,9 @@ MAX_GAP_WINDOW = timedelta(days=31)
 #: Rows of a report with no DCU or no feeder.
 UNASSIGNED = "(none)"
 _ROWS = min(CHUNK, 2000)
+#: Re-acquisition commands per meter and window at most: one that did not succeed (failed,
+#: timed out, in doubt, cancelled) is followed by another until there are this many.
+REACQUIRE_ROUNDS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,33 +243,64 @@ class Reacquisition:
 
 
 def request_reacquisition(
-    session: Session, gaps: Sequence[Gap], *, requested_by: str = "acquisition", at: datetime
+    session: Session,
+    gaps: Sequence[Gap],
+    *,
+    requested_by: str = "acquisition",
+    at: datetime,
+    rounds: int = REACQUIRE_ROUNDS,
 ) -> list[Reacquisition]:
     """Re-acquisition commands for ``gaps`` through the command store: one per meter and window —
     a meter's block-load profile carries all its interval channels, so gaps of several channels
     over one window are one command (named by the first channel). The idempotency key is the
-    meter and the window, so asking again for the same gap returns the command issued the first
-    time. Flushes, does not commit."""
-    from meter2cash.mdm.commands.service import issue_command
+    meter and the window, so asking again for the same gap returns the command issued before
+    while it is under way or was executed; one that failed, timed out, ended in doubt or was
+    cancelled is followed by a new one (key ``…#2``, ``…#3``), up to ``rounds`` commands per
+    window. Flushes, does not commit."""
+    from meter2cash.mdm.commands.models import MeterCommand
+    from meter2cash.mdm.commands.service import issue_many
+    from meter2cash.mdm.commands.states import FINAL
 
-    by_window: dict[tuple[int, str, str], list[Gap]] = {}
+    by_window: dict[str, list[Gap]] = {}
     for g in gaps:
-        by_window.setdefault((g.meter_id, iso(g.start), iso(g.end)), []).append(g)
-    out: list[Reacquisition] = []
-    for (meter_id, first, last), group in by_window.items():
-        channel = min(g.channel for g in group)
-        cmd = issue_command(
-            session,
-            kind="reacquire",
-            meter_id=meter_id,
-            reason="missed_intervals",
-            requested_by=requested_by,
-            params={"channel": channel, "from": first, "to": last},
-            idempotency_key=f"reacq-m{meter_id}-{first}-{last}",
-            at=at,
+        by_window.setdefault(f"reacq-m{g.meter_id}-{iso(g.start)}-{iso(g.end)}", []).append(g)
+    names = [_round_key(k, r) for k in by_window for r in range(1, rounds + 1)]
+    known: dict[str, tuple[int, str]] = {}
+    for i in range(0, len(names), CHUNK):
+        stmt = select(MeterCommand.idempotency_key, MeterCommand.id, MeterCommand.status).where(
+            MeterCommand.idempotency_key.in_(names[i : i + CHUNK])
         )
-        out.extend(Reacquisition(g, int(cmd.id), str(cmd.status)) for g in group)
-    return out
+        known.update((k, (int(c), str(st))) for k, c, st in session.execute(stmt))
+    latest: dict[str, tuple[int, str]] = {}
+    new: list[tuple[str, str]] = []  # (window key, the new command's key)
+    for k in by_window:
+        last = max((r for r in range(1, rounds + 1) if _round_key(k, r) in known), default=0)
+        if last and (known[_round_key(k, last)][1] not in FINAL - {"executed"} or last == rounds):
+            latest[k] = known[_round_key(k, last)]
+        else:
+            new.append((k, _round_key(k, last + 1)))
+    rows = [
+        {
+            "kind": "reacquire",
+            "meter_id": by_window[k][0].meter_id,
+            "reason": "missed_intervals",
+            "params": {
+                "channel": min(g.channel for g in by_window[k]),
+                "from": iso(by_window[k][0].start),
+                "to": iso(by_window[k][0].end),
+            },
+            "idempotency_key": key,
+            "requested_at": at,
+        }
+        for k, key in new
+    ]
+    for (k, _), cmd_id in zip(new, issue_many(session, rows, by=requested_by), strict=True):
+        latest[k] = (cmd_id, "requested")
+    return [Reacquisition(g, *latest[k]) for k, group in by_window.items() for g in group]
+
+
+def _round_key(key: str, n: int) -> str:
+    return key if n == 1 else f"{key}#{n}"
 
 
 @dataclass(frozen=True, slots=True)
