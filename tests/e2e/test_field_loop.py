@@ -121,7 +121,9 @@ class ServeLoop:
         assert not self.errors, self.errors
 
 
-def _wait(what: str, check: Any, timeout: float, sim: subprocess.Popen[str], why: Any = None) -> Any:
+def _wait(
+    what: str, check: Any, timeout: float, sim: subprocess.Popen[str], why: Any = None, every: float = 0.5
+) -> Any:
     """Wait for ``check`` to hold; the MDM may still be working through what the simulator sent
     after it stopped, so only a simulator that failed ends the wait early."""
     deadline = time.monotonic() + timeout
@@ -132,9 +134,11 @@ def _wait(what: str, check: Any, timeout: float, sim: subprocess.Popen[str], why
         failed = sim.poll() not in (None, 0)
         if failed or time.monotonic() > deadline:
             state = why() if why else ""
-            out, err = sim.communicate() if sim.poll() is not None else ("", "")
+            if sim.poll() is None:
+                sim.terminate()  # it prints what it did so far
+            out, err = sim.communicate(timeout=60)
             raise AssertionError(f"while waiting for {what}: {state}; simulator: {out[-3000:]} {err[-1500:]}")
-        time.sleep(0.5)
+        time.sleep(every)
 
 
 def test_a_fleet_over_the_broker_ends_complete_routed_and_settled(field, tmp_path: Path) -> None:
@@ -198,7 +202,9 @@ def test_a_fleet_over_the_broker_ends_complete_routed_and_settled(field, tmp_pat
                 s.rollback()
                 return f"{len(gaps)} gaps, e.g. {[g.to_dict() for g in gaps[:3]]}; commands {statuses}"
 
-            _wait("complete data after re-acquisition", complete, 180, sim, left)
+            # the MDM works through what is left at its own pace: a larger fleet may take longer
+            _wait("complete data after re-acquisition", complete, 120 + METERS * DAYS * 0.05, sim, left,
+                  every=max(0.5, METERS * DAYS / 5000))  # fmt: skip
             reacquired = s.scalar(select(func.count()).where(MeterCommand.kind == "reacquire"))
             assert reacquired, "three pushes in a hundred were lost: some intervals were asked for again"
             for k in range(DAYS - 1):

@@ -4,6 +4,7 @@ re-acquired, commands, outages and load violations — driven through an in-memo
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -474,3 +475,60 @@ def test_run_answers_a_command_that_comes_while_idle_then_stops() -> None:
     assert e.stats.replies == {"OK": 1, "unreadable": 1}
     assert source.acked == 3
     assert e.next_due() is None
+
+
+class _Answer:
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+
+    def ack(self) -> None:
+        pass
+
+
+class SlowMdm:
+    """An MDM that replies to at most ``per_look`` of the messages sent so far each time it is
+    looked at (``None``: never), and remembers the most messages ever awaiting its reply."""
+
+    def __init__(self, link: MemoryLink, per_look: int | None) -> None:
+        self.link, self.per_look, self.replied, self.most_awaiting = link, per_look, 0, 0
+
+    def fetch(self, timeout: float = 1.0, limit: int = 100) -> list[Any]:
+        self.most_awaiting = max(self.most_awaiting, len(self.link.raw) - self.replied)
+        if self.per_look is None:
+            time.sleep(min(timeout, 0.01))
+            return []
+        n = min(self.per_look, len(self.link.raw) - self.replied)
+        at = datetime(2026, 12, 7, tzinfo=UTC)
+        out = [_Answer(p.dump(p.reply_to(f"m{self.replied + i}", [], kept=1, at=at))) for i in range(n)]
+        self.replied += n
+        return out
+
+
+def test_run_sends_no_further_ahead_of_the_replies_than_its_window() -> None:
+    from meter2cash.hes.sim_run import run
+
+    link = MemoryLink()
+    cfg = SimConfig(**QUIET, **SURE, push_every_s=900)  # every DCU pushes every block
+    e = SimEngine(build_sim_fleet(FleetSpec(meters=10, dcus=2)), cfg, link.send)
+    mdm = SlowMdm(link, per_look=1)
+    run(e, mdm, blocks=96, speed=0, window=6)
+    assert e.stats.intervals == 96
+    pushed = e.stats.sent["profile"]
+    assert pushed >= 2 * 96  # two DCUs, every block (and the daily profile)
+    # at most the window and what one block sends (a push per DCU, the daily profile, events)
+    assert mdm.most_awaiting <= 6 + 6
+    assert e.stats.unanswered == 0
+
+
+def test_run_gives_up_waiting_for_replies_that_never_come() -> None:
+    from meter2cash.hes.sim_run import run
+
+    link = MemoryLink()
+    cfg = SimConfig(**QUIET, **SURE, push_every_s=900)
+    e = SimEngine(build_sim_fleet(FleetSpec(meters=10, dcus=2)), cfg, link.send)
+    started = time.monotonic()
+    run(e, SlowMdm(link, per_look=None), blocks=8, speed=0, window=4, patience=0.2)
+    assert e.stats.intervals == 8
+    assert e.stats.unanswered >= 4
+    assert sum(e.stats.sent.values()) - e.stats.unanswered < 4 + 4  # the window and a last block
+    assert time.monotonic() - started < 5

@@ -142,6 +142,9 @@ def run(
         min=0,
         help="after the last push, answer commands until this many seconds without a message from the MDM",
     ),
+    window: int = typer.Option(
+        200, "--window", min=0, help="messages sent ahead of the MDM's replies at most (0: no limit)"
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Run the fleet: push profiles and events, answer commands, then print what was done (also
@@ -196,7 +199,7 @@ def run(
     signal.signal(signal.SIGTERM, _interrupted)
     try:
         if as_json:
-            run_engine(engine, link, blocks=blocks, speed=speed, idle=idle)
+            run_engine(engine, link, blocks=blocks, speed=speed, idle=idle, window=window)
         else:
             with Progress(
                 TextColumn("simulating"),
@@ -214,6 +217,7 @@ def run(
                     blocks=blocks,
                     speed=speed,
                     idle=idle,
+                    window=window,
                     progress=lambda done, total: bar.update(task, completed=done),
                 )
         stopped = False
@@ -247,6 +251,7 @@ def _print_stats(stats: dict[str, Any], hes: str) -> None:
         out.add_row(f"commands {what.replace('_', ' ')}", f"{stats['commands'].get(what, 0):,}")
     for result, n in sorted(stats["replies"].items()):
         out.add_row(f"replies {result}", f"{n:,}")
+    out.add_row("messages given up waiting for a reply", f"{stats.get('unanswered', 0):,}")
     console.print(out)
     ev = table("Events by type", Num("ID"), "event", Num("count"))
     for event_id, n in stats["events"].items():

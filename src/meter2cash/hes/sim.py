@@ -114,6 +114,8 @@ class SimStats:
     events: Counter[int] = field(default_factory=Counter)
     commands: Counter[str] = field(default_factory=Counter)
     replies: Counter[str] = field(default_factory=Counter)
+    #: Messages given up waiting for the MDM's reply (sim_run's window).
+    unanswered: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -125,6 +127,7 @@ class SimStats:
             "events": {str(k): v for k, v in sorted(self.events.items())},
             "commands": dict(self.commands),
             "replies": dict(self.replies),
+            "unanswered": self.unanswered,
         }
 
 
@@ -176,6 +179,12 @@ class SimEngine:
             self.stats.block_rows += sum(len(m.rows) for m in message.meters)
         self.stats.sent[message.kind] += 1
         self._send(message.kind, p.dump(message))
+
+    def wrap_send(self, through: Send) -> Send:
+        """Send every message through ``through`` from now on; the sender it replaces is returned
+        (for ``through`` to pass each message on to)."""
+        inner, self._send = self._send, through
+        return inner
 
     def at(self, epoch: int, action: Callable[[], None]) -> None:
         """Do ``action`` when simulated time reaches ``epoch``."""
