@@ -108,7 +108,8 @@ class ServeLoop:
         def run() -> None:
             try:
                 serve(platform, transport, hes=hes, prefix=prefix, url=url, stop=self.stop, poll_s=0.2,
-                      dispatch_every=0.3, route_every=1.0, acquire_every=2.0, acquire_days=31)  # fmt: skip
+                      dispatch_every=0.3, route_every=1.0, acquire_every=max(2.0, METERS * DAYS / 1000),
+                      acquire_days=31)  # fmt: skip
             except BaseException as exc:
                 self.errors.append(exc)
 
