@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, select
 
 from meter2cash.hes.links import Link, Received
 from meter2cash.integration import hes_serve

@@ -270,7 +270,7 @@ def request_reacquisition(
         stmt = select(MeterCommand.idempotency_key, MeterCommand.id, MeterCommand.status).where(
             MeterCommand.idempotency_key.in_(names[i : i + CHUNK])
         )
-        known.update((k, (int(c), str(st))) for k, c, st in session.execute(stmt))
+        known.update((str(k), (int(c), str(st))) for k, c, st in session.execute(stmt))
     latest: dict[str, tuple[int, str]] = {}
     new: list[tuple[str, str]] = []  # (window key, the new command's key)
     for k in by_window:
