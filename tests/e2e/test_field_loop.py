@@ -204,7 +204,7 @@ def test_a_fleet_over_the_broker_ends_complete_routed_and_settled(field, tmp_pat
                 return f"{len(gaps)} gaps, e.g. {[g.to_dict() for g in gaps[:3]]}; commands {statuses}"
 
             # the MDM works through what is left at its own pace: a larger fleet may take longer
-            _wait("complete data after re-acquisition", complete, 120 + METERS * DAYS * 0.05, sim, left,
+            _wait("complete data after re-acquisition", complete, 120 + METERS * DAYS * 0.15, sim, left,
                   every=max(0.5, METERS * DAYS / 5000))  # fmt: skip
             reacquired = s.scalar(select(func.count()).where(MeterCommand.kind == "reacquire"))
             assert reacquired, "three pushes in a hundred were lost: some intervals were asked for again"
