@@ -313,3 +313,18 @@ def test_m2c_hes_serve_applies_what_waits_and_prints_what_it_did(one_meter_db):
             assert _replies(hes, 1)["p-1"].result == "OK"
     finally:
         _delete_stream(wire)
+
+
+def test_replies_sent_without_waiting_all_arrive_once_the_link_is_closed(wire):
+    """Replies go out without waiting for the broker's acknowledgement; closing the MDM's end at
+    once still delivers every one of them."""
+    hes = wire.link("hes")
+    try:
+        mdm = wire.link("mdm")
+        for i in range(200):
+            reply = Reply(message_id=f"re-{i}", correlation_id=f"m-{i}", sent_at=AT, result="OK")
+            mdm.send_reply(dump(reply), message_id=reply.message_id)
+        mdm.close()
+        assert sorted(_replies(hes, 200)) == sorted(f"m-{i}" for i in range(200))
+    finally:
+        hes.close()

@@ -26,8 +26,10 @@ Links hold no database code: the MDM side applies what it receives elsewhere
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
+import logging
 import queue
 import re
 import threading
@@ -51,6 +53,7 @@ OUTBOUND: dict[str, tuple[str, ...]] = {"hes": FROM_HES, "mdm": ("command", "rep
 DEAD = "dead"
 REASON_HEADER = "M2C-Reason"
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class LinkUnavailable(M2CError):
@@ -175,6 +178,8 @@ class MqttLink(Link):
         self._subscribed = threading.Event()
         self._pending_subs: set[int] = set()
         self._lock = threading.Lock()
+        #: Replies published without waiting for the broker (see :meth:`send_reply`).
+        self._unconfirmed: list[Any] = []
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
@@ -237,6 +242,9 @@ class MqttLink(Link):
         info = self._client.publish(self.topic("reply"), payload, qos=1)
         if info.rc != 0:
             raise LinkUnavailable(f"publishing a reply failed (paho rc {info.rc})")
+        if len(self._unconfirmed) >= 1000:
+            self._unconfirmed = [i for i in self._unconfirmed if not i.is_published()]
+        self._unconfirmed.append(info)
 
     def send(self, kind: str, payload: bytes, *, message_id: str | None = None) -> None:
         self._check_outbound(kind)
@@ -262,9 +270,15 @@ class MqttLink(Link):
         return out
 
     def close(self) -> None:
+        """Wait (up to the connect timeout) for the replies still on their way, then disconnect:
+        the client holds back publishes past its in-flight window, and a disconnect drops them."""
         if self.closed:
             return
         self.closed = True
+        deadline = time.monotonic() + self.timeout_s
+        for info in self._unconfirmed:
+            with contextlib.suppress(Exception):
+                info.wait_for_publish(max(0.0, deadline - time.monotonic()))
         with contextlib.suppress(Exception):
             self._client.disconnect()
         self._client.loop_stop()
@@ -307,6 +321,7 @@ class NatsLink(Link):
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"nats-{role}-{hes}", daemon=True)
         self._thread.start()
         self._subs: list[tuple[str, Any]] = []
+        self._replies: list[concurrent.futures.Future[Any]] = []
         try:
             self._run(self._open(ack_wait_s, duplicate_window_s, max_age_s), connect_timeout_s * 3)
         except BaseException:
@@ -374,6 +389,33 @@ class NatsLink(Link):
         headers = {"Nats-Msg-Id": mid} if mid else None
         self._publish(self.subject(kind), payload, headers)
 
+    def send_reply(self, payload: bytes, *, message_id: str | None = None) -> None:
+        """Publish a reply without waiting for JetStream's acknowledgement (as on MQTT: a reply
+        lost with a crash is given again when its message comes again). A reply whose publish
+        failed is logged at the next send or at close."""
+        self._check_outbound("reply")
+        mid = message_id or message_id_of(payload)
+        headers = {"Nats-Msg-Id": mid} if mid else None
+        self._reap_replies()
+        self._replies.append(
+            asyncio.run_coroutine_threadsafe(
+                self._js.publish(self.subject("reply"), payload, headers=headers), self._loop
+            )
+        )
+
+    def _reap_replies(self, wait: float = 0.0) -> None:
+        """Forget the reply publishes that are done (waiting up to ``wait`` s for the rest),
+        logging those that failed."""
+        if wait:
+            concurrent.futures.wait(self._replies, timeout=wait)
+        pending = []
+        for fut in self._replies:
+            if not fut.done():
+                pending.append(fut)
+            elif fut.exception() is not None:
+                log.warning("publishing a reply on %s failed: %s", self.subject("reply"), fut.exception())
+        self._replies = pending
+
     def _publish(self, subject: str, payload: bytes, headers: dict[str, str] | None) -> None:
         try:
             self._run(self._js.publish(subject, payload, headers=headers), self.timeout_s * 3)
@@ -416,6 +458,7 @@ class NatsLink(Link):
         if self.closed:
             return
         self.closed = True
+        self._reap_replies(wait=self.timeout_s)
         with contextlib.suppress(Exception):
             self._run(self._nc.close(), self.timeout_s * 2)
         self._stop()
