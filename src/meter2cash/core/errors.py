@@ -34,6 +34,13 @@ class Conflict(M2CError):
     http_status = 409
 
 
+class Forbidden(M2CError):
+    """The caller's role may not do this."""
+
+    code = "m2c.forbidden"
+    http_status = 403
+
+
 class InvalidInput(M2CError):
     code = "m2c.invalid_input"
     http_status = 422
