@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     #: How meter commands are sent (attempts, backoff, deadlines per kind); empty: the shipped
     #: ``mdm/commands/policy.toml``.
     command_policy: str = ""
+    #: A directory of order workflow files that replace the shipped ones of the same type
+    #: (``cis/orders/workflows/``); empty: the shipped ones only.
+    workflows: str = ""
     #: ``development`` allows an open API and default secrets (with a warning); nothing else does.
     environment: Environment = "development"
     sql_echo: bool = False

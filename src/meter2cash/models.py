@@ -4,6 +4,7 @@ from meter2cash.audit.models import *  # noqa: F403
 from meter2cash.cis.billing.models import *  # noqa: F403
 from meter2cash.cis.collections.models import *  # noqa: F403
 from meter2cash.cis.ledger.models import *  # noqa: F403
+from meter2cash.cis.orders.models import *  # noqa: F403
 from meter2cash.cis.parties.models import *  # noqa: F403
 from meter2cash.cis.payments.models import *  # noqa: F403
 from meter2cash.cis.prepaid.models import *  # noqa: F403

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 import typer
 from rich.markup import escape
 
-from meter2cash.cli.common import console, platform
+from meter2cash.cli.common import console, key_values, platform
 from meter2cash.cli.render import Key, Num, print_json, table
 from meter2cash.core.errors import InvalidInput
 
@@ -23,21 +22,7 @@ ACTOR = typer.Option("cli", "--actor", help="who asks (audit)")
 
 
 def _params(pairs: list[str], raw: str) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    if raw:
-        try:
-            loaded = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"--params is not JSON: {exc}", code="command.bad_params") from None
-        if not isinstance(loaded, dict):
-            raise InvalidInput("--params must be a JSON object", code="command.bad_params")
-        params.update(loaded)
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise InvalidInput(f"--param {pair!r}: write it as name=value", code="command.bad_params")
-        params[key] = value
-    return params
+    return key_values(pairs, raw, option="--param", code="command.bad_params")
 
 
 def _when(value: datetime | None) -> str:

@@ -96,3 +96,23 @@ def day(value: str, field: str) -> date:
             f"{field} {value!r} is not a date YYYY-MM-DD", code="date.invalid", field=field
         ) from None
     return check_date(parsed, field, code="date.invalid")
+
+
+def key_values(pairs: list[str], raw: str, *, option: str, code: str) -> dict[str, Any]:
+    """Values given as a JSON object (``raw``, the ``s`` form of ``option``) and as repeated
+    ``name=value`` pairs (the pairs win); ``code`` names a value that is neither."""
+    values: dict[str, Any] = {}
+    if raw:
+        try:
+            loaded = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"{option}s is not JSON: {exc}", code=code) from None
+        if not isinstance(loaded, dict):
+            raise InvalidInput(f"{option}s must be a JSON object", code=code)
+        values.update(loaded)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"{option} {pair!r}: write it as name=value", code=code)
+        values[key] = value
+    return values

@@ -40,6 +40,27 @@ TEMPLATES: dict[str, tuple[str, str]] = {
         "Your demand reached {{ demand }} at {{ at }}, above your sanctioned load of {{ sanctioned }} "
         "(service point {{ service_point }}). Reduce your load or apply for a load change.",
     ),
+    "order.verified": (
+        "Your {{ title }} {{ number }} is verified",
+        "Your {{ title }} request {{ number }} has been verified and is being processed. "
+        "Expected by {{ due }}.",
+    ),
+    "order.rejected": (
+        "Your {{ title }} {{ number }} was not accepted",
+        "Your {{ title }} request {{ number }} could not be accepted: {{ reason }}.",
+    ),
+    "order.connected": (
+        "Connected: {{ number }}",
+        "Your new connection {{ number }} is live. Your meter is {{ meter }}.",
+    ),
+    "order.completed": (
+        "Done: {{ title }} {{ number }}",
+        "Your {{ title }} request {{ number }} is complete.",
+    ),
+    "order.closed": (
+        "Closed: {{ title }} {{ number }}",
+        "Your {{ title }} request {{ number }} is complete and your account is settled.",
+    ),
 }
 _ENV = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
 

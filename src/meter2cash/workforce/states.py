@@ -22,6 +22,8 @@ KINDS = (
     "reconnect_manual",
     "outage_inspection",
     "meter_inspection",
+    "meter_installation",
+    "meter_exchange",
 )
 
 

@@ -40,6 +40,7 @@ the order's state allows it (``order.action_not_allowed``) and that the role may
 
 from __future__ import annotations
 
+import builtins
 import re
 import tomllib
 from datetime import datetime, timedelta
@@ -110,7 +111,7 @@ class Workflow(BaseModel):
     actions: dict[str, ActionSpec] = Field(min_length=1)
 
     @cached_property
-    def machine(self) -> type[StateMachine]:
+    def machine(self) -> builtins.type[StateMachine]:
         """The python-statemachine machine of this workflow (one event per action)."""
         states = {
             name: State(name=spec.label, value=name, initial=name == self.initial, final=spec.final)
@@ -123,7 +124,7 @@ class Workflow(BaseModel):
             for more in moves[1:]:
                 combined = combined | more
             attrs[name] = combined
-        return type(f"Workflow_{self.type}", (StateMachine,), attrs)
+        return builtins.type(f"Workflow_{self.type}", (StateMachine,), attrs)
 
     @cached_property
     def final(self) -> frozenset[str]:
