@@ -5,6 +5,7 @@ allow refused with a stable code; an order keeps the workflow version it was ope
 from __future__ import annotations
 
 import json
+import warnings
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from conftest import attach_customer, make_meter
+from meter2cash.api import create_app
 from meter2cash.audit.models import AuditEntry
 from meter2cash.cis.orders.models import ServiceOrderStep
 from meter2cash.cis.orders.service import open_order, take_action, view_order
@@ -23,6 +25,10 @@ from meter2cash.mdm.commands.models import MeterCommand
 from meter2cash.mdm.models import Channel
 from meter2cash.notify.models import Notification
 from meter2cash.workforce.models import WorkOrder
+
+with warnings.catch_warnings():  # the test client warns about its httpx transport on import
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -184,3 +190,37 @@ def test_orders_from_the_cli(one_meter_db):
     assert [o["number"] for o in json.loads(listed.output)] == [number]
     types = runner.invoke(app, ["orders", "types"])
     assert "new_connection" in types.output and "prepaid_migration" in types.output
+
+
+def test_orders_through_the_api(platform, customer):
+    with TestClient(create_app(platform)) as c:
+        types = c.get("/api/v1/order-types").json()
+        assert {t["type"] for t in types} >= {"new_connection", "move_out", "prepaid_migration"}
+        opening = {"type": "temporary_disconnection", "account": "A-NC1", "meter": "NC1", "by": "desk",
+                   "role": "customer_service", "reason": "travelling"}  # fmt: skip
+        r = c.post("/api/v1/orders", json=opening)
+        assert r.status_code == 201, r.text
+        number = r.json()["number"]
+        assert r.json()["next_actions"] == ["disconnect", "cancel"]
+        actions = f"/api/v1/orders/{number}/actions"
+        refused = c.post(actions, json={"action": "disconnect", "role": "consumer"})
+        assert (refused.status_code, refused.json()["error"]["code"]) == (403, "order.role_forbidden")
+        wrong = c.post(actions, json={"action": "reconnect", "role": "operator"})
+        assert (wrong.status_code, wrong.json()["error"]["code"]) == (409, "order.action_not_allowed")
+        done = c.post(actions, json={"action": "disconnect", "by": "op1"})
+        assert done.status_code == 200, done.text
+        body = done.json()
+        assert body["state"] == "disconnected"
+        assert [(t["kind"], t["spec"], t["status"]) for t in body["triggers"]] == [
+            ("command", {"command": "disconnect"}, "done")
+        ]
+        assert c.get(f"/api/v1/orders/{number}").json()["steps"][-1]["by"] == "op1"
+        queue = c.get("/api/v1/orders", params={"team": "customer_service", "open": True}).json()
+        assert [o["number"] for o in queue] == [number]
+        assert c.get("/api/v1/orders/XX-1").json()["error"]["code"] == "order.not_found"
+        unknown = c.post("/api/v1/orders", json={"type": "move_out", "account": "nobody"})
+        assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "order.unknown_account")
+    with platform.sessions() as s:
+        cmd = s.scalars(select(MeterCommand)).one()
+        assert (cmd.kind, cmd.reason, cmd.requested_by) == ("disconnect", "order.temporary_disconnection",
+                                                            f"order {number}")  # fmt: skip

@@ -23,6 +23,7 @@ from meter2cash.api.routers import (
     masterdata,
     meters,
     network,
+    orders,
     payments,
     readings,
     service_points,
@@ -134,6 +135,7 @@ def create_app(platform: Platform | None = None) -> FastAPI:
         wallets,
         vee,
         commands,
+        orders,
     ):
         protected.include_router(module.router)
     protected.include_router(agreements.router)

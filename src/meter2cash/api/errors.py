@@ -52,6 +52,7 @@ ERROR_DESCRIPTIONS = {
     400: "a malformed request: a file that cannot be read as a whole (ingest.bad_file), a webhook "
     "without a valid signature (gateway.*)",
     401: "the X-API-Key header is missing or not valid (auth.missing_key, auth.invalid_key)",
+    403: "the role may not do this (order.role_forbidden)",
     404: "the resource does not exist (<entity>.not_found)",
     409: "the request conflicts with stored data",
     413: "the body is larger than this route accepts (api.payload_too_large)",

@@ -4,20 +4,16 @@ action, show one, list a queue, carry out what the actions set off."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import typer
-from sqlalchemy import select
 
 from meter2cash.cis.orders import service as orders
-from meter2cash.cis.parties.models import Account, ServiceAgreement, ServicePoint
 from meter2cash.cli.common import console, key_values, platform
 from meter2cash.cli.render import Key, Num, print_json, table
-from meter2cash.core.errors import NotFound
 from meter2cash.core.timeutil import utcnow
 from meter2cash.db import transaction
+from meter2cash.integration import orders as ops
 from meter2cash.integration.order_triggers import run_triggers
-from meter2cash.mdm.models import Meter
 
 app = typer.Typer(help="Service orders: open, act, show, list, run their triggers.", no_args_is_help=True)
 JSON_OPTION = typer.Option(False, "--json", help="print the result as JSON")
@@ -30,15 +26,6 @@ DATA_JSON = typer.Option("", "--datas", help="fields as a JSON object")
 
 def _when(value: datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M}" if value else ""
-
-
-def _id_of(session: Any, model: Any, column: Any, value: str, what: str) -> int | None:
-    if not value:
-        return None
-    found = session.scalar(select(model.id).where(column == value))
-    if found is None:
-        raise NotFound(f"no {what} {value}", code=f"order.unknown_{what.replace(' ', '_')}")
-    return int(found)
 
 
 def _show(view: orders.OrderView, as_json: bool) -> None:
@@ -115,22 +102,11 @@ def open_cmd(
     """Open a service order in its workflow's first state."""
     fields = key_values(data, datas, option="--data", code="order.bad_data")
     with platform() as p, transaction(p.sessions) as s:
-        order = orders.open_order(
-            s,
-            type=order_type,
-            by=by,
-            role=role,
-            reason=reason,
-            area=area,
-            account_id=_id_of(s, Account, Account.number, account, "account"),
-            service_agreement_id=_id_of(s, ServiceAgreement, ServiceAgreement.number, agreement, "agreement"),
-            service_point_id=_id_of(s, ServicePoint, ServicePoint.code, service_point, "service point"),
-            meter_id=_id_of(s, Meter, Meter.serial, meter, "meter"),
-            data=fields,
-            idempotency_key=key or None,
-            at=p.clock(),
-        )
-        view = orders.view_order(s, order.number)
+        view = ops.open_order(
+            s, type=order_type, by=by, role=role, reason=reason, area=area, account=account or None,
+            agreement=agreement or None, service_point=service_point or None, meter=meter or None,
+            data=fields, idempotency_key=key or None, at=p.clock(),
+        )  # fmt: skip
     _show(view, as_json)
 
 
@@ -149,12 +125,9 @@ def act_cmd(
     """Take an action on an order (the workflow checks the state, the role and the data)."""
     fields = key_values(data, datas, option="--data", code="order.bad_data")
     with platform() as p, transaction(p.sessions) as s:
-        orders.take_action(
-            s, number, action=action, by=by, role=role, reason=reason, data=fields, at=p.clock()
+        view = ops.act(
+            s, number, action=action, by=by, role=role, reason=reason, data=fields, run=run, at=p.clock()
         )
-        if run:
-            run_triggers(s, p.clock())
-        view = orders.view_order(s, number)
     _show(view, as_json)
 
 
