@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     #: A directory of order workflow files that replace the shipped ones of the same type
     #: (``cis/orders/workflows/``); empty: the shipped ones only.
     workflows: str = ""
+    #: The schedule of the periodic jobs; empty: the shipped ``integration/schedule.toml``.
+    schedule: str = ""
     #: ``development`` allows an open API and default secrets (with a warning); nothing else does.
     environment: Environment = "development"
     sql_echo: bool = False

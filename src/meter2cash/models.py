@@ -11,6 +11,7 @@ from meter2cash.cis.prepaid.models import *  # noqa: F403
 from meter2cash.cis.tariffs.models import *  # noqa: F403
 from meter2cash.db import Base
 from meter2cash.events.models import *  # noqa: F403
+from meter2cash.integration.scheduler_models import *  # noqa: F403
 from meter2cash.mdm.commands.models import *  # noqa: F403
 from meter2cash.mdm.events.models import *  # noqa: F403
 from meter2cash.mdm.hes_inbox import *  # noqa: F403

@@ -26,6 +26,7 @@ from meter2cash.cli import (
     orders,
     outbox,
     prepaid,
+    scheduler,
     serve,
     tariffs,
     usage,
@@ -69,6 +70,7 @@ app.add_typer(billing.bill_app, name="bill")
 app.add_typer(prepaid.prepaid_app, name="prepaid")
 app.add_typer(commands.app, name="commands")
 app.add_typer(orders.app, name="orders")
+app.add_typer(scheduler.app, name="scheduler")
 app.add_typer(prepaid.wallet_app, name="wallet")
 app.add_typer(money.collections_app, name="collections")
 app.add_typer(money.notify_app, name="notify")
