@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import warnings
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
@@ -224,3 +225,35 @@ def test_orders_through_the_api(platform, customer):
         cmd = s.scalars(select(MeterCommand)).one()
         assert (cmd.kind, cmd.reason, cmd.requested_by) == ("disconnect", "order.temporary_disconnection",
                                                             f"order {number}")  # fmt: skip
+
+
+def test_a_load_change_order_changes_the_contract_and_the_meters_load_limit(session, customer):
+    from meter2cash.cis.contracts.changes import agreement_by_number, terms_of
+    from meter2cash.cis.parties.models import ServiceAgreement
+
+    _, meter_id = customer
+    sa = session.scalars(select(ServiceAgreement).where(ServiceAgreement.number == "SA-NC1")).one()
+    order = open_order(session, type="load_change", by="desk", role="customer_service", at=T0,
+                       service_agreement_id=sa.id, meter_id=meter_id)  # fmt: skip
+    take_action(session, order.number, action="approve", by="eng", role="operator", at=T0,
+                data={"sanctioned_kw": "7.5", "effective_from": "2026-12-10"})  # fmt: skip
+    take_action(session, order.number, action="complete", by="eng", role="operator", at=T0)
+    run_triggers(session, T0)
+    session.commit()
+    view = view_order(session, order.number)
+    assert {(t["kind"], t["status"]) for t in view.triggers} == {
+        ("contract", "done"), ("command", "done"), ("notification", "done")
+    }  # fmt: skip
+    terms = terms_of(session, agreement_by_number(session, "SA-NC1"))
+    assert [(str(t.effective_from), t.sanctioned_kw) for t in terms][-1] == ("2026-12-10", Decimal("7.5"))
+    cmd = session.scalars(select(MeterCommand)).one()
+    assert (cmd.kind, cmd.params) == ("configure", {"load_limit_kw": "7.5"})
+    # a second change on the same date is the contract's to refuse: the trigger fails with it
+    again = open_order(session, type="load_change", by="desk", role="customer_service", at=T0,
+                       service_agreement_id=sa.id, meter_id=meter_id)  # fmt: skip
+    take_action(session, again.number, action="approve", by="eng", role="operator", at=T0,
+                data={"sanctioned_kw": "9", "effective_from": "2026-12-10"})  # fmt: skip
+    take_action(session, again.number, action="complete", by="eng", role="operator", at=T0)
+    run_triggers(session, T0)
+    failed = [t for t in view_order(session, again.number).triggers if t["kind"] == "contract"]
+    assert failed[0]["status"] == "failed" and "contract.duplicate_term" in failed[0]["error"]

@@ -13,7 +13,7 @@ from meter2cash.cli.render import Key, Num, print_json, table
 from meter2cash.core.timeutil import utcnow
 from meter2cash.db import transaction
 from meter2cash.integration import orders as ops
-from meter2cash.integration.order_triggers import run_triggers
+from meter2cash.integration.order_triggers import context_of, run_triggers
 
 app = typer.Typer(help="Service orders: open, act, show, list, run their triggers.", no_args_is_help=True)
 JSON_OPTION = typer.Option(False, "--json", help="print the result as JSON")
@@ -126,8 +126,9 @@ def act_cmd(
     fields = key_values(data, datas, option="--data", code="order.bad_data")
     with platform() as p, transaction(p.sessions) as s:
         view = ops.act(
-            s, number, action=action, by=by, role=role, reason=reason, data=fields, run=run, at=p.clock()
-        )
+            s, number, action=action, by=by, role=role, reason=reason, data=fields, run=run, at=p.clock(),
+            context=context_of(p),
+        )  # fmt: skip
     _show(view, as_json)
 
 
@@ -170,7 +171,7 @@ def list_cmd(
 def triggers_cmd(as_json: bool = JSON_OPTION) -> None:
     """Carry out what the actions set off and is still pending (commands, work orders, notices)."""
     with platform() as p, transaction(p.sessions) as s:
-        done = run_triggers(s, p.clock())
+        done = run_triggers(s, p.clock(), context=context_of(p))
     if as_json:
         print_json(done.to_dict())
         return

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from meter2cash.cis.orders import service as orders
 from meter2cash.cis.parties.models import Account, ServiceAgreement, ServicePoint
 from meter2cash.core.errors import NotFound
-from meter2cash.integration.order_triggers import run_triggers
+from meter2cash.integration.order_triggers import Context, run_triggers
 from meter2cash.mdm.models import Meter
 
 _KEYS: dict[str, tuple[Any, Any]] = {
@@ -81,11 +81,13 @@ def act(
     reason: str = "",
     data: dict[str, Any] | None = None,
     run: bool = True,
+    context: Context | None = None,
 ) -> orders.OrderView:
-    """Take ``action`` on an order and, with ``run``, carry out what it sets off at once."""
+    """Take ``action`` on an order and, with ``run``, carry out what it sets off at once
+    (``context``: the platform's, for a payment-mode change)."""
     orders.take_action(session, number, action=action, by=by, role=role, reason=reason, data=data, at=at)
     if run:
-        run_triggers(session, at)
+        run_triggers(session, at, context=context)
     return orders.view_order(session, number)
 
 

@@ -46,10 +46,10 @@ def command_timeouts(p: Platform, slot: datetime, params: dict[str, Any]) -> dic
 
 
 def order_triggers(p: Platform, slot: datetime, params: dict[str, Any]) -> dict[str, Any]:
-    from meter2cash.integration.order_triggers import run_triggers
+    from meter2cash.integration.order_triggers import context_of, run_triggers
 
     with transaction(p.sessions) as s:
-        return run_triggers(s, p.clock()).to_dict()
+        return run_triggers(s, p.clock(), context=context_of(p)).to_dict()
 
 
 def notifications(p: Platform, slot: datetime, params: dict[str, Any]) -> dict[str, Any]:

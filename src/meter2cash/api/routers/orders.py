@@ -17,7 +17,7 @@ from meter2cash.cis.orders import service as orders
 from meter2cash.cis.orders.workflow import AREAS, ROLES
 from meter2cash.core.timeutil import utcnow
 from meter2cash.integration import orders as ops
-from meter2cash.integration.order_triggers import run_triggers
+from meter2cash.integration.order_triggers import context_of, run_triggers
 
 router = APIRouter(tags=["orders"], route_class=LimitedRoute)
 
@@ -145,7 +145,7 @@ def post_action(number: Number, body: ActionIn, session: SessionDep, platform: P
     recorded and, with ``run``, what it sets off is carried out at once."""
     view = ops.act(
         session, number, action=body.action, by=body.by, role=body.role, reason=body.reason, data=body.data,
-        run=body.run, at=platform.clock(),
+        run=body.run, at=platform.clock(), context=context_of(platform),
     )  # fmt: skip
     return view.to_dict()
 
@@ -181,4 +181,4 @@ def list_orders(
 @router.post("/order-triggers/run", response_model=TriggerRunOut)
 def run_order_triggers(session: SessionDep, platform: PlatformDep) -> dict[str, int]:
     """Carry out what order actions set off and is still pending (commands, work orders, notices)."""
-    return run_triggers(session, platform.clock()).to_dict()
+    return run_triggers(session, platform.clock(), context=context_of(platform)).to_dict()
