@@ -135,7 +135,7 @@ def test_a_utilitys_directory_replaces_the_shipped_file_of_the_same_type(tmp_pat
     (tmp_path / "small.toml").write_text(SMALL)
     flows = load_workflows(tmp_path)
     assert flows["tariff_change"].version == "u-7"
-    assert flows["new_connection"].version == "2026-12-1"
+    assert flows["new_connection"].version == "2026-12-2"
     assert "small" in flows
 
 

@@ -51,6 +51,11 @@ def _show(view: orders.OrderView, as_json: bool) -> None:
         when = st["at"][:16].replace("T", " ")
         steps.add_row(when, st["action"], st["from"] or "", st["to"], st["by"], st["role"], st["reason"])
     console.print(steps)
+    if view.escalations:
+        esc = table("Escalations", "at (UTC)", "state", Num("level"), "to")
+        for e in view.escalations:
+            esc.add_row(e["at"][:16].replace("T", " "), e["state"], str(e["level"]), e["to"])
+        console.print(esc)
     if view.triggers:
         trig = table("Set off", Key("kind"), "what", "status", "result")
         for t in view.triggers:

@@ -52,6 +52,13 @@ def order_triggers(p: Platform, slot: datetime, params: dict[str, Any]) -> dict[
         return run_triggers(s, p.clock(), context=context_of(p)).to_dict()
 
 
+def order_escalation(p: Platform, slot: datetime, params: dict[str, Any]) -> dict[str, Any]:
+    from meter2cash.cis.orders.escalation import escalate
+
+    with transaction(p.sessions) as s:
+        return escalate(s, p.clock())
+
+
 def notifications(p: Platform, slot: datetime, params: dict[str, Any]) -> dict[str, Any]:
     from meter2cash.notify.adapters import adapters_from_settings
     from meter2cash.notify.sender import send_pending
@@ -133,6 +140,7 @@ def statistics(p: Platform, slot: datetime, params: dict[str, Any]) -> dict[str,
 JOBS: dict[str, Job] = {
     "command_timeouts": command_timeouts,
     "order_triggers": order_triggers,
+    "order_escalation": order_escalation,
     "notifications": notifications,
     "reacquire": reacquire,
     "vee": vee,

@@ -57,6 +57,11 @@ TEMPLATES: dict[str, tuple[str, str]] = {
         "Done: {{ title }} {{ number }}",
         "Your {{ title }} request {{ number }} is complete.",
     ),
+    "order.escalated": (
+        "{{ count }} {{ title }} order(s) escalated to {{ to }}",
+        "{{ count }} {{ title }} order(s) are past their deadline and were escalated to {{ to }} "
+        "(level {{ level }}). m2c orders list --overdue shows them.",
+    ),
     "order.closed": (
         "Closed: {{ title }} {{ number }}",
         "Your {{ title }} request {{ number }} is complete and your account is settled.",

@@ -74,6 +74,13 @@ class TriggerOut(BaseModel):
     error: str
 
 
+class EscalationOut(BaseModel):
+    at: str
+    state: str
+    level: int
+    to: str
+
+
 class OrderOut(BaseModel):
     number: str
     type: str
@@ -89,6 +96,7 @@ class OrderOut(BaseModel):
     next_actions: list[str]
     steps: list[StepOut]
     triggers: list[TriggerOut]
+    escalations: list[EscalationOut]
 
 
 class OrderRow(BaseModel):

@@ -89,4 +89,26 @@ class ServiceOrderTrigger(Base):
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-__all__ = ["ServiceOrder", "ServiceOrderStep", "ServiceOrderTrigger", "WorkflowDefinition"]
+class ServiceOrderEscalation(Base):
+    """An order past its state's SLA raised to a level of its workflow's escalation, once per
+    level and stay in a state (``entered_at``: when the order entered the state)."""
+
+    __tablename__ = "service_order_escalation"
+    __table_args__ = (UniqueConstraint("order_id", "entered_at", "level"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("service_order.id"), index=True)
+    entered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    state: Mapped[str] = mapped_column(String(40))
+    level: Mapped[int] = mapped_column()
+    #: Whom the order went up to (a role or a named queue).
+    to: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+__all__ = [
+    "ServiceOrder",
+    "ServiceOrderEscalation",
+    "ServiceOrderStep",
+    "ServiceOrderTrigger",
+    "WorkflowDefinition",
+]

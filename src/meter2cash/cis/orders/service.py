@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from meter2cash.audit.models import AuditEntry
+from meter2cash.cis.orders.escalation import escalations_of
 from meter2cash.cis.orders.models import (
     ServiceOrder,
     ServiceOrderStep,
@@ -254,6 +255,7 @@ class OrderView:
     next_actions: list[str]
     steps: list[dict[str, Any]]
     triggers: list[dict[str, Any]]
+    escalations: list[dict[str, Any]]
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__slots__}
@@ -302,6 +304,7 @@ def view_order(session: Session, number: str) -> OrderView:
             {"kind": t.kind, "spec": t.spec, "status": t.status, "result": t.result, "error": t.error}
             for t in triggers
         ],
+        escalations=escalations_of(session, order.id),
     )
 
 

@@ -13,6 +13,11 @@ utility's own, whose files replace the defaults of the same ``type``)::
     [due_h]                          # the whole order's deadline by area class (hours), optional
     metro = 72
 
+    [[escalation]]                   # past the state's SLA: level 1 at once, level 2 a day later
+    after_h = 0
+    to = "supervisor"
+    notify = "supervisor@example.org"
+
     [states.applied]
     label = "Application received"
     sla_h = 24                       # hours an order may stay in this state (optional)
@@ -87,6 +92,16 @@ class TriggerSpec(BaseModel):
     kind: str
 
 
+class EscalationLevel(BaseModel):
+    """A level of escalation: ``after_h`` hours past the state's SLA the order goes up to ``to``
+    (a role or a named person's queue), with a notice to ``notify`` (an e-mail address) if set."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    after_h: float = Field(ge=0, le=24 * 365)
+    to: str = Field(min_length=1, max_length=40)
+    notify: str = Field(default="", max_length=200)
+
+
 class ActionSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     sources: list[str] = Field(alias="from", min_length=1)
@@ -107,6 +122,8 @@ class Workflow(BaseModel):
     prefix: str = Field(pattern=r"^[A-Z]{2,6}$")
     initial: str
     due_h: dict[str, float] = Field(default_factory=dict)
+    #: Levels of escalation of an order past its state's SLA, in order of ``after_h``.
+    escalation: list[EscalationLevel] = Field(default_factory=list, max_length=9)
     states: dict[str, StateSpec] = Field(min_length=2)
     actions: dict[str, ActionSpec] = Field(min_length=1)
 
@@ -253,6 +270,11 @@ def _check(wf: Workflow, source: str, text: str) -> None:
     for area in wf.due_h:
         if area not in (*AREAS, "default"):
             raise _refuse(source, text, "due_h", f"{area!r} is not an area class ({', '.join(AREAS)})")
+    hours = [level.after_h for level in wf.escalation]
+    if hours != sorted(set(hours)):
+        raise _refuse(
+            source, text, "escalation", "levels must come in order of after_h, each later than the last"
+        )
     reached = {wf.initial}
     left: set[str] = set()
     for name, a in wf.actions.items():
@@ -299,6 +321,7 @@ __all__ = [
     "ROLES",
     "TRIGGER_KINDS",
     "ActionSpec",
+    "EscalationLevel",
     "StateSpec",
     "TriggerSpec",
     "Workflow",
