@@ -51,8 +51,8 @@ def test_a_day_whose_local_time_daylight_saving_skips_still_runs_once() -> None:
 def test_the_shipped_schedule_names_every_periodic_job() -> None:
     plan = load_schedule()
     assert set(plan.jobs) == {
-        "command_timeouts", "order_triggers", "order_escalation", "notifications", "reacquire", "vee", "prepaid_daily",
-        "collections", "bill_run", "statistics",
+        "command_timeouts", "order_triggers", "order_escalation", "notifications", "reacquire", "vee",
+        "prepaid_daily", "collections", "bill_run", "statistics",
     }  # fmt: skip
 
 
