@@ -147,7 +147,7 @@ def test_a_fleet_over_the_broker_ends_complete_routed_and_settled(field, tmp_pat
     from meter2cash.cis.prepaid.daily_charge import run_daily
     from meter2cash.cis.prepaid.models import Wallet
     from meter2cash.cis.prepaid.policy import PrepaidPolicy
-    from meter2cash.cis.prepaid.wallet import evaluate_wallets, recharge_account
+    from meter2cash.cis.prepaid.wallet import evaluate_wallets, recharge_account, wallet_balances
     from meter2cash.events.models import OutboxMessage
     from meter2cash.mdm.acquisition import find_gaps, read_success
     from meter2cash.mdm.commands.models import MeterCommand
@@ -247,10 +247,13 @@ def test_a_fleet_over_the_broker_ends_complete_routed_and_settled(field, tmp_pat
             # the MDM's loop also searches every day for gaps now and then: a larger fleet takes longer
             wait = 60 + METERS * 0.1
             _wait("every prepaid meter disconnected", lambda: supply("disconnected"), wait, sim, supplies)
-            # ... and a recharge puts the customer back, confirmed by the relay read back
+            # ... and a recharge that clears the debt puts the customer back, confirmed by the relay
+            # read back (a month of charges may run the balance below -500)
+            owed = wallet_balances(s, [sa.account_id for sa in prepaid])
             for sa in prepaid:
-                recharge_account(s, sa.account_id, Decimal("500.00"), channel="online", currency="INR", tz=TZ,
-                                 policy=policy, at=datetime.now(UTC))  # fmt: skip
+                amount = Decimal("500.00") + max(Decimal(0), -Decimal(owed.get(sa.account_id, 0)).scaleb(-4))
+                recharge_account(s, sa.account_id, amount.quantize(Decimal("0.01")), channel="online",
+                                 currency="INR", tz=TZ, policy=policy, at=datetime.now(UTC))  # fmt: skip
             s.commit()
             _wait("every prepaid meter reconnected", lambda: supply("connected"), wait, sim, supplies)
             relay = s.execute(
