@@ -8,24 +8,14 @@ import numpy as np
 import pytest
 from sqlalchemy import event
 
-from meter2cash.mdm.models import Channel, Meter
-from meter2cash.mdm.reading_types import ensure_catalogue
+from conftest import make_meter
 from meter2cash.mdm.store import DayArrays, MeasurementStore
 
 FIRST = date(2026, 10, 1)
 
 
 def _stored(session, channels: int, days: int) -> list[int]:
-    rts = ensure_catalogue(session)
-    ids = []
-    for i in range(channels):
-        m = Meter(serial=f"K-{i}")
-        session.add(m)
-        session.flush()
-        ch = Channel(meter_id=m.id, reading_type_id=rts["kwh_import_15m"].id)
-        session.add(ch)
-        session.flush()
-        ids.append(ch.id)
+    ids = [make_meter(session, f"K-{i}")["kwh_import_15m"] for i in range(channels)]
     rows = [
         DayArrays(c, FIRST + timedelta(days=d), 900, raw=np.full(96, 0.5), values=np.full(96, 0.5),
                   flags=np.zeros(96, np.uint16), version=0, vee_status="raw")
